@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set up what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo demo-full test check lint fmt bench install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The SEED.md scenario end to end (about a minute; DEMO_ARGS="--duration 60s" for the full run).
+demo: $(STAMP)
+	$(BIN)/mcgw demo -f examples/store $(DEMO_ARGS)
+
+demo-full: $(STAMP)
+	$(BIN)/mcgw demo -f examples/store --duration 60s
+
+## The whole suite: static checks, then every test.
+test: $(STAMP)
+	$(BIN)/python scripts/check
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/python scripts/check
+
+fmt: $(STAMP)
+	$(BIN)/ruff format src tests scripts bench
+	$(BIN)/ruff check --fix src tests scripts bench
+
+## mcgw vs nginx vs the backend direct, with wrk (installs nginx and wrk via apt if missing).
+bench: $(STAMP)
+	$(BIN)/python bench/proxy.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
