@@ -20,7 +20,9 @@ every ``*.jsonl`` below the log directory.
 from __future__ import annotations
 
 import json
+import json.encoder
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -83,54 +85,90 @@ def _insert_id() -> str:
     return os.urandom(8).hex()
 
 
+_q = json.encoder.encode_basestring_ascii
+"""JSON string literal of a str (quotes included), in C: the cheapest correct escaping."""
+
+
+class AccessFormatter:
+    """Turns :class:`AccessRecord` s into LogEntry JSON lines, fast.
+
+    This runs for every request the gateway serves, so it avoids what a generic
+    ``json.dumps(dict)`` costs (about four times as much): names that come from the
+    route table are escaped once and remembered, timestamps reuse the formatted second,
+    and insertIds are a per-process random prefix plus a counter rather than a syscall
+    each. Output is exactly ``json.dumps(entry, separators=(",", ":"))`` of the entry
+    :func:`access_entry` returns.
+    """
+
+    _MAX_CACHED = 4096
+    """Bound on remembered names; the cache restarts past it (a table with more names
+    than this only loses the speed-up, never correctness)."""
+
+    def __init__(self, project_id: str = DEFAULT_PROJECT) -> None:
+        self._prefix = os.urandom(4).hex()
+        self._seq = 0
+        self._second = -1
+        self._second_text = ""
+        self._quoted: dict[str, str] = {}
+        log_name = _q(f"projects/{project_id}/logs/{LB_LOG_NAME}")
+        self._head = (
+            f',"logName":{log_name},"resource":{{"type":"http_load_balancer",'
+            f'"labels":{{"project_id":{_q(project_id)},"zone":"global","forwarding_rule_name":'
+        )
+
+    def _name(self, text: str) -> str:
+        quoted = self._quoted.get(text)
+        if quoted is None:
+            if len(self._quoted) >= self._MAX_CACHED:
+                self._quoted.clear()
+            quoted = self._quoted[text] = _q(text)
+        return quoted
+
+    def _stamp(self, ts: float) -> str:
+        second = int(ts)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return "%s.%06dZ" % (self._second_text, (ts - second) * 1e6)  # noqa: UP031
+
+    def line(self, r: AccessRecord) -> str:
+        """One LogEntry as compact JSON, without the newline."""
+        self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
+        name = self._name
+        gateway = name(r.gateway)
+        backend = name(r.backend)
+        sep = "" if r.target.startswith("/") else "/"
+        return (
+            f'{{"insertId":"{self._prefix}{seq:08x}"{self._head}'
+            f'{gateway},"url_map_name":{gateway},"target_proxy_name":{gateway},'
+            f'"backend_service_name":{backend}}}}},'
+            f'"timestamp":"{self._stamp(r.timestamp)}",'
+            f'"receiveTimestamp":"{self._stamp(r.timestamp + r.latency_s)}",'
+            f'"severity":"{"WARNING" if r.status >= 500 else "INFO"}",'
+            f'"httpRequest":{{"requestMethod":{name(r.method)},'
+            f'"requestUrl":{_q(f"{r.scheme}://{r.host}{sep}{r.target}")},'
+            f'"requestSize":"{r.request_size}","status":{r.status},'
+            f'"responseSize":"{r.response_size}","userAgent":{_q(r.user_agent)},'
+            f'"remoteIp":{name(r.remote_ip)},"serverIp":{name(r.server_ip)},'
+            f'"latency":"{r.latency_s:.6f}s","protocol":{name(r.protocol)}}},'
+            f'"jsonPayload":{{"@type":"{LB_PAYLOAD_TYPE}",'
+            f'"statusDetails":{name(r.status_details)},"gateway":{gateway},'
+            f'"route":{name(r.route)},"backend":{backend},"cluster":{name(r.cluster)},'
+            f'"region":{name(r.region)},"zone":{name(r.zone)},"pod":{name(r.pod)},'
+            f'"endpoint":{name(r.endpoint)},"reason":{name(r.reason)},'
+            f'"entryRegion":{name(r.entry_region)},"attempts":{r.attempts}}}}}'
+        )
+
+
 def access_entry(record: AccessRecord, project_id: str = DEFAULT_PROJECT) -> dict[str, Any]:
-    """Return the LogEntry for one request (``resource.type = http_load_balancer``)."""
-    query_sep = "" if record.target.startswith("/") else "/"
-    return {
-        "insertId": _insert_id(),
-        "logName": f"projects/{project_id}/logs/{LB_LOG_NAME}",
-        "resource": {
-            "type": "http_load_balancer",
-            "labels": {
-                "project_id": project_id,
-                "zone": "global",
-                "forwarding_rule_name": record.gateway,
-                "url_map_name": record.gateway,
-                "target_proxy_name": record.gateway,
-                "backend_service_name": record.backend,
-            },
-        },
-        "timestamp": rfc3339(record.timestamp),
-        "receiveTimestamp": rfc3339(record.timestamp + record.latency_s),
-        "severity": "WARNING" if record.status >= 500 else "INFO",
-        "httpRequest": {
-            "requestMethod": record.method,
-            "requestUrl": f"{record.scheme}://{record.host}{query_sep}{record.target}",
-            "requestSize": str(record.request_size),
-            "status": record.status,
-            "responseSize": str(record.response_size),
-            "userAgent": record.user_agent,
-            "remoteIp": record.remote_ip,
-            "serverIp": record.server_ip,
-            "latency": f"{record.latency_s:.6f}s",
-            "protocol": record.protocol,
-        },
-        "jsonPayload": {
-            "@type": LB_PAYLOAD_TYPE,
-            "statusDetails": record.status_details,
-            "gateway": record.gateway,
-            "route": record.route,
-            "backend": record.backend,
-            "cluster": record.cluster,
-            "region": record.region,
-            "zone": record.zone,
-            "pod": record.pod,
-            "endpoint": record.endpoint,
-            "reason": record.reason,
-            "entryRegion": record.entry_region,
-            "attempts": record.attempts,
-        },
-    }
+    """Return the LogEntry for one request (``resource.type = http_load_balancer``).
+
+    The line the access log writes is this entry's compact JSON
+    (:class:`AccessFormatter`); fields are described in the Cloud Logging docs for
+    external Application Load Balancer request logs.
+    """
+    entry: dict[str, Any] = json.loads(AccessFormatter(project_id).line(record))
+    return entry
 
 
 def container_entry(

@@ -39,6 +39,9 @@ class ObjectMeta(Model):
     owner_references: list[dict[str, object]] | None = None
     finalizers: list[str] | None = None
     generate_name: str | None = None
+    self_link: str | None = None
+    deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
 
 
 class Resource(Model):
@@ -47,6 +50,8 @@ class Resource(Model):
     api_version: str
     kind: str
     metadata: ObjectMeta
+    status: object | None = None
+    """Whatever a controller wrote (``kubectl get -o yaml`` output loads); never read."""
 
     @property
     def ref(self) -> str:

@@ -10,7 +10,6 @@ from pydantic import Field
 
 from mcgw.config.base import Model, Resource
 
-
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 """Label that ties an EndpointSlice to its Service."""
 

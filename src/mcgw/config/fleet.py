@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from mcgw.config.base import Model, Resource
+from mcgw.config.problem import invalid
 
 FLEET_API_VERSION = "mcgw.dev/v1alpha1"
 
@@ -40,9 +41,11 @@ class FleetCluster(Model):
     @model_validator(mode="after")
     def _zone_in_region(self) -> FleetCluster:
         if not self.zone.startswith(self.region):
-            raise ValueError(
-                f"zone {self.zone!r} is not in region {self.region!r}; "
-                f"a zone is the region plus a suffix, e.g. {self.region}-a"
+            raise invalid(
+                f"{self.zone!r} is not a zone of region {self.region!r}",
+                f"a zone is its region plus a suffix: use e.g. {self.region}-a, "
+                "or correct the region",
+                at="zone",
             )
         return self
 
@@ -73,11 +76,16 @@ class FleetSpec(Model):
         names = [c.name for c in self.clusters]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"cluster names must be unique; repeated: {', '.join(duplicates)}")
+            raise invalid(
+                f"cluster names must be unique; repeated: {', '.join(duplicates)}",
+                "rename or remove the repeated clusters",
+                at="clusters",
+            )
         if self.config_cluster is not None and self.config_cluster not in names:
-            raise ValueError(
-                f"configCluster {self.config_cluster!r} is not one of the clusters "
-                f"({', '.join(names)})"
+            raise invalid(
+                f"{self.config_cluster!r} is not one of the clusters ({', '.join(names)})",
+                "set configCluster to the name of one of spec.clusters",
+                at="configCluster",
             )
         return self
 

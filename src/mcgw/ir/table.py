@@ -163,6 +163,13 @@ class Backend:
     health_check: HealthCheck = field(default_factory=HealthCheck)
     timeout_s: float = 30.0
     """Time to wait for the backend's response headers (GCPBackendPolicy timeoutSec)."""
+    max_rate_per_endpoint: float = 1e8
+    """Requests per second one endpoint is meant to take (GCPBackendPolicy
+    maxRatePerEndpoint); capacity of a group = this × its healthy endpoints. The default
+    is GKE's: effectively unlimited."""
+    capacity_scaler: float = 1.0
+    """Share (0-1) of the capacity offered to the balancer (GCPBackendPolicy
+    capacityScaler); 0 drains the backend unless every other one is full or down."""
 
 
 @dataclass(frozen=True, slots=True)

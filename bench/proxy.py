@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Benchmark: mcgw vs nginx as a reverse proxy, and the backend direct, in one run.
+
+The same backend (an nginx worker answering a whereami-sized JSON, so that the
+backend is never the bottleneck), the same load generator (wrk, keep-alive), the same
+machine, one after the other:
+
+    direct   wrk → backend
+    nginx    wrk → nginx (1 worker, upstream keep-alive, access log on) → backend
+    mcgw     wrk → mcgw serve (1 process, access log on) → backend
+
+On a 2-core machine the proxy under test is pinned to CPU 1 and wrk plus the backend to
+CPU 0, so each proxy gets exactly one core. The report gives requests/s, p50 and p99
+latency and the ratios to nginx; it is printed and written to bench/results/.
+
+Usage: python bench/proxy.py [--duration 10] [--connections 32] [--store]
+(installs nginx and wrk with apt-get when they are missing and we are root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+BODY = json.dumps(
+    {
+        "cluster_name": "bench",
+        "gce_instance_id": "6205714523048438393",
+        "host_header": "bench.local",
+        "pod_name": "store-5b74fdb87c-lbggt",
+        "project_id": "bench",
+        "timestamp": "2023-11-28T05:01:27",
+        "zone": "local-a",
+    }
+)
+
+
+@dataclass
+class Result:
+    name: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def ensure_tools() -> None:
+    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        sys.exit(f"bench needs {', '.join(missing)}: install them (apt-get install nginx wrk)")
+    print(f"installing {', '.join(missing)} with apt-get…", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    packages = ["nginx-light" if t == "nginx" else t for t in missing]
+    subprocess.run(["apt-get", "install", "-y", "-q", *packages], check=True, env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def pinned(cpu: int, argv: list[str]) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) > cpu:
+        return ["taskset", "-c", str(cpu), *argv]
+    return argv
+
+
+@contextmanager
+def process(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        # Stop what we started, by its PID (and its process group: nginx forks a worker).
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def nginx_conf(work: Path, name: str, server: str) -> Path:
+    conf = work / f"{name}.conf"
+    conf.write_text(
+        f"""
+daemon off;
+master_process on;
+worker_processes 1;
+pid {work}/{name}.pid;
+error_log {work}/{name}.error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    client_body_temp_path {work}/{name}-body;
+    proxy_temp_path {work}/{name}-proxy;
+    fastcgi_temp_path {work}/{name}-fastcgi;
+    uwsgi_temp_path {work}/{name}-uwsgi;
+    scgi_temp_path {work}/{name}-scgi;
+    {server}
+}}
+"""
+    )
+    return conf
+
+
+def backend_server(port: int) -> str:
+    body = BODY.replace("'", "")
+    return f"""
+    access_log off;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            default_type application/json;
+            add_header access-control-allow-origin *;
+            return 200 '{body}';
+        }}
+    }}"""
+
+
+def proxy_server(work: Path, port: int, backend_port: int) -> str:
+    return f"""
+    access_log {work}/nginx-access.log combined buffer=64k flush=1s;
+    keepalive_requests 1000000;
+    upstream backend {{
+        server 127.0.0.1:{backend_port};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            add_header Via "1.1 nginx";
+        }}
+    }}"""
+
+
+def mcgw_manifests(work: Path, backend_port: int) -> Path:
+    folder = work / "mcgw-config"
+    folder.mkdir()
+    (folder / "bench.yaml").write_text(
+        f"""apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: mcgw}}
+spec: {{controllerName: mcgw.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: bench, namespace: default}}
+spec:
+  gatewayClassName: mcgw
+  listeners: [{{name: http, protocol: HTTP, port: 80}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: bench, namespace: default}}
+spec:
+  parentRefs: [{{name: bench}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /}}}}]
+    backendRefs: [{{name: backend, port: 80}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: backend, namespace: default}}
+spec:
+  ports: [{{port: 80, targetPort: {backend_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: backend-1
+  namespace: default
+  labels: {{kubernetes.io/service-name: backend}}
+addressType: IPv4
+ports: [{{port: {backend_port}}}]
+endpoints:
+- addresses: [127.0.0.1]
+  conditions: {{ready: true}}
+"""
+    )
+    return folder
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def wrk(name: str, port: int, duration: int, connections: int) -> Result:
+    base = ["wrk", "-t1", f"-c{connections}", "-H", "Host: bench.local", "--latency"]
+    url = f"http://127.0.0.1:{port}/"
+    subprocess.run(pinned(0, [*base, "-d2s", url]), check=True, capture_output=True)  # warm-up
+    out = subprocess.run(
+        pinned(0, [*base, f"-d{duration}s", url]), check=True, capture_output=True, text=True
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M)[1])  # type: ignore[index]
+    errors = 0
+    for found in re.finditer(r"(?:Non-2xx or 3xx responses|Socket errors):\s*(.*)", out):
+        errors += sum(int(n) for n in re.findall(r"\d+", found[1]))
+    return Result(name, rps, p50, p99, errors)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--store", action="store_true", help="also measure mcgw's Store API direct")
+    args = parser.parse_args()
+    ensure_tools()
+    python = sys.executable
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="mcgw-bench-") as tmp:
+        work = Path(tmp)
+        backend_port, nginx_port, mcgw_port = free_port(), free_port(), free_port()
+        backend = nginx_conf(work, "backend", backend_server(backend_port))
+        with process(
+            pinned(0, ["nginx", "-c", str(backend), "-p", str(work)]),
+            backend_port,
+            work / "backend.out",
+        ):
+            results.append(wrk("direct", backend_port, args.duration, args.connections))
+            proxy = nginx_conf(work, "nginx", proxy_server(work, nginx_port, backend_port))
+            with process(
+                pinned(1, ["nginx", "-c", str(proxy), "-p", str(work)]),
+                nginx_port,
+                work / "nginx.out",
+            ):
+                results.append(wrk("nginx", nginx_port, args.duration, args.connections))
+            config = mcgw_manifests(work, backend_port)
+            argv = [
+                python,
+                "-m",
+                "mcgw",
+                "serve",
+                "-f",
+                str(config),
+                "--no-watch",
+                "--bind",
+                "127.0.0.1",
+                "--port-map",
+                f"80:{mcgw_port}",
+                "--log-dir",
+                str(work / "mcgw-logs"),
+            ]
+            with process(pinned(1, argv), mcgw_port, work / "mcgw.out"):
+                results.append(wrk("mcgw", mcgw_port, args.duration, args.connections))
+            access_lines = sum(
+                sum(1 for _ in f.open()) for f in (work / "mcgw-logs").glob("*.jsonl")
+            )
+        if args.store:
+            store_port = free_port()
+            env = {**os.environ, "PORT": str(store_port), "HOST": "127.0.0.1"}
+            with (work / "store.out").open("wb") as out:
+                proc = subprocess.Popen(
+                    pinned(1, [python, "-m", "mcgw.store"]),
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=out,
+                )
+            try:
+                wait_port(store_port)
+                results.append(wrk("store-direct", store_port, args.duration, args.connections))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+    report = render(results, args, access_lines)
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    (RESULTS / f"proxy-{stamp}.md").write_text(report)
+    (RESULTS / f"proxy-{stamp}.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return 0
+
+
+def render(results: list[Result], args: argparse.Namespace, access_lines: int) -> str:
+    nginx = next(r for r in results if r.name == "nginx")
+    lines = [
+        f"# mcgw proxy benchmark ({datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores)",
+        "",
+        f"wrk -t1 -c{args.connections} -d{args.duration}s, keep-alive; proxies pinned to CPU 1,"
+        " wrk and the backend to CPU 0; access logs on.",
+        "",
+        "| target | requests/s | p50 ms | p99 ms | errors | rps vs nginx | p99 vs nginx |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors}"
+            f" | {r.requests_per_s / nginx.requests_per_s:.2f} | {r.p99_ms / nginx.p99_ms:.2f} |"
+        )
+    lines += ["", f"mcgw wrote {access_lines} access-log lines during its run."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

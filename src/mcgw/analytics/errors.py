@@ -1,0 +1,25 @@
+"""Errors raised by mcgw.analytics."""
+
+from __future__ import annotations
+
+from mcgw import errors
+
+
+class AnalyticsError(errors.McgwError):
+    """A query that cannot run: bad SQL, an unknown table, or no logs to read.
+
+    ``line`` and ``column`` (1-based) point into ``sql`` when the parser or the engine
+    said where the problem is; ``sql`` is the text they refer to, which for BigQuery
+    input may be the DuckDB translation rather than what the user typed.
+    """
+
+    def __init__(
+        self, message: str, *, sql: str = "", line: int | None = None, column: int | None = None
+    ) -> None:
+        where = (
+            f" (line {line}, column {column})" if line is not None and column is not None else ""
+        )
+        super().__init__(message + where)
+        self.sql = sql
+        self.line = line
+        self.column = column

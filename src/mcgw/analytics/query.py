@@ -1,0 +1,221 @@
+"""Run SQL over mcgw's logs and print the result.
+
+``run`` accepts BigQuery SQL as written in Log Analytics (the default) or DuckDB SQL,
+reads every ``*.jsonl`` below the log directory (see :mod:`mcgw.analytics.ingest`) and
+answers a :class:`QueryResult`. ``format`` prints it as an aligned table, JSON rows or
+CSV. ``named`` returns one of the canned queries shipped in ``queries/*.sql``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import sqlglot
+
+from mcgw.analytics import bigquery, errors, ingest
+
+Dialect = Literal["bigquery", "duckdb"]
+Format = Literal["table", "json", "csv"]
+
+DIALECTS: tuple[str, ...] = ("bigquery", "duckdb")
+FORMATS: tuple[str, ...] = ("table", "json", "csv")
+
+_LINE_RE = re.compile(r"LINE (\d+):")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """What a query answered: column names and rows of Python values."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    sql: str = ""
+    """The SQL DuckDB ran (after translation from BigQuery)."""
+
+
+def run(
+    sql: str,
+    log_dir: Path,
+    *,
+    dialect: str = "bigquery",
+    shift_to: dt.datetime | None = None,
+    cache: bool = True,
+) -> QueryResult:
+    """Run one SQL statement over the logs under ``log_dir``.
+
+    Args:
+        sql: one statement. Tables named ``…_AllLogs`` (BigQuery) or ``_AllLogs``
+            (DuckDB) are the logs, with Log Analytics' columns.
+        log_dir: the gateway's and the fleet's log directory.
+        dialect: ``bigquery`` (translated with sqlglot) or ``duckdb`` (run as is).
+        shift_to: replay option: rebase all timestamps by one delta so that the earliest
+            entry appears at this instant (naive = UTC). Off by default.
+        cache: keep parsed logs in ``log_dir/.mcgw-analytics.duckdb`` between runs.
+
+    Returns:
+        The columns and rows.
+
+    Raises:
+        AnalyticsError: bad SQL (with position), unknown dialect, no logs.
+    """
+    if dialect not in DIALECTS:
+        raise errors.AnalyticsError(f"unknown SQL dialect {dialect!r}; use one of {DIALECTS}")
+    if dialect == "bigquery":
+        duck_sql = bigquery.to_duckdb(sql)
+    else:
+        try:
+            duck_sql = bigquery.rewrite(sqlglot.parse_one(sql, read="duckdb")).sql("duckdb")
+        except sqlglot.errors.SqlglotError:
+            duck_sql = sql  # DuckDB reports the syntax error itself, with its position
+    con = ingest.connect(log_dir, cache=cache)
+    try:
+        ingest.create_view(con, shift_to=shift_to)
+        try:
+            cur = con.execute(duck_sql)
+            rows = cur.fetchall()
+        except duckdb.Error as exc:
+            raise _engine_error(exc, duck_sql) from exc
+        columns = tuple(d[0] for d in cur.description or ())
+    finally:
+        con.close()
+    return QueryResult(columns=columns, rows=tuple(tuple(r) for r in rows), sql=duck_sql)
+
+
+def _engine_error(exc: duckdb.Error, sql: str) -> errors.AnalyticsError:
+    message = str(exc)
+    line = column = None
+    match = _LINE_RE.search(message)
+    if match:
+        line = int(match.group(1))
+        # DuckDB marks the position with a caret under the quoted line.
+        lines = message.splitlines()
+        for i, text in enumerate(lines):
+            if text.startswith("LINE") and i + 1 < len(lines) and "^" in lines[i + 1]:
+                column = lines[i + 1].index("^") - text.index(":") - 1
+                break
+    headline = message.splitlines()[0] if message else type(exc).__name__
+    return errors.AnalyticsError(
+        f"{headline}\n  in: {sql}",
+        sql=sql,
+        line=line,
+        column=column if column is not None and column > 0 else None,
+    )
+
+
+def named(name: str) -> str:
+    """Return the SQL (BigQuery dialect) of the canned query ``name``.
+
+    Raises:
+        AnalyticsError: no such query; the message lists the known ones.
+    """
+    text = _queries().get(name)
+    if text is None:
+        known = ", ".join(sorted(_queries())) or "none"
+        raise errors.AnalyticsError(f"no canned query named {name!r}; known: {known}")
+    return text
+
+
+def names() -> tuple[str, ...]:
+    """Names of the canned queries, sorted."""
+    return tuple(sorted(_queries()))
+
+
+def _queries() -> dict[str, str]:
+    folder = resources.files("mcgw.analytics") / "queries"
+    return {
+        entry.name.removesuffix(".sql"): entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    }
+
+
+def format(result: QueryResult, fmt: str = "table") -> str:
+    """Render ``result`` as ``table`` (aligned text), ``json`` (a list of row objects,
+    like Log Analytics' JSON download) or ``csv`` (with a header row).
+
+    Raises:
+        AnalyticsError: unknown format.
+    """
+    if fmt == "table":
+        return _table(result)
+    if fmt == "json":
+        rows = [
+            {c: _json_value(v) for c, v in zip(result.columns, row, strict=True)}
+            for row in result.rows
+        ]
+        return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows([_text(v) for v in row] for row in result.rows)
+        return buf.getvalue()
+    raise errors.AnalyticsError(f"unknown output format {fmt!r}; use one of {FORMATS}")
+
+
+def _text(value: Any) -> str:
+    """One cell as text: NULL is empty, instants are RFC 3339 in UTC, JSON stays JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            return str(value.astimezone(dt.UTC).isoformat()).replace("+00:00", "Z")
+        return str(value.isoformat())
+    if isinstance(value, dt.date | dt.time):
+        return str(value.isoformat())
+    if isinstance(value, dt.timedelta):
+        return f"{value.total_seconds():g}s"
+    if isinstance(value, dict | list):
+        return json.dumps(_json_value(value), ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return _text(value)
+
+
+def _table(result: QueryResult) -> str:
+    header = list(result.columns)
+    body = [[_text(v) for v in row] for row in result.rows]
+    numeric = [
+        all(
+            isinstance(row[i], int | float | decimal.Decimal) or row[i] is None
+            for row in result.rows
+        )
+        and bool(result.rows)
+        for i in range(len(header))
+    ]
+    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(header), "  ".join("-" * w for w in widths)]
+    out.extend(line(r) for r in body)
+    n = len(body)
+    out.append(f"({n} row{'s' if n != 1 else ''})")
+    return "\n".join(out) + "\n"

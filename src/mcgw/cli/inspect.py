@@ -1,0 +1,76 @@
+"""``mcgw translate`` and ``mcgw status``: what the control plane makes of the files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mcgw.config import load
+from mcgw.ir import codec
+from mcgw.ir import table as ir
+from mcgw.translate import status, translator
+
+
+def translate(paths: Sequence[Path], fmt: str = "yaml") -> str:
+    """The compiled route table, exactly as the data plane would run it."""
+    result = translator.translate(load.load(paths).resources)
+    if fmt == "json":
+        return codec.dump_json(result.table).decode()
+    return codec.dump_yaml(result.table)
+
+
+def status_report(paths: Sequence[Path]) -> str:
+    """Every resource with its conditions, then every backend group with its endpoints."""
+    loaded = load.load(paths)
+    result = translator.translate(loaded.resources)
+    return render_status(result, loaded.warnings)
+
+
+def _condition_lines(conditions: Sequence[status.Condition], indent: str) -> list[str]:
+    return [
+        f"{indent}{c.type}={c.status} ({c.reason})" + (f": {c.message}" if c.message else "")
+        for c in conditions
+    ]
+
+
+def render_status(result: translator.Result, warnings: Sequence[str] = ()) -> str:
+    lines: list[str] = []
+    for obj in result.statuses:
+        where = f" [cluster {obj.cluster}]" if obj.cluster else ""
+        name = f"{obj.namespace}/{obj.name}" if obj.namespace else obj.name
+        lines.append(f"{obj.kind} {name}{where}")
+        lines += _condition_lines(obj.conditions, "    ")
+        for listener in obj.listeners:
+            lines.append(f"    listener {listener.name}: attachedRoutes={listener.attached_routes}")
+            lines += _condition_lines(listener.conditions, "        ")
+        for parent in obj.parents:
+            lines.append(f"    parent {parent.parent_ref}")
+            lines += _condition_lines(parent.conditions, "        ")
+    lines.append("")
+    lines += render_backends(result.table)
+    for warning in (*warnings, *result.warnings):
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines) + "\n"
+
+
+def render_backends(table: ir.RouteTable) -> list[str]:
+    lines = []
+    rank = {region: i for i, (region, _) in enumerate(table.locality.region_rtt_ms)}
+    rtt = dict(table.locality.region_rtt_ms)
+    if table.locality.entry_region:
+        order = ", ".join(f"{r} ({ms:.0f} ms)" for r, ms in table.locality.region_rtt_ms)
+        lines.append(f"Locality: entry {table.locality.entry_region}; regions by RTT: {order}")
+    for backend in table.backends:
+        lines.append(f"Backend {backend.name}")
+        groups = sorted(backend.groups, key=lambda g: (rank.get(g.region, len(rank)), g.cluster))
+        if not groups:
+            lines.append("    (no endpoints)")
+        for group in groups:
+            ms = rtt.get(group.region)
+            far = f", {ms:.0f} ms" if ms is not None else ""
+            lines.append(f"    group {group.cluster} {group.zone} ({group.region}{far})")
+            for ep in group.endpoints:
+                state = "ready" if ep.ready else "not ready"
+                pod = f" {ep.pod}" if ep.pod else ""
+                lines.append(f"        {ep.address}:{ep.port}{pod} {state}")
+    return lines

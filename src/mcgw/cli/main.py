@@ -1,0 +1,233 @@
+"""Entry point of the ``mcgw`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from mcgw import errors
+from mcgw.analytics import errors as analytics_errors
+from mcgw.config import load
+from mcgw.loadtest import errors as load_errors
+from mcgw.loadtest import options as load_options
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _files(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument(
+        "-f",
+        "--filename",
+        dest="paths",
+        action="append",
+        type=Path,
+        required=required,
+        metavar="PATH",
+        help="manifest file or folder (repeatable); a folder may hold a Fleet",
+    )
+
+
+def _gateway_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bind",
+        metavar="ADDRESS",
+        help="bind every listener to ADDRESS instead of the Gateway's (e.g. 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port-map",
+        action="append",
+        default=[],
+        metavar="PORT:LOCAL",
+        help="serve listener PORT on LOCAL (0 = any free port), e.g. 80:8080 to run unprivileged",
+    )
+    parser.add_argument(
+        "--log-dir", type=Path, default=Path("var/logs"), help="where logs go (default var/logs)"
+    )
+    parser.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="do not write the gateway's access log",
+    )
+    parser.add_argument(
+        "--no-watch", dest="watch", action="store_false", help="do not reload on file changes"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcgw",
+        description="A multi-cluster L7 gateway for the Kubernetes Gateway API.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the local fleet (pods as processes) and the gateway")
+    _files(up)
+    _gateway_flags(up)
+
+    serve = sub.add_parser("serve", help="run the gateway against EndpointSlices in the files")
+    _files(serve)
+    _gateway_flags(serve)
+
+    status = sub.add_parser("status", help="resources with their conditions, and backends")
+    _files(status)
+
+    translate = sub.add_parser("translate", help="print the compiled route table (the IR)")
+    _files(translate)
+    translate.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+
+    loadp = sub.add_parser("load", help="k6-style load test of a URL")
+    loadp.add_argument("url", help="http://host[:port]/path requested by every iteration")
+    loadp.add_argument("-u", "--vus", type=int, default=1, help="virtual users (default 1)")
+    loadp.add_argument("-d", "--duration", help="e.g. 30s, 1m30s; VUs loop until it ends")
+    loadp.add_argument("-i", "--iterations", type=int, help="total iterations shared by VUs")
+    loadp.add_argument(
+        "--sleep", default="1s", help="pause after each request, like sleep(1) (default 1s)"
+    )
+    loadp.add_argument("-X", "--method", default="GET")
+    loadp.add_argument(
+        "-H", "--header", action="append", default=[], metavar="NAME: VALUE", help="add a header"
+    )
+    loadp.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME=IP:PORT",
+        help="k6's hosts option: send requests for NAME to IP:PORT (keeps the Host header)",
+    )
+    loadp.add_argument("--timeout", default="60s", help="per request (default 60s)")
+    loadp.add_argument(
+        "--breakdown", action="store_true", help="count responses per backend cluster and zone"
+    )
+
+    logs = sub.add_parser("logs", help="query the access and container logs")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="SUBCOMMAND")
+    query = logs_sub.add_parser("query", help="run SQL (BigQuery dialect accepted) over the logs")
+    query.add_argument("sql", help="the query; `..._AllLogs` names the local logs")
+    query.add_argument("--log-dir", type=Path, default=Path("var/logs"))
+    query.add_argument("--dialect", default="bigquery", help="SQL dialect (default bigquery)")
+    query.add_argument("-o", "--output", choices=["table", "json", "csv"], default="table")
+    query.add_argument(
+        "--shift-to",
+        metavar="TIMESTAMP",
+        help="replay: shift every log time so the earliest is TIMESTAMP (ISO 8601 with offset)",
+    )
+
+    demo = sub.add_parser("demo", help="the SEED.md scenario, end to end")
+    _files(demo, required=False)
+    demo.add_argument(
+        "--duration", default="20s", help="load test length (SEED.md used 60s; default 20s)"
+    )
+    demo.add_argument("--vus", type=int, default=30)
+    demo.add_argument("--log-dir", type=Path, default=None, help="default var/demo-<time>/logs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except load.ConfigError as exc:
+        print(f"error: invalid configuration\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ValueError, load_errors.LoadError, analytics_errors.AnalyticsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except errors.McgwError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    # Imports are local so that `mcgw logs query` does not pay for the data plane, etc.
+    if args.command in ("up", "serve"):
+        from mcgw.cli import run
+
+        options = run.RunOptions(
+            paths=tuple(args.paths),
+            bind_address=args.bind,
+            port_map=run.parse_port_map(args.port_map),
+            log_dir=args.log_dir,
+            access_log=args.access_log,
+            watch=args.watch,
+            with_fleet=args.command == "up",
+        )
+        run.run(lambda: run.serve_forever(options))
+        return EXIT_OK
+    if args.command == "translate":
+        from mcgw.cli import inspect
+
+        sys.stdout.write(inspect.translate(args.paths, args.output))
+        return EXIT_OK
+    if args.command == "status":
+        from mcgw.cli import inspect
+
+        sys.stdout.write(inspect.status_report(args.paths))
+        return EXIT_OK
+    if args.command == "load":
+        from mcgw.loadtest import report, runner
+
+        opts = _load_options(args)
+        summary = runner.run_sync(opts, progress=lambda p: _progress(report.progress_line(p)))
+        print(file=sys.stderr)
+        sys.stdout.write(report.render(summary, opts))
+        return EXIT_OK
+    if args.command == "logs":
+        from mcgw.analytics import query
+
+        shift = datetime.fromisoformat(args.shift_to) if args.shift_to else None
+        result = query.run(args.sql, args.log_dir, dialect=args.dialect, shift_to=shift)
+        sys.stdout.write(query.format(result, args.output))
+        return EXIT_OK
+    if args.command == "demo":
+        from mcgw.cli import demo
+
+        return demo.main(args)
+    parser.error(f"unknown command {args.command}")
+    return EXIT_BAD_INPUT  # pragma: no cover - parser.error exits
+
+
+def _load_options(args: argparse.Namespace) -> load_options.LoadOptions:
+    headers = []
+    for item in args.header:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"--header {item!r}: expected 'Name: value'")
+        headers.append((name.strip(), value.strip()))
+    host_map = []
+    for item in args.host:
+        name, sep, target = item.partition("=")
+        if not sep or not name or not target:
+            raise ValueError(
+                f"--host {item!r}: expected NAME=IP:PORT, e.g. store.example.com=127.0.0.1:8080"
+            )
+        host_map.append((name, target))
+    return load_options.LoadOptions(
+        url=args.url,
+        vus=args.vus,
+        duration_s=load_options.parse_duration(args.duration) if args.duration else None,
+        iterations=args.iterations,
+        sleep_s=load_options.parse_duration(args.sleep),
+        method=args.method.upper(),
+        headers=tuple(headers),
+        host_map=tuple(host_map),
+        timeout_s=load_options.parse_duration(args.timeout),
+        breakdown=args.breakdown,
+    )
+
+
+def _progress(line: str) -> None:
+    print(f"\r{line}", end="", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""``mcgw up`` and ``mcgw serve``: a gateway fed by the controller, with or without a fleet.
+
+Both run one asyncio loop holding the gateway (data plane), the controller and, for
+``up``, the local fleet's supervisor. Endpoint changes in the fleet (a pod died, a
+cluster was stopped) re-run translation; file changes do too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcgw.config import resources as res
+from mcgw.controller import runner
+from mcgw.dataplane import server, settings
+from mcgw.fleet import runtime
+from mcgw.provider import base, file
+from mcgw.translate import translator
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    paths: tuple[Path, ...]
+    bind_address: str | None = None
+    """Bind every listener here instead of the Gateway's address (e.g. 127.0.0.1)."""
+    port_map: tuple[tuple[int, int], ...] = ()
+    """(listener port, local port); local port 0 picks a free one."""
+    log_dir: Path = Path("var/logs")
+    access_log: bool = True
+    """Write the gateway's access log under ``log_dir`` (the fleet's container logs go
+    there regardless)."""
+    watch: bool = True
+    with_fleet: bool = True
+
+
+@dataclass
+class Running:
+    """What a run holds while it serves: handy for the demo and for tests."""
+
+    gateway: server.Gateway
+    controller: runner.Controller
+    fleet: runtime.FleetRuntime | None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def address(self, port: int = 80) -> tuple[str, int]:
+        """Local (host, port) serving the Gateway listener on ``port``."""
+        for name, (host, local) in sorted(self.gateway.addresses().items()):
+            if name.endswith(f"/{port}"):
+                return host, local
+        raise LookupError(f"no listener for port {port}: {sorted(self.gateway.addresses())}")
+
+    async def flush_logs(self) -> None:
+        """Get every log line written so far onto disk: pods flush their own output
+        every quarter second, then the fleet and the gateway flush theirs."""
+        if self.fleet is not None:
+            await asyncio.sleep(_POD_LOG_INTERVAL_S)
+            self.fleet.flush_logs()
+        await self.gateway.access_log.flush()
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.gateway.close()
+        if self.fleet is not None:
+            await self.fleet.close()
+
+
+_POD_LOG_INTERVAL_S = 0.6
+"""A little more than the Store API's log flush interval plus the fleet's read delay."""
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Running:
+    """Load, start the fleet (if asked), translate, bind: return once traffic can flow.
+
+    Raises:
+        load.ConfigError: the files are invalid (nothing was started).
+        McgwError: a pod or a listener could not start (everything started is stopped).
+    """
+    provider = file.FileProvider(options.paths, watch=options.watch)
+    first = provider.load()
+    if isinstance(first, base.Rejected):
+        raise first.error
+    resources = first.loaded.resources
+    for warning in first.loaded.warnings:
+        say(f"warning: {warning}")
+
+    project = resources.fleet.spec.project
+    gateway = server.Gateway(
+        settings.ProxySettings(
+            bind_address=options.bind_address,
+            port_map=options.port_map,
+            access_log_dir=options.log_dir if options.access_log else None,
+            project_id=project,
+        )
+    )
+    fleet: runtime.FleetRuntime | None = None
+    try:
+        if options.with_fleet:
+            fleet = runtime.FleetRuntime(resources, options.log_dir)
+            say(f"fleet: starting {_describe(resources)}")
+            await fleet.start()
+            for pod in fleet.pods():
+                say(f"  pod {pod.cluster}/{pod.namespace}/{pod.name} on {pod.address}:{pod.port}")
+
+        async def publish(result: translator.Result) -> None:
+            await gateway.apply(result.table)
+
+        augment: runner.Augment = fleet.with_endpoints if fleet is not None else _same
+        controller = runner.Controller(publish=publish, augment=augment)
+        await controller.handle(first)
+        running = Running(gateway=gateway, controller=controller, fleet=fleet)
+    except BaseException:
+        await gateway.close()
+        if fleet is not None:
+            await fleet.close()
+        raise
+
+    if options.watch:
+        running.tasks.append(asyncio.create_task(_follow_files(controller, provider)))
+    if fleet is not None:
+        running.tasks.append(asyncio.create_task(_follow_fleet(controller, fleet)))
+    for name, (host, port) in sorted(gateway.addresses().items()):
+        say(f"gateway: listener {name} on http://{host}:{port}")
+    return running
+
+
+def _same(resources: res.Resources) -> res.Resources:
+    return resources
+
+
+def _describe(resources: res.Resources) -> str:
+    return ", ".join(
+        f"{c.name} ({c.zone}: {sum(d.spec.replicas for d in c.deployments)} pods)"
+        for c in resources.clusters
+    )
+
+
+async def _follow_files(controller: runner.Controller, provider: file.FileProvider) -> None:
+    first = True
+    async for event in provider.events():
+        if first:  # already applied by start()
+            first = False
+            continue
+        await controller.handle(event)
+
+
+async def _follow_fleet(controller: runner.Controller, fleet: runtime.FleetRuntime) -> None:
+    while True:
+        await fleet.wait_changed()
+        await controller.reconcile()
+
+
+async def serve_forever(options: RunOptions, say: Callable[[str], None] = _say) -> None:
+    """Run until SIGINT/SIGTERM, then stop everything that was started."""
+    running = await start(options, say)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    say("ready; Ctrl-C to stop")
+    try:
+        await stop.wait()
+    finally:
+        say("stopping…")
+        await running.close()
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main`` on uvloop (the data plane's loop)."""
+    server.install_loop()
+    asyncio.run(main())
+
+
+def parse_port_map(items: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """``["80:8080", "443:0"]`` → ``((80, 8080), (443, 0))``.
+
+    Raises:
+        ValueError: an item is not ``LISTENER_PORT:LOCAL_PORT``.
+    """
+    pairs = []
+    for item in items:
+        left, sep, right = item.partition(":")
+        if not sep or not left.isdigit() or not right.isdigit():
+            raise ValueError(
+                f"--port-map {item!r}: expected LISTENER_PORT:LOCAL_PORT, e.g. 80:8080"
+            )
+        pairs.append((int(left), int(right)))
+    return tuple(pairs)

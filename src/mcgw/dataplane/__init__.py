@@ -1,0 +1,32 @@
+"""The data plane: an HTTP/1.1 reverse proxy running one route table at a time.
+
+It sees only :mod:`mcgw.ir` (plus :mod:`mcgw.errors` and :mod:`mcgw.logschema`).
+Pure parts are compiled once per table version and tested without sockets; the
+asyncio parts are thin shells around them.
+
+Modules:
+    settings   ProxySettings: process knobs (ports, limits, timeouts), documented.
+    router     PURE. compile(table) -> Router; Router.match(listener, host, path, ...)
+               -> ir Route. Host dict, wildcard suffixes, precompiled matches.
+    balancer   PURE. Which backendRef (weights), then which endpoint (locality,
+               health, exclusions after failures) and why.
+    health     Active checks and passive failures -> a health map the balancer reads.
+    snapshot   The current (table, router, balancer); swapped atomically, read once
+               per request so requests in flight keep theirs.
+    upstream   Keep-alive pool to endpoints: PoolBook (pure bookkeeping) + the I/O
+               (UpstreamConnection parses responses with httptools).
+    protocol   ClientConnection: httptools callbacks, framing, hop-by-hop headers,
+               flow control both ways, retries, error responses, one access-log
+               record per response.
+    accesslog  Buffered writer of logschema.AccessRecord lines, off the hot path.
+    server     Gateway: apply(table), listeners, timeout sweep, graceful close.
+    errors     ProxyError and friends: each carries its HTTP status and the
+               Cloud Load Balancing statusDetails written to the log.
+
+Glossary:
+    exchange     one request and its response on a client connection.
+    attempt      one try of an exchange on one endpoint; connect failures and
+                 closes before any response byte are retried on another endpoint.
+    snapshot     one route table version with everything compiled from it.
+    endpoint     (address, port) of a pod; the pool and health map key.
+"""

@@ -1,0 +1,104 @@
+"""Errors the data plane answers itself, each carrying its HTTP status.
+
+A request that fails inside the gateway is never forwarded: the protocol turns the
+error into a small response with :attr:`ProxyError.status`, and the access log
+records :attr:`ProxyError.details` as Cloud Load Balancing's ``statusDetails``.
+"""
+
+from __future__ import annotations
+
+from mcgw import errors
+
+
+class ProxyError(errors.McgwError):
+    """A request the gateway answers itself instead of forwarding it."""
+
+    status = 500
+    """HTTP status of the response sent to the client."""
+    details = "internal_error"
+    """Cloud Load Balancing ``statusDetails`` written to the access log."""
+    close = False
+    """Whether the client connection must be closed after the response: the
+    request's framing can no longer be trusted or the rest of it was not read."""
+
+    def __init__(self, message: str = "", *, details: str | None = None) -> None:
+        super().__init__(message or self.details)
+        if details is not None:
+            self.details = details
+
+
+class BadRequest(ProxyError):
+    """Malformed or ambiguous request (e.g. both Content-Length and chunked)."""
+
+    status = 400
+    details = "malformed_request"
+    close = True
+
+
+class RequestTimeout(ProxyError):
+    """The request head did not arrive within ``header_read_timeout_s``."""
+
+    status = 408
+    details = "client_timed_out"
+    close = True
+
+
+class BodyTooLarge(ProxyError):
+    """The request body exceeds ``max_body_bytes``."""
+
+    status = 413
+    details = "request_body_too_large"
+    close = True
+
+
+class HeadersTooLarge(ProxyError):
+    """Request line or headers exceed their byte or count limits."""
+
+    status = 431
+    details = "request_headers_too_large"
+    close = True
+
+
+class NoRoute(ProxyError):
+    """No virtual host or route matches the request."""
+
+    status = 404
+    details = "no_route"
+
+
+class InvalidBackend(ProxyError):
+    """The matched rule has no backend, or one that could not be resolved."""
+
+    status = 500
+    details = "invalid_backend"
+
+
+class UpstreamFailed(ProxyError):
+    """Connecting to or talking with the backend failed and cannot be retried."""
+
+    status = 502
+    details = "failed_to_connect_to_backend"
+
+
+class NoHealthyUpstream(ProxyError):
+    """Every endpoint of the chosen backend is unhealthy or not ready."""
+
+    status = 503
+    details = "no_healthy_upstream"
+
+
+class UpstreamTimeout(ProxyError):
+    """The backend did not send response headers within ``Backend.timeout_s``."""
+
+    status = 504
+    details = "backend_timeout"
+
+
+class ListenError(errors.McgwError):
+    """A listener's socket could not be bound (port in use, permission)."""
+
+    def __init__(self, listener: str, host: str, port: int, reason: str) -> None:
+        super().__init__(f"listener {listener}: cannot bind {host}:{port}: {reason}")
+        self.listener = listener
+        self.host = host
+        self.port = port

@@ -1,0 +1,1032 @@
+"""The client side of the proxy: one :class:`ClientConnection` per accepted socket.
+
+A thin asyncio.Protocol shell over pure parts. Per connection the settings are
+copied onto slotted attributes; per request the current snapshot is read once and
+the request goes ``router.match`` → ``balancer.choose`` → ``balancer.pick`` → the
+upstream pool. Nothing else is looked up or compiled per request.
+
+Life of a request (an :class:`_Exchange`):
+
+1. httptools callbacks collect the head; header lines to forward are built as they
+   arrive, hop-by-hop ones dropped. Limits (line, header bytes and count, body)
+   are checked on the way (431/413); malformed or ambiguous framing is 400.
+2. After the network read that completed the head is parsed, the request is
+   started: the head, plus whatever body arrived in the same read, goes out in
+   one write, on a pooled connection if one is idle, else after a connect task.
+3. Body pieces then stream straight to the upstream socket; response pieces
+   collected while parsing one upstream read are written to the client at once.
+   Flow control links both directions: a full write buffer on one side pauses
+   reading on the other.
+4. A connection failure before any response byte is retried on another endpoint
+   (connect errors always; closes before the response for idempotent requests
+   whose body is still replayable). A reused connection found dead is retried on a
+   fresh one without blaming the endpoint.
+5. After the response, one access-log record; then keep-alive, pipelined next
+   request, or close.
+
+Timeouts (header read 408, keep-alive idle, upstream response 504) are a deadline
+per connection that the server's sweeper checks (:meth:`ClientConnection.check`),
+so no timer is armed per request.
+
+Pipelined requests are parsed and queued, reading pauses, and they are proxied
+one after the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import httptools
+
+from mcgw import logschema
+from mcgw.dataplane import errors, snapshot, upstream
+from mcgw.dataplane.settings import ProxySettings
+
+if TYPE_CHECKING:
+    from mcgw.dataplane import accesslog, balancer, health
+    from mcgw.ir import table
+
+log = logging.getLogger(__name__)
+
+_CRLF = b"\r\n"
+
+# Request headers handled rather than passed on as they are (lower-case names).
+_HOST = 1
+_CONTENT_LENGTH = 2
+_TRANSFER_ENCODING = 3
+_CONNECTION = 4
+_HOP = 5
+_XFF = 6
+_XFP = 7
+_VIA = 8
+_EXPECT = 9
+_USER_AGENT = 10
+_REQUEST_SPECIAL = {
+    b"host": _HOST,
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"connection": _CONNECTION,
+    b"keep-alive": _HOP,
+    b"proxy-connection": _HOP,
+    b"te": _HOP,
+    b"trailer": _HOP,
+    b"upgrade": _HOP,
+    b"x-forwarded-for": _XFF,
+    b"x-forwarded-proto": _XFP,
+    b"via": _VIA,
+    b"expect": _EXPECT,
+    b"user-agent": _USER_AGENT,
+}
+
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+
+# Deadline kinds.
+_NONE = 0
+_HEADERS = 1
+_IDLE = 2
+_UPSTREAM = 3
+
+# Why reading from the client is paused (bits).
+_PAUSE_PIPELINE = 1
+_PAUSE_BODY = 2
+_PAUSE_UPSTREAM = 4
+_PAUSE_DEAD = 8
+
+_BODY_HIGH_WATER = 256 * 1024
+"""Request body bytes buffered while no upstream connection is ready."""
+
+# How the response body is framed towards the client.
+_FRAME_NONE = 0
+_FRAME_RAW = 1
+_FRAME_CHUNKED = 2
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+
+_REASONS = {
+    400: b"Bad Request",
+    404: b"Not Found",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}
+
+
+def _error_response(status: int, close: bool) -> bytes:
+    reason = _REASONS.get(status, b"Error")
+    body = b"%d %s\n" % (status, reason)
+    return b"".join(
+        (
+            b"HTTP/1.1 %d %s\r\n" % (status, reason),
+            b"Content-Type: text/plain; charset=utf-8\r\n",
+            b"Content-Length: %d\r\n" % len(body),
+            b"Connection: close\r\n" if close else b"",
+            b"\r\n",
+            body,
+        )
+    )
+
+
+_ERROR_RESPONSES = {
+    (status, close): _error_response(status, close)
+    for status in _REASONS
+    for close in (False, True)
+}
+
+
+class Context:
+    """What every client connection of one gateway shares."""
+
+    __slots__ = ("access_log", "connections", "health", "holder", "pool", "settings")
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        holder: snapshot.Holder,
+        pool: upstream.Pool,
+        health_map: health.HealthMap,
+        access_log: accesslog.AccessLog | None,
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.pool = pool
+        self.health = health_map
+        self.access_log = access_log
+        self.connections: set[ClientConnection] = set()
+
+
+class _Exchange:
+    """One request and its response, from the first byte to the access log."""
+
+    __slots__ = (
+        "attempts",
+        "backend",
+        "body",
+        "body_done",
+        "body_size",
+        "buffered",
+        "chunked",
+        "conn_tokens",
+        "content_length",
+        "continue_sent",
+        "details",
+        "exclude",
+        "expect_continue",
+        "failures",
+        "frame",
+        "fresh",
+        "head",
+        "head_done",
+        "header_bytes",
+        "header_count",
+        "headers",
+        "host",
+        "keep_alive",
+        "key",
+        "lines",
+        "logged",
+        "method",
+        "pick",
+        "replayable",
+        "response_bytes",
+        "response_keep",
+        "response_started",
+        "reused",
+        "route",
+        "sent",
+        "snap",
+        "start",
+        "status",
+        "target",
+        "te",
+        "timeout_s",
+        "upstream",
+        "user_agent",
+        "version",
+        "via_in",
+        "xff_in",
+    )
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.method = b""
+        self.target = b""
+        self.version = "1.1"
+        self.keep_alive = True
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.lines: list[bytes] = []
+        self.header_bytes = 0
+        self.header_count = 0
+        self.host: bytes | None = None
+        self.user_agent = b""
+        self.xff_in: bytes | None = None
+        self.via_in: bytes | None = None
+        self.conn_tokens: bytes | None = None
+        self.content_length = -1
+        self.chunked = False
+        self.te = b""
+        self.expect_continue = False
+        self.continue_sent = False
+        self.head_done = False
+        self.head = b""
+        self.body: list[bytes] = []
+        """Framed body pieces not sent yet, or sent and kept for a replay."""
+        self.buffered = 0
+        self.body_size = 0
+        self.body_done = False
+        self.replayable = True
+        self.snap: snapshot.Snapshot | None = None
+        self.route: table.Route | None = None
+        self.backend = ""
+        self.timeout_s = 30.0
+        self.pick: balancer.Pick | None = None
+        self.key: upstream.Key = ("", 0)
+        self.exclude: frozenset[upstream.Key] = frozenset()
+        self.attempts = 0
+        self.failures = 0
+        self.fresh = False
+        self.reused = False
+        self.upstream: upstream.UpstreamConnection | None = None
+        self.sent = False
+        self.response_started = False
+        self.response_keep = False
+        self.response_bytes = 0
+        self.frame = _FRAME_NONE
+        self.status = 0
+        self.details = ""
+        self.logged = False
+
+
+class _ParseAbort(Exception):
+    """Raised inside an httptools callback to stop parsing (the reason is kept aside)."""
+
+
+class ClientConnection(asyncio.Protocol):
+    """One accepted client connection, proxying its requests one at a time."""
+
+    __slots__ = (
+        "_access_log",
+        "_active",
+        "_body_limit",
+        "_closed",
+        "_connect_task",
+        "_ctx",
+        "_current",
+        "_deadline",
+        "_deadline_kind",
+        "_debug",
+        "_draining",
+        "_half_closed",
+        "_header_timeout",
+        "_health",
+        "_holder",
+        "_idle_timeout",
+        "_line_limit",
+        "_listener",
+        "_max_header_bytes",
+        "_max_headers",
+        "_max_retries",
+        "_out",
+        "_parse_dead",
+        "_parse_error",
+        "_parser",
+        "_pending_start",
+        "_pipeline",
+        "_pool",
+        "_read_pause",
+        "_remote_ip",
+        "_replay_limit",
+        "_server_ip",
+        "_tail",
+        "_transport",
+        "_via_value",
+        "_wall_offset",
+        "_write_paused",
+        "_xff_line",
+        "_xff_value",
+    )
+
+    def __init__(self, ctx: Context, listener: str) -> None:
+        self._ctx = ctx
+        self._listener = listener
+        s = ctx.settings
+        self._holder = ctx.holder
+        self._pool = ctx.pool
+        self._health = ctx.health
+        self._access_log = ctx.access_log
+        self._line_limit = s.max_request_line_bytes
+        self._max_header_bytes = s.max_header_bytes
+        self._max_headers = s.max_headers
+        self._body_limit = s.max_body_bytes
+        self._header_timeout = s.header_read_timeout_s
+        self._idle_timeout = s.idle_timeout_s
+        self._max_retries = s.max_connect_retries
+        self._replay_limit = s.retry_buffer_bytes
+        self._via_value = s.via.encode("latin-1")
+        self._debug = s.debug_headers
+        self._transport: asyncio.Transport = None  # type: ignore[assignment]
+        self._parser = httptools.HttpRequestParser(self)
+        self._current: _Exchange | None = None
+        """The request being parsed."""
+        self._active: _Exchange | None = None
+        """The request being proxied (the oldest one not yet answered)."""
+        self._pipeline: deque[_Exchange] = deque()
+        self._pending_start = False
+        self._parse_error: errors.ProxyError | None = None
+        self._parse_dead = False
+        self._read_pause = 0
+        self._write_paused = False
+        self._closed = False
+        self._draining = False
+        self._half_closed = False
+        self._deadline = 0.0
+        self._deadline_kind = _NONE
+        self._connect_task: asyncio.Task[None] | None = None
+        self._out: list[bytes] = []
+        self._remote_ip = ""
+        self._server_ip = ""
+        self._xff_value = b""
+        self._xff_line = b""
+        self._tail = b""
+        self._wall_offset = 0.0
+
+    # -- asyncio.Protocol -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self._remote_ip = str(peer[0]) if peer else ""
+        self._server_ip = str(sock[0]) if sock else ""
+        self._xff_value = self._remote_ip.encode("latin-1")
+        self._xff_line = b"X-Forwarded-For: " + self._xff_value + _CRLF
+        self._tail = b"X-Forwarded-Proto: http\r\n"
+        now = time.monotonic()
+        self._wall_offset = time.time() - now
+        self._deadline = now + self._header_timeout
+        self._deadline_kind = _HEADERS
+        self._ctx.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._deadline_kind = _NONE
+        self._ctx.connections.discard(self)
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+        ex = self._active
+        if ex is not None:
+            up = ex.upstream
+            if up is not None:
+                ex.upstream = None
+                up.abandon()
+            if ex.head_done and not ex.logged:
+                if not ex.response_started:
+                    ex.details = "client_disconnected_before_any_response"
+                else:
+                    ex.details = "client_disconnected_after_partial_response"
+                self._log(ex)
+        self._active = None
+        self._pipeline.clear()
+
+    def eof_received(self) -> bool | None:
+        if self._active is not None:
+            # A half-closed client still wants its response; close after it.
+            self._half_closed = True
+            return True
+        return None
+
+    def data_received(self, data: bytes) -> None:
+        if self._parse_dead:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # Upgrades are not proxied (the header is dropped); the parser cannot go
+            # on after one, so this connection ends with the current response.
+            self._dead()
+        except httptools.HttpParserError as exc:
+            err = self._parse_error or errors.BadRequest(str(exc))
+            self._parse_error = None
+            self._dead()
+            ex = self._current or self._active
+            if ex is None or ex is not self._active:
+                # A later pipelined request is broken: close after the active one.
+                return
+            self._pending_start = False
+            self._fail(ex, err)
+            return
+        if self._pending_start:
+            self._pending_start = False
+            ex = self._active
+            if ex is not None:
+                self._start(ex)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        ex = self._active
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        ex = self._active
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.resume_reading()
+
+    # -- httptools callbacks --------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        ex = _Exchange(time.monotonic())
+        self._current = ex
+        if self._active is None:
+            self._active = ex
+            self._deadline = ex.start + self._header_timeout
+            self._deadline_kind = _HEADERS
+        else:
+            self._pipeline.append(ex)
+            self._pause(_PAUSE_PIPELINE)
+
+    def on_url(self, url: bytes) -> None:
+        ex = self._current
+        assert ex is not None
+        ex.target += url
+        if len(ex.target) > self._line_limit:
+            self._parse_error = errors.HeadersTooLarge("request target too long")
+            raise _ParseAbort
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex = self._current
+        assert ex is not None
+        ex.header_bytes += len(name) + len(value)
+        ex.header_count += 1
+        if ex.header_bytes > self._max_header_bytes or ex.header_count > self._max_headers:
+            self._parse_error = errors.HeadersTooLarge("request headers too large")
+            raise _ParseAbort
+        ex.headers.append((name, value))
+        kind = _REQUEST_SPECIAL.get(name.lower())
+        if kind is None:
+            ex.lines.append(name + b": " + value + _CRLF)
+        elif kind == _HOST:
+            if ex.host is not None:
+                self._parse_error = errors.BadRequest("several Host headers")
+                raise _ParseAbort
+            ex.host = value
+            ex.lines.append(name + b": " + value + _CRLF)
+        elif kind == _USER_AGENT:
+            ex.user_agent = value
+            ex.lines.append(name + b": " + value + _CRLF)
+        elif kind == _CONTENT_LENGTH:
+            if ex.content_length >= 0:
+                self._parse_error = errors.BadRequest("several Content-Length headers")
+                raise _ParseAbort
+            ex.content_length = int(value)
+        elif kind == _TRANSFER_ENCODING:
+            ex.te = value if not ex.te else ex.te + b", " + value
+            ex.chunked = True
+        elif kind == _CONNECTION:
+            ex.conn_tokens = value if ex.conn_tokens is None else ex.conn_tokens + b"," + value
+        elif kind == _XFF:
+            ex.xff_in = value if ex.xff_in is None else ex.xff_in + b", " + value
+        elif kind == _VIA:
+            ex.via_in = value if ex.via_in is None else ex.via_in + b", " + value
+        elif kind == _EXPECT:
+            if value.lower() == b"100-continue":
+                ex.expect_continue = True
+            else:
+                ex.lines.append(name + b": " + value + _CRLF)
+        # _HOP and _XFP: dropped (X-Forwarded-Proto is set by the proxy).
+
+    def on_headers_complete(self) -> None:
+        ex = self._current
+        assert ex is not None
+        parser = self._parser
+        ex.method = parser.get_method()
+        ex.version = parser.get_http_version()
+        ex.keep_alive = parser.should_keep_alive()
+        if ex.host is None and ex.version == "1.1":
+            self._parse_error = errors.BadRequest("HTTP/1.1 request without Host")
+            raise _ParseAbort
+        if ex.chunked and ex.content_length >= 0:
+            self._parse_error = errors.BadRequest("both Content-Length and Transfer-Encoding")
+            raise _ParseAbort
+        if ex.content_length > self._body_limit:
+            self._parse_error = errors.BodyTooLarge()
+            raise _ParseAbort
+        ex.head_done = True
+        if ex is self._active:
+            self._deadline_kind = _NONE
+            self._pending_start = True
+
+    def on_body(self, body: bytes) -> None:
+        ex = self._current
+        assert ex is not None
+        n = len(body)
+        ex.body_size += n
+        if ex.body_size > self._body_limit:
+            self._parse_error = errors.BodyTooLarge()
+            raise _ParseAbort
+        up = ex.upstream
+        if ex.sent and up is not None:
+            if ex.chunked:
+                up.transport.writelines((b"%x\r\n" % n, body, _CRLF))
+            else:
+                up.transport.write(body)
+            if ex.replayable:
+                if ex.body_size > self._replay_limit:
+                    ex.replayable = False
+                    ex.body = []
+                elif ex.chunked:
+                    ex.body += (b"%x\r\n" % n, body, _CRLF)
+                else:
+                    ex.body.append(body)
+            return
+        if ex.sent or ex.response_started:
+            # Answered already (an error) or the upstream is gone: discard.
+            return
+        if ex.chunked:
+            ex.body += (b"%x\r\n" % n, body, _CRLF)
+        else:
+            ex.body.append(body)
+        ex.buffered += n
+        if ex.buffered > _BODY_HIGH_WATER:
+            self._pause(_PAUSE_BODY)
+
+    def on_message_complete(self) -> None:
+        ex = self._current
+        assert ex is not None
+        self._current = None
+        ex.body_done = True
+        if not ex.chunked:
+            up = ex.upstream
+            if ex.sent and up is not None:
+                up.request_sent = True
+            return
+        up = ex.upstream
+        if ex.sent and up is not None:
+            up.transport.write(_LAST_CHUNK)
+            up.request_sent = True
+            if ex.replayable:
+                ex.body.append(_LAST_CHUNK)
+        elif not ex.sent and not ex.response_started:
+            ex.body.append(_LAST_CHUNK)
+
+    # -- flow control helpers -------------------------------------------------
+
+    def _pause(self, bit: int) -> None:
+        if not self._read_pause and not self._closed:
+            self._transport.pause_reading()
+        self._read_pause |= bit
+
+    def _resume(self, bit: int) -> None:
+        if self._read_pause & bit:
+            self._read_pause &= ~bit
+            if not self._read_pause and not self._closed:
+                self._transport.resume_reading()
+
+    def _dead(self) -> None:
+        """The parser cannot go on: read no more, close after the current response."""
+        self._parse_dead = True
+        self._pause(_PAUSE_DEAD)
+
+    # -- proxying ---------------------------------------------------------------
+
+    def _start(self, ex: _Exchange) -> None:
+        snap = self._holder.current
+        ex.snap = snap
+        if snap is None:
+            self._fail(ex, errors.NoRoute("no route table yet"))
+            return
+        target = ex.target
+        if target[:1] == b"/":
+            path, _, query = target.partition(b"?")
+        else:
+            path, query = _origin_form(target)
+        route = snap.router.match(
+            self._listener, ex.host or b"", path, query, ex.headers, ex.method
+        )
+        if route is None:
+            self._fail(ex, errors.NoRoute())
+            return
+        ex.route = route
+        chosen = snap.balancer.choose(route)
+        name = None if chosen is None else chosen.backend
+        backend = None if name is None else snap.backends.get(name)
+        if backend is None:
+            self._fail(ex, errors.InvalidBackend())
+            return
+        ex.backend = backend.name
+        ex.timeout_s = backend.timeout_s
+        parts = [ex.method, b" ", target, b" HTTP/1.1\r\n"]
+        parts += (
+            ex.lines
+            if ex.conn_tokens is None
+            else upstream.filter_connection_listed(ex.lines, ex.conn_tokens)
+        )
+        if ex.xff_in is None:
+            parts.append(self._xff_line)
+        else:
+            parts.append(b"X-Forwarded-For: " + ex.xff_in + b", " + self._xff_value + _CRLF)
+        if ex.via_in is None:
+            parts.append(b"Via: " + self._via_value + _CRLF)
+        else:
+            parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
+        parts.append(self._tail)
+        if ex.chunked:
+            parts.append(b"Transfer-Encoding: " + ex.te + _CRLF)
+        elif ex.content_length >= 0:
+            parts.append(b"Content-Length: %d\r\n" % ex.content_length)
+        parts.append(_CRLF)
+        ex.head = b"".join(parts)
+        self._attempt(ex)
+
+    def _attempt(self, ex: _Exchange) -> None:
+        snap = ex.snap
+        assert snap is not None
+        pick = snap.balancer.pick(ex.backend, ex.exclude)
+        if pick is None:
+            if ex.failures:
+                self._fail(ex, errors.UpstreamFailed(details=ex.details or None))
+            else:
+                self._fail(ex, errors.NoHealthyUpstream())
+            return
+        ex.pick = pick
+        ex.attempts += 1
+        endpoint = pick.endpoint
+        key = ex.key = (endpoint.address, endpoint.port)
+        if not ex.fresh:
+            conn = self._pool.take(key)
+            if conn is not None:
+                if conn.closed or conn.transport.is_closing():
+                    conn.close()
+                else:
+                    self._send(ex, conn, True)
+                    return
+        self._connect_task = asyncio.get_running_loop().create_task(self._connect(ex, key))
+
+    async def _connect(self, ex: _Exchange, key: upstream.Key) -> None:
+        try:
+            conn = await self._pool.connect(key)
+        except (OSError, TimeoutError):
+            if self._active is ex and not self._closed:
+                self._connect_task = None
+                self._health.report_failure(*key)
+                self._retry(ex, key, "failed_to_connect_to_backend")
+            return
+        if self._active is not ex or self._closed or ex.response_started:
+            self._pool.give(conn)
+            return
+        self._connect_task = None
+        self._send(ex, conn, False)
+
+    def _send(self, ex: _Exchange, conn: upstream.UpstreamConnection, reused: bool) -> None:
+        ex.upstream = conn
+        ex.reused = reused
+        ex.fresh = False
+        conn.attach(self, ex.method != b"HEAD")
+        if self._write_paused:
+            conn.pause_reading()
+        if ex.body:
+            conn.transport.write(b"".join((ex.head, *ex.body)))
+        else:
+            conn.transport.write(ex.head)
+        ex.sent = True
+        if ex.body_done:
+            conn.request_sent = True
+        elif ex.expect_continue and not ex.continue_sent:
+            ex.continue_sent = True
+            self._transport.write(_CONTINUE)
+        if ex.body_size > self._replay_limit:
+            ex.replayable = False
+            ex.body = []
+        ex.buffered = 0
+        self._resume(_PAUSE_BODY)
+        if conn.write_paused:
+            self._pause(_PAUSE_UPSTREAM)
+        else:
+            self._resume(_PAUSE_UPSTREAM)
+        self._deadline = time.monotonic() + ex.timeout_s
+        self._deadline_kind = _UPSTREAM
+
+    def _retry(self, ex: _Exchange, key: upstream.Key, details: str) -> None:
+        """The attempt on ``key`` failed before any response byte: try elsewhere."""
+        ex.upstream = None
+        ex.sent = False
+        ex.failures += 1
+        ex.details = details
+        if ex.failures > self._max_retries:
+            self._fail(ex, errors.UpstreamFailed(details=details))
+            return
+        ex.exclude = ex.exclude | {key}
+        self._attempt(ex)
+
+    # -- upstream.Sink ---------------------------------------------------------
+
+    def upstream_head(
+        self,
+        status: int,
+        reason: bytes,
+        lines: list[bytes],
+        content_length: int,
+        chunked: bool,
+        has_body: bool,
+    ) -> None:
+        ex = self._active
+        assert ex is not None
+        self._deadline_kind = _NONE
+        ex.response_started = True
+        ex.status = status
+        keep = ex.keep_alive and not self._draining and not self._parse_dead
+        parts = [b"HTTP/1.1 %d " % status, reason, _CRLF]
+        parts += lines
+        if not has_body:
+            ex.frame = _FRAME_NONE
+            if content_length >= 0:
+                parts.append(b"Content-Length: %d\r\n" % content_length)
+        elif content_length >= 0:
+            ex.frame = _FRAME_RAW
+            parts.append(b"Content-Length: %d\r\n" % content_length)
+        elif ex.version == "1.1":
+            ex.frame = _FRAME_CHUNKED
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            # An HTTP/1.0 client knows no chunks: the close ends the body.
+            ex.frame = _FRAME_RAW
+            keep = False
+        if not keep:
+            parts.append(b"Connection: close\r\n")
+        elif ex.version == "1.0":
+            parts.append(b"Connection: keep-alive\r\n")
+        if self._debug:
+            parts.append(self._debug_headers(ex))
+        parts.append(_CRLF)
+        ex.response_keep = keep
+        head = b"".join(parts)
+        ex.response_bytes += len(head)
+        self._out.append(head)
+
+    def upstream_body(self, data: bytes) -> None:
+        ex = self._active
+        assert ex is not None
+        ex.response_bytes += len(data)
+        if ex.frame == _FRAME_CHUNKED:
+            self._out += (b"%x\r\n" % len(data), data, _CRLF)
+        else:
+            self._out.append(data)
+
+    def upstream_flush(self) -> None:
+        out = self._out
+        if out:
+            if len(out) == 1:
+                self._transport.write(out[0])
+            else:
+                self._transport.writelines(out)
+            out.clear()
+
+    def upstream_done(self, conn: upstream.UpstreamConnection) -> None:
+        ex = self._active
+        if ex is None or ex.upstream is not conn:
+            return
+        ex.upstream = None
+        if ex.frame == _FRAME_CHUNKED:
+            self._out.append(_LAST_CHUNK)
+        self.upstream_flush()
+        ex.details = "response_sent_by_backend"
+        self._health.report_success(*ex.key)
+        self._resume(_PAUSE_UPSTREAM)
+        self._finish(ex)
+
+    def upstream_lost(self, conn: upstream.UpstreamConnection, got_bytes: bool) -> None:
+        ex = self._active
+        if ex is None or ex.upstream is not conn:
+            return
+        ex.upstream = None
+        self._resume(_PAUSE_UPSTREAM)
+        key = ex.key
+        if ex.response_started:
+            self.upstream_flush()
+            ex.details = "backend_connection_closed_after_partial_response_sent"
+            ex.response_keep = False
+            self._health.report_failure(*key)
+            self._log(ex)
+            self._close()
+            return
+        if got_bytes:
+            self._health.report_failure(*key)
+            self._fail(ex, errors.UpstreamFailed(details="backend_response_corrupted"))
+            return
+        retry = ex.replayable and (not ex.sent or ex.method in _IDEMPOTENT)
+        if not retry:
+            self._health.report_failure(*key)
+            self._fail(
+                ex,
+                errors.UpstreamFailed(
+                    details="backend_connection_closed_before_data_sent_to_client"
+                ),
+            )
+            return
+        if ex.reused:
+            # Most likely a keep-alive connection the endpoint closed while idle:
+            # not the endpoint's fault. Try again on a fresh connection.
+            ex.upstream = None
+            ex.sent = False
+            ex.fresh = True
+            self._attempt(ex)
+            return
+        self._health.report_failure(*key)
+        self._retry(ex, key, "backend_connection_closed_before_data_sent_to_client")
+
+    def upstream_pause(self) -> None:
+        self._pause(_PAUSE_UPSTREAM)
+
+    def upstream_resume(self) -> None:
+        self._resume(_PAUSE_UPSTREAM)
+
+    # -- ending requests --------------------------------------------------------
+
+    def _fail(self, ex: _Exchange, err: errors.ProxyError) -> None:
+        """Answer ``ex`` with ``err`` (or cut the connection if a response began)."""
+        up = ex.upstream
+        if up is not None:
+            ex.upstream = None
+            up.abandon()
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+        ex.details = err.details
+        if ex.response_started:
+            self._log(ex)
+            self._close()
+            return
+        close = (
+            err.close
+            or not ex.body_done
+            or not ex.keep_alive
+            or self._draining
+            or self._parse_dead
+            or self._half_closed
+        )
+        ex.status = err.status
+        ex.response_started = True
+        ex.response_keep = not close
+        response = _ERROR_RESPONSES[err.status, close]
+        ex.response_bytes = len(response)
+        if not self._closed:
+            self._transport.write(response)
+        self._finish(ex)
+
+    def _finish(self, ex: _Exchange) -> None:
+        self._log(ex)
+        if (
+            not ex.response_keep
+            or not ex.body_done
+            or self._parse_dead
+            or self._draining
+            or self._half_closed
+        ):
+            self._close()
+            return
+        self._active = None
+        pipeline = self._pipeline
+        if pipeline:
+            nxt = pipeline.popleft()
+            if not pipeline:
+                self._resume(_PAUSE_PIPELINE)
+            self._active = nxt
+            if nxt.head_done:
+                self._deadline_kind = _NONE
+                self._start(nxt)
+            else:
+                self._deadline = time.monotonic() + self._header_timeout
+                self._deadline_kind = _HEADERS
+            return
+        self._deadline = time.monotonic() + self._idle_timeout
+        self._deadline_kind = _IDLE
+
+    def _close(self) -> None:
+        self._deadline_kind = _NONE
+        self._active = None
+        self._pipeline.clear()
+        if not self._closed:
+            self._closed = True
+            self._transport.close()
+
+    def _log(self, ex: _Exchange) -> None:
+        if ex.logged:
+            return
+        ex.logged = True
+        sink = self._access_log
+        if sink is None:
+            return
+        now = time.monotonic()
+        pick = ex.pick
+        snap = ex.snap
+        route = ex.route
+        if pick is not None:
+            group = pick.group
+            endpoint = pick.endpoint
+            cluster, region, zone, pod = group.cluster, group.region, group.zone, endpoint.pod
+            address = f"{endpoint.address}:{endpoint.port}"
+            reason = pick.reason
+        else:
+            cluster = region = zone = pod = address = ""
+            reason = "no_route" if route is None else ""
+        sink.write(
+            logschema.AccessRecord(
+                ex.start + self._wall_offset,
+                ex.method.decode("latin-1"),
+                "http",
+                (ex.host or b"").decode("latin-1"),
+                ex.target.decode("latin-1"),
+                "HTTP/" + ex.version,
+                ex.status,
+                now - ex.start,
+                ex.header_bytes + ex.body_size,
+                ex.response_bytes,
+                self._remote_ip,
+                self._server_ip,
+                ex.user_agent.decode("latin-1"),
+                "" if snap is None else snap.gateways.get(self._listener, ""),
+                "" if route is None else route.name,
+                ex.backend,
+                cluster,
+                region,
+                zone,
+                pod,
+                address,
+                reason,
+                "" if snap is None else snap.entry_region,
+                ex.attempts,
+                ex.details,
+            )
+        )
+
+    def _debug_headers(self, ex: _Exchange) -> bytes:
+        pick = ex.pick
+        route = "" if ex.route is None else ex.route.name
+        parts = [b"x-mcgw-route: " + route.encode() + _CRLF]
+        if pick is not None:
+            parts.append(b"x-mcgw-cluster: " + pick.group.cluster.encode() + _CRLF)
+            parts.append(
+                b"x-mcgw-endpoint: %s:%d\r\n" % (pick.endpoint.address.encode(), pick.endpoint.port)
+            )
+            parts.append(b"x-mcgw-reason: " + pick.reason.encode() + _CRLF)
+        parts.append(b"x-mcgw-attempts: %d\r\n" % ex.attempts)
+        return b"".join(parts)
+
+    # -- called by the server -----------------------------------------------------
+
+    def check(self, now: float) -> None:
+        """Enforce this connection's deadline (called by the server's sweeper)."""
+        kind = self._deadline_kind
+        if kind == _NONE or now < self._deadline:
+            return
+        self._deadline_kind = _NONE
+        if kind == _IDLE:
+            self._close()
+        elif kind == _HEADERS:
+            ex = self._active
+            self._dead()
+            if ex is None:
+                # Nothing of a request yet: say why, but there is nothing to log.
+                self._transport.write(_ERROR_RESPONSES[408, True])
+                self._close()
+                return
+            self._fail(ex, errors.RequestTimeout())
+        elif kind == _UPSTREAM:
+            ex = self._active
+            if ex is None or ex.response_started:
+                return
+            self._health.report_failure(*ex.key)
+            self._fail(ex, errors.UpstreamTimeout())
+
+    def drain(self) -> None:
+        """Finish the request in flight, then close; close now if idle."""
+        self._draining = True
+        if self._active is None:
+            self._close()
+
+    def abort(self) -> None:
+        """Cut the connection (end of a drain deadline)."""
+        if not self._closed:
+            self._closed = True
+            self._transport.abort()
+
+
+def _origin_form(target: bytes) -> tuple[bytes, bytes]:
+    """Split an absolute-form (``http://h/p?q``) or ``*`` target into path and query."""
+    if target == b"*":
+        return target, b""
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        return target, b""
+    return url.path or b"/", url.query or b""

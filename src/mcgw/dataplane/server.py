@@ -1,0 +1,192 @@
+"""The gateway process: listeners, route table swaps, timeouts and graceful close.
+
+:class:`Gateway` owns everything that lives longer than a connection: the snapshot
+holder, the upstream pool, the health map and checker, the access log, and one
+listening socket per route-table listener. :meth:`Gateway.apply` installs a new
+table: compile once, bind what is new, swap, unbind what is gone. One periodic
+sweep enforces every connection's deadline and expires idle upstream connections.
+
+Run it on uvloop (:func:`install_loop`); asyncio's default loop works, slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from mcgw.dataplane import accesslog, balancer, errors, health, protocol, router, snapshot, upstream
+from mcgw.dataplane.settings import ProxySettings
+from mcgw.ir import table
+
+log = logging.getLogger(__name__)
+
+_BACKLOG = 1024
+
+
+def install_loop() -> None:
+    """Make uvloop the event loop of ``asyncio.run`` and friends from now on."""
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+class _Bound:
+    __slots__ = ("server", "spec")
+
+    def __init__(self, spec: tuple[str, int], server: asyncio.Server) -> None:
+        self.spec = spec
+        """(host, port) asked for: a re-apply with the same spec keeps the socket."""
+        self.server = server
+
+
+class Gateway:
+    """Serves route tables over HTTP/1.1 until closed.
+
+    Args:
+        settings: the process knobs (ports, limits, timeouts, access log).
+    """
+
+    def __init__(self, settings: ProxySettings) -> None:
+        self.settings = settings
+        self.holder = snapshot.Holder()
+        self.health = health.HealthMap()
+        self._checker: health.HealthChecker | None = None
+        self.access_log = accesslog.AccessLog(settings.access_log_dir, settings.project_id)
+        self.pool = upstream.Pool(
+            connect_timeout_s=settings.connect_timeout_s,
+            idle_s=settings.upstream_idle_s,
+            max_idle=settings.upstream_max_idle_per_endpoint,
+            via=settings.via.encode("latin-1"),
+        )
+        self._ctx = protocol.Context(
+            settings,
+            self.holder,
+            self.pool,
+            self.health,
+            self.access_log if self.access_log.enabled else None,
+        )
+        self._bound: dict[str, _Bound] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._started = False
+        self._closed = False
+
+    @property
+    def connections(self) -> int:
+        """Number of open client connections."""
+        return len(self._ctx.connections)
+
+    async def apply(self, route_table: table.RouteTable) -> None:
+        """Serve ``route_table`` from now on; requests in flight keep the old one.
+
+        Raises:
+            errors.ListenError: a new listener could not be bound; nothing changed.
+            re.error: the table holds an invalid regular expression.
+        """
+        if self._closed:
+            raise RuntimeError("gateway closed")
+        loop = asyncio.get_running_loop()
+        if not self._started:
+            self._started = True
+            await self.access_log.start()
+            self._sweeper = loop.call_later(self.settings.timer_resolution_s, self._sweep)
+        compiled = router.compile(route_table)
+        picker = balancer.Balancer(route_table, self.health)
+        new = await self._bind_new(route_table)
+        self.holder.swap(snapshot.Snapshot(route_table, compiled, picker))
+        self._bound.update(new)
+        wanted = {listener.name for listener in route_table.listeners}
+        for name in [n for n in self._bound if n not in wanted]:
+            self._bound.pop(name).server.close()
+        if self.settings.active_health_checks:
+            if self._checker is None:
+                self._checker = health.HealthChecker(self.health)
+            self._checker.update(route_table)
+
+    def _spec(self, listener: table.Listener) -> tuple[str, int]:
+        host = self.settings.bind_address or listener.address
+        return host, self.settings.local_port(listener.port)
+
+    async def _bind_new(self, route_table: table.RouteTable) -> dict[str, _Bound]:
+        loop = asyncio.get_running_loop()
+        new: dict[str, _Bound] = {}
+        replaced: list[str] = []
+        for listener in route_table.listeners:
+            spec = self._spec(listener)
+            old = self._bound.get(listener.name)
+            if old is not None and old.spec == spec:
+                continue
+            if old is not None:
+                # Same listener, other address: free the port first (it may be reused).
+                old.server.close()
+                replaced.append(listener.name)
+            ctx, name = self._ctx, listener.name
+            try:
+                server = await loop.create_server(
+                    lambda ctx=ctx, name=name: protocol.ClientConnection(ctx, name),  # type: ignore[misc]
+                    spec[0],
+                    spec[1],
+                    reuse_address=True,
+                    backlog=_BACKLOG,
+                )
+            except OSError as exc:
+                for bound in new.values():
+                    bound.server.close()
+                for name_ in replaced:
+                    del self._bound[name_]
+                raise errors.ListenError(listener.name, spec[0], spec[1], str(exc)) from exc
+            new[listener.name] = _Bound(spec, server)
+        return new
+
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """Return listener name → (host, port) actually bound (ephemeral ports resolved)."""
+        out: dict[str, tuple[str, int]] = {}
+        for name, bound in self._bound.items():
+            sockets = bound.server.sockets
+            if sockets:
+                host, port = sockets[0].getsockname()[:2]
+                out[name] = (str(host), int(port))
+        return out
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for conn in list(self._ctx.connections):
+            conn.check(now)
+        self.pool.expire()
+        if not self._closed:
+            loop = asyncio.get_running_loop()
+            self._sweeper = loop.call_later(self.settings.timer_resolution_s, self._sweep)
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Stop accepting, let requests in flight finish (up to a deadline), release all.
+
+        Args:
+            timeout_s: the drain deadline; ``settings.drain_timeout_s`` by default.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for bound in self._bound.values():
+            bound.server.close()
+        for conn in list(self._ctx.connections):
+            conn.drain()
+        deadline = time.monotonic() + (
+            self.settings.drain_timeout_s if timeout_s is None else timeout_s
+        )
+        while self._ctx.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self._ctx.connections):
+            conn.abort()
+        for bound in self._bound.values():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bound.server.wait_closed(), 1.0)
+        self._bound.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self.pool.close()
+        if self._checker is not None:
+            await self._checker.close()
+        await self.access_log.close()
+        # Let transports run their connection_lost callbacks before the loop ends.
+        await asyncio.sleep(0)

@@ -1,0 +1,70 @@
+"""Process knobs of the proxy: ports, limits and timeouts (never per route).
+
+Per-route behaviour (backend timeouts, weights) lives in the route table; what is
+here belongs to the process running it and is fixed for its lifetime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """How one gateway process serves its route tables."""
+
+    bind_address: str | None = None
+    """Address to bind every listener to instead of the one in the route table
+    (e.g. ``127.0.0.1`` for a laptop demo); None keeps the table's."""
+    port_map: tuple[tuple[int, int], ...] = ()
+    """(listener port, local port) pairs: a Gateway's port 80 may be served on an
+    unprivileged local port. Local port 0 binds an ephemeral port (tests)."""
+    max_request_line_bytes: int = 8 * KiB
+    """Longest request target accepted, in bytes (431 beyond)."""
+    max_header_bytes: int = 64 * KiB
+    """Total size of all request header names and values, in bytes (431 beyond)."""
+    max_headers: int = 100
+    """Most request header fields accepted (431 beyond)."""
+    max_body_bytes: int = 100 * MiB
+    """Largest request body accepted, in bytes (413 beyond)."""
+    header_read_timeout_s: float = 10.0
+    """Seconds a client has to send a complete request head (408 beyond)."""
+    idle_timeout_s: float = 60.0
+    """Seconds an idle keep-alive client connection is kept open."""
+    connect_timeout_s: float = 2.0
+    """Seconds to establish a TCP connection to an endpoint before trying another."""
+    upstream_idle_s: float = 30.0
+    """Seconds an idle pooled connection to an endpoint is kept for reuse."""
+    upstream_max_idle_per_endpoint: int = 64
+    """Most idle pooled connections kept per endpoint; more are closed."""
+    max_connect_retries: int = 2
+    """Retries on other endpoints after a connection failure (attempts = 1 + this)."""
+    retry_buffer_bytes: int = 64 * KiB
+    """Request body bytes kept to replay on a retry; a longer body that was
+    already sent cannot be retried."""
+    via: str = "1.1 mcgw"
+    """Value appended to the ``Via`` header of requests and responses."""
+    access_log_dir: Path | None = None
+    """Directory of the access log files; None disables access logging."""
+    project_id: str = "mcgw-local"
+    """Cloud project label written in access log entries."""
+    debug_headers: bool = False
+    """Add ``x-mcgw-*`` response headers naming the route, cluster and endpoint."""
+    active_health_checks: bool = True
+    """Probe endpoints as the table's HealthChecks say; off, only passive
+    failures (connect errors, resets) take endpoints out."""
+    timer_resolution_s: float = 0.1
+    """Period of the sweep that enforces timeouts; timeouts fire up to this late."""
+    drain_timeout_s: float = 10.0
+    """On close, seconds in-flight requests get to finish before being cut."""
+
+    def local_port(self, listener_port: int) -> int:
+        """Return the local port serving a listener port (``port_map`` or itself)."""
+        for port, local in self.port_map:
+            if port == listener_port:
+                return local
+        return listener_port

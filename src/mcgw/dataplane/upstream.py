@@ -1,0 +1,455 @@
+"""Connections to endpoints: a keep-alive pool and the HTTP/1.1 response side.
+
+Two layers, kept apart so the first can be tested without sockets:
+
+* :class:`PoolBook` is pure bookkeeping: the idle connections per (address, port),
+  most recently used last, and which connections to close (expired, over the
+  per-endpoint limit). It never touches a socket; it returns what to close.
+* :class:`Pool` and :class:`UpstreamConnection` do the I/O: TCP connects with a
+  timeout, one response parser per connection (httptools), and the hand-off of
+  every parsed piece to the :class:`Sink` (the client connection proxying it).
+
+An upstream connection carries one request at a time (no pipelining). Response
+headers are filtered here (hop-by-hop ones dropped, ``Via`` appended); framing is
+reported to the sink, which re-frames for its client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from typing import Generic, Protocol, TypeVar
+
+import httptools
+
+Key = tuple[str, int]
+"""(address, port) of an endpoint."""
+
+T = TypeVar("T")
+
+_CRLF = b"\r\n"
+_CONNECTION = 1
+_CONTENT_LENGTH = 2
+_TRANSFER_ENCODING = 3
+_VIA = 4
+_HOP = 5
+_RESPONSE_SPECIAL = {
+    b"connection": _CONNECTION,
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"via": _VIA,
+    b"keep-alive": _HOP,
+    b"proxy-connection": _HOP,
+    b"te": _HOP,
+    b"trailer": _HOP,
+    b"upgrade": _HOP,
+}
+"""Response headers the proxy does not pass through as they are (lower-case)."""
+
+
+class PoolBook(Generic[T]):
+    """Idle keep-alive connections per endpoint: bookkeeping only.
+
+    Args:
+        idle_s: seconds an idle connection stays reusable.
+        max_idle: most idle connections kept per endpoint.
+    """
+
+    __slots__ = ("_idle", "idle_s", "max_idle")
+
+    def __init__(self, idle_s: float, max_idle: int) -> None:
+        self.idle_s = idle_s
+        self.max_idle = max_idle
+        self._idle: dict[Key, list[tuple[T, float]]] = {}
+        """Per endpoint, (connection, idle since), oldest first."""
+
+    def take(self, key: Key, now: float) -> tuple[T | None, list[T]]:
+        """Return the most recently used reusable connection, and expired ones to close."""
+        idle = self._idle.get(key)
+        if not idle:
+            return None, []
+        conn, since = idle.pop()
+        if since + self.idle_s > now:
+            return conn, []
+        # The freshest one expired, so did every older one.
+        expired = [conn, *(c for c, _ in idle)]
+        del self._idle[key]
+        return None, expired
+
+    def give(self, key: Key, conn: T, now: float) -> list[T]:
+        """Make ``conn`` reusable; return connections to close (over the limit)."""
+        idle = self._idle.get(key)
+        if idle is None:
+            idle = self._idle[key] = []
+        idle.append((conn, now))
+        if len(idle) <= self.max_idle:
+            return []
+        excess = len(idle) - self.max_idle
+        closing = [c for c, _ in idle[:excess]]
+        del idle[:excess]
+        return closing
+
+    def forget(self, key: Key, conn: T) -> bool:
+        """Drop ``conn`` (closed by its peer while idle); return whether it was idle."""
+        idle = self._idle.get(key)
+        if not idle:
+            return False
+        for i, (c, _) in enumerate(idle):
+            if c is conn:
+                del idle[i]
+                if not idle:
+                    del self._idle[key]
+                return True
+        return False
+
+    def expire(self, now: float) -> list[T]:
+        """Remove and return every connection idle for ``idle_s`` or more."""
+        closing: list[T] = []
+        limit = now - self.idle_s
+        for key in list(self._idle):
+            idle = self._idle[key]
+            n = 0
+            while n < len(idle) and idle[n][1] <= limit:
+                n += 1
+            if n:
+                closing.extend(c for c, _ in idle[:n])
+                del idle[:n]
+                if not idle:
+                    del self._idle[key]
+        return closing
+
+    def drain(self) -> list[T]:
+        """Remove and return every idle connection."""
+        closing = [c for idle in self._idle.values() for c, _ in idle]
+        self._idle.clear()
+        return closing
+
+    def idle_count(self, key: Key | None = None) -> int:
+        """Return the number of idle connections (to ``key``, or in total)."""
+        if key is not None:
+            return len(self._idle.get(key, ()))
+        return sum(len(idle) for idle in self._idle.values())
+
+
+class Sink(Protocol):
+    """The side a response is proxied to (``protocol.ClientConnection``)."""
+
+    def upstream_head(
+        self,
+        status: int,
+        reason: bytes,
+        lines: list[bytes],
+        content_length: int,
+        chunked: bool,
+        has_body: bool,
+    ) -> None:
+        """Response headers arrived: ``lines`` are filtered header lines (CRLF-ended)."""
+
+    def upstream_body(self, data: bytes) -> None:
+        """A piece of the (de-chunked) response body arrived."""
+
+    def upstream_flush(self) -> None:
+        """One network read was parsed: write what was collected."""
+
+    def upstream_done(self, conn: UpstreamConnection) -> None:
+        """The response is complete; ``conn`` is already pooled or closed."""
+
+    def upstream_lost(self, conn: UpstreamConnection, got_bytes: bool) -> None:
+        """The connection closed or broke before the response was complete."""
+
+    def upstream_pause(self) -> None:
+        """The upstream write buffer is full: stop reading the request body."""
+
+    def upstream_resume(self) -> None:
+        """The upstream write buffer drained."""
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One TCP connection to an endpoint, parsing HTTP/1.1 responses."""
+
+    __slots__ = (
+        "chunked",
+        "close_delimited",
+        "closed",
+        "conn_tokens",
+        "content_length",
+        "done",
+        "expect_body",
+        "got_bytes",
+        "head_done",
+        "informational",
+        "keep_alive",
+        "key",
+        "lines",
+        "parser",
+        "pool",
+        "read_paused",
+        "reason",
+        "request_sent",
+        "sink",
+        "transport",
+        "via_in",
+        "via_value",
+        "write_paused",
+    )
+
+    def __init__(self, pool: Pool, key: Key) -> None:
+        self.pool = pool
+        self.key = key
+        self.via_value = pool.via
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.parser = httptools.HttpResponseParser(self)
+        self.sink: Sink | None = None
+        self.closed = False
+        self.read_paused = False
+        self.write_paused = False
+        self.expect_body = True
+        self._reset()
+
+    def _reset(self) -> None:
+        self.reason = b""
+        self.lines: list[bytes] = []
+        self.content_length = -1
+        self.chunked = False
+        self.conn_tokens: bytes | None = None
+        self.via_in: bytes | None = None
+        self.head_done = False
+        self.done = False
+        self.got_bytes = False
+        self.informational = False
+        self.keep_alive = False
+        self.close_delimited = False
+        self.request_sent = False
+
+    # -- used by the sink -------------------------------------------------------
+
+    def attach(self, sink: Sink, expect_body: bool) -> None:
+        """Start an exchange: responses now go to ``sink``.
+
+        Args:
+            expect_body: False for HEAD, whose response has headers only.
+        """
+        self._reset()
+        self.sink = sink
+        self.expect_body = expect_body
+
+    def abandon(self) -> None:
+        """Give up the exchange (timeout, client gone): the connection is closed."""
+        self.sink = None
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    # -- asyncio.Protocol -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.pool.live.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.live.discard(self)
+        sink = self.sink
+        if sink is None:
+            self.pool.forget(self)
+            return
+        self.sink = None
+        if self.head_done and self.close_delimited:
+            # The body ran until the close: that is its end.
+            sink.upstream_done(self)
+        else:
+            sink.upstream_lost(self, self.got_bytes)
+
+    def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is None:
+            # Nobody asked: a broken or confused peer. Not reusable.
+            self.close()
+            return
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.sink = None
+            self.close()
+            sink.upstream_lost(self, True)
+            return
+        if self.done:
+            self.sink = None
+            self.done = False
+            if self.keep_alive and self.request_sent and not self.closed:
+                self.pool.give(self)
+            else:
+                self.close()
+            sink.upstream_done(self)
+        elif self.sink is sink:
+            sink.upstream_flush()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.sink is not None:
+            self.sink.upstream_pause()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.sink is not None:
+            self.sink.upstream_resume()
+
+    # -- httptools callbacks --------------------------------------------------
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        kind = _RESPONSE_SPECIAL.get(name.lower())
+        if kind is None:
+            self.lines.append(name + b": " + value + _CRLF)
+        elif kind == _CONTENT_LENGTH:
+            self.content_length = int(value)
+        elif kind == _TRANSFER_ENCODING:
+            self.chunked = value.rstrip().lower().endswith(b"chunked")
+        elif kind == _CONNECTION:
+            tokens = self.conn_tokens
+            self.conn_tokens = value if tokens is None else tokens + b"," + value
+        elif kind == _VIA:
+            self.via_in = value if self.via_in is None else self.via_in + b", " + value
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:
+            # 100 Continue and friends: the proxy answers Expect itself.
+            self.informational = True
+            return
+        self.head_done = True
+        self.keep_alive = self.parser.should_keep_alive()
+        lines = self.lines
+        if self.conn_tokens is not None:
+            lines = filter_connection_listed(lines, self.conn_tokens)
+        if self.via_in is None:
+            lines.append(b"Via: " + self.via_value + _CRLF)
+        else:
+            lines.append(b"Via: " + self.via_in + b", " + self.via_value + _CRLF)
+        has_body = self.expect_body and status != 204 and status != 304
+        self.close_delimited = has_body and self.content_length < 0 and not self.chunked
+        if self.close_delimited:
+            self.keep_alive = False
+        sink = self.sink
+        if sink is not None:
+            sink.upstream_head(
+                status, self.reason, lines, self.content_length, self.chunked, has_body
+            )
+        if not self.expect_body:
+            # httptools cannot be told the request was HEAD: it would wait for a
+            # Content-Length body that never comes. Start the next one afresh.
+            self.parser = httptools.HttpResponseParser(self)
+            self.done = True
+
+    def on_body(self, body: bytes) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink.upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            self.reason = b""
+            self.lines = []
+            self.content_length = -1
+            self.chunked = False
+            self.conn_tokens = None
+            self.via_in = None
+            return
+        self.done = True
+
+
+def filter_connection_listed(lines: list[bytes], tokens: bytes) -> list[bytes]:
+    """Return ``lines`` without the headers a Connection header lists (RFC 9110 7.6.1)."""
+    drop = {t.strip().lower() for t in tokens.split(b",")} - {b"close", b"keep-alive", b""}
+    if not drop:
+        return lines
+    return [line for line in lines if line.split(b":", 1)[0].strip().lower() not in drop]
+
+
+class Pool:
+    """Keep-alive connections to endpoints, reused most-recently-used first.
+
+    Args:
+        connect_timeout_s: seconds a TCP connect may take.
+        idle_s: seconds an idle connection stays reusable.
+        max_idle: most idle connections kept per endpoint.
+        via: the proxy's ``Via`` value, appended to responses.
+    """
+
+    __slots__ = ("_book", "_clock", "connect_timeout_s", "live", "via")
+
+    def __init__(
+        self, *, connect_timeout_s: float, idle_s: float, max_idle: int, via: bytes
+    ) -> None:
+        self.connect_timeout_s = connect_timeout_s
+        self.via = via
+        self._book: PoolBook[UpstreamConnection] = PoolBook(idle_s, max_idle)
+        self._clock = time.monotonic
+        self.live: set[UpstreamConnection] = set()
+        """Every open connection, idle or busy (for shutdown)."""
+
+    def take(self, key: Key) -> UpstreamConnection | None:
+        """Return an idle connection to ``key``, or None (then :meth:`connect`)."""
+        conn, expired = self._book.take(key, self._clock())
+        for stale in expired:
+            stale.close()
+        return conn
+
+    def give(self, conn: UpstreamConnection) -> None:
+        """Return a connection whose response is complete."""
+        if conn.read_paused:
+            conn.resume_reading()
+        for extra in self._book.give(conn.key, conn, self._clock()):
+            extra.close()
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        """Drop a connection its peer closed while idle."""
+        self._book.forget(conn.key, conn)
+
+    def expire(self) -> None:
+        """Close connections idle for too long (called periodically)."""
+        for conn in self._book.expire(self._clock()):
+            conn.close()
+
+    def idle_count(self, key: Key | None = None) -> int:
+        return self._book.idle_count(key)
+
+    async def connect(self, key: Key) -> UpstreamConnection:
+        """Open a new connection to ``key``.
+
+        Raises:
+            OSError: refused, unreachable, reset.
+            TimeoutError: not connected within ``connect_timeout_s``.
+        """
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.connect_timeout_s):
+            _, conn = await loop.create_connection(partial(UpstreamConnection, self, key), *key)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection, idle or busy."""
+        self._book.drain()
+        for conn in list(self.live):
+            conn.sink = None
+            conn.close()

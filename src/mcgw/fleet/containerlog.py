@@ -1,0 +1,91 @@
+"""Pods' stdout and stderr as container log entries, like GKE's logging agent writes them.
+
+The event loop only appends ``(time, text, stream, pod)`` to a list per line read; a
+background thread turns batches into :func:`mcgw.logschema.container_entry` JSON lines
+and writes each batch with one ``write`` to ``<log dir>/containers-<pid>.jsonl``, so
+lines are never torn and a slow disk never stalls the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcgw import logschema
+
+FLUSH_INTERVAL_S = 0.2
+"""How often buffered lines are written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a line came from: the ``resource.labels`` of its entries."""
+
+    project_id: str
+    cluster: str
+    zone: str
+    namespace: str
+    pod: str
+    container: str
+
+
+_Line = tuple[float, str, str, Source]
+
+
+class ContainerLog:
+    """Buffered, thread-written JSONL file of container log entries."""
+
+    def __init__(self, path: Path, interval_s: float = FLUSH_INTERVAL_S) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("ab")
+        self._interval_s = interval_s
+        self._lines: list[_Line] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fleet-container-log", daemon=True)
+        self._thread.start()
+
+    def append(self, timestamp: float, text: str, stream: str, source: Source) -> None:
+        """Remember one line; called on the event loop, so it only appends."""
+        self._lines.append((timestamp, text, stream, source))
+
+    def flush(self) -> None:
+        """Write every line appended so far."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+            if not lines or self._file.closed:
+                return
+            self._file.write("".join(_format(line) for line in lines).encode())
+            self._file.flush()
+
+    def close(self) -> None:
+        """Stop the writer thread, write what is left, close the file. Idempotent."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.flush()
+        with self._lock:
+            self._file.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.flush()
+
+
+def _format(line: _Line) -> str:
+    timestamp, text, stream, s = line
+    entry = logschema.container_entry(
+        timestamp=timestamp,
+        text=text,
+        stream=stream,
+        project_id=s.project_id,
+        cluster=s.cluster,
+        zone=s.zone,
+        namespace=s.namespace,
+        pod=s.pod,
+        container=s.container,
+    )
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"

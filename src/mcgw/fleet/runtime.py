@@ -1,0 +1,465 @@
+"""The local fleet: a fleet's Deployments running as OS processes, watched like pods.
+
+:class:`FleetRuntime` plans the pods (:mod:`mcgw.fleet.pods`), starts one process per
+container in its own process group, captures its output as container logs
+(:mod:`mcgw.fleet.containerlog`), waits until each pod accepts TCP connections on its
+address, and from then on keeps the set of ready pods, from which it publishes
+EndpointSlices (:mod:`mcgw.fleet.endpoints`).
+
+A pod is ready once every container with a port accepts connections; it stops being
+ready when it is asked to stop (terminating) or when any of its processes exits. There
+is no restart: a pod that dies stays dead until the fleet is started again.
+
+No process outlives the runtime: :meth:`FleetRuntime.close` stops everything, and a
+:func:`weakref.finalize` safety net (run at garbage collection or interpreter exit)
+SIGKILLs every process group still recorded, by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import sys
+import time
+import weakref
+from pathlib import Path
+
+from mcgw.config import core
+from mcgw.config import resources as config_resources
+from mcgw.fleet import containerlog, endpoints, errors
+from mcgw.fleet import pods as pods_
+
+DEFAULT_GRACE_S = 5.0
+"""SIGTERM → SIGKILL delay when the pod template sets no terminationGracePeriodSeconds."""
+
+_READY_POLL_S = 0.05
+_LINE_LIMIT = 1 << 20
+"""Longest line kept whole; a longer one is cut into pieces of this size."""
+_TAIL_LINES = 5
+"""stderr lines kept per pod to explain a failed start."""
+
+_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+"""Variables a pod inherits from the runtime's environment; the rest would leak the
+host's settings (an ``ECHO_HEADERS`` in the shell, say) into every pod."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodInfo:
+    """A pod as seen from outside, at the moment :meth:`FleetRuntime.pods` was called."""
+
+    name: str
+    cluster: str
+    namespace: str
+    deployment: str
+    address: str
+    """The pod's IP: its own loopback address."""
+    port: int
+    """Port of its first container that has one (0 when none has)."""
+    pid: int
+    """Process id of its first container (its process group id too)."""
+    ready: bool
+    labels: tuple[tuple[str, str], ...]
+    """Labels (template labels and ``pod-template-hash``), sorted."""
+
+
+class _Pod:
+    """A running pod's mutable state; only the runtime touches it."""
+
+    def __init__(self, plan: pods_.PodPlan) -> None:
+        self.plan = plan
+        self.procs: list[asyncio.subprocess.Process] = []
+        self.ready = False
+        self.terminating = False
+        self.exited = asyncio.Event()
+        """Set once any of its processes has exited: the pod is dead."""
+        self.exit_codes: dict[str, int] = {}
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self.tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def all_exited(self) -> bool:
+        return all(p.returncode is not None for p in self.procs)
+
+    def info(self) -> PodInfo:
+        plan = self.plan
+        return PodInfo(
+            name=plan.name,
+            cluster=plan.cluster,
+            namespace=plan.namespace,
+            deployment=plan.deployment,
+            address=plan.address,
+            port=plan.port,
+            pid=self.procs[0].pid if self.procs else 0,
+            ready=self.ready,
+            labels=plan.labels,
+        )
+
+
+def _kill_groups(groups: set[int]) -> None:
+    """The safety net: SIGKILL each recorded process group. Must not raise."""
+    for pgid in list(groups):
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+    groups.clear()
+
+
+def _check_free(plans: tuple[pods_.PodPlan, ...]) -> None:
+    """Fail before starting anything if a pod's address is already listened on.
+
+    Otherwise the readiness probe would reach the other listener (another fleet, most
+    likely) and call a pod ready that is about to die of EADDRINUSE.
+    """
+    busy: list[str] = []
+    for plan in plans:
+        for container in plan.containers:
+            if container.port is None:
+                continue
+            with socket.socket() as probe:
+                # With SO_REUSEADDR, bind fails only if something listens there, not
+                # because of connections lingering in TIME_WAIT.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((plan.address, container.port))
+                except OSError as exc:
+                    busy.append(f"{plan.address}:{container.port} ({exc.strerror})")
+    if busy:
+        raise errors.PodStartError(
+            "pod addresses already in use (is another fleet running? give it another "
+            "first_octet): " + ", ".join(busy)
+        )
+
+
+class FleetRuntime:
+    """Runs a fleet's Deployments as local processes; see the module docstring."""
+
+    def __init__(
+        self,
+        resources: config_resources.Resources,
+        log_dir: Path,
+        *,
+        python: str = sys.executable,
+        ready_timeout_s: float = 20,
+        grace_s: float = DEFAULT_GRACE_S,
+        first_octet: int = 1,
+    ) -> None:
+        """
+        Args:
+            resources: the fleet; its Deployments become pods.
+            log_dir: where ``containers-<pid>.jsonl`` is written.
+            python: interpreter that runs the Store API for whereami images.
+            ready_timeout_s: how long :meth:`start` waits for every pod to accept connections.
+            grace_s: SIGTERM → SIGKILL delay for pods whose template sets none.
+            first_octet: pods of the first cluster get ``127.<first_octet>.*``, the next
+                cluster's the octet after; another fleet on the machine needs its own block.
+        """
+        self._resources = resources
+        self._log_dir = log_dir
+        self._python = python
+        self._ready_timeout_s = ready_timeout_s
+        self._grace_s = grace_s
+        self._first_octet = first_octet
+        self._pods: dict[str, _Pod] = {}
+        self._log: containerlog.ContainerLog | None = None
+        self._groups: set[int] = set()
+        self._finalizer = weakref.finalize(self, _kill_groups, self._groups)
+        self._version = 0
+        self._changed = asyncio.Event()
+        self._started = False
+        self._closed = False
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Start every pod and wait until each accepts connections.
+
+        Raises:
+            NotRunnableError: some Deployment cannot run locally; nothing was started.
+            PodStartError: a pod exited or was not ready in time; everything was stopped.
+        """
+        if self._started:
+            raise errors.FleetError("the fleet runtime was already started")
+        self._started = True
+        plans = pods_.plan(self._resources, python=self._python, first_octet=self._first_octet)
+        _check_free(plans)
+        self._log = containerlog.ContainerLog(self._log_dir / f"containers-{os.getpid()}.jsonl")
+        try:
+            for plan in plans:
+                await self._spawn(plan)
+            await self._wait_ready(list(self._pods.values()))
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Stop every pod (SIGTERM, then SIGKILL after the grace period), flush the logs.
+
+        Idempotent; leaves no process behind.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.gather(*(self._stop(pod) for pod in self._pods.values()))
+            tasks = [t for pod in self._pods.values() for t in pod.tasks]
+            # Readers end at EOF; a grandchild holding a pipe open must not hang close().
+            _, pending = await asyncio.wait(tasks, timeout=1.0) if tasks else (set(), set())
+            for task in pending:
+                task.cancel()
+        finally:
+            _kill_groups(self._groups)
+            if self._log is not None:
+                self._log.close()
+
+    async def __aenter__(self) -> FleetRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # observing
+
+    @property
+    def log_path(self) -> Path | None:
+        """The container log file, once started."""
+        return None if self._log is None else self._log.path
+
+    def flush_logs(self) -> None:
+        """Write the container log lines read so far (pods flush their own output every
+        ``LOG_INTERVAL``; this covers the fleet's side)."""
+        if self._log is not None:
+            self._log.flush()
+
+    def pods(self) -> tuple[PodInfo, ...]:
+        """Every pod started, in plan order (cluster, Deployment, replica)."""
+        return tuple(pod.info() for pod in self._pods.values())
+
+    def endpoint_slices(self) -> dict[str, tuple[core.EndpointSlice, ...]]:
+        """Per cluster, the EndpointSlices of its Services for the ready pods."""
+        return self._slices(self._resources)
+
+    def with_endpoints(self, resources: config_resources.Resources) -> config_resources.Resources:
+        """Return ``resources`` with the fleet's EndpointSlices in each cluster.
+
+        Slices the fleet published before are replaced; hand-written ones are kept.
+        Services are read from ``resources``, so a newer snapshot may be passed.
+        """
+        published = self._slices(resources)
+        return dataclasses.replace(
+            resources,
+            clusters=tuple(
+                endpoints.replace(cluster, published[cluster.name])
+                for cluster in resources.clusters
+            ),
+        )
+
+    @property
+    def version(self) -> int:
+        """Counts changes of the set of ready pods."""
+        return self._version
+
+    @property
+    def changes(self) -> asyncio.Event:
+        """An event set at the next change of the set of ready pods (a new one after)."""
+        return self._changed
+
+    async def wait_changed(self, since: int | None = None) -> None:
+        """Return after the set of ready pods changes.
+
+        Args:
+            since: a :attr:`version` seen earlier; if it is already stale, return at once
+                (so a change between two calls is never missed).
+        """
+        if since is not None and since != self._version:
+            return
+        await self._changed.wait()
+
+    # acting
+
+    async def stop_cluster(self, name: str) -> None:
+        """Stop every pod of cluster ``name``: SIGTERM, SIGKILL after the grace period.
+
+        Raises:
+            FleetError: no such cluster.
+        """
+        if name not in {c.name for c in self._resources.clusters}:
+            raise errors.FleetError(f"no cluster {name!r} in the fleet")
+        await asyncio.gather(
+            *(self._stop(pod) for pod in self._pods.values() if pod.plan.cluster == name)
+        )
+
+    async def kill_pod(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to every process of pod ``name``, as a crash or an OOM kill would.
+
+        The pod is not marked terminating: it stays in its Services until it exits. For
+        signals that end a process, waits (up to the grace period) until it has exited.
+
+        Raises:
+            FleetError: no such pod.
+        """
+        pod = self._pods.get(name)
+        if pod is None:
+            raise errors.FleetError(f"no pod {name!r} in the fleet")
+        self._signal(pod, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pod.exited.wait(), self._grace_for(pod))
+
+    # internals
+
+    def _slices(self, res: config_resources.Resources) -> dict[str, tuple[core.EndpointSlice, ...]]:
+        ready = [pod.plan for pod in self._pods.values() if pod.ready]
+        return {cluster.name: endpoints.slices(cluster, ready) for cluster in res.clusters}
+
+    def _fire(self) -> None:
+        self._version += 1
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    def _set_ready(self, pod: _Pod, ready: bool) -> None:
+        if pod.ready != ready:
+            pod.ready = ready
+            self._fire()
+
+    def _grace_for(self, pod: _Pod) -> float:
+        return self._grace_s if pod.plan.grace_s is None else pod.plan.grace_s
+
+    async def _spawn(self, plan: pods_.PodPlan) -> None:
+        pod = _Pod(plan)
+        self._pods[plan.name] = pod
+        base = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
+        assert self._log is not None
+        for container in plan.containers:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *container.argv,
+                    env={**base, "PYTHONUNBUFFERED": "1", **dict(container.env)},
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                    limit=_LINE_LIMIT,
+                )
+            except OSError as exc:
+                raise errors.PodStartError(
+                    f"pod {plan.name} (cluster {plan.cluster}): cannot run container "
+                    f"{container.name!r} {' '.join(container.argv)!r}: {exc}"
+                ) from exc
+            # start_new_session: the process leads its own group, so pgid == pid.
+            self._groups.add(proc.pid)
+            pod.procs.append(proc)
+            source = containerlog.Source(
+                project_id=plan.project,
+                cluster=plan.cluster,
+                zone=plan.zone,
+                namespace=plan.namespace,
+                pod=plan.name,
+                container=container.name,
+            )
+            assert proc.stdout is not None and proc.stderr is not None
+            pod.tasks.append(asyncio.create_task(self._read(proc.stdout, "stdout", source, pod)))
+            pod.tasks.append(asyncio.create_task(self._read(proc.stderr, "stderr", source, pod)))
+            pod.tasks.append(asyncio.create_task(self._watch(pod, container.name, proc)))
+
+    async def _read(
+        self, stream: asyncio.StreamReader, name: str, source: containerlog.Source, pod: _Pod
+    ) -> None:
+        log = self._log
+        assert log is not None
+        while True:
+            try:
+                chunk = await stream.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                chunk = exc.partial  # EOF: the last line may lack its newline
+                if not chunk:
+                    return
+            except asyncio.LimitOverrunError as exc:
+                chunk = await stream.readexactly(exc.consumed)
+            text = chunk.decode("utf-8", "replace").rstrip("\r\n")
+            log.append(time.time(), text, name, source)
+            if name == "stderr":
+                pod.stderr_tail.append(text)
+
+    async def _watch(self, pod: _Pod, container: str, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        self._groups.discard(proc.pid)
+        pod.exit_codes[container] = code
+        if not pod.exited.is_set():
+            pod.exited.set()
+            self._set_ready(pod, False)
+            if not pod.terminating:
+                # Any process of a pod ending kills the pod: make the others follow.
+                self._signal(pod, signal.SIGTERM)
+
+    async def _wait_ready(self, todo: list[_Pod]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._ready_timeout_s
+        tasks = [asyncio.create_task(self._probe(pod, deadline)) for pod in todo]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _probe(self, pod: _Pod, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        plan = pod.plan
+        for container in plan.containers:
+            if container.port is None:
+                continue
+            while True:
+                if pod.exited.is_set():
+                    raise errors.PodStartError(self._explain(pod, "exited while starting"))
+                try:
+                    _, writer = await asyncio.open_connection(plan.address, container.port)
+                except OSError:
+                    if loop.time() >= deadline:
+                        raise errors.PodStartError(
+                            self._explain(
+                                pod,
+                                f"did not accept connections on {plan.address}:"
+                                f"{container.port} within {self._ready_timeout_s:g} s",
+                            )
+                        ) from None
+                    await asyncio.sleep(_READY_POLL_S)
+                    continue
+                writer.close()
+                break
+        if not pod.exited.is_set() and not pod.terminating:
+            self._set_ready(pod, True)
+
+    def _explain(self, pod: _Pod, what: str) -> str:
+        plan = pod.plan
+        codes = ", ".join(f"{c} exit code {code}" for c, code in pod.exit_codes.items())
+        tail = "\n".join(f"    {line}" for line in pod.stderr_tail)
+        return (
+            f"pod {plan.name} (cluster {plan.cluster}, Deployment "
+            f"{plan.namespace}/{plan.deployment}) {what}"
+            + (f" ({codes})" if codes else "")
+            + (f"; last stderr lines:\n{tail}" if tail else "")
+        )
+
+    def _signal(self, pod: _Pod, sig: int) -> None:
+        for proc in pod.procs:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, sig)
+
+    async def _stop(self, pod: _Pod) -> None:
+        if pod.all_exited:
+            self._set_ready(pod, False)
+            return
+        pod.terminating = True
+        self._set_ready(pod, False)
+        self._signal(pod, signal.SIGTERM)
+        waits = [proc.wait() for proc in pod.procs]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), self._grace_for(pod))
+        except TimeoutError:
+            self._signal(pod, signal.SIGKILL)
+            await asyncio.gather(*(proc.wait() for proc in pod.procs))

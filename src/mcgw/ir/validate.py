@@ -1,0 +1,225 @@
+"""Check a route table against the invariants the data plane relies on.
+
+:func:`validate` lists every problem, not only the first, so that a translator bug or a
+hand-edited table is diagnosed in one go. The translator asserts that its output has no
+problem; ``mcgw translate`` and the data plane may validate tables they did not build.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from mcgw.errors import McgwError
+from mcgw.ir import table
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+"""RFC 9110 token: header names and methods."""
+
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+_VERSION = re.compile(r"^[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True, slots=True)
+class IRError:
+    """One problem in a table, located by a path such as ``listeners[0].virtual_hosts[1]``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class InvalidTableError(McgwError):
+    """A table failed validation; ``errors`` lists every problem."""
+
+    def __init__(self, errors: list[IRError]) -> None:
+        super().__init__("invalid route table:\n" + "\n".join(f"  {e}" for e in errors))
+        self.errors = errors
+
+
+def hostname_order_key(hostname: str) -> tuple[int, int, str]:
+    """Sort key of virtual hosts: exact names, then wildcards longest first, then ``*``.
+
+    The data plane serves a request from the first virtual host matching its Host, so
+    this order is what makes the most specific hostname win.
+    """
+    if hostname == "*":
+        return (2, 0, hostname)
+    if hostname.startswith("*."):
+        return (1, -len(hostname), hostname)
+    return (0, -len(hostname), hostname)
+
+
+def is_valid_hostname(hostname: str) -> bool:
+    """Lower-case DNS name, optionally ``*.``-prefixed, or ``*`` alone."""
+    return hostname == "*" or (len(hostname) <= 253 and _HOSTNAME.match(hostname) is not None)
+
+
+def backend_name(kind: str, namespace: str, service: str, port: int) -> str:
+    """The canonical name of a :class:`table.Backend`."""
+    return f"{kind}/{namespace}/{service}:{port}"
+
+
+def validate(route_table: table.RouteTable) -> list[IRError]:
+    """Return every invariant ``route_table`` breaks; an empty list means valid."""
+    errors: list[IRError] = []
+    backend_names = {b.name for b in route_table.backends}
+    _check_listeners(route_table.listeners, backend_names, errors)
+    _check_backends(route_table.backends, errors)
+    _check_locality(route_table.locality, errors)
+    if route_table.version and not _VERSION.match(route_table.version):
+        errors.append(IRError("version", f"{route_table.version!r} is not 16 hex digits"))
+    return errors
+
+
+def _duplicates(values: list[str]) -> list[str]:
+    return sorted(v for v, n in Counter(values).items() if n > 1)
+
+
+def _check_port(path: str, port: int, errors: list[IRError]) -> None:
+    if not 1 <= port <= 65535:
+        errors.append(IRError(path, f"port {port} is out of range 1-65535"))
+
+
+def _check_regex(path: str, pattern: str, errors: list[IRError]) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        errors.append(IRError(path, f"invalid regular expression {pattern!r}: {exc}"))
+
+
+def _check_listeners(
+    listeners: tuple[table.Listener, ...], backend_names: set[str], errors: list[IRError]
+) -> None:
+    for name in _duplicates([lis.name for lis in listeners]):
+        errors.append(IRError("listeners", f"duplicate listener name {name!r}"))
+    sockets = [f"{lis.address}:{lis.port}" for lis in listeners]
+    for sock in _duplicates(sockets):
+        errors.append(IRError("listeners", f"two listeners bind {sock}"))
+    for i, lis in enumerate(listeners):
+        path = f"listeners[{i}]"
+        _check_port(f"{path}.port", lis.port, errors)
+        try:
+            ipaddress.ip_address(lis.address)
+        except ValueError:
+            errors.append(IRError(f"{path}.address", f"{lis.address!r} is not an IP address"))
+        hostnames = [vh.hostname for vh in lis.virtual_hosts]
+        for host in _duplicates(hostnames):
+            errors.append(IRError(f"{path}.virtual_hosts", f"duplicate hostname {host!r}"))
+        if hostnames != sorted(hostnames, key=hostname_order_key):
+            errors.append(
+                IRError(
+                    f"{path}.virtual_hosts",
+                    "not sorted most specific first (exact, longer wildcards, then *)",
+                )
+            )
+        for j, vhost in enumerate(lis.virtual_hosts):
+            _check_vhost(f"{path}.virtual_hosts[{j}]", vhost, backend_names, errors)
+
+
+def _check_vhost(
+    path: str, vhost: table.VirtualHost, backend_names: set[str], errors: list[IRError]
+) -> None:
+    if not is_valid_hostname(vhost.hostname):
+        errors.append(IRError(f"{path}.hostname", f"invalid hostname {vhost.hostname!r}"))
+    for name in _duplicates([r.name for r in vhost.routes]):
+        errors.append(IRError(f"{path}.routes", f"duplicate route name {name!r}"))
+    for k, route in enumerate(vhost.routes):
+        rpath = f"{path}.routes[{k}]"
+        match = route.match
+        if match.path.type is table.PathMatchType.REGULAR_EXPRESSION:
+            _check_regex(f"{rpath}.match.path.value", match.path.value, errors)
+        elif not match.path.value.startswith("/"):
+            errors.append(
+                IRError(f"{rpath}.match.path.value", f"{match.path.value!r} must start with /")
+            )
+        for h, header in enumerate(match.headers):
+            hpath = f"{rpath}.match.headers[{h}]"
+            if not _TOKEN.match(header.name):
+                errors.append(IRError(f"{hpath}.name", f"invalid header name {header.name!r}"))
+            if header.type is table.HeaderMatchType.REGULAR_EXPRESSION:
+                _check_regex(f"{hpath}.value", header.value, errors)
+        for q, param in enumerate(match.query_params):
+            qpath = f"{rpath}.match.query_params[{q}]"
+            if not param.name:
+                errors.append(IRError(f"{qpath}.name", "empty query parameter name"))
+            if param.type is table.HeaderMatchType.REGULAR_EXPRESSION:
+                _check_regex(f"{qpath}.value", param.value, errors)
+        if match.method is not None and (
+            not _TOKEN.match(match.method) or match.method != match.method.upper()
+        ):
+            errors.append(IRError(f"{rpath}.match.method", f"invalid method {match.method!r}"))
+        for b, weighted in enumerate(route.backends):
+            bpath = f"{rpath}.backends[{b}]"
+            if weighted.weight < 0:
+                errors.append(IRError(f"{bpath}.weight", f"weight {weighted.weight} < 0"))
+            if weighted.backend is not None and weighted.backend not in backend_names:
+                errors.append(IRError(f"{bpath}.backend", f"unknown backend {weighted.backend!r}"))
+
+
+def _check_backends(backends: tuple[table.Backend, ...], errors: list[IRError]) -> None:
+    for name in _duplicates([b.name for b in backends]):
+        errors.append(IRError("backends", f"duplicate backend name {name!r}"))
+    for i, backend in enumerate(backends):
+        path = f"backends[{i}]"
+        if backend.kind not in ("Service", "ServiceImport"):
+            errors.append(IRError(f"{path}.kind", f"unknown kind {backend.kind!r}"))
+        expected = backend_name(backend.kind, backend.namespace, backend.service, backend.port)
+        if backend.name != expected:
+            errors.append(IRError(f"{path}.name", f"{backend.name!r} should be {expected!r}"))
+        _check_port(f"{path}.port", backend.port, errors)
+        if backend.timeout_s <= 0:
+            errors.append(IRError(f"{path}.timeout_s", f"{backend.timeout_s} must be > 0"))
+        if backend.max_rate_per_endpoint <= 0:
+            errors.append(
+                IRError(
+                    f"{path}.max_rate_per_endpoint",
+                    f"{backend.max_rate_per_endpoint} must be > 0",
+                )
+            )
+        if not 0.0 <= backend.capacity_scaler <= 1.0:
+            errors.append(
+                IRError(f"{path}.capacity_scaler", f"{backend.capacity_scaler} is not in 0-1")
+            )
+        _check_health_check(f"{path}.health_check", backend.health_check, errors)
+        keys = [(g.cluster, g.zone) for g in backend.groups]
+        if keys != sorted(keys):
+            errors.append(IRError(f"{path}.groups", "not sorted by (cluster, zone)"))
+        if len(set(keys)) != len(keys):
+            errors.append(IRError(f"{path}.groups", "two groups for the same (cluster, zone)"))
+        for g, group in enumerate(backend.groups):
+            gpath = f"{path}.groups[{g}]"
+            if not group.cluster or not group.region or not group.zone:
+                errors.append(IRError(gpath, "cluster, region and zone must be set"))
+            for e, endpoint in enumerate(group.endpoints):
+                _check_port(f"{gpath}.endpoints[{e}].port", endpoint.port, errors)
+                if not endpoint.address:
+                    errors.append(IRError(f"{gpath}.endpoints[{e}].address", "empty address"))
+
+
+def _check_health_check(path: str, check: table.HealthCheck, errors: list[IRError]) -> None:
+    if not check.path.startswith("/"):
+        errors.append(IRError(f"{path}.path", f"{check.path!r} must start with /"))
+    if check.port is not None:
+        _check_port(f"{path}.port", check.port, errors)
+    if check.interval_s <= 0 or check.timeout_s <= 0:
+        errors.append(IRError(path, "interval_s and timeout_s must be > 0"))
+    if check.healthy_threshold < 1 or check.unhealthy_threshold < 1:
+        errors.append(IRError(path, "thresholds must be >= 1"))
+
+
+def _check_locality(locality: table.Locality, errors: list[IRError]) -> None:
+    regions = [r for r, _ in locality.region_rtt_ms]
+    for region in _duplicates(regions):
+        errors.append(IRError("locality.region_rtt_ms", f"duplicate region {region!r}"))
+    for i, (region, rtt) in enumerate(locality.region_rtt_ms):
+        if rtt < 0:
+            errors.append(IRError(f"locality.region_rtt_ms[{i}]", f"{region}: rtt {rtt} < 0"))
+    ranked = [(rtt, r) for r, rtt in locality.region_rtt_ms]
+    if ranked != sorted(ranked):
+        errors.append(IRError("locality.region_rtt_ms", "not sorted closest first"))

@@ -1,0 +1,387 @@
+"""The load tester's own HTTP/1.1 client: one keep-alive connection per VU, every phase
+timed with ``perf_counter_ns`` the way k6 reports it.
+
+Phases of one request (k6's names; all in nanoseconds here):
+
+* ``blocked``: from the request's start until a connection is ready to write to —
+  a few microseconds on a reused connection, DNS and TCP connect on a new one;
+* ``connecting``: the TCP connect alone (0 when the connection is reused);
+* ``tls_handshaking``: 0, plain HTTP only for now;
+* ``sending``: writing the request;
+* ``waiting``: from the request written to the first byte of the response (TTFB);
+* ``receiving``: from the first to the last byte of the response.
+
+It does not share code with the data plane on purpose: a measuring instrument should
+not carry the bugs of the thing it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import typing
+import urllib.parse
+from dataclasses import dataclass
+
+import httptools
+
+from mcgw.loadtest import errors
+
+USER_AGENT = "mcgw-load/0.1 (k6-compatible)"
+
+_now = time.perf_counter_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where requests go, resolved once per run."""
+
+    host_header: str
+    """``Host`` as the URL names it (``store.example.com``, with the port if not 80)."""
+    connect_host: str
+    connect_port: int
+    target: str
+    """Path and query, as sent on the request line."""
+
+
+def parse_target(url: str, host_map: tuple[tuple[str, str], ...] = ()) -> Target:
+    """Resolve ``url`` against k6-style ``hosts`` overrides.
+
+    ``host_map`` keys are ``host`` or ``host:port``; values ``ip`` or ``ip:port``. A key
+    with a port wins over one without.
+
+    Raises:
+        LoadError: not an ``http://`` URL, or a malformed override.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http":
+        raise errors.LoadError(
+            f"unsupported URL {url!r}: only http:// is supported (https is not yet)"
+        )
+    if not parts.hostname:
+        raise errors.LoadError(f"URL {url!r} has no host")
+    try:
+        port = parts.port or 80
+    except ValueError as exc:
+        raise errors.LoadError(f"URL {url!r}: {exc}") from exc
+    host = parts.hostname
+    host_header = host if port == 80 else f"{host}:{port}"
+    if ":" in host:  # IPv6 literal: brackets back on for the Host header
+        host_header = f"[{host}]" if port == 80 else f"[{host}]:{port}"
+    overrides = dict(host_map)
+    mapped = overrides.get(f"{host}:{port}") or overrides.get(host)
+    connect_host, connect_port = host, port
+    if mapped:
+        addr, sep, mapped_port = mapped.rpartition(":")
+        if not sep or not mapped_port.isdigit() or addr.endswith(":"):
+            addr, mapped_port = mapped, str(port)  # no port (or a bare IPv6 address)
+        connect_host, connect_port = addr.strip("[]"), int(mapped_port)
+    path = parts.path or "/"
+    target = f"{path}?{parts.query}" if parts.query else path
+    return Target(host_header, connect_host, connect_port, target)
+
+
+def build_request(
+    target: Target,
+    method: str = "GET",
+    headers: tuple[tuple[str, str], ...] = (),
+    body: bytes = b"",
+) -> bytes:
+    """Encode the request once; every iteration writes the same bytes."""
+    names = {name.lower() for name, _ in headers}
+    lines = [f"{method.upper()} {target.target} HTTP/1.1"]
+    if "host" not in names:
+        lines.append(f"Host: {target.host_header}")
+    if "user-agent" not in names:
+        lines.append(f"User-Agent: {USER_AGENT}")
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    if (body or method.upper() in ("POST", "PUT", "PATCH")) and "content-length" not in names:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One request's outcome and timings (nanoseconds)."""
+
+    status: int
+    """HTTP status, or 0 when no response arrived."""
+    error: str
+    """Empty on a response; else what went wrong (``connection refused``, ``timeout``…)."""
+    blocked: int
+    connecting: int
+    sending: int
+    waiting: int
+    receiving: int
+    bytes_sent: int
+    bytes_received: int
+    cluster: str = ""
+    zone: str = ""
+
+    @property
+    def duration(self) -> int:
+        """``http_req_duration``: sending + waiting + receiving."""
+        return self.sending + self.waiting + self.receiving
+
+
+class _Lost(Exception):
+    """The connection closed before the response was complete."""
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection; httptools parses responses, callbacks stamp the times."""
+
+    __slots__ = (
+        "_body",
+        "_collect",
+        "_framed",
+        "_waiter",
+        "cluster",
+        "done_ns",
+        "first_byte_ns",
+        "headers_complete",
+        "is_json",
+        "keep_alive",
+        "lost",
+        "parser",
+        "received",
+        "transport",
+        "zone",
+    )
+
+    def __init__(self, collect: bool) -> None:
+        self._collect = collect
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[None] | None = None
+        self._body: list[bytes] = []
+        self._framed = False
+        self.lost = False
+        self.keep_alive = True
+        self.first_byte_ns = 0
+        self.done_ns = 0
+        self.received = 0
+        self.headers_complete = False
+        self.is_json = False
+        self.cluster = ""
+        self.zone = ""
+
+    # -- asyncio.Protocol --
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCPTransport is not a subclass of asyncio.Transport, only a duck of it.
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.first_byte_ns:
+            self.first_byte_ns = _now()
+        self.received += len(data)
+        if self._waiter is None:
+            return  # bytes nobody asked for: the connection is not reusable
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(_Lost("protocol upgrade not supported"))
+        except httptools.HttpParserError as exc:
+            self._fail(_Lost(f"bad response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self.headers_complete and self.parser.get_status_code() and not self._framed:
+            # A response without Content-Length or chunking ends when the connection does.
+            self.keep_alive = False
+            self.done_ns = _now()
+            waiter.set_result(None)
+        else:
+            self._fail(_Lost("connection reset by peer" if exc else "connection closed"))
+
+    # -- httptools callbacks --
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lname = name.lower()
+        if lname in (b"content-length", b"transfer-encoding"):
+            self._framed = True
+        elif not self._collect:
+            return
+        elif lname == b"x-mcgw-cluster":
+            self.cluster = value.decode("latin-1")
+        elif lname == b"x-mcgw-zone":
+            self.zone = value.decode("latin-1")
+        elif lname == b"content-type":
+            self.is_json = b"json" in value.lower()
+
+    def on_headers_complete(self) -> None:
+        self.headers_complete = True
+
+    def on_body(self, body: bytes) -> None:
+        if self._collect and self.is_json and not self.cluster:
+            self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.done_ns = _now()
+        self.keep_alive = self.parser.should_keep_alive()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- use --
+    def _fail(self, exc: Exception) -> None:
+        self.keep_alive = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        self._waiter = loop.create_future()
+        self._body.clear()
+        self._framed = False
+        self.first_byte_ns = 0
+        self.done_ns = 0
+        self.received = 0
+        self.headers_complete = False
+        self.is_json = False
+        self.cluster = ""
+        self.zone = ""
+        return self._waiter
+
+    def finish(self) -> None:
+        self._waiter = None
+        if self._collect and self._body and not self.cluster:
+            try:
+                doc = json.loads(b"".join(self._body))
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict):
+                self.cluster = str(doc.get("cluster_name") or "")
+                self.zone = self.zone or str(doc.get("zone") or "")
+        self._body.clear()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Client:
+    """One VU's HTTP client: a single connection, opened on demand and kept alive."""
+
+    __slots__ = ("_collect", "_conn", "_loop", "_request", "_target", "_timeout_s")
+
+    def __init__(
+        self, target: Target, request: bytes, *, timeout_s: float, collect: bool = False
+    ) -> None:
+        self._target = target
+        self._request = request
+        self._timeout_s = timeout_s
+        self._collect = collect
+        self._conn: _Connection | None = None
+        self._loop = asyncio.get_running_loop()
+
+    async def request(self) -> Result:
+        """Send the request once and wait for the whole response.
+
+        Never raises for network trouble: refused connections, resets and timeouts come
+        back as a :class:`Result` with ``status=0`` and ``error`` set.
+        """
+        start = _now()
+        deadline = self._loop.time() + self._timeout_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                result = await self._attempt(start)
+                if result is None:
+                    # A kept-alive connection the server had already closed: retry once
+                    # on a new one, as Go's transport (and so k6) does.
+                    result = await self._attempt(start)
+                    assert result is not None
+                return result
+        except TimeoutError:
+            self._drop()
+            return _failure(start, "request timeout")
+
+    async def _attempt(self, start: int) -> Result | None:
+        conn = self._conn
+        connecting = 0
+        reused = conn is not None and not conn.lost and conn.keep_alive
+        if not reused:
+            self._drop()
+            t = _now()
+            try:
+                _, conn = await self._loop.create_connection(
+                    lambda: _Connection(self._collect),
+                    self._target.connect_host,
+                    self._target.connect_port,
+                )
+            except ConnectionRefusedError:
+                return _failure(start, "connection refused")
+            except OSError as exc:
+                return _failure(start, f"dial: {exc.strerror or exc}")
+            connecting = _now() - t
+            self._conn = conn
+        assert conn is not None and conn.transport is not None
+        waiter = conn.start(self._loop)
+        sent_start = _now()
+        conn.transport.write(self._request)
+        sent = _now()
+        try:
+            await waiter
+        except _Lost as exc:
+            conn.finish()
+            self._drop()
+            if reused and conn.received == 0:
+                return None
+            return Result(
+                status=0,
+                error=str(exc),
+                blocked=sent_start - start,
+                connecting=connecting,
+                sending=sent - sent_start,
+                waiting=(conn.first_byte_ns or _now()) - sent,
+                receiving=0,
+                bytes_sent=len(self._request),
+                bytes_received=conn.received,
+            )
+        except asyncio.CancelledError:
+            self._drop()
+            raise
+        conn.finish()
+        status = conn.parser.get_status_code()
+        result = Result(
+            status=status,
+            error="",
+            blocked=sent_start - start,
+            connecting=connecting,
+            sending=sent - sent_start,
+            waiting=conn.first_byte_ns - sent,
+            receiving=conn.done_ns - conn.first_byte_ns,
+            bytes_sent=len(self._request),
+            bytes_received=conn.received,
+            cluster=conn.cluster,
+            zone=conn.zone,
+        )
+        if not conn.keep_alive:
+            self._drop()
+        return result
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        """Close the VU's connection."""
+        self._drop()
+
+
+def _failure(start: int, error: str) -> Result:
+    return Result(
+        status=0,
+        error=error,
+        blocked=_now() - start,
+        connecting=0,
+        sending=0,
+        waiting=0,
+        receiving=0,
+        bytes_sent=0,
+        bytes_received=0,
+    )

@@ -1,0 +1,267 @@
+"""k6's metric types, a registry of them, and the immutable end-of-test summary.
+
+Four types, as in k6: a **Counter** sums (and gives a rate per second of test time), a
+**Gauge** keeps the last, min and max value, a **Rate** counts how often a value is
+non-zero, a **Trend** gives avg/min/med/max/percentiles. Trends keep their samples in an
+HdrHistogram (3 significant digits) so memory stays bounded however long the test runs;
+count, sum, min and max are kept exactly beside it.
+
+Units follow k6's JSON summary: time trends are in milliseconds, data in bytes, rates
+are fractions. Samples are recorded in nanoseconds (time) and converted on summary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from hdrh.histogram import HdrHistogram
+
+MetricType = Literal["counter", "gauge", "rate", "trend"]
+Contains = Literal["default", "time", "data"]
+
+_HIGHEST_NS = 3_600 * 1_000_000_000
+"""Longest time a trend resolves (1 h); longer samples are clamped to it."""
+
+_PERCENTILE_RE = re.compile(r"^p\((\d+(?:\.\d+)?)\)$")
+
+
+class Counter:
+    """A sum, e.g. ``http_reqs``, ``data_sent``."""
+
+    __slots__ = ("contains", "count", "name")
+    kind: MetricType = "counter"
+
+    def __init__(self, name: str, contains: Contains = "default") -> None:
+        self.name = name
+        self.contains = contains
+        self.count = 0
+
+    def add(self, value: int = 1) -> None:
+        self.count += value
+
+    def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:
+        rate = self.count / duration_s if duration_s > 0 else 0.0
+        return MetricSummary(
+            self.name, self.kind, self.contains, (("count", self.count), ("rate", rate))
+        )
+
+
+class Gauge:
+    """The latest value with its min and max, e.g. ``vus``."""
+
+    __slots__ = ("contains", "max", "min", "name", "value")
+    kind: MetricType = "gauge"
+
+    def __init__(self, name: str, contains: Contains = "default") -> None:
+        self.name = name
+        self.contains = contains
+        self.value = 0.0
+        self.min = float("inf")
+        self.max = float("-inf")
+
+    def set(self, value: float) -> None:
+        self.value = value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+
+    def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:
+        low = self.min if self.min != float("inf") else 0.0
+        high = self.max if self.max != float("-inf") else 0.0
+        return MetricSummary(
+            self.name,
+            self.kind,
+            self.contains,
+            (("value", self.value), ("min", low), ("max", high)),
+        )
+
+
+class Rate:
+    """The share of non-zero samples, e.g. ``http_req_failed`` (true = failed)."""
+
+    __slots__ = ("contains", "fails", "name", "passes")
+    kind: MetricType = "rate"
+
+    def __init__(self, name: str, contains: Contains = "default") -> None:
+        self.name = name
+        self.contains = contains
+        self.passes = 0
+        self.fails = 0
+
+    def add(self, value: bool) -> None:
+        if value:
+            self.passes += 1
+        else:
+            self.fails += 1
+
+    def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:
+        total = self.passes + self.fails
+        rate = self.passes / total if total else 0.0
+        return MetricSummary(
+            self.name,
+            self.kind,
+            self.contains,
+            (("rate", rate), ("passes", self.passes), ("fails", self.fails)),
+        )
+
+
+class Trend:
+    """A distribution, e.g. ``http_req_duration``. Time samples are nanoseconds."""
+
+    __slots__ = ("_hist", "contains", "count", "max", "min", "name", "total")
+    kind: MetricType = "trend"
+
+    def __init__(self, name: str, contains: Contains = "time") -> None:
+        self.name = name
+        self.contains = contains
+        self._hist = HdrHistogram(1, _HIGHEST_NS, 3)
+        self.count = 0
+        self.total = 0
+        self.min = 0
+        self.max = 0
+
+    def add(self, value: int) -> None:
+        if value < 0:
+            value = 0
+        if self.count == 0 or value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        self.count += 1
+        self.total += value
+        self._hist.record_value(min(value, _HIGHEST_NS))
+
+    def percentile(self, p: float) -> int:
+        """The value at percentile ``p`` (0–100), clamped to the exact min and max."""
+        if self.count == 0:
+            return 0
+        if p <= 0:
+            return self.min
+        if p >= 100:
+            return self.max
+        value = int(self._hist.get_value_at_percentile(p))
+        return min(max(value, self.min), self.max)
+
+    def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:
+        scale = 1e-6 if self.contains == "time" else 1.0  # ns → ms, like k6's summary
+        values: list[tuple[str, float]] = []
+        for stat in stats:
+            if stat == "avg":
+                raw: float = self.total / self.count if self.count else 0.0
+            elif stat == "min":
+                raw = self.min
+            elif stat == "max":
+                raw = self.max
+            elif stat == "med":
+                raw = self.percentile(50)
+            elif stat == "count":
+                values.append((stat, self.count))
+                continue
+            else:
+                match = _PERCENTILE_RE.match(stat)
+                if match is None:
+                    raise ValueError(f"unknown trend stat {stat!r}")
+                raw = self.percentile(float(match.group(1)))
+            values.append((stat, raw * scale))
+        return MetricSummary(self.name, self.kind, self.contains, tuple(values))
+
+
+Metric = Counter | Gauge | Rate | Trend
+
+
+class Registry:
+    """The run's metrics by name, created on first use (so unused ones are not shown)."""
+
+    __slots__ = ("_metrics",)
+
+    def __init__(self) -> None:
+        self._metrics: dict[str, Metric] = {}
+
+    def counter(self, name: str, contains: Contains = "default") -> Counter:
+        metric = self._metrics.get(name)
+        if metric is None:
+            metric = self._metrics[name] = Counter(name, contains)
+        assert isinstance(metric, Counter)
+        return metric
+
+    def gauge(self, name: str, contains: Contains = "default") -> Gauge:
+        metric = self._metrics.get(name)
+        if metric is None:
+            metric = self._metrics[name] = Gauge(name, contains)
+        assert isinstance(metric, Gauge)
+        return metric
+
+    def rate(self, name: str) -> Rate:
+        metric = self._metrics.get(name)
+        if metric is None:
+            metric = self._metrics[name] = Rate(name)
+        assert isinstance(metric, Rate)
+        return metric
+
+    def trend(self, name: str, contains: Contains = "time") -> Trend:
+        metric = self._metrics.get(name)
+        if metric is None:
+            metric = self._metrics[name] = Trend(name, contains)
+        assert isinstance(metric, Trend)
+        return metric
+
+    def summaries(self, duration_s: float, stats: tuple[str, ...]) -> tuple[MetricSummary, ...]:
+        """Every metric's summary, sorted by name (submetrics follow their parent)."""
+        return tuple(
+            self._metrics[name].summary(duration_s, stats) for name in sorted(self._metrics)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary:
+    """One metric at the end of the test, as k6's JSON summary has it."""
+
+    name: str
+    """``http_req_duration``, or a submetric ``http_req_duration{expected_response:true}``."""
+    type: MetricType
+    contains: Contains
+    values: tuple[tuple[str, float], ...]
+    """Counter: count, rate (per s). Gauge: value, min, max. Rate: rate, passes, fails.
+    Trend: the summary trend stats, in ms for time."""
+
+    def get(self, key: str, default: float = 0.0) -> float:
+        for name, value in self.values:
+            if name == key:
+                return value
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    """Responses answered by one backend cluster and zone."""
+
+    cluster: str
+    zone: str
+    responses: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The result of a run: every metric plus the executor's final state."""
+
+    metrics: tuple[MetricSummary, ...]
+    duration_s: float
+    """Wall time of the whole run (k6's ``state.testRunDurationMs`` / 1000)."""
+    vus_max: int
+    complete: int
+    """Iterations that ran to their end."""
+    interrupted: int
+    """Iterations cut off at the end of the graceful stop."""
+    breakdown: tuple[BreakdownRow, ...] = ()
+    """Responses per (cluster, zone), most first; empty unless asked for."""
+    errors: tuple[tuple[str, int], ...] = ()
+    """Request errors (refused, timeout…) with their counts, most first."""
+    finished: bool = True
+    """False when the run was cut short (graceful stop exceeded)."""
+
+    def metric(self, name: str) -> MetricSummary | None:
+        for metric in self.metrics:
+            if metric.name == name:
+                return metric
+        return None

@@ -1,0 +1,14 @@
+"""mcgw's public test kit: real loopback sockets, no mocks of the network.
+
+* :mod:`mcgw.testing.upstream` — :class:`~mcgw.testing.upstream.FakeUpstream`, an
+  in-process HTTP/1.1 server on 127.0.0.1 and an ephemeral port, scripted per
+  request (:class:`~mcgw.testing.upstream.Reply`: status, body, chunking, delay,
+  close/reset/hang behaviours) and recording every request it saw.
+* :mod:`mcgw.testing.client` — :class:`~mcgw.testing.client.RawClient`, a byte-exact
+  HTTP/1.1 client for one connection: send anything (malformed on purpose), read
+  back parsed responses.
+* :mod:`mcgw.testing.tables` — builders for tiny :class:`mcgw.ir.table.RouteTable`
+  values.
+* :mod:`mcgw.testing.runner` — :func:`~mcgw.testing.runner.run`: run a coroutine on
+  uvloop with a hard time bound, for plain (non-async) pytest functions.
+"""

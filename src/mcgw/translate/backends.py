@@ -1,0 +1,411 @@
+"""Pass 4: backendRefs → IR backends with endpoints grouped by (cluster, zone); policies.
+
+A backendRef names a core ``Service`` (resolved in the config cluster only, as GKE does)
+or a ``ServiceImport`` (``net.gke.io`` or ``multicluster.x-k8s.io``). ServiceImports are
+derived: every cluster that exports ns/name (a ServiceExport next to a Service of the
+same name) contributes its endpoints, so one import spans the fleet; a ServiceImport
+written by hand is honoured too, with the endpoints labelled for it in its cluster.
+
+Endpoints come from EndpointSlices. The backendRef's port is a Service port; the pod
+port is found through the Service's targetPort and the EndpointSlice's port names.
+
+A reference that cannot be resolved gives ``ResolvedRefs=False`` with the spec's reason
+and an IR ``WeightedBackend(backend=None)``: that share of requests is answered 500.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass
+
+from mcgw.config import core, gatewayapi, mcs, policy, resources
+from mcgw.ir import table, validate
+from mcgw.translate import context, status
+
+SERVICE = "Service"
+SERVICE_IMPORT = "ServiceImport"
+
+_C = status.ConditionType
+_R = status.Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a backendRef or policy targetRef resolved to, by IR kind."""
+
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    reason: status.Reason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    weighted: table.WeightedBackend
+    problem: Problem | None
+
+
+def target_kind(group: str, kind: str) -> str | None:
+    """IR kind of a (group, kind) reference, or None if mcgw cannot route to it."""
+    if group == "" and kind == SERVICE:
+        return SERVICE
+    if group in context.MCS_GROUPS and kind == SERVICE_IMPORT:
+        return SERVICE_IMPORT
+    return None
+
+
+class Resolver:
+    """Resolves backendRefs and builds each IR backend once, with its policies applied."""
+
+    def __init__(self, ctx: context.Context, policies: PolicyIndex) -> None:
+        self._ctx = ctx
+        self._policies = policies
+        self.backends: dict[str, table.Backend] = {}
+
+    def resolve(self, route: gatewayapi.HTTPRoute, ref: gatewayapi.HTTPBackendRef) -> Resolved:
+        """Resolve one backendRef of ``route``; never raises."""
+        route_ns = route.metadata.namespace
+        namespace = ref.namespace or route_ns
+        where = f"backendRef {ref.kind} {namespace}/{ref.name}"
+
+        def fail(reason: status.Reason, message: str) -> Resolved:
+            return Resolved(table.WeightedBackend(None, ref.weight), Problem(reason, message))
+
+        kind = target_kind(ref.group, ref.kind)
+        if kind is None:
+            group = ref.group or "core"
+            return fail(
+                _R.INVALID_KIND,
+                f"{where}: group {group!r} kind {ref.kind!r} is not supported "
+                f"(use a core Service or a ServiceImport of {' or '.join(context.MCS_GROUPS)})",
+            )
+        if not self._ctx.reference_permitted(
+            "HTTPRoute", route_ns, ref.group, ref.kind, (namespace, ref.name)
+        ):
+            return fail(
+                _R.REF_NOT_PERMITTED,
+                f"{where}: no ReferenceGrant in namespace {namespace} allows HTTPRoutes "
+                f"from {route_ns} to refer to it",
+            )
+        if ref.port is None:
+            return fail(_R.BACKEND_NOT_FOUND, f"{where}: port is required")
+        target = Target(kind, namespace, ref.name)
+        if kind == SERVICE:
+            svc = self._ctx.services.get((self._ctx.config.name, namespace, ref.name))
+            if svc is None:
+                return fail(
+                    _R.BACKEND_NOT_FOUND,
+                    f"{where}: no such Service in the config cluster {self._ctx.config.name}",
+                )
+            ports = {p.port for p in svc.spec.ports}
+        else:
+            imp = self._ctx.imports.get((namespace, ref.name))
+            if imp is None:
+                return fail(
+                    _R.BACKEND_NOT_FOUND,
+                    f"{where}: no cluster exports a Service {namespace}/{ref.name} "
+                    "and no ServiceImport of that name exists",
+                )
+            ports = imp.ports()
+        if ref.port not in ports:
+            known = ", ".join(str(p) for p in sorted(ports)) or "none"
+            return fail(_R.BACKEND_NOT_FOUND, f"{where}: no port {ref.port} (ports: {known})")
+        name = validate.backend_name(kind, namespace, ref.name, ref.port)
+        if name not in self.backends:
+            self.backends[name] = self._build(target, ref.port)
+        return Resolved(table.WeightedBackend(name, ref.weight), None)
+
+    def _build(self, target: Target, port: int) -> table.Backend:
+        groups: dict[tuple[str, str], set[table.Endpoint]] = defaultdict(set)
+        regions: dict[str, str] = {}
+        if target.kind == SERVICE:
+            cluster = self._ctx.config
+            svc = self._ctx.services[(cluster.name, target.namespace, target.name)]
+            self._collect(cluster, svc, port, groups, regions)
+        else:
+            imp = self._ctx.imports[(target.namespace, target.name)]
+            for export in imp.exports:
+                self._collect(export.cluster, export.service, port, groups, regions)
+            for cluster, written in imp.written:
+                self._collect_written(cluster, written, port, groups, regions)
+        backend = table.Backend(
+            name=validate.backend_name(target.kind, target.namespace, target.name, port),
+            kind=target.kind,
+            namespace=target.namespace,
+            service=target.name,
+            port=port,
+            groups=tuple(
+                table.BackendGroup(
+                    cluster=cluster_name,
+                    region=regions[cluster_name],
+                    zone=zone,
+                    endpoints=tuple(
+                        sorted(endpoints, key=lambda e: (e.address, e.port, e.pod, e.ready))
+                    ),
+                )
+                for (cluster_name, zone), endpoints in sorted(groups.items())
+            ),
+        )
+        return self._policies.apply(target, backend)
+
+    def _collect(
+        self,
+        cluster: resources.ClusterResources,
+        svc: core.Service,
+        port: int,
+        groups: dict[tuple[str, str], set[table.Endpoint]],
+        regions: dict[str, str],
+    ) -> None:
+        svc_port = next((p for p in svc.spec.ports if p.port == port), None)
+        if svc_port is None:
+            self._ctx.warnings.append(
+                f"Service {svc.ref} in cluster {cluster.name} has no port {port}; "
+                "the cluster contributes no endpoint to it"
+            )
+            return
+        slices = self._ctx.slices.get((cluster.name, svc.metadata.namespace, svc.metadata.name))
+        for eps in slices or ():
+            target_port = _target_port(eps, svc_port, single=len(svc.spec.ports) == 1)
+            if target_port is None:
+                self._ctx.warnings.append(
+                    f"EndpointSlice {eps.ref} in cluster {cluster.name}: no port matches "
+                    f"Service {svc.ref} port {port} (targetPort {svc_port.target_port})"
+                )
+                continue
+            _add(cluster, eps, target_port, groups, regions)
+
+    def _collect_written(
+        self,
+        cluster: resources.ClusterResources,
+        imp: mcs.ServiceImport,
+        port: int,
+        groups: dict[tuple[str, str], set[table.Endpoint]],
+        regions: dict[str, str],
+    ) -> None:
+        imp_port = next((p for p in imp.spec.ports if p.port == port), None)
+        if imp_port is None:
+            return
+        key = (cluster.name, imp.metadata.namespace, imp.metadata.name)
+        for eps in self._ctx.import_slices.get(key, ()):
+            names = {p.name or "": p.port for p in eps.ports}
+            if (imp_port.name or "") in names:
+                target_port: int | None = names[imp_port.name or ""]
+            elif len(eps.ports) == 1:
+                target_port = eps.ports[0].port
+            elif not eps.ports:
+                target_port = port
+            else:
+                target_port = None
+            if target_port is None:
+                continue
+            _add(cluster, eps, target_port, groups, regions)
+
+
+def _target_port(eps: core.EndpointSlice, svc_port: core.ServicePort, single: bool) -> int | None:
+    """The pod port of ``svc_port`` in ``eps``.
+
+    Kubernetes names EndpointSlice ports after the Service port they serve and gives
+    them the resolved target number; hand-written slices may instead name the target
+    port, or hold one port for a one-port Service.
+    """
+    target = svc_port.target_port if svc_port.target_port is not None else svc_port.port
+    if not eps.ports:
+        return target if isinstance(target, int) else None
+    by_name = {p.name or "": p.port for p in eps.ports}
+    if svc_port.name and svc_port.name in by_name:
+        return by_name[svc_port.name]
+    if isinstance(target, str):
+        return by_name.get(target)
+    if target in {p.port for p in eps.ports}:
+        return target
+    if "" in by_name and not svc_port.name:
+        return by_name[""]
+    if single and len(eps.ports) == 1:
+        return eps.ports[0].port
+    return None
+
+
+def _add(
+    cluster: resources.ClusterResources,
+    eps: core.EndpointSlice,
+    port: int,
+    groups: dict[tuple[str, str], set[table.Endpoint]],
+    regions: dict[str, str],
+) -> None:
+    regions[cluster.name] = cluster.region
+    for ep in eps.endpoints:
+        zone = ep.zone or cluster.zone
+        pod = (ep.target_ref or {}).get("name", "")
+        ready = ep.conditions.ready is not False and ep.conditions.terminating is not True
+        groups[(cluster.name, zone)].add(
+            table.Endpoint(address=ep.addresses[0], port=port, pod=pod, ready=ready)
+        )
+
+
+# --- policies -----------------------------------------------------------------------------
+
+
+class PolicyIndex:
+    """HealthCheckPolicy and GCPBackendPolicy, resolved to the targets they override."""
+
+    def __init__(self, ctx: context.Context, resolver_exists: _Exists) -> None:
+        self.statuses: list[status.ObjectStatus] = []
+        self._health: dict[Target, table.HealthCheck] = {}
+        self._backend: dict[Target, policy.GCPBackendPolicy] = {}
+        self._index(ctx, resolver_exists)
+
+    def _index(self, ctx: context.Context, exists: _Exists) -> None:
+        Policy = policy.HealthCheckPolicy | policy.GCPBackendPolicy
+        health: list[Policy] = list(ctx.config.health_check_policies)
+        backend: list[Policy] = list(ctx.config.backend_policies)
+        kinds = (("HealthCheckPolicy", health), ("GCPBackendPolicy", backend))
+        for kind, objs in kinds:
+            ordered = sorted(
+                objs,
+                key=lambda p: (
+                    context.created_key(p.metadata.creation_timestamp),
+                    p.metadata.namespace,
+                    p.metadata.name,
+                ),
+            )
+            claimed: dict[Target, str] = {}
+            for obj in ordered:
+                cond = self._one(kind, obj, exists, claimed)
+                self.statuses.append(
+                    status.ObjectStatus(
+                        kind=kind,
+                        namespace=obj.metadata.namespace,
+                        name=obj.metadata.name,
+                        cluster=ctx.config.name,
+                        generation=obj.metadata.generation,
+                        conditions=(cond,),
+                    )
+                )
+
+    def _one(
+        self,
+        kind: str,
+        obj: policy.HealthCheckPolicy | policy.GCPBackendPolicy,
+        exists: _Exists,
+        claimed: dict[Target, str],
+    ) -> status.Condition:
+        ref = obj.spec.target_ref
+        ns = obj.metadata.namespace
+        ir_kind = target_kind(ref.group, ref.kind)
+        if ir_kind is None:
+            return status.false(
+                _C.ACCEPTED,
+                _R.INVALID,
+                f"targetRef {ref.group or 'core'}/{ref.kind} is not a Service or ServiceImport",
+            )
+        if ref.namespace not in (None, ns):
+            return status.false(
+                _C.ACCEPTED, _R.INVALID, "targetRef must be in the policy's own namespace"
+            )
+        target = Target(ir_kind, ns, ref.name)
+        if not exists(target):
+            return status.false(
+                _C.ACCEPTED, _R.TARGET_NOT_FOUND, f"{ir_kind} {ns}/{ref.name} does not exist"
+            )
+        if target in claimed:
+            return status.false(
+                _C.ACCEPTED,
+                _R.CONFLICTED,
+                f"{kind} {claimed[target]} already targets {ir_kind} {ns}/{ref.name} "
+                "(the oldest policy wins)",
+            )
+        if isinstance(obj, policy.HealthCheckPolicy):
+            check, problem = health_check(obj)
+            if check is None:
+                return status.false(_C.ACCEPTED, _R.INVALID, problem)
+            self._health[target] = check
+        else:
+            self._backend[target] = obj
+        claimed[target] = obj.metadata.name
+        return status.true(_C.ACCEPTED, _R.ACCEPTED, f"applies to {ir_kind} {ns}/{ref.name}")
+
+    def apply(self, target: Target, backend: table.Backend) -> table.Backend:
+        check = self._health.get(target)
+        if check is not None:
+            backend = dataclasses.replace(backend, health_check=check)
+        gcp = self._backend.get(target)
+        if gcp is not None:
+            default = gcp.spec.default
+            backend = dataclasses.replace(
+                backend,
+                timeout_s=float(default.timeout_sec),
+                max_rate_per_endpoint=float(default.max_rate_per_endpoint),
+                capacity_scaler=default.capacity_scaler,
+            )
+        return backend
+
+
+class _Exists:
+    """Whether a policy target exists; Services only in the config cluster."""
+
+    def __init__(self, ctx: context.Context) -> None:
+        self._ctx = ctx
+
+    def __call__(self, target: Target) -> bool:
+        if target.kind == SERVICE:
+            return (self._ctx.config.name, target.namespace, target.name) in self._ctx.services
+        return (target.namespace, target.name) in self._ctx.imports
+
+
+def health_check(obj: policy.HealthCheckPolicy) -> tuple[table.HealthCheck | None, str]:
+    """The IR health check a HealthCheckPolicy asks for, or None and why it cannot be."""
+    default = obj.spec.default
+    check = table.HealthCheck(
+        interval_s=float(default.check_interval_sec),
+        timeout_s=float(default.timeout_sec),
+        healthy_threshold=default.healthy_threshold,
+        unhealthy_threshold=default.unhealthy_threshold,
+    )
+    config = default.config
+    if config is None:
+        return check, ""
+    if config.type != "HTTP" or config.http_health_check is None:
+        return None, f"health check type {config.type} is not supported yet (only HTTP)"
+    http = config.http_health_check
+    spec = http.effective_port_specification
+    if spec == "USE_NAMED_PORT":
+        return None, "portSpecification USE_NAMED_PORT is not supported yet"
+    port = http.port if spec == "USE_FIXED_PORT" else None
+    if spec == "USE_FIXED_PORT" and port is None:
+        return None, "portSpecification USE_FIXED_PORT needs port"
+    return dataclasses.replace(check, path=http.request_path, port=port), ""
+
+
+def policies(ctx: context.Context) -> PolicyIndex:
+    return PolicyIndex(ctx, _Exists(ctx))
+
+
+def import_statuses(ctx: context.Context) -> list[status.ObjectStatus]:
+    """One status per ServiceImport ns/name, derived or written, in the config cluster."""
+    out: list[status.ObjectStatus] = []
+    for (ns, name), imp in sorted(ctx.imports.items()):
+        clusters = sorted({e.cluster.name for e in imp.exports})
+        written = sorted({c.name for c, _ in imp.written})
+        parts = []
+        if clusters:
+            parts.append(f"exported by {', '.join(clusters)}")
+        if written:
+            parts.append(f"written in {', '.join(written)}")
+        generation = imp.written[0][1].metadata.generation if imp.written else None
+        out.append(
+            status.ObjectStatus(
+                kind=SERVICE_IMPORT,
+                namespace=ns,
+                name=name,
+                cluster=ctx.config.name,
+                generation=generation,
+                conditions=(status.true(_C.ACCEPTED, _R.ACCEPTED, "; ".join(parts)),),
+            )
+        )
+    return out

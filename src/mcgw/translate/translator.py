@@ -1,0 +1,142 @@
+"""``translate(resources) -> Result``: the fixed sequence of passes.
+
+Each pass reads the context and what earlier passes found, and never raises on bad
+input: it records a condition and leaves the offending piece out. The order matters:
+
+1. gatewayclasses: which classes are mcgw's;
+2. listeners: Gateways of those classes, their valid listeners, grouped by socket;
+3. policies: HealthCheckPolicy / GCPBackendPolicy resolved to their targets (backends
+   built in 4 need them);
+4. routes + backends: every HTTPRoute's rules compiled, its backendRefs resolved, then
+   attached to listeners (attachedRoutes counted);
+5. table: IR listeners with virtual hosts and routes in precedence order, the backends
+   those routes use, the locality of every cluster region; validated and stamped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcgw.config import resources
+from mcgw.ir import codec, table, validate
+from mcgw.translate import (
+    backends,
+    context,
+    gatewayclasses,
+    listeners,
+    regions,
+    routes,
+    status,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    table: table.RouteTable
+    """Validated and stamped with its version."""
+    statuses: tuple[status.ObjectStatus, ...]
+    """One per GatewayClass, Gateway, HTTPRoute, ServiceImport and policy, sorted."""
+    warnings: tuple[str, ...]
+    """What is ignored or suspicious but has no status to carry it."""
+
+
+def translate(res: resources.Resources) -> Result:
+    """Compile ``res`` into a route table and the status of every object.
+
+    Returns:
+        The result; bad input becomes conditions and warnings, never an exception.
+
+    Raises:
+        validate.InvalidTableError: the translator built an invalid table (a bug).
+    """
+    ctx = context.Context(res)
+    statuses: list[status.ObjectStatus] = []
+
+    statuses.extend(gatewayclasses.run(ctx))
+    gateways = listeners.run(ctx)
+    policy_index = backends.policies(ctx)
+    resolver = backends.Resolver(ctx, policy_index)
+
+    attachments: list[routes.Attachment] = []
+    route_states: list[routes.RouteState] = []
+    for route in sorted(
+        ctx.config.http_routes, key=lambda r: (r.metadata.namespace, r.metadata.name)
+    ):
+        state = routes.compile_route(route, resolver)
+        attachments.extend(routes.attach(ctx, gateways, state))
+        route_states.append(state)
+        for i, rule in enumerate(route.spec.rules):
+            ignored = [
+                name
+                for name, value in (
+                    ("timeouts", rule.timeouts),
+                    ("retry", rule.retry),
+                    ("sessionPersistence", rule.session_persistence),
+                )
+                if value is not None
+            ]
+            if ignored:
+                ctx.warnings.append(
+                    f"HTTPRoute {route.ref} rule {i}: {', '.join(ignored)} not supported yet; "
+                    "ignored"
+                )
+
+    ir_listeners = routes.build_listeners(listeners.programmed_sockets(gateways), attachments)
+    used = sorted(
+        {
+            w.backend
+            for lis in ir_listeners
+            for vh in lis.virtual_hosts
+            for r in vh.routes
+            for w in r.backends
+            if w.backend is not None
+        }
+    )
+    locality, region_warnings = regions.locality(
+        res.fleet.spec, (c.region for c in res.fleet.spec.clusters)
+    )
+    ctx.warnings.extend(region_warnings)
+    route_table = codec.stamp(
+        table.RouteTable(
+            listeners=ir_listeners,
+            backends=tuple(resolver.backends[name] for name in used),
+            locality=locality,
+        )
+    )
+    errors = validate.validate(route_table)
+    if errors:
+        raise validate.InvalidTableError(errors)
+
+    for gw in gateways:
+        meta = gw.gateway.metadata
+        statuses.append(
+            status.ObjectStatus(
+                kind="Gateway",
+                namespace=meta.namespace,
+                name=meta.name,
+                cluster=ctx.config.name,
+                generation=meta.generation,
+                conditions=tuple(gw.conditions),
+                listeners=listeners.listener_statuses(gw),
+            )
+        )
+    for state in route_states:
+        meta = state.route.metadata
+        statuses.append(
+            status.ObjectStatus(
+                kind="HTTPRoute",
+                namespace=meta.namespace,
+                name=meta.name,
+                cluster=ctx.config.name,
+                generation=meta.generation,
+                conditions=(),
+                parents=tuple(state.parents),
+            )
+        )
+    statuses.extend(backends.import_statuses(ctx))
+    statuses.extend(policy_index.statuses)
+    return Result(
+        table=route_table,
+        statuses=tuple(sorted(statuses, key=status.sort_key)),
+        warnings=tuple(ctx.warnings),
+    )

@@ -1,0 +1,209 @@
+"""mcgw.analytics: BigQuery SQL over Cloud-Logging-shaped JSONL, against golden CSVs.
+
+Goldens: ``testdata/<case>.jsonl`` (logs, from analytics_logs.py) + ``<case>.sql`` →
+``<case>.out.csv``. Set MCGW_UPDATE_GOLDENS=1 to rewrite the CSVs from the current code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import analytics_logs as logdata
+import pytest
+
+from mcgw.analytics import errors, ingest, query
+
+TESTDATA = Path(__file__).parent / "testdata"
+CASES = sorted(p.stem for p in TESTDATA.glob("*.sql"))
+SEED_SQL = (TESTDATA / "seed_location.sql").read_text()
+
+
+def _logs(tmp_path: Path, *cases: str) -> Path:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir(exist_ok=True)
+    for case in cases:
+        shutil.copy(TESTDATA / f"{case}.jsonl", log_dir / f"{case}.jsonl")
+    return log_dir
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case: str, tmp_path: Path) -> None:
+    sql = (TESTDATA / f"{case}.sql").read_text()
+    result = query.run(sql, _logs(tmp_path, case), cache=False)
+    got = query.format(result, "csv")
+    golden = TESTDATA / f"{case}.out.csv"
+    if os.environ.get("MCGW_UPDATE_GOLDENS"):
+        golden.write_text(got)
+    want = golden.read_text()
+    if "ORDER BY" not in sql.upper():
+        # Without ORDER BY the row order is the engine's choice, as in BigQuery.
+        got, want = _sorted_rows(got), _sorted_rows(want)
+    assert got == want
+
+
+def _sorted_rows(text: str) -> str:
+    header, *rows = text.splitlines()
+    return "\n".join([header, *sorted(rows)])
+
+
+def test_seed_query_verbatim_counts_per_location(tmp_path: Path) -> None:
+    result = query.run(SEED_SQL, _logs(tmp_path, "seed_location"), cache=False)
+    assert result.columns == ("cluster_location", "cnt")
+    # 41 west lines in the inclusive window (both ends), 7 east; lines a millisecond
+    # outside the window and access-log lines are not counted.
+    assert dict(result.rows) == {"us-west1-a": 41, "us-east1-b": 7}
+
+
+def test_seed_query_time_zone_is_applied(tmp_path: Path) -> None:
+    # The same wall-clock times read as UTC select nothing: the logs are at 04:0x UTC.
+    sql = SEED_SQL.replace('"Asia/Tokyo"', '"UTC"')
+    assert query.run(sql, _logs(tmp_path, "seed_location"), cache=False).rows == ()
+
+
+def test_shift_to_rebases_todays_run_onto_the_seed_window(tmp_path: Path) -> None:
+    log_dir = tmp_path / "today"
+    log_dir.mkdir()
+    start = datetime(2025, 6, 1, 9, 30, 12, 345678, tzinfo=UTC).timestamp()
+    lines = [logdata.container(start + i, "gke-west-1", "us-west1-a", i) for i in range(150)]
+    lines += [logdata.container(start + 5 + i, "gke-east-1", "us-east1-b", i) for i in range(9)]
+    lines.append(logdata.container(start + 181, "gke-east-1", "us-east1-b", 0))  # after 13:06
+    (log_dir / "containers-1.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+
+    assert query.run(SEED_SQL, log_dir, cache=False).rows == ()  # never shifted by default
+    shifted = query.run(
+        SEED_SQL,
+        log_dir,
+        shift_to=datetime(2023, 11, 30, 13, 3, tzinfo=ZoneInfo("Asia/Tokyo")),
+        cache=False,
+    )
+    assert dict(shifted.rows) == {"us-west1-a": 150, "us-east1-b": 9}
+    earliest = query.run(
+        "SELECT MIN(timestamp) AS t FROM `x._AllLogs`",
+        log_dir,
+        shift_to=datetime(2023, 11, 30, 4, 3),  # naive = UTC
+        cache=False,
+    )
+    assert earliest.rows == ((datetime(2023, 11, 30, 4, 3, tzinfo=UTC),),)
+
+
+def test_bad_sql_reports_position(tmp_path: Path) -> None:
+    with pytest.raises(errors.AnalyticsError) as info:
+        query.run("SELECT\n  COUNT(*)\nFROM WHERE x", _logs(tmp_path, "json_fields"))
+    assert info.value.line == 3
+    assert info.value.column is not None
+    assert "line 3" in str(info.value)
+
+
+def test_unknown_column_is_an_analytics_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.AnalyticsError, match="no_such_column"):
+        query.run(
+            "SELECT no_such_column FROM `p.global._Default._AllLogs`",
+            _logs(tmp_path, "json_fields"),
+        )
+
+
+def test_unknown_table_is_an_analytics_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.AnalyticsError, match="other_table"):
+        query.run("SELECT 1 FROM other_table", _logs(tmp_path, "json_fields"), cache=False)
+
+
+def test_missing_or_empty_log_dir(tmp_path: Path) -> None:
+    with pytest.raises(errors.AnalyticsError, match="does not exist"):
+        query.run(SEED_SQL, tmp_path / "nope")
+    with pytest.raises(errors.AnalyticsError, match=r"no \*\.jsonl"):
+        query.run(SEED_SQL, tmp_path)
+
+
+def test_duckdb_dialect(tmp_path: Path) -> None:
+    result = query.run(
+        "SELECT count(*) AS n FROM _AllLogs WHERE resource.type = 'http_load_balancer'",
+        _logs(tmp_path, "access_by_cluster"),
+        dialect="duckdb",
+        cache=False,
+    )
+    assert result.rows == ((40,),)
+    with pytest.raises(errors.AnalyticsError, match="dialect"):
+        query.run("SELECT 1", tmp_path, dialect="mysql")
+
+
+def test_cache_follows_appends_and_removals(tmp_path: Path) -> None:
+    log_dir = _logs(tmp_path, "access_by_cluster", "json_fields")
+    count = "SELECT COUNT(*) FROM `p.global._Default._AllLogs`"
+    assert query.run(count, log_dir).rows == ((43,),)
+    assert (log_dir / ingest.CACHE_NAME).exists()
+    with (log_dir / "json_fields.jsonl").open("a") as f:
+        f.write(json.dumps(logdata.container(logdata.WINDOW_START, "c", "z", 1)) + "\n")
+    assert query.run(count, log_dir).rows == ((44,),)
+    (log_dir / "access_by_cluster.jsonl").unlink()
+    assert query.run(count, log_dir).rows == ((4,),)
+    sub = log_dir / "more"
+    sub.mkdir()
+    shutil.copy(TESTDATA / "seed_location.jsonl", sub / "x.jsonl")
+    assert query.run(count, log_dir).rows == ((63,),)
+
+
+def test_partial_last_line_is_skipped(tmp_path: Path) -> None:
+    log_dir = _logs(tmp_path, "json_fields")
+    with (log_dir / "json_fields.jsonl").open("a") as f:
+        f.write('{"insertId": "half-writ')
+    assert query.run("SELECT COUNT(*) FROM `a._AllLogs`", log_dir, cache=False).rows == ((3,),)
+
+
+def test_named_queries(tmp_path: Path) -> None:
+    assert {"distribution", "latency", "errors"} <= set(query.names())
+    log_dir = _logs(tmp_path, "access_by_cluster", "seed_location")
+    dist = query.run(query.named("distribution"), log_dir, cache=False)
+    assert dist.columns == ("cluster", "zone", "requests", "percent")
+    assert dist.rows == (
+        ("gke-west-1", "us-west1-a", 35, 77.78),
+        ("gke-east-1", "us-east1-b", 10, 22.22),
+    )
+    errs = query.run(query.named("errors"), log_dir, cache=False)
+    assert errs.rows == (("store/store", 45, 2, 4.44),)
+    lat = query.run(query.named("latency"), log_dir, cache=False)
+    assert lat.columns[:2] == ("route", "requests")
+    ((route, requests, p50, p90, p95, p99, max_ms),) = lat.rows
+    assert (route, requests, max_ms) == ("store/public-store-route/2", 45, 30.0)
+    assert 1.0 <= p50 <= p90 <= p95 <= p99 <= max_ms
+    with pytest.raises(errors.AnalyticsError, match="distribution"):
+        query.named("nope")
+
+
+def test_formats() -> None:
+    result = query.QueryResult(
+        columns=("cluster_location", "cnt", "at", "labels"),
+        rows=(
+            ("us-west1-a", 15369, datetime(2023, 11, 30, 4, 3, tzinfo=UTC), {"a": 1}),
+            ("us-east1-b", 583, None, None),
+        ),
+    )
+    assert json.loads(query.format(result, "json")) == [
+        {
+            "cluster_location": "us-west1-a",
+            "cnt": 15369,
+            "at": "2023-11-30T04:03:00Z",
+            "labels": {"a": 1},
+        },
+        {"cluster_location": "us-east1-b", "cnt": 583, "at": None, "labels": None},
+    ]
+    assert list(csv.reader(io.StringIO(query.format(result, "csv")))) == [
+        ["cluster_location", "cnt", "at", "labels"],
+        ["us-west1-a", "15369", "2023-11-30T04:03:00Z", '{"a":1}'],
+        ["us-east1-b", "583", "", ""],
+    ]
+    assert query.format(result, "table") == (
+        "cluster_location    cnt  at                    labels\n"
+        "----------------  -----  --------------------  -------\n"
+        'us-west1-a        15369  2023-11-30T04:03:00Z  {"a":1}\n'
+        "us-east1-b          583\n"
+        "(2 rows)\n"
+    )
+    with pytest.raises(errors.AnalyticsError, match="format"):
+        query.format(result, "xml")
