@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -84,7 +85,8 @@ async def _show_routing(host: str, port: int) -> None:
         fields = {k: payload.get(k) for k in ("cluster_name", "zone", "pod_name", "host_header")}
         print(f"GET {path:6} → {status} via={headers.get('via')} {json.dumps(fields)}")
         if path == "/east":
-            print("  full answer:", json.dumps({k: v for k, v in payload.items() if k != "echo"}))
+            full = {k: v for k, v in payload.items() if k != "echo"}
+            print("  full answer:", json.dumps(full, ensure_ascii=False))
         if payload.get("cluster_name") != cluster:
             raise ScenarioFailed(
                 f"{path} was served by {payload.get('cluster_name')}, not {cluster}"
@@ -107,7 +109,11 @@ async def _load(host: str, port: int, vus: int, duration_s: float) -> None:
 
 
 def _progress(progress: runner.Progress) -> None:
-    print(f"\r{report.progress_line(progress)}", end="", flush=True)
+    # On a terminal the line rewrites itself, like k6's; in a log, one line every 5 s.
+    if sys.stdout.isatty():
+        print(f"\r{report.progress_line(progress)}", end="", flush=True)
+    elif round(progress.elapsed_s) % 5 == 0:
+        print(report.progress_line(progress), flush=True)
 
 
 def _count(summary: metrics.Summary, metric: str, key: str) -> int:

@@ -1,0 +1,240 @@
+"""The ``mcgw`` command, run as a user runs it: a subprocess, real files, real sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_kit import ROOT, mcgw, running
+
+STORE = str(ROOT / "examples" / "store")
+
+
+def _get(address: tuple[str, int], path: str, host: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_translate_prints_the_route_table() -> None:
+    done = mcgw("translate", "-f", STORE)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "store.example.com" in out
+    for backend in ("store-west-1", "store-east-1", "ServiceImport/store/store:8080"):
+        assert backend in out
+    assert "asia-northeast1" in out
+    as_json = mcgw("translate", "-f", STORE, "-o", "json")
+    assert json.loads(as_json.stdout)["listeners"]
+
+
+def test_status_shows_conditions_and_backends() -> None:
+    done = mcgw("status", "-f", STORE)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Gateway store/external-http [cluster gke-west-1]" in out
+    assert "Accepted=True (Accepted)" in out
+    assert "Programmed=True (Programmed)" in out
+    assert "HTTPRoute store/public-store-route" in out
+    assert "ResolvedRefs=True (ResolvedRefs)" in out
+    assert "Backend ServiceImport/store/store:8080" in out
+    # Regions ranked from Tokyo: us-west1 before us-east1.
+    locality = next(line for line in out.splitlines() if line.startswith("Locality"))
+    assert locality.index("us-west1") < locality.index("us-east1")
+
+
+def test_bad_config_exits_2_naming_file_document_path_and_fix(tmp_path: Path) -> None:
+    (tmp_path / "route.yaml").write_text(
+        "apiVersion: gateway.networking.k8s.io/v1\n"
+        "kind: HTTPRoute\n"
+        "metadata: {name: r, namespace: store}\n"
+        "spec:\n"
+        "  parentRef: [{name: gw}]\n"
+    )
+    for command in ("translate", "status", "serve", "up"):
+        done = mcgw(command, "-f", str(tmp_path))
+        assert done.returncode == 2, (command, done.stderr)
+        assert "route.yaml: document 1 (HTTPRoute store/r): spec.parentRef" in done.stderr
+        assert "parentRefs" in done.stderr  # the fix names the right field
+        assert "gateway: listener" not in done.stderr  # nothing was started
+
+
+def test_usage_errors_exit_2() -> None:
+    assert mcgw("serve").returncode == 2
+    assert mcgw("serve", "-f", STORE, "--port-map", "eighty").returncode == 2
+    bad_sql = mcgw("logs", "query", "SELEC nothing", "--log-dir", str(ROOT / "examples"))
+    assert bad_sql.returncode == 2
+
+
+@pytest.fixture
+def store_backend() -> Iterator[int]:
+    """A Store API process on 127.0.0.1, like any HTTP server mcgw may route to."""
+    port = _free_port()
+    env = {"PORT": str(port), "HOST": "127.0.0.1", "CLUSTER_NAME": "outside", "ZONE": "far-a"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcgw.store"],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None, "the Store API exited"
+                assert time.monotonic() < deadline, "the Store API did not listen"
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _serve_config(folder: Path, backend_port: int, path: str = "/") -> None:
+    (folder / "gateway.yaml").write_text(
+        f"""apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: mcgw}}
+spec: {{controllerName: mcgw.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: mcgw
+  listeners: [{{name: http, protocol: HTTP, port: 80}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: app, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [app.example.com]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+    backendRefs: [{{name: app, port: 80}}]
+"""
+    )
+    (folder / "endpoints.yaml").write_text(
+        f"""apiVersion: v1
+kind: Service
+metadata: {{name: app, namespace: default}}
+spec:
+  ports: [{{port: 80, targetPort: {backend_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: app-1
+  namespace: default
+  labels: {{kubernetes.io/service-name: app}}
+addressType: IPv4
+ports: [{{port: {backend_port}}}]
+endpoints:
+- addresses: [127.0.0.1]
+  zone: far-a
+"""
+    )
+
+
+def test_serve_routes_to_endpoint_slices_and_stops_cleanly(
+    tmp_path: Path, store_backend: int
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    _serve_config(config, store_backend)
+    logs = tmp_path / "logs"
+    args = ("serve", "-f", str(config), "--bind", "127.0.0.1", "--port-map", "80:0")
+    with running(*args, "--log-dir", str(logs), "--no-watch") as server:
+        status, body = _get(server.address, "/hello?x=1", "app.example.com")
+        assert status == 200
+        answer = json.loads(body)
+        assert answer["cluster_name"] == "outside"
+        assert answer["echo"]["path"] == "/hello?x=1"
+        assert _get(server.address, "/", "other.example.com")[0] == 404
+        assert server.stop(signal.SIGTERM) == 0
+    lines = [json.loads(x) for f in logs.glob("access-*.jsonl") for x in f.read_text().splitlines()]
+    assert [e["httpRequest"]["status"] for e in lines] == [200, 404]
+    assert lines[0]["httpRequest"]["requestUrl"] == "http://app.example.com/hello?x=1"
+
+
+def test_serve_reloads_changed_files_and_keeps_the_last_good_table(
+    tmp_path: Path, store_backend: int
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    _serve_config(config, store_backend, path="/v1")
+    args = ("serve", "-f", str(config), "--bind", "127.0.0.1", "--port-map", "80:0")
+    with running(*args, "--log-dir", str(tmp_path / "logs")) as server:
+        assert _get(server.address, "/v1", "app.example.com")[0] == 200
+        assert _get(server.address, "/v2", "app.example.com")[0] == 404
+
+        (config / "gateway.yaml").write_text("kind: HTTPRoute\n  broken: [")
+        time.sleep(1.5)
+        assert _get(server.address, "/v1", "app.example.com")[0] == 200  # last good
+
+        _serve_config(config, store_backend, path="/v2")
+        deadline = time.monotonic() + 10
+        while _get(server.address, "/v2", "app.example.com")[0] != 200:
+            assert time.monotonic() < deadline, "the fixed file was not reloaded"
+            time.sleep(0.2)
+        assert _get(server.address, "/v1", "app.example.com")[0] == 404
+        assert server.stop(signal.SIGINT) == 0
+    said = "\n".join(server.said)
+    assert "configuration rejected, keeping the last good one" in said
+    assert "gateway.yaml" in said
+
+
+def test_up_runs_fleet_and_gateway_until_interrupted_and_leaves_no_pod(tmp_path: Path) -> None:
+    args = ("up", "-f", STORE, "--bind", "127.0.0.1", "--port-map", "80:0", "--no-watch")
+    with running(*args, "--log-dir", str(tmp_path)) as server:
+        status, body = _get(server.address, "/east", "store.example.com")
+        assert status == 200
+        assert json.loads(body)["cluster_name"] == "gke-east-1"
+        pods = [line.split(" on ")[1] for line in server.said if line.strip().startswith("pod ")]
+        assert len(pods) == 4
+        assert server.stop(signal.SIGINT) == 0
+    for pod in pods:
+        host, port = pod.rsplit(":", 1)
+        with pytest.raises(OSError):
+            socket.create_connection((host, int(port)), timeout=1).close()
+
+
+def test_load_command_prints_a_k6_summary(store_backend: int) -> None:
+    done = mcgw(
+        "load",
+        "--vus",
+        "2",
+        "--duration",
+        "1s",
+        "--sleep",
+        "0.1s",
+        "--host",
+        f"store.example.com=127.0.0.1:{store_backend}",
+        "http://store.example.com/",
+    )
+    assert done.returncode == 0, done.stderr
+    for row in ("http_req_duration", "http_req_failed", "http_reqs", "vus_max", "data_received"):
+        assert row in done.stdout
+    assert "0.00%" in done.stdout

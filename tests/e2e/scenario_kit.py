@@ -1,0 +1,51 @@
+"""Helpers for the end-to-end tests: the SEED fleet and gateway, started for real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from mcgw.cli import run
+
+ROOT = Path(__file__).resolve().parents[2]
+STORE_EXAMPLE = ROOT / "examples" / "store"
+HOST = "store.example.com"
+
+
+async def start_store(log_dir: Path) -> run.Running:
+    """The examples/store fleet (4 pods) and the gateway on a free loopback port."""
+    return await run.start(
+        run.RunOptions(
+            paths=(STORE_EXAMPLE,),
+            bind_address="127.0.0.1",
+            port_map=((80, 0),),
+            log_dir=log_dir,
+            watch=False,
+        ),
+        say=lambda _: None,
+    )
+
+
+async def get(
+    address: tuple[str, int], path: str, host: str = HOST
+) -> tuple[int, dict[str, object]]:
+    """One GET with ``Connection: close``; the JSON body ({} if not 200)."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        raw = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, (json.loads(body) if status == 200 else {})
+
+
+def read_entries(log_dir: Path) -> list[dict[str, object]]:
+    """Every LogEntry written under ``log_dir``."""
+    entries = []
+    for path in sorted(log_dir.rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            entries.append(json.loads(line))
+    return entries
