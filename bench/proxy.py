@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from mcgw.testing import manifests
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 BODY = json.dumps(
@@ -176,47 +178,7 @@ def proxy_server(work: Path, port: int, backend_port: int) -> str:
 def mcgw_manifests(work: Path, backend_port: int) -> Path:
     folder = work / "mcgw-config"
     folder.mkdir()
-    (folder / "bench.yaml").write_text(
-        f"""apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: mcgw}}
-spec: {{controllerName: mcgw.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: bench, namespace: default}}
-spec:
-  gatewayClassName: mcgw
-  listeners: [{{name: http, protocol: HTTP, port: 80}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: bench, namespace: default}}
-spec:
-  parentRefs: [{{name: bench}}]
-  rules:
-  - matches: [{{path: {{type: PathPrefix, value: /}}}}]
-    backendRefs: [{{name: backend, port: 80}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: backend, namespace: default}}
-spec:
-  ports: [{{port: 80, targetPort: {backend_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: backend-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: backend}}
-addressType: IPv4
-ports: [{{port: {backend_port}}}]
-endpoints:
-- addresses: [127.0.0.1]
-  conditions: {{ready: true}}
-"""
-    )
+    (folder / "bench.yaml").write_text(manifests.gateway_to_endpoints(backend_port=backend_port))
     return folder
 
 

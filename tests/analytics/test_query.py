@@ -1,7 +1,7 @@
 """mcgw.analytics: BigQuery SQL over Cloud-Logging-shaped JSONL, against golden CSVs.
 
 Goldens: ``testdata/<case>.jsonl`` (logs, from analytics_logs.py) + ``<case>.sql`` →
-``<case>.out.csv``. Set MCGW_UPDATE_GOLDENS=1 to rewrite the CSVs from the current code.
+``<case>.out.csv``. ``pytest --update-goldens`` rewrites the CSVs from the current code.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,12 +33,12 @@ def _logs(tmp_path: Path, *cases: str) -> Path:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_golden(case: str, tmp_path: Path) -> None:
+def test_golden(case: str, tmp_path: Path, update_goldens: bool) -> None:
     sql = (TESTDATA / f"{case}.sql").read_text()
     result = query.run(sql, _logs(tmp_path, case), cache=False)
     got = query.format(result, "csv")
     golden = TESTDATA / f"{case}.out.csv"
-    if os.environ.get("MCGW_UPDATE_GOLDENS"):
+    if update_goldens:
         golden.write_text(got)
     want = golden.read_text()
     if "ORDER BY" not in sql.upper():

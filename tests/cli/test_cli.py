@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from cli_kit import ROOT, mcgw, running
 
+from mcgw.testing import manifests
+
 STORE = str(ROOT / "examples" / "store")
 
 
@@ -56,6 +58,10 @@ def test_status_shows_conditions_and_backends() -> None:
     assert "HTTPRoute store/public-store-route" in out
     assert "ResolvedRefs=True (ResolvedRefs)" in out
     assert "Backend ServiceImport/store/store:8080" in out
+    # Backends list the endpoints the local fleet would start: both clusters for `store`.
+    store = out[out.index("Backend ServiceImport/store/store:8080") :]
+    assert "group gke-west-1 us-west1-a" in store and "group gke-east-1 us-east1-b" in store
+    assert "127.1.0.2:8080" in store and "planned" in store
     # Regions ranked from Tokyo: us-west1 before us-east1.
     locality = next(line for line in out.splitlines() if line.startswith("Locality"))
     assert locality.index("us-west1") < locality.index("us-east1")
@@ -112,49 +118,10 @@ def store_backend() -> Iterator[int]:
 
 
 def _serve_config(folder: Path, backend_port: int, path: str = "/") -> None:
-    (folder / "gateway.yaml").write_text(
-        f"""apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: mcgw}}
-spec: {{controllerName: mcgw.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: mcgw
-  listeners: [{{name: http, protocol: HTTP, port: 80}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  hostnames: [app.example.com]
-  rules:
-  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
-    backendRefs: [{{name: app, port: 80}}]
-"""
-    )
-    (folder / "endpoints.yaml").write_text(
-        f"""apiVersion: v1
-kind: Service
-metadata: {{name: app, namespace: default}}
-spec:
-  ports: [{{port: 80, targetPort: {backend_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: app-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: app}}
-addressType: IPv4
-ports: [{{port: {backend_port}}}]
-endpoints:
-- addresses: [127.0.0.1]
-  zone: far-a
-"""
+    (folder / "app.yaml").write_text(
+        manifests.gateway_to_endpoints(
+            backend_port=backend_port, path=path, hostnames=("app.example.com",), zone="far-a"
+        )
     )
 
 
@@ -190,7 +157,7 @@ def test_serve_reloads_changed_files_and_keeps_the_last_good_table(
         assert _get(server.address, "/v1", "app.example.com")[0] == 200
         assert _get(server.address, "/v2", "app.example.com")[0] == 404
 
-        (config / "gateway.yaml").write_text("kind: HTTPRoute\n  broken: [")
+        (config / "app.yaml").write_text("kind: HTTPRoute\n  broken: [")
         time.sleep(1.5)
         assert _get(server.address, "/v1", "app.example.com")[0] == 200  # last good
 
@@ -203,7 +170,7 @@ def test_serve_reloads_changed_files_and_keeps_the_last_good_table(
         assert server.stop(signal.SIGINT) == 0
     said = "\n".join(server.said)
     assert "configuration rejected, keeping the last good one" in said
-    assert "gateway.yaml" in said
+    assert "app.yaml" in said
 
 
 def test_up_runs_fleet_and_gateway_until_interrupted_and_leaves_no_pod(tmp_path: Path) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from mcgw.config import load
+from mcgw.fleet import endpoints
+from mcgw.fleet import errors as fleet_errors
 from mcgw.ir import codec
 from mcgw.ir import table as ir
 from mcgw.translate import status, translator
@@ -19,11 +22,29 @@ def translate(paths: Sequence[Path], fmt: str = "yaml") -> str:
     return codec.dump_yaml(result.table)
 
 
-def status_report(paths: Sequence[Path]) -> str:
-    """Every resource with its conditions, then every backend group with its endpoints."""
+def status_report(paths: Sequence[Path], *, planned: bool = True) -> str:
+    """Every resource with its conditions, then every backend group with its endpoints.
+
+    Args:
+        planned: add the endpoints of the pods the local fleet would run for the
+            Deployments in the files (``mcgw up``), so backends show where traffic
+            would go; EndpointSlices in the files are shown either way.
+    """
     loaded = load.load(paths)
-    result = translator.translate(loaded.resources)
-    return render_status(result, loaded.warnings)
+    resources = loaded.resources
+    notes = list(loaded.warnings)
+    shown_planned = False
+    if planned and any(cluster.deployments for cluster in resources.clusters):
+        try:
+            resources = endpoints.with_planned(resources, python=sys.executable)
+            shown_planned = True
+            notes.append(
+                "endpoints of Deployments are the local fleet's plan (`mcgw up`); "
+                "pod names get a new suffix at each start"
+            )
+        except fleet_errors.NotRunnableError as exc:
+            notes.append(f"the local fleet could not run these Deployments: {exc}")
+    return render_status(translator.translate(resources), notes, planned=shown_planned)
 
 
 def _condition_lines(conditions: Sequence[status.Condition], indent: str) -> list[str]:
@@ -33,7 +54,9 @@ def _condition_lines(conditions: Sequence[status.Condition], indent: str) -> lis
     ]
 
 
-def render_status(result: translator.Result, warnings: Sequence[str] = ()) -> str:
+def render_status(
+    result: translator.Result, warnings: Sequence[str] = (), *, planned: bool = False
+) -> str:
     lines: list[str] = []
     for obj in result.statuses:
         where = f" [cluster {obj.cluster}]" if obj.cluster else ""
@@ -47,13 +70,13 @@ def render_status(result: translator.Result, warnings: Sequence[str] = ()) -> st
             lines.append(f"    parent {parent.parent_ref}")
             lines += _condition_lines(parent.conditions, "        ")
     lines.append("")
-    lines += render_backends(result.table)
-    for warning in (*warnings, *result.warnings):
-        lines.append(f"warning: {warning}")
+    lines += render_backends(result.table, planned=planned)
+    for note in (*warnings, *result.warnings):
+        lines.append(f"note: {note}")
     return "\n".join(lines) + "\n"
 
 
-def render_backends(table: ir.RouteTable) -> list[str]:
+def render_backends(table: ir.RouteTable, *, planned: bool = False) -> list[str]:
     lines = []
     rank = {region: i for i, (region, _) in enumerate(table.locality.region_rtt_ms)}
     rtt = dict(table.locality.region_rtt_ms)
@@ -70,7 +93,7 @@ def render_backends(table: ir.RouteTable) -> list[str]:
             far = f", {ms:.0f} ms" if ms is not None else ""
             lines.append(f"    group {group.cluster} {group.zone} ({group.region}{far})")
             for ep in group.endpoints:
-                state = "ready" if ep.ready else "not ready"
+                state = "planned" if planned else "ready" if ep.ready else "not ready"
                 pod = f" {ep.pod}" if ep.pod else ""
                 lines.append(f"        {ep.address}:{ep.port}{pod} {state}")
     return lines

@@ -98,7 +98,11 @@ class ListenError(errors.McgwError):
     """A listener's socket could not be bound (port in use, permission)."""
 
     def __init__(self, listener: str, host: str, port: int, reason: str) -> None:
-        super().__init__(f"listener {listener}: cannot bind {host}:{port}: {reason}")
+        super().__init__(
+            f"listener {listener}: cannot bind {host}:{port}: {reason}. "
+            f"Fix: free the port, or serve it elsewhere with --port-map {port}:8080 "
+            f"(or {port}:0 for any free port)"
+        )
         self.listener = listener
         self.host = host
         self.port = port

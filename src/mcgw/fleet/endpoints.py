@@ -109,3 +109,19 @@ def _slice(
             for port_name, number, protocol in ports
         ],
     )
+
+
+def with_planned(fleet: resources.Resources, *, python: str) -> resources.Resources:
+    """Return ``fleet`` with the EndpointSlices its pods would have once started.
+
+    What ``mcgw status`` shows before anything runs: the addresses are those the
+    runtime will use; pod names get a fresh random suffix at every start.
+
+    Raises:
+        NotRunnableError: some Deployment cannot run locally.
+    """
+    planned = pods_.plan(fleet, python=python)
+    return dataclasses.replace(
+        fleet,
+        clusters=tuple(replace(cluster, slices(cluster, planned)) for cluster in fleet.clusters),
+    )
