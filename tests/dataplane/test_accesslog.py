@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,94 @@ def test_unwritable_directory_counts_dropped(tmp_path: Path) -> None:
         assert log.stats.written == 0
 
     run(main())
+
+
+# -- the line format (logschema.AccessFormatter) ------------------------------
+
+
+def stamp(ts: float) -> str:
+    """RFC 3339 in UTC with microseconds truncated (not rounded), as the log has it."""
+    second = int(ts)
+    micros = int((ts - second) * 1e6)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)) + f".{micros:06d}Z"
+
+
+def reference_entry(r: logschema.AccessRecord, project: str) -> dict[str, Any]:
+    """The LogEntry of ``r`` built the slow, obvious way (the formatter's contract)."""
+    sep = "" if r.target.startswith("/") else "/"
+    return {
+        "logName": f"projects/{project}/logs/requests",
+        "resource": {
+            "type": "http_load_balancer",
+            "labels": {
+                "project_id": project,
+                "zone": "global",
+                "forwarding_rule_name": r.gateway,
+                "url_map_name": r.gateway,
+                "target_proxy_name": r.gateway,
+                "backend_service_name": r.backend,
+            },
+        },
+        "timestamp": stamp(r.timestamp),
+        "receiveTimestamp": stamp(r.timestamp + r.latency_s),
+        "severity": "WARNING" if r.status >= 500 else "INFO",
+        "httpRequest": {
+            "requestMethod": r.method,
+            "requestUrl": f"{r.scheme}://{r.host}{sep}{r.target}",
+            "requestSize": str(r.request_size),
+            "status": r.status,
+            "responseSize": str(r.response_size),
+            "userAgent": r.user_agent,
+            "remoteIp": r.remote_ip,
+            "serverIp": r.server_ip,
+            "latency": f"{r.latency_s:.6f}s",
+            "protocol": r.protocol,
+        },
+        "jsonPayload": {
+            "@type": logschema.LB_PAYLOAD_TYPE,
+            "statusDetails": r.status_details,
+            "gateway": r.gateway,
+            "route": r.route,
+            "backend": r.backend,
+            "cluster": r.cluster,
+            "region": r.region,
+            "zone": r.zone,
+            "pod": r.pod,
+            "endpoint": r.endpoint,
+            "reason": r.reason,
+            "entryRegion": r.entry_region,
+            "attempts": r.attempts,
+        },
+    }
+
+
+def test_formatter_lines_are_compact_json_of_the_entry_with_caches_cycling() -> None:
+    odd = ['"', "\\", "é", "\u2028", "\x01", "💥", "</"]
+    records = []
+    for i in range(60):
+        base = record(i)
+        records.append(
+            base._replace(
+                timestamp=1_700_000_000.0 + i * 0.37,
+                latency_s=0.999_999_7 if i % 5 == 0 else base.latency_s,
+                target=("*" if i % 7 == 0 else f"/p{odd[i % len(odd)]}?i={i}"),
+                user_agent=f"ua{odd[i % len(odd)]}{i % 3}",
+                cluster=f"c{odd[i % len(odd)]}{i % 4}",
+                pod=f"pod-{i % 5}",
+                reason=("retry" if i % 3 else "closest"),
+                attempts=1 + i % 3,
+                status=(503 if i % 4 == 0 else 200),
+            )
+        )
+    formatter = logschema.AccessFormatter('proj"x')
+    formatter._MAX_CACHED = 3  # the name and fragment caches restart many times
+    for _ in range(2):
+        for r in records:
+            line = formatter.line(r)
+            entry = json.loads(line)
+            assert re.fullmatch(r"[0-9a-f]{16}", entry.pop("insertId"))
+            assert entry == reference_entry(r, 'proj"x')
+            # Compact JSON, key order included, byte for byte.
+            full = json.loads(line)
+            assert line == json.dumps(full, separators=(",", ":"))
+            assert formatter.line_bytes(r)[16 + 13 :] == (line + "\n").encode()[16 + 13 :]

@@ -257,12 +257,33 @@ def test_exclude_whole_region_falls_over_with_reason_retry() -> None:
 
 
 def test_excluded_endpoints_are_not_asked_about_health() -> None:
-    view = FakeHealth()
+    view = FakeHealth(("10.1.0.1", 8080), ("10.1.0.2", 8080))
     b = make(
         backend("svc", group("w", WEST, "a", ep("10.1.0.1"), ep("10.1.0.2"))), health_view=view
     )
-    b.pick("svc", exclude=frozenset({("10.1.0.1", 8080)}))
+    assert b.pick("svc", exclude=frozenset({("10.1.0.1", 8080)})) is None
     assert view.asked == 1
+
+
+def test_endpoints_not_down_are_not_asked_about_health() -> None:
+    view = FakeHealth(("10.1.0.2", 8080))
+    b = make(
+        backend("svc", group("w", WEST, "a", ep("10.1.0.1"), ep("10.1.0.2"), ep("10.1.0.3"))),
+        health_view=view,
+    )
+    got = picks(b, 4)
+    assert [p.endpoint.address for p in got] == ["10.1.0.1", "10.1.0.3"] * 2
+    # Only the endpoint in ``down`` is asked, each time its turn comes.
+    assert view.asked == 2
+
+
+def test_pick_carries_key_and_address_of_its_endpoint() -> None:
+    b = make(backend("svc", group("w", WEST, "a", ep("10.1.0.1", 9000))))
+    got = b.pick("svc")
+    assert got is not None
+    assert got.key == ("10.1.0.1", 9000) and got.address == "10.1.0.1:9000"
+    # Picks are built once per table version: the same answer is the same object.
+    assert b.pick("svc") is got
 
 
 # -- weighted backendRefs ------------------------------------------------------

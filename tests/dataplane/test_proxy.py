@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mcgw import logschema
 from mcgw.dataplane import server
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
@@ -610,8 +611,11 @@ def test_close_finishes_requests_in_flight() -> None:
 
 
 def test_access_log_records_each_response(tmp_path: Path) -> None:
+    upstreams: list[FakeUpstream] = []
+
     async def main() -> None:
         async with FakeUpstream() as up:
+            upstreams.append(up)
             t = tables.route_table(
                 [tables.route("ok", "b", path="/ok")],
                 [tables.backend("b", up.address, cluster="gke-west-1", zone="us-west1-a")],
@@ -642,3 +646,43 @@ def test_access_log_records_each_response(tmp_path: Path) -> None:
     assert ok["jsonPayload"]["attempts"] == 1
     assert missing["httpRequest"]["status"] == 404
     assert missing["jsonPayload"]["statusDetails"] == "no_route"
+    # Every field in its place (the record is built as a bare tuple on the hot path).
+    request = dict(ok["httpRequest"])
+    assert request.pop("latency").endswith("s")
+    assert int(request.pop("requestSize")) > 0 and int(request.pop("responseSize")) > 0
+    assert request == {
+        "requestMethod": "GET",
+        "requestUrl": "http://example.com/ok?q=1",
+        "status": 200,
+        "userAgent": "k6",
+        "remoteIp": "127.0.0.1",
+        "serverIp": "127.0.0.1",
+        "protocol": "HTTP/1.1",
+    }
+    payload = dict(ok["jsonPayload"])
+    endpoint = payload.pop("endpoint")
+    assert endpoint == "%s:%d" % upstreams[0].address  # noqa: UP031
+    assert payload == {
+        "@type": logschema.LB_PAYLOAD_TYPE,
+        "statusDetails": "response_sent_by_backend",
+        "gateway": "default/gw",
+        "route": "ok",
+        "backend": "b",
+        "cluster": "gke-west-1",
+        "region": "r1",
+        "zone": "us-west1-a",
+        "pod": "b-0",
+        "reason": "closest",
+        "entryRegion": "us-west1",
+        "attempts": 1,
+    }
+    assert ok["resource"]["labels"]["backend_service_name"] == "b"
+    assert ok["timestamp"] <= ok["receiveTimestamp"]
+    none = dict(missing["jsonPayload"])
+    assert none.pop("reason") == "no_route" and none.pop("route") == ""
+    assert {k: v for k, v in none.items() if k in ("cluster", "zone", "pod", "endpoint")} == {
+        "cluster": "",
+        "zone": "",
+        "pod": "",
+        "endpoint": "",
+    }

@@ -155,8 +155,8 @@ class AccessLog:
     # -- writer thread ---------------------------------------------------------
 
     def _write_batch(self, batch: list[logschema.AccessRecord]) -> None:
-        format_line = self._formatter.line
-        lines = [(format_line(record) + "\n").encode() for record in batch]
+        line_bytes = self._formatter.line_bytes
+        lines = [line_bytes(record) for record in batch]
         start = 0
         try:
             chunk_bytes = 0

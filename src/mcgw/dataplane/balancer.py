@@ -24,7 +24,12 @@ Glossary:
                  ``retry`` (the caller excluded endpoints that already failed).
 
 Health is read through the small :class:`HealthView` protocol, which
-:class:`mcgw.dataplane.health.HealthMap` satisfies, so this module stays pure.
+:class:`mcgw.dataplane.health.HealthMap` satisfies, so this module stays pure. Its
+``down`` set is tested first: an endpoint not in it is used without a call.
+
+Every answer :meth:`Balancer.pick` can give (a :class:`Pick` per endpoint and reason,
+with the endpoint's ``address:port`` and its access-log fields) is built with the
+plan, so a pick allocates nothing.
 The region list in a plan is the place where capacity (maxRatePerEndpoint, the
 waterfall between regions) will hook in: each region plan can carry its capacity
 next to its ring.
@@ -32,6 +37,7 @@ next to its ring.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -47,7 +53,12 @@ _NO_EXCLUDE: frozenset[tuple[str, int]] = frozenset()
 class HealthView(Protocol):
     """What the balancer needs to know about endpoint health."""
 
-    def healthy(self, address: str, port: int) -> bool: ...
+    @property
+    def down(self) -> AbstractSet[tuple[str, int]]:
+        """Endpoints that may be out: any endpoint not in it is healthy, unasked."""
+
+    def healthy(self, address: str, port: int) -> bool:
+        """Whether an endpoint in :attr:`down` is still out."""
 
 
 class Pick(NamedTuple):
@@ -55,13 +66,31 @@ class Pick(NamedTuple):
     group: table.BackendGroup
     reason: str
     """``closest``, ``failover`` or ``retry`` (see the module docstring)."""
-
-
-class _Slot(NamedTuple):
     key: tuple[str, int]
-    """(address, port): the identity the health map and the exclude set use."""
-    endpoint: table.Endpoint
-    group: table.BackendGroup
+    """(address, port) of the endpoint: the identity the health map and pool use."""
+    address: str
+    """``address:port``, as the access log names the endpoint."""
+    log_fields: tuple[str, str, str, str, str, str]
+    """cluster, region, zone, pod, address and reason: this pick's part of an access
+    record (:class:`mcgw.logschema.AccessRecord`, in its field order)."""
+
+
+class _Slot:
+    """One endpoint of a ring, with the three answers :meth:`Balancer.pick` can give
+    for it built in advance: picking allocates nothing."""
+
+    __slots__ = ("closest", "failover", "key", "retry")
+
+    def __init__(self, endpoint: table.Endpoint, group: table.BackendGroup) -> None:
+        self.key = (endpoint.address, endpoint.port)
+        self.closest = self._pick(endpoint, group, REASON_CLOSEST)
+        self.failover = self._pick(endpoint, group, REASON_FAILOVER)
+        self.retry = self._pick(endpoint, group, REASON_RETRY)
+
+    def _pick(self, endpoint: table.Endpoint, group: table.BackendGroup, reason: str) -> Pick:
+        address = f"{endpoint.address}:{endpoint.port}"
+        fields = (group.cluster, group.region, group.zone, endpoint.pod, address, reason)
+        return Pick(endpoint, group, reason, self.key, address, fields)
 
 
 class _RegionPlan:
@@ -84,13 +113,23 @@ class _RegionPlan:
         """
         ring = self.ring
         size = len(ring)
+        if not size:
+            return None
         start = self.next
+        down = health.down
+        # The common case, first and without a loop: the endpoint under the cursor
+        # is usable (nothing excluded, not possibly down).
+        slot = ring[start]
+        if not exclude and slot.key not in down:
+            self.next = start + 1 if start + 1 < size else 0
+            return slot
         for step in range(size):
             index = (start + step) % size
             slot = ring[index]
-            if slot.key in exclude:
+            key = slot.key
+            if key in exclude:
                 continue
-            if health.healthy(slot.key[0], slot.key[1]):
+            if key not in down or health.healthy(key[0], key[1]):
                 self.next = index + 1 if index + 1 < size else 0
                 return slot
         return None
@@ -167,7 +206,7 @@ def _interleave(groups: tuple[table.BackendGroup, ...]) -> tuple[_Slot, ...]:
         current[best] -= total
         endpoint = queues[best][taken[best]]
         taken[best] += 1
-        ring.append(_Slot((endpoint.address, endpoint.port), endpoint, groups[best]))
+        ring.append(_Slot(endpoint, groups[best]))
     return tuple(ring)
 
 
@@ -234,16 +273,13 @@ class Balancer:
         if plan is None:
             return None
         health = self._health
-        for rank, region in enumerate(plan.regions):
+        regions = plan.regions
+        for region in regions:
             slot = region.take(health, exclude)
             if slot is not None:
                 if exclude:
-                    reason = REASON_RETRY
-                elif rank == 0:
-                    reason = REASON_CLOSEST
-                else:
-                    reason = REASON_FAILOVER
-                return Pick(slot.endpoint, slot.group, reason)
+                    return slot.retry
+                return slot.closest if region is regions[0] else slot.failover
         return None
 
     def regions(self, backend_name: str) -> tuple[str, ...]:

@@ -78,9 +78,9 @@ class HealthMap:
     __slots__ = (
         "_checked",
         "_clock",
-        "_down",
         "_ejected_until",
         "_failures",
+        "down",
         "ejection_s",
         "failure_threshold",
         "on_change",
@@ -98,8 +98,10 @@ class HealthMap:
         self.failure_threshold = failure_threshold
         self.on_change = on_change
         self._clock = clock
-        self._down: set[Key] = set()
-        """Every endpoint that is out, for whatever reason: the fast path."""
+        self.down: set[Key] = set()
+        """Every endpoint that is out, for whatever reason (expired ejections too, until
+        :meth:`healthy` notices): an endpoint not in it is healthy without asking, which
+        is the balancer's fast path. Mutated in place, never rebound."""
         self._checked: dict[Key, _Checked] = {}
         self._ejected_until: dict[Key, float] = {}
         """Passive ejections of endpoints without active check."""
@@ -109,7 +111,7 @@ class HealthMap:
     def healthy(self, address: str, port: int) -> bool:
         """Return whether the endpoint may receive traffic (unknown ones may)."""
         key = (address, port)
-        if key not in self._down:
+        if key not in self.down:
             return True
         until = self._ejected_until.get(key)
         if until is not None and self._clock() >= until:
@@ -136,7 +138,7 @@ class HealthMap:
                 self._set(key, healthy=False, cause="passive failure")
             return
         self._ejected_until[key] = self._clock() + self.ejection_s
-        if key not in self._down:
+        if key not in self.down:
             self._set(key, healthy=False, cause="passive failure")
 
     def report_success(self, address: str, port: int) -> None:
@@ -146,7 +148,7 @@ class HealthMap:
 
     def unhealthy(self) -> frozenset[Key]:
         """Return the endpoints currently out (expired ejections included)."""
-        return frozenset(self._down)
+        return frozenset(self.down)
 
     # -- used by HealthChecker -------------------------------------------------
 
@@ -192,10 +194,10 @@ class HealthMap:
 
     def _set(self, key: Key, *, healthy: bool, cause: str) -> None:
         if healthy:
-            self._down.discard(key)
+            self.down.discard(key)
             log.info("endpoint %s:%d healthy (%s)", key[0], key[1], cause)
         else:
-            self._down.add(key)
+            self.down.add(key)
             log.warning("endpoint %s:%d unhealthy (%s)", key[0], key[1], cause)
         if self.on_change is not None:
             self.on_change(key[0], key[1], healthy)

@@ -82,6 +82,9 @@ _REQUEST_SPECIAL = {
     b"user-agent": _USER_AGENT,
 }
 
+_request_kinds: dict[bytes, int] = {}
+"""Raw request header name → kind (0: passed on), see :func:`upstream.header_kind`."""
+
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
 # Deadline kinds.
@@ -105,6 +108,14 @@ _FRAME_RAW = 1
 _FRAME_CHUNKED = 2
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_XFP_LINE = b"X-Forwarded-Proto: http\r\n"
+
+_new_tuple = tuple.__new__
+
+_NOT_PICKED = ("", "", "", "", "", "")
+"""Access-log cluster … reason of a request that reached no endpoint."""
+_NO_ROUTE = ("", "", "", "", "", "no_route")
+"""The same when no route matched: the reason says so."""
 _LAST_CHUNK = b"0\r\n\r\n"
 
 _REASONS = {
@@ -278,12 +289,14 @@ class ClientConnection(asyncio.Protocol):
         "_body_limit",
         "_closed",
         "_connect_task",
+        "_count_successes",
         "_ctx",
         "_current",
         "_deadline",
         "_deadline_kind",
         "_debug",
         "_draining",
+        "_forward",
         "_half_closed",
         "_header_timeout",
         "_health",
@@ -305,8 +318,8 @@ class ClientConnection(asyncio.Protocol):
         "_remote_ip",
         "_replay_limit",
         "_server_ip",
-        "_tail",
         "_transport",
+        "_via_line",
         "_via_value",
         "_wall_offset",
         "_write_paused",
@@ -321,6 +334,9 @@ class ClientConnection(asyncio.Protocol):
         self._holder = ctx.holder
         self._pool = ctx.pool
         self._health = ctx.health
+        # report_success only resets a count of consecutive failures, kept only when
+        # more than one failure ejects: skip the call per request otherwise.
+        self._count_successes = ctx.health.failure_threshold > 1
         self._access_log = ctx.access_log
         self._line_limit = s.max_request_line_bytes
         self._max_header_bytes = s.max_header_bytes
@@ -331,6 +347,7 @@ class ClientConnection(asyncio.Protocol):
         self._max_retries = s.max_connect_retries
         self._replay_limit = s.retry_buffer_bytes
         self._via_value = s.via.encode("latin-1")
+        self._via_line = b"Via: " + self._via_value + _CRLF
         self._debug = s.debug_headers
         self._transport: asyncio.Transport = None  # type: ignore[assignment]
         self._parser = httptools.HttpRequestParser(self)
@@ -355,7 +372,7 @@ class ClientConnection(asyncio.Protocol):
         self._server_ip = ""
         self._xff_value = b""
         self._xff_line = b""
-        self._tail = b""
+        self._forward = b""
         self._wall_offset = 0.0
 
     # -- asyncio.Protocol -----------------------------------------------------
@@ -368,7 +385,7 @@ class ClientConnection(asyncio.Protocol):
         self._server_ip = str(sock[0]) if sock else ""
         self._xff_value = self._remote_ip.encode("latin-1")
         self._xff_line = b"X-Forwarded-For: " + self._xff_value + _CRLF
-        self._tail = b"X-Forwarded-Proto: http\r\n"
+        self._forward = self._xff_line + self._via_line + _XFP_LINE
         now = time.monotonic()
         self._wall_offset = time.time() - now
         self._deadline = now + self._header_timeout
@@ -393,7 +410,7 @@ class ClientConnection(asyncio.Protocol):
                     ex.details = "client_disconnected_before_any_response"
                 else:
                     ex.details = "client_disconnected_after_partial_response"
-                self._log(ex)
+                self._log(ex, time.monotonic())
         self._active = None
         self._pipeline.clear()
 
@@ -472,8 +489,10 @@ class ClientConnection(asyncio.Protocol):
             self._parse_error = errors.HeadersTooLarge("request headers too large")
             raise _ParseAbort
         ex.headers.append((name, value))
-        kind = _REQUEST_SPECIAL.get(name.lower())
+        kind = _request_kinds.get(name)
         if kind is None:
+            kind = upstream.header_kind(_REQUEST_SPECIAL, _request_kinds, name)
+        if not kind:
             ex.lines.append(name + b": " + value + _CRLF)
         elif kind == _HOST:
             if ex.host is not None:
@@ -631,15 +650,19 @@ class ClientConnection(asyncio.Protocol):
             if ex.conn_tokens is None
             else upstream.filter_connection_listed(ex.lines, ex.conn_tokens)
         )
-        if ex.xff_in is None:
-            parts.append(self._xff_line)
+        if ex.xff_in is None and ex.via_in is None:
+            # The common case: the connection's precomputed XFF, Via and XFP lines.
+            parts.append(self._forward)
         else:
-            parts.append(b"X-Forwarded-For: " + ex.xff_in + b", " + self._xff_value + _CRLF)
-        if ex.via_in is None:
-            parts.append(b"Via: " + self._via_value + _CRLF)
-        else:
-            parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
-        parts.append(self._tail)
+            if ex.xff_in is None:
+                parts.append(self._xff_line)
+            else:
+                parts.append(b"X-Forwarded-For: " + ex.xff_in + b", " + self._xff_value + _CRLF)
+            if ex.via_in is None:
+                parts.append(self._via_line)
+            else:
+                parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
+            parts.append(_XFP_LINE)
         if ex.chunked:
             parts.append(b"Transfer-Encoding: " + ex.te + _CRLF)
         elif ex.content_length >= 0:
@@ -660,8 +683,7 @@ class ClientConnection(asyncio.Protocol):
             return
         ex.pick = pick
         ex.attempts += 1
-        endpoint = pick.endpoint
-        key = ex.key = (endpoint.address, endpoint.port)
+        key = ex.key = pick.key
         if not ex.fresh:
             conn = self._pool.take(key)
             if conn is not None:
@@ -708,11 +730,11 @@ class ClientConnection(asyncio.Protocol):
             ex.replayable = False
             ex.body = []
         ex.buffered = 0
-        self._resume(_PAUSE_BODY)
         if conn.write_paused:
+            self._resume(_PAUSE_BODY)
             self._pause(_PAUSE_UPSTREAM)
-        else:
-            self._resume(_PAUSE_UPSTREAM)
+        elif self._read_pause:  # (tested first: reading is rarely paused)
+            self._resume(_PAUSE_BODY | _PAUSE_UPSTREAM)
         self._deadline = time.monotonic() + ex.timeout_s
         self._deadline_kind = _UPSTREAM
 
@@ -800,8 +822,10 @@ class ClientConnection(asyncio.Protocol):
             self._out.append(_LAST_CHUNK)
         self.upstream_flush()
         ex.details = "response_sent_by_backend"
-        self._health.report_success(*ex.key)
-        self._resume(_PAUSE_UPSTREAM)
+        if self._count_successes:
+            self._health.report_success(*ex.key)
+        if self._read_pause:
+            self._resume(_PAUSE_UPSTREAM)
         self._finish(ex)
 
     def upstream_lost(self, conn: upstream.UpstreamConnection, got_bytes: bool) -> None:
@@ -816,7 +840,7 @@ class ClientConnection(asyncio.Protocol):
             ex.details = "backend_connection_closed_after_partial_response_sent"
             ex.response_keep = False
             self._health.report_failure(*key)
-            self._log(ex)
+            self._log(ex, time.monotonic())
             self._close()
             return
         if got_bytes:
@@ -863,7 +887,7 @@ class ClientConnection(asyncio.Protocol):
             self._connect_task = None
         ex.details = err.details
         if ex.response_started:
-            self._log(ex)
+            self._log(ex, time.monotonic())
             self._close()
             return
         close = (
@@ -884,7 +908,9 @@ class ClientConnection(asyncio.Protocol):
         self._finish(ex)
 
     def _finish(self, ex: _Exchange) -> None:
-        self._log(ex)
+        # One clock read serves the access log's latency and the next deadline.
+        now = time.monotonic()
+        self._log(ex, now)
         if (
             not ex.response_keep
             or not ex.body_done
@@ -905,10 +931,10 @@ class ClientConnection(asyncio.Protocol):
                 self._deadline_kind = _NONE
                 self._start(nxt)
             else:
-                self._deadline = time.monotonic() + self._header_timeout
+                self._deadline = now + self._header_timeout
                 self._deadline_kind = _HEADERS
             return
-        self._deadline = time.monotonic() + self._idle_timeout
+        self._deadline = now + self._idle_timeout
         self._deadline_kind = _IDLE
 
     def _close(self) -> None:
@@ -919,53 +945,50 @@ class ClientConnection(asyncio.Protocol):
             self._closed = True
             self._transport.close()
 
-    def _log(self, ex: _Exchange) -> None:
+    def _log(self, ex: _Exchange, now: float) -> None:
+        """Queue the access record of ``ex`` (once), ``now`` being its end (monotonic)."""
         if ex.logged:
             return
         ex.logged = True
         sink = self._access_log
         if sink is None:
             return
-        now = time.monotonic()
         pick = ex.pick
         snap = ex.snap
         route = ex.route
         if pick is not None:
-            group = pick.group
-            endpoint = pick.endpoint
-            cluster, region, zone, pod = group.cluster, group.region, group.zone, endpoint.pod
-            address = f"{endpoint.address}:{endpoint.port}"
-            reason = pick.reason
+            # cluster, region, zone, pod, endpoint, reason: built with the pick.
+            picked = pick.log_fields
         else:
-            cluster = region = zone = pod = address = ""
-            reason = "no_route" if route is None else ""
+            picked = _NOT_PICKED if route is not None else _NO_ROUTE
+        # tuple.__new__ rather than AccessRecord(...): the NamedTuple constructor is
+        # a Python function of 25 parameters, this builds the same tuple in C.
+        # test_access_log_records_each_response checks every field lands in place.
         sink.write(
-            logschema.AccessRecord(
-                ex.start + self._wall_offset,
-                ex.method.decode("latin-1"),
-                "http",
-                (ex.host or b"").decode("latin-1"),
-                ex.target.decode("latin-1"),
-                "HTTP/" + ex.version,
-                ex.status,
-                now - ex.start,
-                ex.header_bytes + ex.body_size,
-                ex.response_bytes,
-                self._remote_ip,
-                self._server_ip,
-                ex.user_agent.decode("latin-1"),
-                "" if snap is None else snap.gateways.get(self._listener, ""),
-                "" if route is None else route.name,
-                ex.backend,
-                cluster,
-                region,
-                zone,
-                pod,
-                address,
-                reason,
-                "" if snap is None else snap.entry_region,
-                ex.attempts,
-                ex.details,
+            _new_tuple(
+                logschema.AccessRecord,
+                (
+                    ex.start + self._wall_offset,
+                    ex.method.decode("latin-1"),
+                    "http",
+                    (ex.host or b"").decode("latin-1"),
+                    ex.target.decode("latin-1"),
+                    "HTTP/" + ex.version,
+                    ex.status,
+                    now - ex.start,
+                    ex.header_bytes + ex.body_size,
+                    ex.response_bytes,
+                    self._remote_ip,
+                    self._server_ip,
+                    ex.user_agent.decode("latin-1"),
+                    "" if snap is None else snap.gateways.get(self._listener, ""),
+                    "" if route is None else route.name,
+                    ex.backend,
+                    *picked,
+                    "" if snap is None else snap.entry_region,
+                    ex.attempts,
+                    ex.details,
+                ),
             )
         )
 

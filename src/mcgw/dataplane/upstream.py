@@ -47,6 +47,35 @@ _RESPONSE_SPECIAL = {
 }
 """Response headers the proxy does not pass through as they are (lower-case)."""
 
+_PASS = 0
+"""Header kind of a name passed through as it is."""
+
+_NAME_CACHE_MAX = 1024
+"""Bound on :func:`header_kind`'s cache of raw names; it restarts when full."""
+
+_NOT_LISTED = frozenset({b"close", b"keep-alive", b""})
+"""Connection tokens that name no header."""
+
+_listed_cache: dict[bytes, frozenset[bytes]] = {}
+"""Connection header value → the header names it lists (bounded like the name cache)."""
+
+
+def header_kind(special: dict[bytes, int], cache: dict[bytes, int], name: bytes) -> int:
+    """Return ``special[name.lower()]``, or 0, remembering the answer per raw ``name``.
+
+    Peers send the same few header names in the same case on every message, so a
+    lookup of the name as received usually answers without lower-casing it. Called
+    on a cache miss only: callers try ``cache.get(name)`` inline first.
+    """
+    kind = special.get(name.lower(), _PASS)
+    if len(cache) >= _NAME_CACHE_MAX:
+        cache.clear()
+    cache[name] = kind
+    return kind
+
+
+_response_kinds: dict[bytes, int] = {}
+
 
 class PoolBook(Generic[T]):
     """Idle keep-alive connections per endpoint: bookkeeping only.
@@ -64,29 +93,32 @@ class PoolBook(Generic[T]):
         self._idle: dict[Key, list[tuple[T, float]]] = {}
         """Per endpoint, (connection, idle since), oldest first."""
 
-    def take(self, key: Key, now: float) -> tuple[T | None, list[T]]:
+    # take and give run once per request: they answer "nothing to close" with the
+    # shared empty tuple rather than a new list.
+
+    def take(self, key: Key, now: float) -> tuple[T | None, tuple[T, ...]]:
         """Return the most recently used reusable connection, and expired ones to close."""
         idle = self._idle.get(key)
         if not idle:
-            return None, []
+            return None, ()
         conn, since = idle.pop()
         if since + self.idle_s > now:
-            return conn, []
+            return conn, ()
         # The freshest one expired, so did every older one.
-        expired = [conn, *(c for c, _ in idle)]
+        expired = (conn, *(c for c, _ in idle))
         del self._idle[key]
         return None, expired
 
-    def give(self, key: Key, conn: T, now: float) -> list[T]:
+    def give(self, key: Key, conn: T, now: float) -> tuple[T, ...]:
         """Make ``conn`` reusable; return connections to close (over the limit)."""
         idle = self._idle.get(key)
         if idle is None:
             idle = self._idle[key] = []
         idle.append((conn, now))
         if len(idle) <= self.max_idle:
-            return []
+            return ()
         excess = len(idle) - self.max_idle
-        closing = [c for c, _ in idle[:excess]]
+        closing = tuple(c for c, _ in idle[:excess])
         del idle[:excess]
         return closing
 
@@ -190,6 +222,7 @@ class UpstreamConnection(asyncio.Protocol):
         "sink",
         "transport",
         "via_in",
+        "via_line",
         "via_value",
         "write_paused",
     )
@@ -198,6 +231,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.via_value = pool.via
+        self.via_line = pool.via_line
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.parser = httptools.HttpResponseParser(self)
         self.sink: Sink | None = None
@@ -318,8 +352,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        kind = _RESPONSE_SPECIAL.get(name.lower())
+        kind = _response_kinds.get(name)
         if kind is None:
+            kind = header_kind(_RESPONSE_SPECIAL, _response_kinds, name)
+        if kind == _PASS:
             self.lines.append(name + b": " + value + _CRLF)
         elif kind == _CONTENT_LENGTH:
             self.content_length = int(value)
@@ -343,7 +379,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.conn_tokens is not None:
             lines = filter_connection_listed(lines, self.conn_tokens)
         if self.via_in is None:
-            lines.append(b"Via: " + self.via_value + _CRLF)
+            lines.append(self.via_line)
         else:
             lines.append(b"Via: " + self.via_in + b", " + self.via_value + _CRLF)
         has_body = self.expect_body and status != 204 and status != 304
@@ -381,7 +417,13 @@ class UpstreamConnection(asyncio.Protocol):
 
 def filter_connection_listed(lines: list[bytes], tokens: bytes) -> list[bytes]:
     """Return ``lines`` without the headers a Connection header lists (RFC 9110 7.6.1)."""
-    drop = {t.strip().lower() for t in tokens.split(b",")} - {b"close", b"keep-alive", b""}
+    # Usually ``keep-alive`` or ``close`` on every message: remember what a value lists.
+    drop = _listed_cache.get(tokens)
+    if drop is None:
+        drop = frozenset(t.strip().lower() for t in tokens.split(b",")) - _NOT_LISTED
+        if len(_listed_cache) >= _NAME_CACHE_MAX:
+            _listed_cache.clear()
+        _listed_cache[tokens] = drop
     if not drop:
         return lines
     return [line for line in lines if line.split(b":", 1)[0].strip().lower() not in drop]
@@ -397,13 +439,15 @@ class Pool:
         via: the proxy's ``Via`` value, appended to responses.
     """
 
-    __slots__ = ("_book", "_clock", "connect_timeout_s", "live", "via")
+    __slots__ = ("_book", "_clock", "connect_timeout_s", "live", "via", "via_line")
 
     def __init__(
         self, *, connect_timeout_s: float, idle_s: float, max_idle: int, via: bytes
     ) -> None:
         self.connect_timeout_s = connect_timeout_s
         self.via = via
+        self.via_line = b"Via: " + via + _CRLF
+        """The ``Via`` header line of responses that had none, built once."""
         self._book: PoolBook[UpstreamConnection] = PoolBook(idle_s, max_idle)
         self._clock = time.monotonic
         self.live: set[UpstreamConnection] = set()
