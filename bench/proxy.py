@@ -252,6 +252,9 @@ def main() -> int:
             ]
             with process(pinned(1, argv), mcgw_port, work / "mcgw.out"):
                 results.append(wrk("mcgw", mcgw_port, args.duration, args.connections))
+            # The same without the access log, to show what logging costs.
+            with process(pinned(1, [*argv, "--no-access-log"]), mcgw_port, work / "mcgw2.out"):
+                results.append(wrk("mcgw-no-log", mcgw_port, args.duration, args.connections))
             access_lines = sum(
                 sum(1 for _ in f.open()) for f in (work / "mcgw-logs").glob("*.jsonl")
             )
@@ -286,7 +289,7 @@ def render(results: list[Result], args: argparse.Namespace, access_lines: int) -
         f"# mcgw proxy benchmark ({datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores)",
         "",
         f"wrk -t1 -c{args.connections} -d{args.duration}s, keep-alive; proxies pinned to CPU 1,"
-        " wrk and the backend to CPU 0; access logs on.",
+        " wrk and the backend to CPU 0; access logs on (except mcgw-no-log).",
         "",
         "| target | requests/s | p50 ms | p99 ms | errors | rps vs nginx | p99 vs nginx |",
         "|---|---:|---:|---:|---:|---:|---:|",

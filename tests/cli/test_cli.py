@@ -205,3 +205,52 @@ def test_load_command_prints_a_k6_summary(store_backend: int) -> None:
     for row in ("http_req_duration", "http_req_failed", "http_reqs", "vus_max", "data_received"):
         assert row in done.stdout
     assert "0.00%" in done.stdout
+
+
+def test_status_yaml_and_json_show_objects_as_kubernetes_does() -> None:
+    import yaml
+
+    done = mcgw("status", "-f", STORE, "-o", "yaml")
+    assert done.returncode == 0, done.stderr
+    doc = yaml.safe_load(done.stdout)
+    assert (doc["apiVersion"], doc["kind"]) == ("v1", "List")
+    by_kind = {(i["kind"], i["metadata"]["name"]): i for i in doc["items"]}
+    gateway = by_kind[("Gateway", "external-http")]
+    assert gateway["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert gateway["metadata"]["namespace"] == "store"
+    status = gateway["status"]
+    assert status["addresses"] == [{"type": "IPAddress", "value": "127.0.0.1"}]
+    accepted = status["conditions"][0]
+    assert accepted["type"] == "Accepted" and accepted["status"] == "True"
+    assert accepted["observedGeneration"] == gateway["metadata"]["generation"]
+    assert accepted["lastTransitionTime"].endswith("Z")
+    listener = status["listeners"][0]
+    assert listener["attachedRoutes"] == 1
+    assert listener["supportedKinds"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}
+    ]
+    route = by_kind[("HTTPRoute", "public-store-route")]["status"]
+    parent = route["parents"][0]
+    assert parent["controllerName"] == "mcgw.dev/gateway-controller"
+    assert parent["parentRef"]["name"] == "external-http"
+    assert {c["type"] for c in parent["conditions"]} >= {"Accepted", "ResolvedRefs"}
+    gateway_class = next(i for i in doc["items"] if i["kind"] == "GatewayClass")
+    assert {"name": "HTTPRoute"} in gateway_class["status"]["supportedFeatures"]
+
+    as_json = mcgw("status", "-f", STORE, "-o", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    items = json.loads(as_json.stdout)["items"]
+    assert [(i["kind"], i["metadata"]["name"]) for i in items] == [
+        (i["kind"], i["metadata"]["name"]) for i in doc["items"]
+    ]
+
+
+def test_features_lists_conformance_feature_names() -> None:
+    done = mcgw("features")
+    assert done.returncode == 0, done.stderr
+    names = done.stdout.split()
+    assert names == sorted(names)
+    for name in ("Gateway", "HTTPRoute", "HTTPRouteQueryParamMatching", "HTTPRouteCORS"):
+        assert name in names
+    everything = mcgw("features", "--all").stdout
+    assert "# not supported: HTTPRouteDestinationPortMatching" in everything

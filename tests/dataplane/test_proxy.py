@@ -21,7 +21,6 @@ from mcgw.testing.runner import run
 from mcgw.testing.upstream import Action, FakeUpstream, Reply, Seen, closed_port
 
 BASE = ProxySettings(
-    bind_address="127.0.0.1",
     port_map=((80, 0),),
     active_health_checks=False,
     timer_resolution_s=0.02,

@@ -18,7 +18,6 @@ async def start_store(log_dir: Path) -> run.Running:
     return await run.start(
         run.RunOptions(
             paths=(STORE_EXAMPLE,),
-            bind_address="127.0.0.1",
             port_map=((80, 0),),
             log_dir=log_dir,
             watch=False,
@@ -30,7 +29,7 @@ async def start_store(log_dir: Path) -> run.Running:
 async def get(
     address: tuple[str, int], path: str, host: str = HOST
 ) -> tuple[int, dict[str, object]]:
-    """One GET with ``Connection: close``; the JSON body ({} if not 200)."""
+    """One GET with ``Connection: close``; the JSON body ({} if not 200 or not JSON)."""
     reader, writer = await asyncio.open_connection(*address)
     try:
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
@@ -39,7 +38,10 @@ async def get(
         writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    return status, (json.loads(body) if status == 200 else {})
+    try:
+        return status, (json.loads(body) if status == 200 else {})
+    except ValueError:
+        return status, {}  # not a whereami answer
 
 
 def read_entries(log_dir: Path) -> list[dict[str, object]]:

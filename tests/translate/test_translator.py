@@ -47,7 +47,7 @@ def test_config_cluster_without_manifests_translates_to_an_empty_table() -> None
 def test_seed_scenario_routes_and_ranks_regions() -> None:
     result = translator.translate(load_case(TESTDATA / "seed_store"))
     (listener,) = result.table.listeners
-    assert (listener.address, listener.port) == ("0.0.0.0", 80)
+    assert (listener.address, listener.port) == ("127.0.0.1", 80)  # first of the pool
     (vhost,) = listener.virtual_hosts
     assert vhost.hostname == "store.example.com"
     assert [(r.match.path.value, r.backends[0].backend) for r in vhost.routes] == [

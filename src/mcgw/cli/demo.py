@@ -174,7 +174,6 @@ async def scenario(paths: tuple[Path, ...], log_dir: Path, vus: int, duration_s:
     running = await run.start(
         run.RunOptions(
             paths=paths,
-            bind_address="127.0.0.1",
             port_map=((80, 0),),
             log_dir=log_dir,
             watch=False,

@@ -1,9 +1,12 @@
-"""``mcgw translate`` and ``mcgw status``: what the control plane makes of the files."""
+"""``mcgw translate``, ``mcgw status`` and ``mcgw features``: what the control plane makes
+of the files, and what it supports."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mcgw.config import load
@@ -11,7 +14,7 @@ from mcgw.fleet import endpoints
 from mcgw.fleet import errors as fleet_errors
 from mcgw.ir import codec
 from mcgw.ir import table as ir
-from mcgw.translate import status, translator
+from mcgw.translate import features, status, translator
 
 
 def translate(paths: Sequence[Path], fmt: str = "yaml") -> str:
@@ -47,6 +50,41 @@ def status_report(paths: Sequence[Path], *, planned: bool = True) -> str:
     return render_status(translator.translate(resources), notes, planned=shown_planned)
 
 
+def status_objects(paths: Sequence[Path], fmt: str = "yaml", now: datetime | None = None) -> str:
+    """Every object's status as Kubernetes would show it: a ``List`` in YAML or JSON.
+
+    Args:
+        fmt: ``yaml`` or ``json``.
+        now: the ``lastTransitionTime`` of every condition (default: the current time).
+    """
+    result = translator.translate(load.load(paths).resources)
+    return render_objects(result, fmt, now)
+
+
+def render_objects(
+    result: translator.Result, fmt: str = "yaml", now: datetime | None = None
+) -> str:
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    supported = features.supported()
+    document = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [status.kubernetes(obj, stamp, supported) for obj in result.statuses],
+    }
+    if fmt == "json":
+        return json.dumps(document, indent=2) + "\n"
+    return codec.to_yaml(document)
+
+
+def features_report(*, show_all: bool = False) -> str:
+    """One supported Gateway API feature name a line; with ``show_all`` also those left
+    out, with why."""
+    lines = list(features.supported())
+    if show_all:
+        lines += [f"# not supported: {name}: {why}" for name, why in features.NOT_CLAIMED]
+    return "\n".join(lines) + "\n"
+
+
 def _condition_lines(conditions: Sequence[status.Condition], indent: str) -> list[str]:
     return [
         f"{indent}{c.type}={c.status} ({c.reason})" + (f": {c.message}" if c.message else "")
@@ -62,6 +100,8 @@ def render_status(
         where = f" [cluster {obj.cluster}]" if obj.cluster else ""
         name = f"{obj.namespace}/{obj.name}" if obj.namespace else obj.name
         lines.append(f"{obj.kind} {name}{where}")
+        if obj.addresses:
+            lines.append(f"    addresses: {', '.join(obj.addresses)}")
         lines += _condition_lines(obj.conditions, "    ")
         for listener in obj.listeners:
             lines.append(f"    listener {listener.name}: attachedRoutes={listener.attached_routes}")

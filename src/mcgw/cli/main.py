@@ -10,9 +10,9 @@ from pathlib import Path
 
 from mcgw import errors
 from mcgw.analytics import errors as analytics_errors
+from mcgw.cli import load as load_cli
 from mcgw.config import load
 from mcgw.loadtest import errors as load_errors
-from mcgw.loadtest import options as load_options
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -36,8 +36,9 @@ def _files(parser: argparse.ArgumentParser, required: bool = True) -> None:
 def _gateway_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bind",
-        metavar="ADDRESS",
-        help="bind every listener to ADDRESS instead of the Gateway's (e.g. 127.0.0.1)",
+        metavar="ADDRESS|CIDR",
+        help="where Gateways without spec.addresses listen: one address (0.0.0.0: every "
+        "interface) or a block giving each its own (default 127.0.0.0/8)",
     )
     parser.add_argument(
         "--port-map",
@@ -77,34 +78,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="resources with their conditions, and backends")
     _files(status)
+    status.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "yaml", "json"],
+        default="text",
+        help="text (default): conditions and backends; yaml/json: each object's status "
+        "as Kubernetes shows it",
+    )
+
+    feats = sub.add_parser(
+        "features", help="the Gateway API conformance features mcgw supports, one a line"
+    )
+    feats.add_argument(
+        "--all", action="store_true", help="also list the features left out, with why"
+    )
 
     translate = sub.add_parser("translate", help="print the compiled route table (the IR)")
     _files(translate)
     translate.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
 
-    loadp = sub.add_parser("load", help="k6-style load test of a URL")
-    loadp.add_argument("url", help="http://host[:port]/path requested by every iteration")
-    loadp.add_argument("-u", "--vus", type=int, default=1, help="virtual users (default 1)")
-    loadp.add_argument("-d", "--duration", help="e.g. 30s, 1m30s; VUs loop until it ends")
-    loadp.add_argument("-i", "--iterations", type=int, help="total iterations shared by VUs")
-    loadp.add_argument(
-        "--sleep", default="1s", help="pause after each request, like sleep(1) (default 1s)"
-    )
-    loadp.add_argument("-X", "--method", default="GET")
-    loadp.add_argument(
-        "-H", "--header", action="append", default=[], metavar="NAME: VALUE", help="add a header"
-    )
-    loadp.add_argument(
-        "--host",
-        action="append",
-        default=[],
-        metavar="NAME=IP:PORT",
-        help="k6's hosts option: send requests for NAME to IP:PORT (keeps the Host header)",
-    )
-    loadp.add_argument("--timeout", default="60s", help="per request (default 60s)")
-    loadp.add_argument(
-        "--breakdown", action="store_true", help="count responses per backend cluster and zone"
-    )
+    load_cli.add_parser(sub)
 
     logs = sub.add_parser("logs", help="query the access and container logs")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="SUBCOMMAND")
@@ -154,7 +148,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         options = run.RunOptions(
             paths=tuple(args.paths),
-            bind_address=args.bind,
+            address_pool=run.parse_address_pool(args.bind),
             port_map=run.parse_port_map(args.port_map),
             log_dir=args.log_dir,
             access_log=args.access_log,
@@ -171,16 +165,18 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "status":
         from mcgw.cli import inspect
 
-        sys.stdout.write(inspect.status_report(args.paths))
+        if args.output == "text":
+            sys.stdout.write(inspect.status_report(args.paths))
+        else:
+            sys.stdout.write(inspect.status_objects(args.paths, args.output))
+        return EXIT_OK
+    if args.command == "features":
+        from mcgw.cli import inspect
+
+        sys.stdout.write(inspect.features_report(show_all=args.all))
         return EXIT_OK
     if args.command == "load":
-        from mcgw.loadtest import report, runner
-
-        opts = _load_options(args)
-        summary = runner.run_sync(opts, progress=lambda p: _progress(report.progress_line(p)))
-        print(file=sys.stderr)
-        sys.stdout.write(report.render(summary, opts))
-        return EXIT_OK
+        return load_cli.main(args)
     if args.command == "logs":
         from mcgw.analytics import query
 
@@ -194,39 +190,6 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return demo.main(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_BAD_INPUT  # pragma: no cover - parser.error exits
-
-
-def _load_options(args: argparse.Namespace) -> load_options.LoadOptions:
-    headers = []
-    for item in args.header:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise ValueError(f"--header {item!r}: expected 'Name: value'")
-        headers.append((name.strip(), value.strip()))
-    host_map = []
-    for item in args.host:
-        name, sep, target = item.partition("=")
-        if not sep or not name or not target:
-            raise ValueError(
-                f"--host {item!r}: expected NAME=IP:PORT, e.g. store.example.com=127.0.0.1:8080"
-            )
-        host_map.append((name, target))
-    return load_options.LoadOptions(
-        url=args.url,
-        vus=args.vus,
-        duration_s=load_options.parse_duration(args.duration) if args.duration else None,
-        iterations=args.iterations,
-        sleep_s=load_options.parse_duration(args.sleep),
-        method=args.method.upper(),
-        headers=tuple(headers),
-        host_map=tuple(host_map),
-        timeout_s=load_options.parse_duration(args.timeout),
-        breakdown=args.breakdown,
-    )
-
-
-def _progress(line: str) -> None:
-    print(f"\r{line}", end="", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

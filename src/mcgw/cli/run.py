@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -27,8 +28,10 @@ from mcgw.translate import translator
 @dataclass(frozen=True, slots=True)
 class RunOptions:
     paths: tuple[Path, ...]
-    bind_address: str | None = None
-    """Bind every listener here instead of the Gateway's address (e.g. 127.0.0.1)."""
+    address_pool: str | None = None
+    """Where Gateways without ``spec.addresses`` listen: one address (``0.0.0.0`` for
+    every interface) or a CIDR block giving each Gateway its own; None: the
+    translator's default, 127.0.0.0/8 (127.0.0.1 for the first Gateway)."""
     port_map: tuple[tuple[int, int], ...] = ()
     """(listener port, local port); local port 0 picks a free one."""
     log_dir: Path = Path("var/logs")
@@ -100,7 +103,6 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
     project = resources.fleet.spec.project
     gateway = server.Gateway(
         settings.ProxySettings(
-            bind_address=options.bind_address,
             port_map=options.port_map,
             access_log_dir=options.log_dir if options.access_log else None,
             project_id=project,
@@ -119,7 +121,9 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
             await gateway.apply(result.table)
 
         augment: runner.Augment = fleet.with_endpoints if fleet is not None else _same
-        controller = runner.Controller(publish=publish, augment=augment)
+        controller = runner.Controller(
+            publish=publish, augment=augment, options=translate_options(options)
+        )
         await controller.handle(first)
         running = Running(gateway=gateway, controller=controller, fleet=fleet)
     except BaseException:
@@ -135,6 +139,12 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
     for name, (host, port) in sorted(gateway.addresses().items()):
         say(f"gateway: listener {name} on http://{host}:{port}")
     return running
+
+
+def translate_options(options: RunOptions) -> translator.Options:
+    if options.address_pool is None:
+        return translator.Options()
+    return translator.Options(address_pool=options.address_pool)
 
 
 def _same(resources: res.Resources) -> res.Resources:
@@ -182,6 +192,23 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run ``main`` on uvloop (the data plane's loop)."""
     server.install_loop()
     asyncio.run(main())
+
+
+def parse_address_pool(text: str | None) -> str | None:
+    """Check ``--bind``: one IP address or a CIDR block.
+
+    Raises:
+        ValueError: neither.
+    """
+    if text is None:
+        return None
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"--bind {text!r}: expected an IP address (e.g. 0.0.0.0) or a block (e.g. 127.0.0.0/8)"
+        ) from None
+    return text
 
 
 def parse_port_map(items: Sequence[str]) -> tuple[tuple[int, int], ...]:

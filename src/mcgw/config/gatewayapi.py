@@ -457,7 +457,7 @@ class HTTPRouteTimeouts(Model):
 
 class HTTPRouteRetry(Model):
     codes: list[Annotated[int, Field(ge=400, le=599)]] = Field(default_factory=list)
-    attempts: int | None = None
+    attempts: int | None = Field(default=None, ge=0)
     """Retries after the first try; 0 disables retries, None leaves it to mcgw."""
     backoff: Duration | None = None
 

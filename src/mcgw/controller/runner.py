@@ -32,6 +32,8 @@ class Controller:
 
     publish: Publish
     augment: Augment = _identity
+    options: translator.Options = field(default_factory=translator.Options)
+    """How to translate (the address pool for Gateways without addresses, …)."""
     resources: res.Resources | None = None
     """The last good resources, as loaded (before ``augment``)."""
     result: translator.Result | None = None
@@ -54,7 +56,7 @@ class Controller:
         """Translate the current resources again (after endpoints changed, say)."""
         if self.resources is None:
             return
-        result = translator.translate(self.augment(self.resources))
+        result = translator.translate(self.augment(self.resources), self.options)
         if self.result is not None and result.table.version == self.result.table.version:
             self.result = result
             return

@@ -6,8 +6,14 @@ asyncio parts are thin shells around them.
 
 Modules:
     settings   ProxySettings: process knobs (ports, limits, timeouts), documented.
-    router     PURE. compile(table) -> Router; Router.match(listener, host, path, ...)
-               -> ir Route. Host dict, wildcard suffixes, precompiled matches.
+    router     PURE. compile(table) -> Router; Router.find(listener, host, path, ...)
+               -> filters.RoutePlan (Router.match -> its ir Route). Host dict,
+               wildcard suffixes, precompiled matches.
+    filters    PURE. HTTPRoute filters, timeouts and retry compiled per table
+               version: header edits on lines, redirect Location, URL rewrite,
+               CORS (origin regex compiled once), mirror odds. RoutePlan.plain
+               marks a route that costs the protocol nothing extra.
+    mirror     RequestMirror copies: fire-and-forget, bounded in flight.
     balancer   PURE. Which backendRef (weights), then which endpoint (locality,
                health, exclusions after failures) and why.
     health     Active checks and passive failures -> a health map the balancer reads.
@@ -15,6 +21,11 @@ Modules:
                per request so requests in flight keep theirs.
     upstream   Keep-alive pool to endpoints: PoolBook (pure bookkeeping) + the I/O
                (UpstreamConnection parses responses with httptools).
+    h2upstream Cleartext HTTP/2 to ``h2c`` backends: one shared connection per
+               endpoint, a Stream per request standing in for an upstream connection;
+               pure header mapping, send queue and connection book.
+    tunnel     WebSocket pass-through: after a 101, bytes relayed both ways with
+               backpressure, half-close and an idle timeout.
     protocol   ClientConnection: httptools callbacks, framing, hop-by-hop headers,
                flow control both ways, retries, error responses, one access-log
                record per response.

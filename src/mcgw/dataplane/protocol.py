@@ -24,6 +24,13 @@ Life of a request (an :class:`_Exchange`):
 5. After the response, one access-log record; then keep-alive, pipelined next
    request, or close.
 
+A route with filters, timeouts or retry (``filters.RoutePlan.plain`` false) gets a
+``_Filtered`` state holding what the filters decided: CORS preflights and redirects are
+answered before any pick, request headers and the target are rewritten while the head
+is built, mirrors are copied when the body is complete, response headers and CORS
+lines are edited in ``upstream_head``, which also retries a listed status. A plain
+route pays one attribute test.
+
 Timeouts (header read 408, keep-alive idle, upstream response 504) are a deadline
 per connection that the server's sweeper checks (:meth:`ClientConnection.check`),
 so no timer is armed per request.
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -43,12 +51,12 @@ from typing import TYPE_CHECKING
 import httptools
 
 from mcgw import logschema
-from mcgw.dataplane import errors, snapshot, upstream
+from mcgw.dataplane import errors, filters, h2upstream, mirror, snapshot, tunnel, upstream
 from mcgw.dataplane.settings import ProxySettings
+from mcgw.ir import table
 
 if TYPE_CHECKING:
-    from mcgw.dataplane import accesslog, balancer, health
-    from mcgw.ir import table
+    from mcgw.dataplane import accesslog, balancer, h2server, health
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +100,16 @@ _NONE = 0
 _HEADERS = 1
 _IDLE = 2
 _UPSTREAM = 3
+_REQUEST = 4
+"""A route's ``timeouts.request``: 504 (or a cut response), the endpoint not blamed."""
+_STREAM = 5
+"""A route's timeout reached after the response head: cut the connection."""
+_TUNNEL = 6
+"""An upgraded connection relaying bytes: closed when idle for ``tunnel_idle_timeout_s``."""
+
+_H2C = table.BackendProtocol.H2C
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\n"
+_UPGRADE_LINES = b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
 
 # Why reading from the client is paused (bits).
 _PAUSE_PIPELINE = 1
@@ -156,7 +174,16 @@ _ERROR_RESPONSES = {
 class Context:
     """What every client connection of one gateway shares."""
 
-    __slots__ = ("access_log", "connections", "health", "holder", "pool", "settings")
+    __slots__ = (
+        "access_log",
+        "connections",
+        "h2",
+        "health",
+        "holder",
+        "mirrors",
+        "pool",
+        "settings",
+    )
 
     def __init__(
         self,
@@ -171,7 +198,14 @@ class Context:
         self.pool = pool
         self.health = health_map
         self.access_log = access_log
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[ClientConnection | h2server.ServerConnection] = set()
+        self.h2 = h2upstream.Pool(
+            connect_timeout_s=pool.connect_timeout_s, idle_s=settings.upstream_idle_s, via=pool.via
+        )
+        """Shared HTTP/2 connections to the endpoints of ``h2c`` backends."""
+        self.mirrors = mirror.Mirrors(
+            limit=settings.max_mirrors_in_flight, timeout_s=settings.mirror_timeout_s
+        )
 
 
 class _Exchange:
@@ -191,9 +225,11 @@ class _Exchange:
         "details",
         "exclude",
         "expect_continue",
+        "extra",
         "failures",
         "frame",
         "fresh",
+        "h2",
         "head",
         "head_done",
         "header_bytes",
@@ -219,6 +255,7 @@ class _Exchange:
         "target",
         "te",
         "timeout_s",
+        "upgrade",
         "upstream",
         "user_agent",
         "version",
@@ -265,7 +302,7 @@ class _Exchange:
         self.failures = 0
         self.fresh = False
         self.reused = False
-        self.upstream: upstream.UpstreamConnection | None = None
+        self.upstream: upstream.Upstream | None = None
         self.sent = False
         self.response_started = False
         self.response_keep = False
@@ -274,6 +311,73 @@ class _Exchange:
         self.status = 0
         self.details = ""
         self.logged = False
+        self.h2 = False
+        """The backend speaks h2c: attempts are streams of ``Context.h2``."""
+        self.upgrade: bytes | None = None
+        """A WebSocket handshake: the client bytes read past its head (else None)."""
+        self.extra: _Filtered | None = None
+        """Set only for a route with filters, timeouts or retry."""
+
+
+# -- filters, timeouts, retry (begin) ---------------------------------------------------
+
+_NO_EDITS: tuple[filters.HeaderEdit, ...] = ()
+_INF = float("inf")
+
+
+class _Filtered:
+    """The per-request state of a route that is not ``plain`` (allocated only then)."""
+
+    __slots__ = (
+        "cors",
+        "cors_lines",
+        "deadline",
+        "mirror_keys",
+        "mirrors",
+        "plan",
+        "response_edits",
+        "retries",
+        "try_end",
+    )
+
+    def __init__(self, plan: filters.RoutePlan, now: float) -> None:
+        self.plan = plan
+        self.cors: filters.CorsPlan | None = None
+        """The CORS filter that applies (the route's, else the picked backend's)."""
+        self.cors_lines = b""
+        """CORS header lines for the response (the origin was allowed)."""
+        self.response_edits = _NO_EDITS
+        """ResponseHeaderModifiers, in the order to apply (backend's, then route's)."""
+        self.mirrors: tuple[filters.MirrorPlan, ...] = ()
+        self.mirror_keys: list[upstream.Key] = []
+        """Mirror endpoints waiting for the end of the request body."""
+        self.deadline = now + plan.request_s if plan.request_s else 0.0
+        """Monotonic end of ``timeouts.request``; 0.0: none."""
+        self.try_end = _INF
+        """Monotonic end of the current try when ``timeouts.backendRequest`` is set."""
+        self.retries = plan.retries if plan.retry_codes else 0
+        """Retries on a listed status still allowed."""
+
+
+def _with_edits(
+    fx: _Filtered, status_line: bytes, lines: list[bytes], body: bytes, close: bool
+) -> bytes:
+    """A response made by the gateway, with the route's response headers and CORS."""
+    for edit in fx.response_edits:
+        lines = edit.apply(lines)
+    return b"".join(
+        (
+            status_line,
+            *lines,
+            fx.cors_lines,
+            b"Connection: close\r\n" if close else b"",
+            _CRLF,
+            body,
+        )
+    )
+
+
+# -- filters, timeouts, retry (end) -----------------------------------------------------
 
 
 class _ParseAbort(Exception):
@@ -319,6 +423,8 @@ class ClientConnection(asyncio.Protocol):
         "_replay_limit",
         "_server_ip",
         "_transport",
+        "_tunnel",
+        "_tunnel_idle",
         "_via_line",
         "_via_value",
         "_wall_offset",
@@ -347,6 +453,8 @@ class ClientConnection(asyncio.Protocol):
         self._max_retries = s.max_connect_retries
         self._replay_limit = s.retry_buffer_bytes
         self._via_value = s.via.encode("latin-1")
+        self._tunnel: tunnel.Tunnel | None = None
+        self._tunnel_idle = s.tunnel_idle_timeout_s
         self._via_line = b"Via: " + self._via_value + _CRLF
         self._debug = s.debug_headers
         self._transport: asyncio.Transport = None  # type: ignore[assignment]
@@ -426,11 +534,33 @@ class ClientConnection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # Upgrades are not proxied (the header is dropped); the parser cannot go
-            # on after one, so this connection ends with the current response.
+        except httptools.HttpParserUpgrade as exc:
+            # The parser cannot go on after an upgrade request: this connection ends
+            # with its response, or becomes a tunnel if it is a WebSocket handshake
+            # the endpoint accepts. Other upgrades are forwarded without the header.
             self._dead()
+            ex = self._active
+            if (
+                ex is not None
+                and ex.head_done
+                and not self._pipeline
+                and tunnel.is_websocket_upgrade(ex.method, ex.headers)
+            ):
+                self._upgrade_request(ex, data[exc.args[0] :])
         except httptools.HttpParserError as exc:
+            # -- HTTP/2 prior knowledge (begin): the parser stops on the preface's PRI
+            # line, so HTTP/1.1 requests never come here for it.
+            ex = self._current
+            if (
+                ex is not None
+                and ex is self._active
+                and ex.target == b"*"
+                and self._parser.get_method() == b"PRI"
+                and self._parser.get_http_version() == "2.0"
+            ):
+                self._to_h2(data)
+                return
+            # -- HTTP/2 prior knowledge (end)
             err = self._parse_error or errors.BadRequest(str(exc))
             self._parse_error = None
             self._dead()
@@ -446,6 +576,18 @@ class ClientConnection(asyncio.Protocol):
             ex = self._active
             if ex is not None:
                 self._start(ex)
+
+    def _to_h2(self, data: bytes) -> None:
+        """Hand this connection over to an HTTP/2 server connection."""
+        # Imported here: h2server builds on this module.
+        from mcgw.dataplane import h2server
+
+        self._current = self._active = None
+        self._closed = True
+        self._deadline_kind = _NONE
+        self._ctx.connections.discard(self)
+        conn = h2server.ServerConnection(self._ctx, self._listener, self._transport)
+        conn.start(h2server.preface_rest(data))
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -584,6 +726,9 @@ class ClientConnection(asyncio.Protocol):
         assert ex is not None
         self._current = None
         ex.body_done = True
+        fx = ex.extra
+        if fx is not None and fx.mirror_keys:
+            self._mirror_late(ex, fx)
         if not ex.chunked:
             up = ex.upstream
             if ex.sent and up is not None:
@@ -629,13 +774,23 @@ class ClientConnection(asyncio.Protocol):
             path, _, query = target.partition(b"?")
         else:
             path, query = _origin_form(target)
-        route = snap.router.match(
-            self._listener, ex.host or b"", path, query, ex.headers, ex.method
-        )
-        if route is None:
+        plan = snap.router.find(self._listener, ex.host or b"", path, query, ex.headers, ex.method)
+        if plan is None:
             self._fail(ex, errors.NoRoute())
             return
-        ex.route = route
+        route = ex.route = plan.route
+        fx: _Filtered | None = None
+        if not plan.plain:
+            fx = ex.extra = _Filtered(plan, time.monotonic())
+            if fx.deadline:
+                self._deadline = fx.deadline
+                self._deadline_kind = _REQUEST
+            stage = plan.stage
+            if stage is not None:
+                if stage.response is not None:
+                    fx.response_edits = (stage.response,)
+                if self._stage_answers(ex, fx, stage, path, query):
+                    return
         chosen = snap.balancer.choose(route)
         name = None if chosen is None else chosen.backend
         backend = None if name is None else snap.backends.get(name)
@@ -644,11 +799,19 @@ class ClientConnection(asyncio.Protocol):
             return
         ex.backend = backend.name
         ex.timeout_s = backend.timeout_s
+        if backend.protocol is _H2C and ex.upgrade is None:
+            ex.h2 = True
+        lines = ex.lines
+        if fx is not None:
+            edited = self._edit_request(ex, fx, chosen, path, query, target)
+            if edited is None:
+                return
+            target, lines = edited
         parts = [ex.method, b" ", target, b" HTTP/1.1\r\n"]
         parts += (
-            ex.lines
+            lines
             if ex.conn_tokens is None
-            else upstream.filter_connection_listed(ex.lines, ex.conn_tokens)
+            else upstream.filter_connection_listed(lines, ex.conn_tokens)
         )
         if ex.xff_in is None and ex.via_in is None:
             # The common case: the connection's precomputed XFF, Via and XFP lines.
@@ -669,7 +832,176 @@ class ClientConnection(asyncio.Protocol):
             parts.append(b"Content-Length: %d\r\n" % ex.content_length)
         parts.append(_CRLF)
         ex.head = b"".join(parts)
+        if fx is not None and fx.mirrors:
+            self._mirror(ex, fx)
         self._attempt(ex)
+
+    # -- filters, timeouts, retry (begin) ---------------------------------------------
+
+    def _stage_answers(
+        self, ex: _Exchange, fx: _Filtered, stage: filters.Stage, path: bytes, query: bytes
+    ) -> bool:
+        """Apply the CORS and redirect parts of ``stage``; True when they answered."""
+        cors = stage.cors
+        if cors is not None and fx.cors is None:
+            fx.cors = cors
+            origin, method, names = filters.origin_headers(ex.headers)
+            if origin is not None:
+                if ex.method == b"OPTIONS" and method is not None:
+                    self._answer(
+                        ex, 200, [cors.preflight_lines(origin, method, names)], "cors_preflight"
+                    )
+                    return True
+                fx.cors_lines = cors.actual_lines(origin)
+        redirect = stage.redirect
+        if redirect is not None:
+            location = redirect.location(ex.host or b"", path, query)
+            self._answer(ex, redirect.status, [b"Location: " + location + _CRLF], "redirect")
+            return True
+        return False
+
+    def _edit_request(
+        self,
+        ex: _Exchange,
+        fx: _Filtered,
+        chosen: table.WeightedBackend | None,
+        path: bytes,
+        query: bytes,
+        target: bytes,
+    ) -> tuple[bytes, list[bytes]] | None:
+        """Apply the route's then the picked backend's request filters.
+
+        Returns:
+            (target, header lines) to forward, or None when the request was answered.
+        """
+        plan = fx.plan
+        backend_stage = (
+            plan.backend_stages.get(id(chosen)) if plan.backend_stages and chosen else None
+        )
+        if backend_stage is not None:
+            if backend_stage.response is not None:
+                fx.response_edits = (backend_stage.response, *fx.response_edits)
+            if self._stage_answers(ex, fx, backend_stage, path, query):
+                return None
+        lines = ex.lines
+        new_path = path
+        for stage in (plan.stage, backend_stage):
+            if stage is None:
+                continue
+            if stage.request is not None:
+                lines = stage.request.apply(lines)
+            rewrite = stage.rewrite
+            if rewrite is not None:
+                if rewrite.host is not None:
+                    lines = rewrite.host.apply(lines)
+                if rewrite.path is not None:
+                    new_path = rewrite.path.apply(new_path)
+            if stage.mirrors:
+                fx.mirrors += stage.mirrors
+        if new_path is not path:
+            target = filters.with_query(new_path, query)
+        return target, lines
+
+    def _answer(self, ex: _Exchange, status: int, lines: list[bytes], details: str) -> None:
+        """Answer ``ex`` at the gateway (redirect, CORS preflight), forwarding nothing."""
+        fx = ex.extra
+        assert fx is not None
+        close = (
+            not ex.body_done
+            or not ex.keep_alive
+            or self._draining
+            or self._parse_dead
+            or self._half_closed
+        )
+        status_line = b"HTTP/1.1 %d %s\r\n" % (status, filters.REASONS.get(status, b"OK"))
+        lines.append(b"Content-Length: 0\r\n")
+        response = _with_edits(fx, status_line, lines, b"", close)
+        ex.status = status
+        ex.details = details
+        ex.response_started = True
+        ex.response_keep = not close
+        ex.response_bytes = len(response)
+        if not self._closed:
+            self._transport.write(response)
+        self._finish(ex)
+
+    def _mirror(self, ex: _Exchange, fx: _Filtered) -> None:
+        """Send the request's copies now, or when its body is complete."""
+        snap = ex.snap
+        assert snap is not None
+        keys = fx.mirror_keys
+        for plan in fx.mirrors:
+            if plan.due(random.random()):
+                pick = snap.balancer.pick(plan.backend, frozenset())
+                if pick is not None:
+                    keys.append(pick.key)
+        if keys and ex.body_done:
+            data = b"".join((ex.head, *ex.body))
+            mirrors = self._ctx.mirrors
+            for key in keys:
+                mirrors.send(key, data)
+            keys.clear()
+
+    def _mirror_late(self, ex: _Exchange, fx: _Filtered) -> None:
+        """The body of a request with mirrors pending is complete: send the copies."""
+        keys = fx.mirror_keys
+        if ex.replayable:
+            # Every body piece is still held (sent ones are kept for replay).
+            tail = (_LAST_CHUNK,) if ex.chunked else ()
+            data = b"".join((ex.head, *ex.body, *tail))
+            mirrors = self._ctx.mirrors
+            for key in keys:
+                mirrors.send(key, data)
+        # A body beyond the replay buffer is not held: its copies are dropped.
+        keys.clear()
+
+    def _arm(self, ex: _Exchange, fx: _Filtered) -> None:
+        """Set the deadline of a try just sent, from the route's timeouts."""
+        try_s = fx.plan.try_s
+        if try_s is None:
+            try_end = self._deadline  # Backend.timeout_s, to the response head.
+            fx.try_end = _INF
+        elif try_s > 0:
+            try_end = fx.try_end = time.monotonic() + try_s
+        else:
+            try_end = fx.try_end = _INF
+        if fx.deadline and fx.deadline <= try_end:
+            self._deadline = fx.deadline
+            self._deadline_kind = _REQUEST
+        elif try_end != _INF:
+            self._deadline = try_end
+            self._deadline_kind = _UPSTREAM
+        else:
+            self._deadline_kind = _NONE
+
+    def _retry_status(self, ex: _Exchange, fx: _Filtered, status: int) -> None:
+        """The try answered a status listed in the route's retry: try again later."""
+        conn = ex.upstream
+        ex.upstream = None
+        if conn is not None:
+            conn.abandon()
+        fx.retries -= 1
+        ex.sent = False
+        ex.status = status
+        ex.details = f"retry_on_status_{status}"
+        snap = ex.snap
+        assert snap is not None
+        backend = snap.backends.get(ex.backend)
+        if backend is not None and sum(len(g.endpoints) for g in backend.groups) > 1:
+            ex.exclude = ex.exclude | {ex.key}  # Another endpoint when there is one.
+        if fx.deadline:
+            self._deadline = fx.deadline
+            self._deadline_kind = _REQUEST
+        else:
+            self._deadline_kind = _NONE
+        self._resume(_PAUSE_UPSTREAM)
+        asyncio.get_running_loop().call_later(fx.plan.backoff_s, self._retry_later, ex)
+
+    def _retry_later(self, ex: _Exchange) -> None:
+        if self._active is ex and not self._closed and not ex.response_started:
+            self._attempt(ex)
+
+    # -- filters, timeouts, retry (end) -----------------------------------------------
 
     def _attempt(self, ex: _Exchange) -> None:
         snap = ex.snap
@@ -684,6 +1016,9 @@ class ClientConnection(asyncio.Protocol):
         ex.pick = pick
         ex.attempts += 1
         key = ex.key = pick.key
+        if ex.h2:
+            self._attempt_h2(ex, key)
+            return
         if not ex.fresh:
             conn = self._pool.take(key)
             if conn is not None:
@@ -709,11 +1044,11 @@ class ClientConnection(asyncio.Protocol):
         self._connect_task = None
         self._send(ex, conn, False)
 
-    def _send(self, ex: _Exchange, conn: upstream.UpstreamConnection, reused: bool) -> None:
+    def _send(self, ex: _Exchange, conn: upstream.Upstream, reused: bool) -> None:
         ex.upstream = conn
         ex.reused = reused
         ex.fresh = False
-        conn.attach(self, ex.method != b"HEAD")
+        conn.attach(self, ex.method != b"HEAD", ex.upgrade is not None)
         if self._write_paused:
             conn.pause_reading()
         if ex.body:
@@ -737,6 +1072,8 @@ class ClientConnection(asyncio.Protocol):
             self._resume(_PAUSE_BODY | _PAUSE_UPSTREAM)
         self._deadline = time.monotonic() + ex.timeout_s
         self._deadline_kind = _UPSTREAM
+        if ex.extra is not None:
+            self._arm(ex, ex.extra)
 
     def _retry(self, ex: _Exchange, key: upstream.Key, details: str) -> None:
         """The attempt on ``key`` failed before any response byte: try elsewhere."""
@@ -764,6 +1101,19 @@ class ClientConnection(asyncio.Protocol):
         ex = self._active
         assert ex is not None
         self._deadline_kind = _NONE
+        fx = ex.extra
+        if fx is not None:
+            if fx.retries and ex.replayable and status in fx.plan.retry_codes:
+                self._retry_status(ex, fx, status)
+                return
+            for edit in fx.response_edits:
+                lines = edit.apply(lines)
+            if fx.cors_lines:
+                lines.append(fx.cors_lines)
+            end = min(fx.deadline or _INF, fx.try_end)
+            if end != _INF:
+                self._deadline = end
+                self._deadline_kind = _STREAM
         ex.response_started = True
         ex.status = status
         keep = ex.keep_alive and not self._draining and not self._parse_dead
@@ -813,7 +1163,7 @@ class ClientConnection(asyncio.Protocol):
                 self._transport.writelines(out)
             out.clear()
 
-    def upstream_done(self, conn: upstream.UpstreamConnection) -> None:
+    def upstream_done(self, conn: upstream.Upstream) -> None:
         ex = self._active
         if ex is None or ex.upstream is not conn:
             return
@@ -828,7 +1178,7 @@ class ClientConnection(asyncio.Protocol):
             self._resume(_PAUSE_UPSTREAM)
         self._finish(ex)
 
-    def upstream_lost(self, conn: upstream.UpstreamConnection, got_bytes: bool) -> None:
+    def upstream_lost(self, conn: upstream.Upstream, got_bytes: bool) -> None:
         ex = self._active
         if ex is None or ex.upstream is not conn:
             return
@@ -874,6 +1224,94 @@ class ClientConnection(asyncio.Protocol):
     def upstream_resume(self) -> None:
         self._resume(_PAUSE_UPSTREAM)
 
+    # -- h2c backends and WebSocket upgrades (begin) -----------------------------------
+
+    def _attempt_h2(self, ex: _Exchange, key: upstream.Key) -> None:
+        """Try ``ex`` as a new stream on the endpoint's shared HTTP/2 connection."""
+        stream = self._ctx.h2.stream(key)
+        if stream is not None:
+            # After a stream lost on a reused connection, the next one counts as fresh:
+            # a second loss is the endpoint's.
+            self._send(ex, stream, not ex.fresh)
+            return
+        self._connect_task = asyncio.get_running_loop().create_task(self._connect_h2(ex, key))
+
+    async def _connect_h2(self, ex: _Exchange, key: upstream.Key) -> None:
+        try:
+            stream = await self._ctx.h2.open(key)
+        except (OSError, TimeoutError):
+            if self._active is ex and not self._closed:
+                self._connect_task = None
+                self._health.report_failure(*key)
+                self._retry(ex, key, "failed_to_connect_to_backend")
+            return
+        if self._active is not ex or self._closed or ex.response_started:
+            stream.abandon()
+            return
+        self._connect_task = None
+        self._send(ex, stream, False)
+
+    def _upgrade_request(self, ex: _Exchange, early: bytes) -> None:
+        """Forward ``ex`` as a WebSocket handshake: Connection and Upgrade kept."""
+        ex.upgrade = early
+        if ex.conn_tokens is not None:
+            # Drop what Connection lists now, while it still names only those fields.
+            ex.lines = upstream.filter_connection_listed(ex.lines, ex.conn_tokens)
+            ex.conn_tokens = None
+        ex.lines.append(_UPGRADE_LINES)
+
+    def upstream_upgrade(
+        self, conn: upstream.UpstreamConnection, lines: list[bytes], rest: bytes
+    ) -> None:
+        ex = self._active
+        if ex is None or ex.upstream is not conn or self._closed:
+            conn.transport.close()
+            return
+        ex.upstream = None
+        fx = ex.extra
+        if fx is not None:
+            for edit in fx.response_edits:
+                lines = edit.apply(lines)
+            if fx.cors_lines:
+                lines.append(fx.cors_lines)
+        head = b"".join((_SWITCHING, *lines, _UPGRADE_LINES, _CRLF))
+        ex.status = 101
+        ex.response_started = True
+        ex.response_bytes = len(head)
+        ex.details = "response_sent_by_backend"
+        self._transport.write(head)
+        now = time.monotonic()
+        self._log(ex, now)
+        self._active = None
+        t = self._tunnel = tunnel.Tunnel(self._transport, conn.transport, self._tunnel_closed)
+        t.start(
+            ex.upgrade or b"",
+            rest,
+            client_write_paused=self._write_paused,
+            upstream_write_paused=conn.write_paused,
+        )
+        if not t.closed:
+            self._deadline = now + self._tunnel_idle
+            self._deadline_kind = _TUNNEL
+
+    def _tunnel_closed(self, t: tunnel.Tunnel) -> None:
+        self._closed = True
+        self._deadline_kind = _NONE
+        self._ctx.connections.discard(self)
+
+    def _check_tunnel(self, now: float) -> None:
+        t = self._tunnel
+        if t is None or t.closed:
+            return
+        idle_until = t.last_active + self._tunnel_idle
+        if now >= idle_until:
+            t.close()
+        else:
+            self._deadline = idle_until
+            self._deadline_kind = _TUNNEL
+
+    # -- h2c backends and WebSocket upgrades (end) -------------------------------------
+
     # -- ending requests --------------------------------------------------------
 
     def _fail(self, ex: _Exchange, err: errors.ProxyError) -> None:
@@ -901,7 +1339,18 @@ class ClientConnection(asyncio.Protocol):
         ex.status = err.status
         ex.response_started = True
         ex.response_keep = not close
-        response = _ERROR_RESPONSES[err.status, close]
+        fx = ex.extra
+        if fx is not None and (fx.response_edits or fx.cors_lines):
+            reason = _REASONS.get(err.status, b"Error")
+            body = b"%d %s\n" % (err.status, reason)
+            head = [
+                b"Content-Type: text/plain; charset=utf-8\r\n",
+                b"Content-Length: %d\r\n" % len(body),
+            ]
+            status_line = b"HTTP/1.1 %d %s\r\n" % (err.status, reason)
+            response = _with_edits(fx, status_line, head, body, close)
+        else:
+            response = _ERROR_RESPONSES[err.status, close]
         ex.response_bytes = len(response)
         if not self._closed:
             self._transport.write(response)
@@ -1030,6 +1479,13 @@ class ClientConnection(asyncio.Protocol):
                 return
             self._health.report_failure(*ex.key)
             self._fail(ex, errors.UpstreamTimeout())
+        elif kind == _TUNNEL:
+            self._check_tunnel(now)
+        elif kind in (_REQUEST, _STREAM):
+            # The route's own timeouts: 504 before any response byte, else a cut.
+            ex = self._active
+            if ex is not None:
+                self._fail(ex, errors.UpstreamTimeout(details="request_timeout"))
 
     def drain(self) -> None:
         """Finish the request in flight, then close; close now if idle."""

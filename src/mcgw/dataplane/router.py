@@ -6,6 +6,9 @@ host, its routes in the table's precedence order with every regular expression
 compiled and every name and value encoded as bytes. :meth:`Router.match` then only
 compares bytes.
 
+Each route also gets its :class:`filters.RoutePlan` (filters, timeouts and retry
+compiled to bytes and regular expressions), returned by :meth:`Router.find`.
+
 Routes whose match is path-only (the common case) are tested inline by kind; any
 other condition (headers, query parameters, method) goes through a precompiled
 predicate.
@@ -17,6 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl
 
+from mcgw.dataplane import filters
 from mcgw.ir import table
 
 Headers = Sequence[tuple[bytes, bytes]]
@@ -30,8 +34,8 @@ _EXACT = 1
 _PREFIX = 2
 _REGEX = 3
 
-_Rule = tuple[int, bytes, bytes, "re.Pattern[bytes] | None", Extra | None, table.Route]
-"""(path kind, path, path + "/", regex, extra predicate or None, route)."""
+_Rule = tuple[int, bytes, bytes, "re.Pattern[bytes] | None", Extra | None, filters.RoutePlan]
+"""(path kind, path, path + "/", regex, extra predicate or None, the route's plan)."""
 
 _HOST_CACHE_MAX = 4096
 """Raw Host header values remembered per listener; the cache is reset when full."""
@@ -115,7 +119,7 @@ def _compile_route(route: table.Route) -> _Rule:
     else:
         prefix = value.rstrip(b"/")
         rule = (_ANY, b"", b"", None) if not prefix else (_PREFIX, prefix, prefix + b"/", None)
-    return (*rule, _compile_extra(route.match), route)
+    return (*rule, _compile_extra(route.match), filters.RoutePlan(route))
 
 
 class _Listener:
@@ -186,6 +190,22 @@ class Router:
     ) -> table.Route | None:
         """Return the first route of the request's virtual host whose match holds.
 
+        The same as :meth:`find`, returning the route itself.
+        """
+        plan = self.find(listener_key, host, path, query, headers, method)
+        return None if plan is None else plan.route
+
+    def find(
+        self,
+        listener_key: str,
+        host: bytes,
+        path: bytes,
+        query: bytes,
+        headers: Headers,
+        method: bytes,
+    ) -> filters.RoutePlan | None:
+        """Return the compiled plan of the first route whose match holds.
+
         Args:
             listener_key: :attr:`mcgw.ir.table.Listener.name` the request came in on.
             host: the Host header as received (any case, port allowed).
@@ -195,7 +215,8 @@ class Router:
             method: upper-case request method.
 
         Returns:
-            The route, or None when no virtual host or no route matches (404).
+            The route's plan (filters, timeouts, retry compiled), or None when no
+            virtual host or no route matches (404).
         """
         listener = self._listeners.get(listener_key)
         if listener is None:
@@ -203,7 +224,7 @@ class Router:
         rules = listener.rules_for(host)
         if rules is None:
             return None
-        for kind, value, value_slash, regex, extra, route in rules:
+        for kind, value, value_slash, regex, extra, plan in rules:
             if kind == _PREFIX:
                 if path != value and not path.startswith(value_slash):
                     continue
@@ -213,7 +234,7 @@ class Router:
             elif kind == _REGEX and (regex is None or regex.fullmatch(path) is None):
                 continue
             if extra is None or extra(headers, query, method):
-                return route
+                return plan
         return None
 
 

@@ -105,8 +105,9 @@ class Gateway:
             self._checker.update(route_table)
 
     def _spec(self, listener: table.Listener) -> tuple[str, int]:
-        host = self.settings.bind_address or listener.address
-        return host, self.settings.local_port(listener.port)
+        # Each Gateway has its own address in the table (spec.addresses, or one the
+        # translator assigned), so Gateways sharing a port stay apart.
+        return listener.address, self.settings.local_port(listener.port)
 
     async def _bind_new(self, route_table: table.RouteTable) -> dict[str, _Bound]:
         loop = asyncio.get_running_loop()
@@ -154,6 +155,7 @@ class Gateway:
         for conn in list(self._ctx.connections):
             conn.check(now)
         self.pool.expire()
+        self._ctx.h2.expire()
         if not self._closed:
             loop = asyncio.get_running_loop()
             self._sweeper = loop.call_later(self.settings.timer_resolution_s, self._sweep)
@@ -185,6 +187,9 @@ class Gateway:
         if self._sweeper is not None:
             self._sweeper.cancel()
         self.pool.close()
+        self._ctx.h2.close()
+        self._ctx.mirrors.close()
+        await self._ctx.mirrors.wait_closed()
         if self._checker is not None:
             await self._checker.close()
         await self.access_log.close()

@@ -17,9 +17,6 @@ MiB = 1024 * KiB
 class ProxySettings:
     """How one gateway process serves its route tables."""
 
-    bind_address: str | None = None
-    """Address to bind every listener to instead of the one in the route table
-    (e.g. ``127.0.0.1`` for a laptop demo); None keeps the table's."""
     port_map: tuple[tuple[int, int], ...] = ()
     """(listener port, local port) pairs: a Gateway's port 80 may be served on an
     unprivileged local port. Local port 0 binds an ephemeral port (tests)."""
@@ -35,6 +32,9 @@ class ProxySettings:
     """Seconds a client has to send a complete request head (408 beyond)."""
     idle_timeout_s: float = 60.0
     """Seconds an idle keep-alive client connection is kept open."""
+    tunnel_idle_timeout_s: float = 3600.0
+    """Seconds an upgraded (WebSocket) connection may pass no byte either way before
+    both of its sides are closed."""
     connect_timeout_s: float = 2.0
     """Seconds to establish a TCP connection to an endpoint before trying another."""
     upstream_idle_s: float = 30.0
@@ -46,6 +46,10 @@ class ProxySettings:
     retry_buffer_bytes: int = 64 * KiB
     """Request body bytes kept to replay on a retry; a longer body that was
     already sent cannot be retried."""
+    max_mirrors_in_flight: int = 256
+    """Most RequestMirror copies in flight at once; more are dropped, never queued."""
+    mirror_timeout_s: float = 5.0
+    """Seconds a mirror copy may take (connect, send, response head) before it is cut."""
     via: str = "1.1 mcgw"
     """Value appended to the ``Via`` header of requests and responses."""
     access_log_dir: Path | None = None

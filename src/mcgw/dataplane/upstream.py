@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
@@ -164,6 +165,39 @@ class PoolBook(Generic[T]):
         return sum(len(idle) for idle in self._idle.values())
 
 
+class Writer(Protocol):
+    """Where the client connection writes the request (a socket, or an HTTP/2 stream)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def writelines(self, data: Iterable[bytes]) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+
+class Upstream(Protocol):
+    """What carries one exchange to an endpoint: an :class:`UpstreamConnection`, or
+    an ``h2upstream.Stream`` for ``h2c`` backends."""
+
+    closed: bool
+    write_paused: bool
+    request_sent: bool
+    """The whole request went out (an HTTP/1.1 connection is reusable only then)."""
+
+    @property
+    def transport(self) -> Writer: ...
+
+    def attach(self, sink: Sink, expect_body: bool, upgrade: bool = False) -> None: ...
+
+    def abandon(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
 class Sink(Protocol):
     """The side a response is proxied to (``protocol.ClientConnection``)."""
 
@@ -184,11 +218,17 @@ class Sink(Protocol):
     def upstream_flush(self) -> None:
         """One network read was parsed: write what was collected."""
 
-    def upstream_done(self, conn: UpstreamConnection) -> None:
+    def upstream_done(self, conn: Upstream) -> None:
         """The response is complete; ``conn`` is already pooled or closed."""
 
-    def upstream_lost(self, conn: UpstreamConnection, got_bytes: bool) -> None:
+    def upstream_lost(self, conn: Upstream, got_bytes: bool) -> None:
         """The connection closed or broke before the response was complete."""
+
+    def upstream_upgrade(self, conn: UpstreamConnection, lines: list[bytes], rest: bytes) -> None:
+        """The endpoint accepted an upgrade (101): ``conn`` is the sink's to take over.
+
+        ``lines`` are the 101's filtered header lines, ``rest`` the bytes read past it.
+        """
 
     def upstream_pause(self) -> None:
         """The upstream write buffer is full: stop reading the request body."""
@@ -221,6 +261,7 @@ class UpstreamConnection(asyncio.Protocol):
         "request_sent",
         "sink",
         "transport",
+        "upgrade",
         "via_in",
         "via_line",
         "via_value",
@@ -239,6 +280,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.expect_body = True
+        self.upgrade = False
+        """The request asks for a WebSocket upgrade: a 101 hands the socket over."""
         self._reset()
 
     def _reset(self) -> None:
@@ -258,15 +301,17 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- used by the sink -------------------------------------------------------
 
-    def attach(self, sink: Sink, expect_body: bool) -> None:
+    def attach(self, sink: Sink, expect_body: bool, upgrade: bool = False) -> None:
         """Start an exchange: responses now go to ``sink``.
 
         Args:
             expect_body: False for HEAD, whose response has headers only.
+            upgrade: the request asks to switch to WebSocket.
         """
         self._reset()
         self.sink = sink
         self.expect_body = expect_body
+        self.upgrade = upgrade
 
     def abandon(self) -> None:
         """Give up the exchange (timeout, client gone): the connection is closed."""
@@ -322,6 +367,25 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             sink.upstream_lost(self, True)
             return
+        except httptools.HttpParserUpgrade as exc:
+            self.sink = None
+            if not (self.upgrade and self.head_done):
+                # A 101 nobody asked for: the stream cannot be parsed any further.
+                self.close()
+                sink.upstream_lost(self, True)
+                return
+            # The socket is no longer an HTTP connection of this pool.
+            self.pool.live.discard(self)
+            self.closed = True
+            lines = self.lines
+            if self.conn_tokens is not None:
+                lines = filter_connection_listed(lines, self.conn_tokens)
+            if self.via_in is None:
+                lines.append(self.via_line)
+            else:
+                lines.append(b"Via: " + self.via_in + b", " + self.via_value + _CRLF)
+            sink.upstream_upgrade(self, lines, data[exc.args[0] :])
+            return
         if self.done:
             self.sink = None
             self.done = False
@@ -370,6 +434,10 @@ class UpstreamConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if status < 200:
+            if status == 101 and self.upgrade:
+                # Switching protocols: data_received hands the socket to the sink.
+                self.head_done = True
+                return
             # 100 Continue and friends: the proxy answers Expect itself.
             self.informational = True
             return

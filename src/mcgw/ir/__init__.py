@@ -22,6 +22,9 @@ Glossary:
     backend group  a backend's endpoints in one (cluster, zone); what the multi-cluster
                    balancer fills, closest region first.
     locality       where requests enter and the round trip to each cluster region.
+    filters        per route and per weighted backend: header edits, redirect, URL
+                   rewrite, mirrors, CORS; resolved so the data plane only applies them
+                   (``table`` documents the processing order).
     version        first 16 hex digits of the SHA-256 of the canonical JSON.
 
 Only ``mcgw.errors`` is imported from mcgw: every layer may depend on the IR.

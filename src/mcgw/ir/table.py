@@ -13,6 +13,26 @@ Glossary:
                    with its endpoints grouped by (cluster, zone) into BackendGroups.
     BackendGroup   the endpoints of one Backend in one cluster and zone: the unit the
                    multi-cluster balancer chooses between.
+    Filters        what a route (or one of its weighted backends) does to a request on
+                   its way: header edits, redirect, URL rewrite, mirrors, CORS. Every
+                   value is resolved by the translator (names lower-cased, redirect port
+                   chosen, matched prefix attached) so the data plane only applies it.
+
+Request processing order the data plane must follow (Gateway API HTTPRoute semantics):
+
+1. pick the listener by socket, the virtual host by Host (port stripped), the first
+   route whose ``match`` holds;
+2. CORS (``Route.filters.cors``): answer a preflight at the gateway; remember to add
+   the CORS response headers to the final response of an actual request;
+3. ``Route.filters.redirect``: answer the redirect, nothing is forwarded;
+4. ``Route.filters.request_headers`` then ``Route.filters.url_rewrite`` on the request;
+5. pick a :class:`WeightedBackend` by weight; apply *its* ``filters`` the same way
+   (redirect answers, request headers, rewrite); a ``None`` backend answers 500;
+6. send mirrors (``Route.filters.mirrors`` then the backend's), fire-and-forget;
+7. forward within ``Route.timeouts`` with ``Route.retry``; the backend's protocol is
+   ``Backend.protocol``;
+8. ``response_headers`` of the backend's filters, then of the route's, then CORS
+   headers, on the response sent to the client.
 """
 
 from __future__ import annotations
@@ -68,6 +88,239 @@ class Match:
     """Upper-case HTTP method, or None for any."""
 
 
+class PathModifierType(StrEnum):
+    REPLACE_FULL_PATH = "ReplaceFullPath"
+    REPLACE_PREFIX_MATCH = "ReplacePrefixMatch"
+
+
+class BackendProtocol(StrEnum):
+    """How the data plane talks to a backend's endpoints (from the port's appProtocol)."""
+
+    HTTP = "http"
+    """HTTP/1.1 (no appProtocol, ``http``, or an unknown non-TLS value). ``Upgrade:
+    websocket`` requests are still passed through as an upgraded connection."""
+    H2C = "h2c"
+    """Cleartext HTTP/2 with prior knowledge (``kubernetes.io/h2c``; also ``h2c``,
+    ``grpc``). Gateway API feature ``HTTPRouteBackendProtocolH2C``."""
+    WS = "ws"
+    """WebSocket over cleartext HTTP/1.1 (``kubernetes.io/ws``): an ``Upgrade:
+    websocket`` request is forwarded and, after ``101``, bytes are relayed both ways.
+    Gateway API feature ``HTTPRouteBackendProtocolWebSocket``."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderValue:
+    name: str
+    """The name as written in the manifest: the data plane sends it so."""
+    key: str
+    """``name`` lower-cased: what the data plane compares existing header names with
+    (header names are case-insensitive, RFC 9110 §5.1)."""
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderModifier:
+    """RequestHeaderModifier / ResponseHeaderModifier (Gateway API ``HTTPHeaderFilter``).
+
+    The translator guarantees one action per header name (the spec makes filters that
+    name a header twice, in one list or across lists, invalid) and that names are
+    RFC 9110 tokens. Apply in this order; the order cannot change the result because
+    names never repeat.
+    """
+
+    set: tuple[HeaderValue, ...] = ()
+    """Remove every field whose name equals ``key`` (case-insensitively), then add one
+    field ``name: value``; added when absent."""
+    add: tuple[HeaderValue, ...] = ()
+    """Append ``value`` to the header: when fields named ``key`` exist, the result must
+    read as their values followed by ``value``, joined by ``,`` (no space), e.g. an
+    existing ``my-header: foo`` plus ``bar,baz`` gives ``my-header: foo,bar,baz``;
+    sending ``value`` as an additional field line of the same name is equivalent (RFC
+    9110 §5.3) and also allowed. Never insert ``", "`` inside ``value``."""
+    remove: tuple[str, ...] = ()
+    """Lower-case names; every field with one of these names is dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class PathModifier:
+    """A path replacement for RequestRedirect or URLRewrite (``HTTPPathModifier``).
+
+    Only the path changes: the query string (``?...``) of the request is kept as is.
+    """
+
+    type: PathModifierType
+    value: str
+    """REPLACE_FULL_PATH: the new path, verbatim. REPLACE_PREFIX_MATCH: the replacement
+    for the matched prefix with any trailing ``/`` removed (``/`` and ``""`` both
+    become ``""``)."""
+    prefix: str = ""
+    """REPLACE_PREFIX_MATCH only: the route's PathPrefix match value with any trailing
+    ``/`` removed (``/`` becomes ``""``). The spec allows ReplacePrefixMatch only on a
+    rule with a single PathPrefix match, so this is the prefix every request reaching
+    the filter matched, and ``path[len(prefix):]`` is ``""`` or starts with ``/``.
+
+    New path = ``value + path[len(prefix):]``, or ``/`` when that is empty. This
+    reproduces the spec's table: /foo/bar with prefix /foo and value /xyz → /xyz/bar;
+    /foo/ → /xyz/; /foo with value "" or "/" → /; /foo/bar with value "" → /bar. It
+    never yields ``//``."""
+
+    def apply(self, path: str) -> str:
+        """The new path for request path ``path`` (without its query): the reference
+        semantics; the data plane may call it as is."""
+        if self.type is PathModifierType.REPLACE_FULL_PATH:
+            return self.value
+        return self.value + path[len(self.prefix) :] or "/"
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """RequestRedirect: answer with ``status_code`` and a ``Location``; forward nothing.
+
+    Location = ``scheme://host[:port]path[?query]``, every part already resolved except
+    what comes from the request: ``host`` is ``hostname`` or, when None, the request's
+    Host without its port; ``path`` is the request path modified by ``path`` (or kept);
+    the query string of the request is kept.
+    """
+
+    scheme: str
+    """``http`` or ``https``: the filter's scheme, else the listener's (the request's)."""
+    hostname: str | None = None
+    """None: the hostname of the request's Host header, port stripped."""
+    port: int | None = None
+    """The port to write after the host, or None to write none. Resolved by the spec's
+    rules: the filter's port; else 80/443 when the filter sets a scheme; else the
+    Gateway listener's port (the port in the Gateway, not a local ``--port-map``
+    port); then None when it is 80 with http or 443 with https."""
+    path: PathModifier | None = None
+    """None: the request path unchanged."""
+    status_code: int = 302
+    """301, 302, 303, 307 or 308."""
+
+
+@dataclass(frozen=True, slots=True)
+class URLRewrite:
+    """URLRewrite: change the forwarded request (the client sees no redirect)."""
+
+    hostname: str | None = None
+    """Replace the ``Host`` header sent to the backend with exactly this (no port)."""
+    path: PathModifier | None = None
+    """Replace the path sent to the backend; the query string is kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mirror:
+    """RequestMirror: also send a copy of the request to ``backend``, fire-and-forget."""
+
+    backend: str
+    """Name of a :class:`Backend` in ``RouteTable.backends`` (always resolvable: a
+    mirror whose backendRef is invalid is left out of the table and reported in
+    status). The copy goes to one endpoint of that backend, chosen as for any request."""
+    numerator: int = 100
+    denominator: int = 100
+    """Mirror a request with probability ``numerator / denominator`` (percent p is
+    p/100; neither set is 100/100; 0 never mirrors)."""
+
+    # The copy is the request as forwarded to the primary backend (after the request
+    # filters of the route and of the picked backend), body included. Its response
+    # is read and discarded; its failure or slowness never affects the client's
+    # response, and it does not count for retries or outlier detection.
+
+
+@dataclass(frozen=True, slots=True)
+class Cors:
+    """CORS filter (``HTTPCORSFilter``). Applies to requests that carry ``Origin``.
+
+    Preflight = ``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``: the
+    gateway answers it itself with 200 (never forwarded). When the origin is allowed
+    the answer carries Access-Control-Allow-Origin (the request's Origin, or ``*`` when
+    ``allow_origins`` is ``("*",)`` and ``allow_credentials`` is false), -Allow-Methods,
+    -Allow-Headers, -Expose-Headers (when non-empty), -Max-Age and, when
+    ``allow_credentials``, ``Access-Control-Allow-Credentials: true``; when it is not,
+    no CORS header at all. Lists are joined with ``", "``.
+
+    Wildcards (``*`` alone in a list): with ``allow_credentials`` false the header may
+    be ``*``; with it true the gateway must echo instead: the request's Origin, its
+    Access-Control-Request-Method, its Access-Control-Request-Headers (omit the header
+    when the request has none). Expose-Headers ``*`` with credentials is omitted.
+
+    Actual request (any other request with an allowed ``Origin``): forwarded as usual;
+    Access-Control-Allow-Origin (as above), -Expose-Headers and -Allow-Credentials are
+    added to the response. Requests from origins that are not allowed are forwarded
+    unchanged and get no CORS header. Add ``Vary: Origin`` when echoing the origin.
+    """
+
+    allow_origins: tuple[str, ...] = ()
+    """As written (lower-cased): ``*``, or ``scheme://host[:port]`` with ``*`` in the
+    host. Empty: no origin is allowed."""
+    origin_regex: str | None = None
+    """Python regular expression, for ``re.fullmatch`` on the request's ``Origin`` as
+    sent, equivalent to ``allow_origins``: case-insensitive, default ports (80 for
+    http, 443 for https) optional, a host ``*`` matching one or more characters
+    (any number of labels). None when ``allow_origins`` is ``("*",)`` (every origin)
+    or empty (check ``allow_origins``)."""
+    allow_credentials: bool = False
+    allow_methods: tuple[str, ...] = ()
+    """Upper-case methods, or ``("*",)``."""
+    allow_headers: tuple[str, ...] = ()
+    """Header names as written, or ``("*",)``."""
+    expose_headers: tuple[str, ...] = ()
+    """Header names as written, or ``("*",)``."""
+    max_age_s: int = 5
+    """Access-Control-Max-Age, seconds (the spec's default is 5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The filters of a route rule or of one backendRef, resolved. Empty: do nothing."""
+
+    request_headers: HeaderModifier | None = None
+    """RequestHeaderModifier: applied to the request before it is forwarded."""
+    response_headers: HeaderModifier | None = None
+    """ResponseHeaderModifier: applied to the backend's response before it is sent.
+    Also applies to responses the gateway makes for this route (500, 503, 504)."""
+    redirect: Redirect | None = None
+    """RequestRedirect: when set, the request is answered with it."""
+    url_rewrite: URLRewrite | None = None
+    """URLRewrite (never together with ``redirect``)."""
+    mirrors: tuple[Mirror, ...] = ()
+    """RequestMirror filters, in manifest order; each one independently."""
+    cors: Cors | None = None
+    """CORS. On a route: checked before anything else. On a backendRef: checked once
+    that backend is picked (a preflight is then answered after the pick); when both
+    have one, the route's wins."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """HTTPRoute ``timeouts``. For both fields: None = not set, ``0.0`` = disabled
+    ("0s": no limit at all), > 0 = the limit in seconds. Expiry answers 504 when no
+    response byte was sent yet; otherwise the client connection is closed."""
+
+    request_s: float | None = None
+    """Whole transaction, from the end of the request head until the end of the
+    response, retries included. None or 0.0: no limit."""
+    backend_request_s: float | None = None
+    """One try against one endpoint, from sending the request until the end of the
+    response. None: ``Backend.timeout_s`` applies (to the response headers); 0.0: no
+    limit, not even ``Backend.timeout_s``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """HTTPRoute ``retry``: try the request again (on another endpoint when possible)."""
+
+    codes: tuple[int, ...] = ()
+    """Retry when the backend answers one of these statuses (sorted, 400-599)."""
+    attempts: int = 1
+    """Retries after the first try (so at most ``attempts + 1`` tries); 0: never. The
+    response of the last try is the answer."""
+    backoff_s: float = 0.025
+    """Wait at least this long before each retry."""
+
+    # Retries never outlive Timeouts.request_s. Connection failures before the request
+    # was sent are retried as before (mcgw's own rule, any method), independently.
+
+
 @dataclass(frozen=True, slots=True)
 class WeightedBackend:
     backend: str | None
@@ -76,6 +329,9 @@ class WeightedBackend:
     (Gateway API: an invalid backendRef must not shift traffic to its siblings)."""
     weight: int = 1
     """Relative share; weight 0 receives no request."""
+    filters: Filters = field(default_factory=Filters)
+    """The backendRef's own filters, applied after the route's when this backend is
+    picked (per-backendRef filters, Gateway API Extended)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +340,17 @@ class Route:
     """Stable id ``<namespace>/<httproute>/rule/<i>/match/<j>``, used in logs and metrics."""
     match: Match
     backends: tuple[WeightedBackend, ...]
-    """Empty when the rule has no backendRefs: the request is answered 500."""
+    """Empty when the rule has no backendRefs (or uses a filter mcgw does not
+    implement): the request is answered 500, unless ``filters.redirect`` (or a CORS
+    preflight) answers it first."""
     route_namespace: str = ""
     route_name: str = ""
     rule_index: int = 0
+    filters: Filters = field(default_factory=Filters)
+    """The rule's filters, applied to every request this route takes."""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: Retry | None = None
+    """None: no retry on response status (connection failures are still retried)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +433,8 @@ class Backend:
     capacity_scaler: float = 1.0
     """Share (0-1) of the capacity offered to the balancer (GCPBackendPolicy
     capacityScaler); 0 drains the backend unless every other one is full or down."""
+    protocol: BackendProtocol = BackendProtocol.HTTP
+    """From the appProtocol of the Service (or ServiceImport) port."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,6 +160,115 @@ def _check_vhost(
                 errors.append(IRError(f"{bpath}.weight", f"weight {weighted.weight} < 0"))
             if weighted.backend is not None and weighted.backend not in backend_names:
                 errors.append(IRError(f"{bpath}.backend", f"unknown backend {weighted.backend!r}"))
+            _check_filters(f"{bpath}.filters", weighted.filters, backend_names, errors)
+        _check_filters(f"{rpath}.filters", route.filters, backend_names, errors)
+        if route.filters.redirect is not None and route.backends:
+            errors.append(IRError(f"{rpath}.backends", "a redirecting route has no backends"))
+        _check_timeouts(f"{rpath}.timeouts", route.timeouts, errors)
+        if route.retry is not None:
+            _check_retry(f"{rpath}.retry", route.retry, errors)
+
+
+_REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
+def _check_filters(
+    path: str, filters: table.Filters, backend_names: set[str], errors: list[IRError]
+) -> None:
+    for name in ("request_headers", "response_headers"):
+        modifier = getattr(filters, name)
+        if modifier is not None:
+            _check_header_modifier(f"{path}.{name}", modifier, errors)
+    if filters.redirect is not None and filters.url_rewrite is not None:
+        errors.append(IRError(path, "redirect and url_rewrite are exclusive"))
+    redirect = filters.redirect
+    if redirect is not None:
+        rpath = f"{path}.redirect"
+        if redirect.scheme not in ("http", "https"):
+            errors.append(IRError(f"{rpath}.scheme", f"{redirect.scheme!r} is not http/https"))
+        if redirect.status_code not in _REDIRECT_CODES:
+            errors.append(IRError(f"{rpath}.status_code", f"{redirect.status_code} not allowed"))
+        if redirect.port is not None:
+            _check_port(f"{rpath}.port", redirect.port, errors)
+        if redirect.hostname is not None and not is_valid_hostname(redirect.hostname):
+            errors.append(IRError(f"{rpath}.hostname", f"invalid {redirect.hostname!r}"))
+        if redirect.path is not None:
+            _check_path_modifier(f"{rpath}.path", redirect.path, errors)
+    rewrite = filters.url_rewrite
+    if rewrite is not None:
+        if rewrite.hostname is not None and not is_valid_hostname(rewrite.hostname):
+            errors.append(IRError(f"{path}.url_rewrite.hostname", f"invalid {rewrite.hostname!r}"))
+        if rewrite.path is not None:
+            _check_path_modifier(f"{path}.url_rewrite.path", rewrite.path, errors)
+    for m, mirror in enumerate(filters.mirrors):
+        mpath = f"{path}.mirrors[{m}]"
+        if mirror.backend not in backend_names:
+            errors.append(IRError(f"{mpath}.backend", f"unknown backend {mirror.backend!r}"))
+        if not 0 <= mirror.numerator <= mirror.denominator or mirror.denominator < 1:
+            errors.append(
+                IRError(mpath, f"fraction {mirror.numerator}/{mirror.denominator} not in 0-1")
+            )
+    if filters.cors is not None:
+        cors = filters.cors
+        if cors.origin_regex is not None:
+            _check_regex(f"{path}.cors.origin_regex", cors.origin_regex, errors)
+        if cors.max_age_s < 1:
+            errors.append(IRError(f"{path}.cors.max_age_s", f"{cors.max_age_s} < 1"))
+
+
+def _check_header_modifier(
+    path: str, modifier: table.HeaderModifier, errors: list[IRError]
+) -> None:
+    keys: list[str] = []
+    for kind in ("set", "add"):
+        values: tuple[table.HeaderValue, ...] = getattr(modifier, kind)
+        for h, header in enumerate(values):
+            hpath = f"{path}.{kind}[{h}]"
+            if not _TOKEN.match(header.name):
+                errors.append(IRError(f"{hpath}.name", f"invalid header name {header.name!r}"))
+            if header.key != header.name.lower():
+                errors.append(
+                    IRError(f"{hpath}.key", f"{header.key!r} is not the name lower-cased")
+                )
+            keys.append(header.key.lower())
+    for r, name in enumerate(modifier.remove):
+        if not _TOKEN.match(name) or name != name.lower():
+            errors.append(IRError(f"{path}.remove[{r}]", f"{name!r} is not a lower-case name"))
+        keys.append(name)
+    for key in _duplicates(keys):
+        errors.append(IRError(path, f"header {key!r} has more than one action"))
+
+
+def _check_path_modifier(path: str, modifier: table.PathModifier, errors: list[IRError]) -> None:
+    if modifier.type is table.PathModifierType.REPLACE_FULL_PATH:
+        if not modifier.value.startswith("/"):
+            errors.append(IRError(f"{path}.value", f"{modifier.value!r} must start with /"))
+        return
+    for name in ("value", "prefix"):
+        text: str = getattr(modifier, name)
+        if text and (not text.startswith("/") or text.endswith("/")):
+            errors.append(
+                IRError(f"{path}.{name}", f"{text!r} must be empty or /... without a final /")
+            )
+
+
+def _check_timeouts(path: str, timeouts: table.Timeouts, errors: list[IRError]) -> None:
+    for name in ("request_s", "backend_request_s"):
+        value: float | None = getattr(timeouts, name)
+        if value is not None and value < 0:
+            errors.append(IRError(f"{path}.{name}", f"{value} < 0"))
+
+
+def _check_retry(path: str, retry: table.Retry, errors: list[IRError]) -> None:
+    for code in retry.codes:
+        if not 400 <= code <= 599:
+            errors.append(IRError(f"{path}.codes", f"{code} is not in 400-599"))
+    if list(retry.codes) != sorted(set(retry.codes)):
+        errors.append(IRError(f"{path}.codes", "not sorted and unique"))
+    if retry.attempts < 0:
+        errors.append(IRError(f"{path}.attempts", f"{retry.attempts} < 0"))
+    if retry.backoff_s < 0:
+        errors.append(IRError(f"{path}.backoff_s", f"{retry.backoff_s} < 0"))
 
 
 def _check_backends(backends: tuple[table.Backend, ...], errors: list[IRError]) -> None:

@@ -118,6 +118,10 @@ class Result:
     bytes_received: int
     cluster: str = ""
     zone: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Response headers, only when the client captures them (scripts)."""
+    body: bytes = b""
+    """Response body, only when the client captures it (scripts)."""
 
     @property
     def duration(self) -> int:
@@ -134,12 +138,14 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_body",
+        "_capture",
         "_collect",
         "_framed",
         "_waiter",
         "cluster",
         "done_ns",
         "first_byte_ns",
+        "headers",
         "headers_complete",
         "is_json",
         "keep_alive",
@@ -150,8 +156,10 @@ class _Connection(asyncio.Protocol):
         "zone",
     )
 
-    def __init__(self, collect: bool) -> None:
+    def __init__(self, collect: bool, capture: bool = False) -> None:
         self._collect = collect
+        self._capture = capture
+        self.headers: list[tuple[str, str]] = []
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
@@ -200,6 +208,8 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks --
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._capture:
+            self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
         lname = name.lower()
         if lname in (b"content-length", b"transfer-encoding"):
             self._framed = True
@@ -216,7 +226,7 @@ class _Connection(asyncio.Protocol):
         self.headers_complete = True
 
     def on_body(self, body: bytes) -> None:
-        if self._collect and self.is_json and not self.cluster:
+        if self._capture or (self._collect and self.is_json and not self.cluster):
             self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -236,6 +246,7 @@ class _Connection(asyncio.Protocol):
     def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
         self._waiter = loop.create_future()
         self._body.clear()
+        self.headers = []
         self._framed = False
         self.first_byte_ns = 0
         self.done_ns = 0
@@ -246,9 +257,11 @@ class _Connection(asyncio.Protocol):
         self.zone = ""
         return self._waiter
 
-    def finish(self) -> None:
+    def finish(self) -> bytes:
+        """Release the response; returns its body when capturing."""
         self._waiter = None
-        if self._collect and self._body and not self.cluster:
+        body = b"".join(self._body) if self._capture else b""
+        if self._collect and self._body and not self.cluster and self.is_json:
             try:
                 doc = json.loads(b"".join(self._body))
             except ValueError:
@@ -257,6 +270,7 @@ class _Connection(asyncio.Protocol):
                 self.cluster = str(doc.get("cluster_name") or "")
                 self.zone = self.zone or str(doc.get("zone") or "")
         self._body.clear()
+        return body
 
     def close(self) -> None:
         if self.transport is not None:
@@ -266,40 +280,57 @@ class _Connection(asyncio.Protocol):
 class Client:
     """One VU's HTTP client: a single connection, opened on demand and kept alive."""
 
-    __slots__ = ("_collect", "_conn", "_loop", "_request", "_target", "_timeout_s")
+    __slots__ = (
+        "_capture",
+        "_collect",
+        "_conn",
+        "_loop",
+        "_request",
+        "_target",
+        "_timeout_s",
+    )
 
     def __init__(
-        self, target: Target, request: bytes, *, timeout_s: float, collect: bool = False
+        self,
+        target: Target,
+        request: bytes = b"",
+        *,
+        timeout_s: float,
+        collect: bool = False,
+        capture: bool = False,
     ) -> None:
         self._target = target
         self._request = request
         self._timeout_s = timeout_s
         self._collect = collect
+        self._capture = capture
         self._conn: _Connection | None = None
         self._loop = asyncio.get_running_loop()
 
-    async def request(self) -> Result:
-        """Send the request once and wait for the whole response.
+    async def request(self, request: bytes | None = None, timeout_s: float | None = None) -> Result:
+        """Send the request (the one given at construction by default) and wait for the
+        whole response.
 
         Never raises for network trouble: refused connections, resets and timeouts come
         back as a :class:`Result` with ``status=0`` and ``error`` set.
         """
         start = _now()
-        deadline = self._loop.time() + self._timeout_s
+        raw = self._request if request is None else request
+        deadline = self._loop.time() + (self._timeout_s if timeout_s is None else timeout_s)
         try:
             async with asyncio.timeout_at(deadline):
-                result = await self._attempt(start)
+                result = await self._attempt(start, raw)
                 if result is None:
                     # A kept-alive connection the server had already closed: retry once
                     # on a new one, as Go's transport (and so k6) does.
-                    result = await self._attempt(start)
+                    result = await self._attempt(start, raw)
                     assert result is not None
                 return result
         except TimeoutError:
             self._drop()
             return _failure(start, "request timeout")
 
-    async def _attempt(self, start: int) -> Result | None:
+    async def _attempt(self, start: int, raw: bytes) -> Result | None:
         conn = self._conn
         connecting = 0
         reused = conn is not None and not conn.lost and conn.keep_alive
@@ -308,7 +339,7 @@ class Client:
             t = _now()
             try:
                 _, conn = await self._loop.create_connection(
-                    lambda: _Connection(self._collect),
+                    lambda: _Connection(self._collect, self._capture),
                     self._target.connect_host,
                     self._target.connect_port,
                 )
@@ -321,7 +352,7 @@ class Client:
         assert conn is not None and conn.transport is not None
         waiter = conn.start(self._loop)
         sent_start = _now()
-        conn.transport.write(self._request)
+        conn.transport.write(raw)
         sent = _now()
         try:
             await waiter
@@ -338,13 +369,13 @@ class Client:
                 sending=sent - sent_start,
                 waiting=(conn.first_byte_ns or _now()) - sent,
                 receiving=0,
-                bytes_sent=len(self._request),
+                bytes_sent=len(raw),
                 bytes_received=conn.received,
             )
         except asyncio.CancelledError:
             self._drop()
             raise
-        conn.finish()
+        body = conn.finish()
         status = conn.parser.get_status_code()
         result = Result(
             status=status,
@@ -354,10 +385,12 @@ class Client:
             sending=sent - sent_start,
             waiting=conn.first_byte_ns - sent,
             receiving=conn.done_ns - conn.first_byte_ns,
-            bytes_sent=len(self._request),
+            bytes_sent=len(raw),
             bytes_received=conn.received,
             cluster=conn.cluster,
             zone=conn.zone,
+            headers=tuple(conn.headers),
+            body=body,
         )
         if not conn.keep_alive:
             self._drop()

@@ -41,6 +41,16 @@ class Counter:
     def add(self, value: int = 1) -> None:
         self.count += value
 
+    def merge(self, other: Counter) -> None:
+        self.count += other.count
+
+    def stat(self, name: str, duration_s: float) -> float | None:
+        if name == "count":
+            return float(self.count)
+        if name == "rate":
+            return self.count / duration_s if duration_s > 0 else 0.0
+        return None
+
     def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:
         rate = self.count / duration_s if duration_s > 0 else 0.0
         return MetricSummary(
@@ -65,6 +75,17 @@ class Gauge:
         self.value = value
         self.min = min(self.min, value)
         self.max = max(self.max, value)
+
+    def merge(self, other: Gauge) -> None:
+        # Workers' gauges (vus, vus_max) add up: each holds a share of the VUs.
+        self.value += other.value
+        if other.min != float("inf"):
+            self.min = other.min if self.min == float("inf") else self.min + other.min
+        if other.max != float("-inf"):
+            self.max = other.max if self.max == float("-inf") else self.max + other.max
+
+    def stat(self, name: str, duration_s: float) -> float | None:
+        return {"value": self.value, "min": self.min, "max": self.max}.get(name)
 
     def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:
         low = self.min if self.min != float("inf") else 0.0
@@ -94,6 +115,20 @@ class Rate:
             self.passes += 1
         else:
             self.fails += 1
+
+    def merge(self, other: Rate) -> None:
+        self.passes += other.passes
+        self.fails += other.fails
+
+    def stat(self, name: str, duration_s: float) -> float | None:
+        total = self.passes + self.fails
+        if name in ("rate", "share"):
+            return self.passes / total if total else 0.0
+        if name in ("passes", "count"):
+            return float(self.passes)
+        if name == "fails":
+            return float(self.fails)
+        return None
 
     def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:
         total = self.passes + self.fails
@@ -131,6 +166,56 @@ class Trend:
         self.count += 1
         self.total += value
         self._hist.record_value(min(value, _HIGHEST_NS))
+
+    def merge(self, other: Trend) -> None:
+        if other.count == 0:
+            return
+        if self.count == 0 or other.min < self.min:
+            self.min = other.min
+        self.max = max(self.max, other.max)
+        self.count += other.count
+        self.total += other.total
+        self._hist.add(other._hist)
+
+    def __getstate__(self) -> dict[str, object]:
+        # Workers send trends to the parent: the histogram travels HdrHistogram-encoded.
+        return {
+            "name": self.name,
+            "contains": self.contains,
+            "count": self.count,
+            "total": self.total,
+            "min": self.min,
+            "max": self.max,
+            "hist": self._hist.encode(),
+        }
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.name = str(state["name"])
+        self.contains = state["contains"]  # type: ignore[assignment]
+        self.count = int(state["count"])  # type: ignore[call-overload]
+        self.total = int(state["total"])  # type: ignore[call-overload]
+        self.min = int(state["min"])  # type: ignore[call-overload]
+        self.max = int(state["max"])  # type: ignore[call-overload]
+        self._hist = HdrHistogram(1, _HIGHEST_NS, 3)
+        self._hist.decode_and_add(state["hist"])
+
+    def stat(self, name: str, duration_s: float = 0.0) -> float | None:
+        """One statistic in summary units (ms for time), for thresholds."""
+        scale = 1e-6 if self.contains == "time" else 1.0
+        if name == "count":
+            return float(self.count)
+        if name == "avg":
+            return (self.total / self.count if self.count else 0.0) * scale
+        if name == "min":
+            return self.min * scale
+        if name == "max":
+            return self.max * scale
+        if name == "med":
+            return self.percentile(50) * scale
+        match = _PERCENTILE_RE.match(name)
+        if match is None:
+            return None
+        return self.percentile(float(match.group(1))) * scale
 
     def percentile(self, p: float) -> int:
         """The value at percentile ``p`` (0–100), clamped to the exact min and max."""
@@ -170,13 +255,100 @@ class Trend:
 Metric = Counter | Gauge | Rate | Trend
 
 
-class Registry:
-    """The run's metrics by name, created on first use (so unused ones are not shown)."""
+BUILTIN: dict[str, tuple[MetricType, Contains]] = {
+    "checks": ("rate", "default"),
+    "data_received": ("counter", "data"),
+    "data_sent": ("counter", "data"),
+    "dropped_iterations": ("counter", "default"),
+    "group_duration": ("trend", "time"),
+    "http_req_blocked": ("trend", "time"),
+    "http_req_connecting": ("trend", "time"),
+    "http_req_duration": ("trend", "time"),
+    "http_req_failed": ("rate", "default"),
+    "http_req_receiving": ("trend", "time"),
+    "http_req_response_time": ("trend", "time"),
+    "http_req_sending": ("trend", "time"),
+    "http_req_tls_handshaking": ("trend", "time"),
+    "http_req_waiting": ("trend", "time"),
+    "http_reqs": ("counter", "default"),
+    "iteration_duration": ("trend", "time"),
+    "iterations": ("counter", "default"),
+    "iterations_late": ("counter", "default"),
+    "vus": ("gauge", "default"),
+    "vus_max": ("gauge", "default"),
+}
+"""k6's built-in metrics, plus mcgw's ``http_req_response_time`` (from the intended
+send time, open models only) and ``iterations_late``."""
 
-    __slots__ = ("_metrics",)
+Selector = tuple[tuple[str, str], ...]
+
+
+def parse_submetric(name: str) -> tuple[str, Selector]:
+    """``http_req_duration{status:200,method:GET}`` → ("http_req_duration", pairs)."""
+    parent, brace, rest = name.partition("{")
+    if not brace:
+        return name.strip(), ()
+    if not rest.endswith("}"):
+        raise ValueError(f"bad submetric {name!r}: expected name{{tag:value,...}}")
+    pairs = []
+    for part in rest[:-1].split(","):
+        key, colon, value = part.partition(":")
+        if not colon or not key.strip():
+            raise ValueError(f"bad submetric {name!r}: expected tag:value pairs")
+        pairs.append((key.strip(), value.strip().strip("'\"")))
+    return parent.strip(), tuple(pairs)
+
+
+class Registry:
+    """The run's metrics by name, created on first use (so unused ones are not shown).
+
+    Submetrics (``metric{tag:value}``) are declared up front, as thresholds do in k6;
+    a tagged sample then also lands in each of its parent's submetrics that it matches.
+    """
+
+    __slots__ = ("_metrics", "submetrics")
 
     def __init__(self) -> None:
         self._metrics: dict[str, Metric] = {}
+        self.submetrics: dict[str, list[tuple[Selector, Metric]]] = {}
+
+    def declare(self, name: str) -> Metric:
+        """Create (or return) a built-in metric or a submetric of one by full name."""
+        if name in self._metrics:
+            return self._metrics[name]
+        parent, selector = parse_submetric(name)
+        kind, contains = BUILTIN.get(parent, ("trend", "default"))
+        metric: Metric
+        if kind == "counter":
+            metric = Counter(name, contains)
+        elif kind == "gauge":
+            metric = Gauge(name, contains)
+        elif kind == "rate":
+            metric = Rate(name)
+        else:
+            metric = Trend(name, contains)
+        self._metrics[name] = metric
+        if selector:
+            self.submetrics.setdefault(parent, []).append((selector, metric))
+        return metric
+
+    def get(self, name: str) -> Metric | None:
+        return self._metrics.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._metrics)
+
+    def merge(self, other: Registry) -> None:
+        """Add another registry's samples (a worker's) into this one."""
+        for name, metric in other._metrics.items():
+            mine = self._metrics.get(name)
+            if mine is None:
+                self._metrics[name] = metric
+                parent, selector = parse_submetric(name)
+                if selector:
+                    self.submetrics.setdefault(parent, []).append((selector, metric))
+            else:
+                mine.merge(metric)  # type: ignore[arg-type]
 
     def counter(self, name: str, contains: Contains = "default") -> Counter:
         metric = self._metrics.get(name)
@@ -242,6 +414,38 @@ class BreakdownRow:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckRow:
+    """One ``check`` condition, within its group path (``::a::b``, "" for the root)."""
+
+    group: str
+    name: str
+    passes: int
+    fails: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRow:
+    """One threshold expression on one metric, evaluated at the end (or at abort)."""
+
+    metric: str
+    source: str
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TimePoint:
+    """One second of the run, for the HTML report's charts."""
+
+    t: int
+    requests: int
+    failed: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    clusters: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """The result of a run: every metric plus the executor's final state."""
 
@@ -259,6 +463,19 @@ class Summary:
     """Request errors (refused, timeout…) with their counts, most first."""
     finished: bool = True
     """False when the run was cut short (graceful stop exceeded)."""
+    checks: tuple[CheckRow, ...] = ()
+    thresholds: tuple[ThresholdRow, ...] = ()
+    aborted: str = ""
+    """Why the run stopped early (a threshold with ``abortOnFail``), or ""."""
+    scenarios: tuple[object, ...] = ()
+    """The :class:`~mcgw.loadtest.scenario.Scenario` objects run (for the header)."""
+    timeline: tuple[TimePoint, ...] = ()
+    scenario_counts: tuple[tuple[str, int, int], ...] = ()
+    """Per scenario: (name, complete, interrupted) iterations."""
+
+    @property
+    def thresholds_ok(self) -> bool:
+        return all(row.ok for row in self.thresholds)
 
     def metric(self, name: str) -> MetricSummary | None:
         for metric in self.metrics:

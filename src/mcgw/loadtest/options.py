@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 
 from mcgw.loadtest import errors
 
@@ -50,6 +51,28 @@ class LoadOptions:
     breakdown: bool = False
     """Count responses per backend ``cluster_name``/``zone`` (from an ``x-mcgw-cluster``
     header or a whereami JSON body)."""
+    script: str | None = None
+    """A k6 JavaScript file or a Python scenario module; replaces ``url``/``sleep_s``."""
+    stages: tuple[tuple[float, float], ...] = ()
+    """``--stage 30s:10``: (duration, target VUs) pairs → a ramping-vus scenario."""
+    scenarios: tuple[tuple[str, Mapping[str, object]], ...] = ()
+    """k6's ``options.scenarios`` as written; they win over vus/duration/iterations."""
+    rps: float | None = None
+    """A global cap on requests per second over all VUs (k6's ``--rps``)."""
+    tags: tuple[tuple[str, str], ...] = ()
+    """Tags added to every sample (``--tag k=v``)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """``-e KEY=VALUE``: what scripts see as ``__ENV``."""
+    thresholds: tuple[tuple[str, tuple[object, ...]], ...] = ()
+    """Per metric (or submetric ``name{tag:value}``), k6 threshold expressions: strings or
+    ``{threshold, abortOnFail, delayAbortEval}`` objects."""
+    throw: bool = False
+    """``--throw``: a failed request raises in the script instead of being measured only."""
+    out_json: str | None = None
+    """``--out json=FILE``: every sample as k6's NDJSON."""
+    workers: int = 1
+    """Processes sharing the load (``--workers``)."""
+    setup_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.vus < 1:
@@ -66,6 +89,12 @@ class LoadOptions:
             raise errors.LoadError(f"gracefulStop must not be negative: {self.graceful_stop_s}s")
         if not self.method.isalpha():
             raise errors.LoadError(f"bad HTTP method {self.method!r}")
+        if self.workers < 1:
+            raise errors.LoadError(f"workers must be at least 1, got {self.workers}")
+        if self.rps is not None and not self.rps > 0:
+            raise errors.LoadError(f"rps must be positive, got {self.rps}")
+        if not self.url and not self.script:
+            raise errors.LoadError("nothing to load: give a URL or a script")
         for stat in self.summary_trend_stats:
             match = _STAT_RE.match(stat)
             if not match or (match.group(2) and float(match.group(2)) > 100):
@@ -109,3 +138,131 @@ def parse_duration(text: str) -> float:
     if pos != len(text) or not text:
         raise errors.LoadError(f"invalid duration {text!r}: use e.g. 30s, 1m30s or 500ms")
     return total
+
+
+def parse_stage(text: str) -> tuple[float, float]:
+    """``30s:10`` → (30.0, 10.0), as k6's ``--stage``."""
+    dur, sep, target = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return parse_duration(dur), float(target)
+    except (ValueError, errors.LoadError) as exc:
+        raise errors.LoadError(f"invalid stage {text!r}: use DURATION:TARGET, e.g. 30s:10") from exc
+
+
+def _script_duration(value: object, key: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) / 1000.0  # numbers in k6 scripts are milliseconds
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise errors.LoadError(f"options.{key}: expected a duration, got {value!r}")
+
+
+_SCRIPT_KEYS = frozenset(
+    {
+        "vus",
+        "duration",
+        "iterations",
+        "stages",
+        "scenarios",
+        "thresholds",
+        "hosts",
+        "summaryTrendStats",
+        "rps",
+        "tags",
+        "throw",
+        "httpDebug",
+        "insecureSkipTLSVerify",
+        "noConnectionReuse",
+        "userAgent",
+        "discardResponseBodies",
+        "setupTimeout",
+        "teardownTimeout",
+        "summaryTimeUnit",
+        "systemTags",
+        "maxRedirects",
+        "batch",
+        "batchPerHost",
+        "minIterationDuration",
+        "vusMax",
+        "ext",
+        "cloud",
+    }
+)
+"""Options k6 accepts at the top of ``options``; the ones mcgw ignores are listed in the
+package docstring. An unknown key is an error (k6 only warns) so typos do not pass."""
+
+
+def with_script_options(
+    base: LoadOptions, script: Mapping[str, object], given: frozenset[str]
+) -> LoadOptions:
+    """Merge a script's ``export const options`` under the command line, as k6 does:
+    a flag given on the command line (its field name in ``given``) wins.
+
+    Raises:
+        errors.LoadError: an unknown option or a bad value.
+    """
+    unknown = set(script) - _SCRIPT_KEYS
+    if unknown:
+        raise errors.LoadError(f"options: unknown option(s) {', '.join(sorted(unknown))}")
+    changes: dict[str, object] = {}
+
+    def take(field: str, value: object) -> None:
+        if field not in given:
+            changes[field] = value
+
+    if "vus" in script:
+        take("vus", int(script["vus"]))  # type: ignore[call-overload]
+    if "duration" in script:
+        take("duration_s", _script_duration(script["duration"], "duration"))
+    if "iterations" in script:
+        take("iterations", int(script["iterations"]))  # type: ignore[call-overload]
+    if "stages" in script:
+        raw = script["stages"]
+        if not isinstance(raw, list):
+            raise errors.LoadError("options.stages: expected a list")
+        take(
+            "stages",
+            tuple(
+                (_script_duration(s.get("duration"), "stages"), float(s.get("target", 0)))
+                for s in raw
+            ),
+        )
+    if "scenarios" in script and not ({"vus", "duration_s", "iterations", "stages"} & given):
+        raw = script["scenarios"]
+        if not isinstance(raw, Mapping):
+            raise errors.LoadError("options.scenarios: expected an object")
+        changes["scenarios"] = tuple((str(k), v) for k, v in raw.items())
+    if "thresholds" in script:
+        raw = script["thresholds"]
+        if not isinstance(raw, Mapping):
+            raise errors.LoadError("options.thresholds: expected an object")
+        merged = dict(base.thresholds)
+        for name, exprs in raw.items():
+            merged[str(name)] = tuple(exprs) if isinstance(exprs, list) else (exprs,)
+        changes["thresholds"] = tuple(merged.items())
+    if "hosts" in script:
+        raw = script["hosts"]
+        if not isinstance(raw, Mapping):
+            raise errors.LoadError("options.hosts: expected an object")
+        # The command line's --host entries win over the script's for the same name.
+        cli = dict(base.host_map)
+        changes["host_map"] = tuple({**{str(k): str(v) for k, v in raw.items()}, **cli}.items())
+    if "summaryTrendStats" in script:
+        take("summary_trend_stats", tuple(str(s) for s in script["summaryTrendStats"]))  # type: ignore[attr-defined]
+    if "rps" in script:
+        take("rps", float(script["rps"]))  # type: ignore[arg-type]
+    if "tags" in script and isinstance(script["tags"], Mapping):
+        changes["tags"] = tuple(
+            {**{str(k): str(v) for k, v in script["tags"].items()}, **dict(base.tags)}.items()
+        )
+    if "throw" in script:
+        take("throw", bool(script["throw"]))
+    if "setupTimeout" in script:
+        changes["setup_timeout_s"] = _script_duration(script["setupTimeout"], "setupTimeout")
+    if not changes:
+        return base
+    names = {f.name for f in fields(LoadOptions)}
+    assert set(changes) <= names
+    return replace(base, **changes)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ percentages, then the final ``running (…)`` line and the scenario's progress b
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from mcgw.loadtest import metrics, runner, scenario
 from mcgw.loadtest import options as options_mod
@@ -109,24 +110,63 @@ def elapsed(seconds: float, max_seconds: float = 0.0) -> str:
     return f"{minutes}m{secs:02d}.{tenth}s"
 
 
-def header(scen: scenario.Scenario) -> str:
-    """The ``scenarios:`` lines k6 prints before the run."""
-    if scen.executor == "constant-vus":
-        what = (
-            f"{scen.vus} looping VUs for {go_duration(scen.duration_s)} "
-            f"(gracefulStop: {go_duration(scen.graceful_stop_s)})"
-        )
-    else:
+def _describe(scen: scenario.Scenario) -> str:
+    grace = f"gracefulStop: {go_duration(scen.graceful_stop_s)}"
+    ex = scen.executor
+    if ex == "constant-vus":
+        what = f"{scen.vus} looping VUs for {go_duration(scen.duration_s)} ({grace}"
+    elif ex == "shared-iterations":
         what = (
             f"{scen.iterations} iterations shared among {scen.vus} VUs "
-            f"(maxDuration: {go_duration(scen.duration_s)}, "
-            f"gracefulStop: {go_duration(scen.graceful_stop_s)})"
+            f"(maxDuration: {go_duration(scen.duration_s)}, {grace}"
         )
-    return (
-        f"  scenarios: (100.00%) 1 scenario, {scen.vus} max VUs, "
-        f"{go_duration(scen.max_duration_s)} max duration (incl. graceful stop):\n"
-        f"           * {scen.name}: {what}\n"
-    )
+    elif ex == "per-vu-iterations":
+        what = (
+            f"{scen.iterations} iterations for each of {scen.vus} VUs "
+            f"(maxDuration: {go_duration(scen.duration_s)}, {grace}"
+        )
+    elif ex == "ramping-vus":
+        what = (
+            f"Up to {scen.peak_vus} looping VUs for {go_duration(scen.duration_s)} over "
+            f"{len(scen.stages)} stages (gracefulRampDown: "
+            f"{go_duration(scen.graceful_ramp_down_s)}, {grace}"
+        )
+    else:
+        unit = (
+            go_duration(scen.time_unit_s).removeprefix("1")
+            if scen.time_unit_s == 1
+            else (go_duration(scen.time_unit_s))
+        )
+        rate = (
+            scen.rate
+            if ex == "constant-arrival-rate"
+            else max([scen.rate, *(s.target for s in scen.stages)])
+        )
+        prefix = "" if ex == "constant-arrival-rate" else "Up to "
+        stages = "" if ex == "constant-arrival-rate" else f" over {len(scen.stages)} stages"
+        what = (
+            f"{prefix}{rate:.2f} iterations/{unit} for {go_duration(scen.duration_s)}{stages} "
+            f"(maxVUs: {scen.vus}-{scen.peak_vus}, {grace}"
+        )
+    if scen.start_time_s:
+        what += f", startTime: {go_duration(scen.start_time_s)}"
+    if scen.exec_name != "default":
+        what += f", exec: {scen.exec_name}"
+    return what + ")"
+
+
+def header(scen: scenario.Scenario | tuple[scenario.Scenario, ...]) -> str:
+    """The ``scenarios:`` lines k6 prints before the run."""
+    scens = scen if isinstance(scen, tuple) else (scen,)
+    max_vus = sum(s.peak_vus for s in scens)
+    max_duration = max(s.start_time_s + s.max_duration_s for s in scens)
+    count = f"{len(scens)} scenario" + ("s" if len(scens) > 1 else "")
+    lines = [
+        f"  scenarios: (100.00%) {count}, {max_vus} max VUs, "
+        f"{go_duration(max_duration)} max duration (incl. graceful stop):"
+    ]
+    lines += [f"           * {s.name}: {_describe(s)}" for s in scens]
+    return "\n".join(lines) + "\n"
 
 
 def progress_line(p: runner.Progress) -> str:
@@ -144,6 +184,8 @@ def bar_line(p: runner.Progress, *, done: bool = False) -> str:
     scen = p.scenario
     if scen.executor == "shared-iterations" and scen.iterations:
         fraction = p.complete / scen.iterations
+    elif scen.executor == "per-vu-iterations" and scen.iterations:
+        fraction = p.complete / (scen.iterations * scen.vus)
     else:
         fraction = p.elapsed_s / scen.duration_s if scen.duration_s else 1.0
     fraction = 1.0 if done else min(max(fraction, 0.0), 1.0)
@@ -151,14 +193,21 @@ def bar_line(p: runner.Progress, *, done: bool = False) -> str:
     bar = "=" * filled + (">" + "-" * (BAR_WIDTH - filled - 1) if filled < BAR_WIDTH else "")
     mark = _SUCCESS if done else " "
     limit = go_duration(scen.duration_s)
-    if scen.executor == "constant-vus":
+    if scen.executor == "per-vu-iterations":
+        right = (
+            f"{elapsed(p.elapsed_s, scen.max_duration_s)}/{limit}  "
+            f"{p.complete}/{(scen.iterations or 0) * scen.vus} iters, {scen.iterations} per VU"
+        )
+    elif scen.executor != "shared-iterations":
         right = limit if done else f"{elapsed(p.elapsed_s, scen.max_duration_s)}/{limit}"
     else:
         right = (
             f"{elapsed(p.elapsed_s, scen.max_duration_s)}/{limit}  "
             f"{p.complete}/{scen.iterations} shared iters"
         )
-    return f"{scen.name} {mark} [{bar}] {scen.vus} VUs  {right}"
+    if scen.open_model:
+        return f"{scen.name} {mark} [{bar}] {scen.vus}/{scen.peak_vus} VUs  {right}"
+    return f"{scen.name} {mark} [{bar}] {scen.peak_vus} VUs  {right}"
 
 
 def _display_name(name: str) -> str:
@@ -179,7 +228,14 @@ def _value(value: float, metric: metrics.MetricSummary) -> str:
 
 
 def metric_rows(summary: metrics.Summary, trend_stats: tuple[str, ...]) -> list[str]:
-    """The metric block: one aligned row per metric, sorted by name."""
+    """The metric block: one aligned row per metric, sorted by name; a metric with
+    thresholds is marked ✓ (all hold) or ✗ (one failed) before its name, as k6 does."""
+    marks: dict[str, str] = {}
+    for row in summary.thresholds:
+        if not row.ok:
+            marks[row.metric] = _FAILURE
+        else:
+            marks.setdefault(row.metric, _SUCCESS)
     if not summary.metrics:
         return []
     names = {m.name: _display_name(m.name) for m in summary.metrics}
@@ -226,8 +282,41 @@ def metric_rows(summary: metrics.Summary, trend_stats: tuple[str, ...]) -> list[
             else:
                 padded = (e.ljust(w) for e, w in zip(extras, extra_widths, strict=True))
                 text += " " + " ".join(padded)
-        rows.append(f"{_INDENT}{display}{dots}: {text}".rstrip())
+        indent = _INDENT
+        mark = marks.get(m.name)
+        if mark:
+            # k6: indent, the mark, a space, then the (sub)metric name.
+            if display.startswith("  "):
+                indent, display = _INDENT + "  ", display[2:]
+            indent = indent[:-2] + mark + " "
+        rows.append(f"{indent}{display}{dots}: {text}".rstrip())
     return rows
+
+
+def check_rows(summary: metrics.Summary) -> list[str]:
+    """k6's checks block: groups as ``█ name``, each check ✓ or ✗ with its pass share."""
+    if not summary.checks:
+        return []
+    out: list[str] = []
+    by_group: dict[str, list[metrics.CheckRow]] = {}
+    for row in summary.checks:
+        by_group.setdefault(row.group, []).append(row)
+    for group in sorted(by_group):
+        depth = group.count("::")
+        pad = _INDENT + "  " * depth
+        if group:
+            out.append(f"{pad[:-2]}█ {group.rsplit('::', 1)[-1]}")
+            out.append("")
+        for row in by_group[group]:
+            total = row.passes + row.fails
+            if row.fails == 0:
+                out.append(f"{pad}{_SUCCESS} {row.name}")
+            else:
+                out.append(f"{pad}{_FAILURE} {row.name}")
+                share = int(100 * row.passes / total) if total else 0
+                out.append(f"{pad} ↳  {share}% — {_SUCCESS} {row.passes} / {_FAILURE} {row.fails}")
+        out.append("")
+    return out
 
 
 def breakdown_rows(summary: metrics.Summary) -> list[str]:
@@ -250,19 +339,32 @@ def breakdown_rows(summary: metrics.Summary) -> list[str]:
 
 def render(summary: metrics.Summary, options: options_mod.LoadOptions) -> str:
     """The whole end-of-test text: header, metrics, final progress, then the breakdown."""
-    scen = scenario.from_options(options)
+    scens = tuple(
+        s for s in summary.scenarios if isinstance(s, scenario.Scenario)
+    ) or runner.scenarios_for(options)
     final = runner.Progress(
         elapsed_s=summary.duration_s,
         vus=0,
         vus_max=summary.vus_max,
         complete=summary.complete,
         interrupted=summary.interrupted,
-        scenario=scen,
+        scenario=scens[0],
     )
-    lines = [header(scen), *metric_rows(summary, options.summary_trend_stats), ""]
+    lines = [header(scens), *check_rows(summary)]
+    lines += [*metric_rows(summary, options.summary_trend_stats), ""]
     lines.append(progress_line(final))
-    lines.append(bar_line(final, done=summary.finished))
+    counts = {name: (done, cut) for name, done, cut in summary.scenario_counts}
+    for scen in scens:
+        done, cut = counts.get(scen.name, (summary.complete, summary.interrupted))
+        mine = replace(final, scenario=scen, complete=done, interrupted=cut)
+        lines.append(bar_line(mine, done=summary.finished))
     extra = breakdown_rows(summary)
     if extra:
         lines += ["", *extra]
+    if summary.aborted:
+        lines += ["", f"ERRO[{elapsed(summary.duration_s)}] test aborted: {summary.aborted}"]
+    failed = [r for r in summary.thresholds if not r.ok]
+    if failed:
+        names = ", ".join(sorted({r.metric for r in failed}))
+        lines += ["", f"ERRO thresholds on metrics '{names}' have been crossed"]
     return "\n".join(lines) + "\n"

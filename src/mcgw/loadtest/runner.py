@@ -1,27 +1,46 @@
-"""Run a scenario: start the VUs, enforce the limits, collect metrics, report progress.
+"""Run scenarios: start the VUs, follow each executor's schedule, collect metrics.
 
-Each VU is a task with its own :class:`~mcgw.loadtest.client.Client` (one keep-alive
-connection). An iteration is one request followed by the configured sleep, timed as
-``iteration_duration``. When the scenario's duration ends VUs start no new iteration;
-the ones running get ``gracefulStop`` to finish and are then cancelled and counted as
-interrupted. The run therefore always ends by itself within duration + graceful stop.
+Every VU is an asyncio task. What a VU does in one iteration is a *program*
+(:class:`VuCode`): the plain-URL program here (one request, then the sleep — the fast
+path, no script engine involved), or a script's (:mod:`~mcgw.loadtest.script`). The
+executors only decide when iterations start:
+
+* closed models (shared-/per-vu-iterations, constant-/ramping-vus) loop their VUs;
+  ramping-vus parks VUs above the stage's target and interrupts those that do not finish
+  within ``gracefulRampDown``;
+* open models (constant-/ramping-arrival-rate) start iterations at their scheduled times
+  on a free VU, growing the pool up to ``maxVUs``; with no free VU the iteration is
+  dropped (``dropped_iterations``). Their requests also get ``http_req_response_time``,
+  measured from the *intended* start (wrk2's correction for coordinated omission), and
+  an iteration starting more than :data:`LATE_S` after its time counts in
+  ``iterations_late``.
+
+After its duration every scenario gives running iterations ``gracefulStop``, then
+cancels them (counted as interrupted). Thresholds with ``abortOnFail`` are evaluated once
+a second and stop the whole run when they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from mcgw.loadtest import client, metrics, scenario
+from mcgw.loadtest import client, errors, metrics, output, scenario, thresholds
 from mcgw.loadtest import options as options_mod
 
 PROGRESS_INTERVAL_S = 1.0
+LATE_S = 0.010
+"""An arrival-rate iteration starting this much after its scheduled time is late."""
 
 EXPECTED_DURATION = "http_req_duration{expected_response:true}"
 """k6's submetric of http_req_duration for responses with an expected status."""
+
+_now = time.perf_counter_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +60,242 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+class ScriptError(errors.LoadError):
+    """An exception thrown by a script (in an iteration the run goes on, as in k6; in
+    setup or teardown it ends the run)."""
+
+
 def _expected(status: int) -> bool:
     # k6's default expected statuses: 200–399.
     return 200 <= status < 400
 
 
-class _Run:
-    """The mutable state of one run; everything VUs touch lives here."""
+@dataclass(eq=False, slots=True)
+class VU:
+    """One virtual user's identity and per-iteration state, seen by programs."""
 
-    def __init__(self, opts: options_mod.LoadOptions, scen: scenario.Scenario) -> None:
+    id: int
+    """k6's ``__VU``: 1-based, unique in the run."""
+    scen: scenario.Scenario
+    tags: dict[str, str]
+    """Tags of this VU's samples (scenario, group, user tags)."""
+    iteration: int = 0
+    """k6's ``__ITER``: 0-based iterations this VU completed in its scenario."""
+    intended_ns: int = 0
+    """Open models: when the current iteration should have started (perf_counter ns)."""
+    group: str = ""
+    data: object = None
+    """What ``setup`` returned."""
+    clients: dict[tuple[str, int], list[client.Client]] = field(default_factory=dict)
+    code: VuCode | None = None
+
+    def close(self) -> None:
+        for pool in self.clients.values():
+            for c in pool:
+                c.close()
+        self.clients.clear()
+        if self.code is not None:
+            self.code.close()
+
+
+class VuCode(Protocol):
+    """One VU's program."""
+
+    async def iteration(self, vu: VU) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Program(Protocol):
+    """What each iteration does, and the test's life cycle around it."""
+
+    def exports(self) -> frozenset[str]: ...
+
+    async def setup(self, run: Run) -> object: ...
+
+    async def teardown(self, run: Run, data: object) -> None: ...
+
+    async def new_vu(self, run: Run, vu: VU) -> VuCode: ...
+
+
+_SUB = 4
+"""Timeline buckets per power of two (quarter octaves: ~19 % wide, plenty for charts)."""
+
+
+def _bucket(us: int) -> int:
+    if us < _SUB:
+        return us
+    exp = us.bit_length() - 3  # keep the top 3 bits: 4..7 → 4 sub-buckets per octave
+    return (exp + 1) * _SUB + ((us >> exp) - _SUB)
+
+
+def _bucket_low(index: int) -> int:
+    if index < _SUB:
+        return index
+    exp = index // _SUB - 1
+    return (_SUB + index % _SUB) << exp
+
+
+class _Second:
+    """One second of the timeline: request count, failures and a log-bucketed latency
+    histogram (µs) cheap enough for the hot path and mergeable across workers."""
+
+    __slots__ = ("buckets", "clusters", "count", "failed")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.failed = 0
+        self.buckets: collections.Counter[int] = collections.Counter()
+        self.clusters: collections.Counter[str] = collections.Counter()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {
+            "count": self.count,
+            "failed": self.failed,
+            "buckets": dict(self.buckets),
+            "clusters": dict(self.clusters),
+        }
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.count = int(state["count"])  # type: ignore[call-overload]
+        self.failed = int(state["failed"])  # type: ignore[call-overload]
+        self.buckets = collections.Counter(state["buckets"])  # type: ignore[call-overload]
+        self.clusters = collections.Counter(state["clusters"])  # type: ignore[call-overload]
+
+    def merge(self, other: _Second) -> None:
+        self.count += other.count
+        self.failed += other.failed
+        self.buckets.update(other.buckets)
+        self.clusters.update(other.clusters)
+
+    def percentile_ms(self, p: float) -> float:
+        total = sum(self.buckets.values())
+        if not total:
+            return 0.0
+        want = total * p / 100
+        seen = 0
+        for index in sorted(self.buckets):
+            seen += self.buckets[index]
+            if seen >= want:
+                return _bucket_low(index) / 1000
+        return 0.0
+
+    def max_ms(self) -> float:
+        return _bucket_low(max(self.buckets)) / 1000 if self.buckets else 0.0
+
+
+@dataclass
+class RawResult:
+    """A run's mergeable state (what a worker process sends back)."""
+
+    registry: metrics.Registry
+    duration_s: float
+    vus_max: int
+    complete: int
+    interrupted: int
+    breakdown: collections.Counter[tuple[str, str]]
+    errors: collections.Counter[str]
+    checks: dict[tuple[str, str], list[int]]
+    timeline: dict[int, _Second]
+    aborted: str = ""
+    by_scenario: dict[str, list[int]] = field(default_factory=dict)
+    """Per scenario: [complete, interrupted] iterations."""
+
+    def merge(self, other: RawResult) -> None:
+        self.registry.merge(other.registry)
+        self.duration_s = max(self.duration_s, other.duration_s)
+        self.vus_max += other.vus_max
+        self.complete += other.complete
+        self.interrupted += other.interrupted
+        self.breakdown.update(other.breakdown)
+        self.errors.update(other.errors)
+        for key, (passes, fails) in other.checks.items():
+            mine = self.checks.setdefault(key, [0, 0])
+            mine[0] += passes
+            mine[1] += fails
+        for sec, bucket in other.timeline.items():
+            if sec in self.timeline:
+                self.timeline[sec].merge(bucket)
+            else:
+                self.timeline[sec] = bucket
+        self.aborted = self.aborted or other.aborted
+        for name, (done, cut) in other.by_scenario.items():
+            mine = self.by_scenario.setdefault(name, [0, 0])
+            mine[0] += done
+            mine[1] += cut
+
+
+class _PlainProgram:
+    """No script: every iteration requests ``options.url`` and sleeps ``sleep_s``."""
+
+    def __init__(self, opts: options_mod.LoadOptions) -> None:
         self.opts = opts
-        self.scen = scen
         self.target = client.parse_target(opts.url, opts.host_map)
         self.request = client.build_request(self.target, opts.method, opts.headers, opts.body)
+        self.base_tags = {
+            "method": opts.method,
+            "url": opts.url,
+            "name": opts.url,
+            "proto": "HTTP/1.1",
+        }
+
+    def exports(self) -> frozenset[str]:
+        return frozenset({"default"})
+
+    async def setup(self, run: Run) -> object:
+        return None
+
+    async def teardown(self, run: Run, data: object) -> None:
+        return None
+
+    async def new_vu(self, run: Run, vu: VU) -> VuCode:
+        return _PlainVu(self, run, vu)
+
+
+class _PlainVu:
+    __slots__ = ("client", "program", "run", "tags")
+
+    def __init__(self, program: _PlainProgram, run: Run, vu: VU) -> None:
+        self.program = program
+        self.run = run
+        opts = program.opts
+        self.client = client.Client(
+            program.target, program.request, timeout_s=opts.timeout_s, collect=run.collect
+        )
+        self.tags = {**program.base_tags, **vu.tags}
+
+    async def iteration(self, vu: VU) -> None:
+        run = self.run
+        if run.rps_interval:
+            await run.rps_wait()
+        run.record(await self.client.request(), vu, self.tags)
+        if self.program.opts.sleep_s:
+            await asyncio.sleep(self.program.opts.sleep_s)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Run:
+    """The mutable state of one run; everything VUs touch lives here."""
+
+    def __init__(
+        self,
+        opts: options_mod.LoadOptions,
+        scenarios: tuple[scenario.Scenario, ...],
+        program: Program,
+        json_out: output.JsonOutput | None = None,
+    ) -> None:
+        self.opts = opts
+        self.scenarios = scenarios
+        self.program = program
+        self.loop = asyncio.get_running_loop()
+        self.thresholds = thresholds.parse(opts.thresholds)
         self.registry = metrics.Registry()
         reg = self.registry
+        for th in self.thresholds:
+            if th.metric.partition("{")[0] not in thresholds.BREAKDOWN_METRICS:
+                reg.declare(th.metric)
         # Resolved once: the hot path touches attributes, not the registry's dict.
         self.blocked = reg.trend("http_req_blocked")
         self.connecting = reg.trend("http_req_connecting")
@@ -73,15 +313,55 @@ class _Run:
         self.iteration_duration = reg.trend("iteration_duration")
         self.vus = reg.gauge("vus")
         self.vus_max = reg.gauge("vus_max")
+        self.response_time: metrics.Trend | None = None
+        if any(s.open_model for s in scenarios):
+            self.response_time = reg.trend("http_req_response_time")
+            reg.counter("dropped_iterations")
+            reg.counter("iterations_late")
+        self.json = json_out
+        # Tagged samples cost a dict per request: only when something reads the tags.
+        self.tagged = json_out is not None or any(
+            parent != "http_req_duration" or sel != (("expected_response", "true"),)
+            for parent, subs in reg.submetrics.items()
+            for sel, _ in subs
+        )
+        self.collect = opts.breakdown or any(
+            th.metric.partition("{")[0] in thresholds.BREAKDOWN_METRICS for th in self.thresholds
+        )
+        self.rps_interval = 1.0 / opts.rps if opts.rps else 0.0
+        self._rps_next = 0.0
         self.active = 0
+        self.allocated = 0
         self.complete = 0
         self.interrupted = 0
         self.started = 0
+        self.next_vu_id = 1
         self.breakdown: collections.Counter[tuple[str, str]] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
-        self.start_ns = time.perf_counter_ns()
+        self.checks: dict[tuple[str, str], list[int]] = {}
+        self.timeline: dict[int, _Second] = {}
+        self.by_scenario: dict[str, list[int]] = {s.name: [0, 0] for s in scenarios}
+        self.start_ns = _now()
+        self.aborted = ""
+        self.global_tags = dict(opts.tags)
 
-    def record(self, r: client.Result) -> None:
+    # -- recording --
+    def emit(self, name: str, raw: float, tags: Mapping[str, str] | None) -> None:
+        """A tagged sample: into matching submetrics and the JSON output."""
+        if tags is None:
+            return
+        for selector, sub in self.registry.submetrics.get(name, ()):
+            if all(tags.get(k) == v for k, v in selector):
+                if isinstance(sub, metrics.Rate):
+                    sub.add(bool(raw))
+                elif isinstance(sub, metrics.Gauge):
+                    sub.set(raw)
+                else:
+                    sub.add(int(raw))
+        if self.json is not None:
+            self.json.point(name, raw, tags)
+
+    def record(self, r: client.Result, vu: VU, tags: Mapping[str, str] | None = None) -> None:
         self.reqs.add()
         self.blocked.add(r.blocked)
         self.connecting.add(r.connecting)
@@ -99,134 +379,506 @@ class _Run:
             self.errors[r.error] += 1
         self.sent.add(r.bytes_sent)
         self.received.add(r.bytes_received)
-        if self.opts.breakdown and r.status:
+        cluster = ""
+        if self.collect and r.status:
             self.breakdown[(r.cluster, r.zone)] += 1
+            cluster = r.cluster or "(unknown)"
+        response_time = 0
+        if self.response_time is not None:
+            if vu.intended_ns:
+                response_time = _now() - vu.intended_ns
+                vu.intended_ns = 0  # later requests of the iteration start on time
+            else:
+                response_time = r.blocked + duration
+            self.response_time.add(response_time)
+        sec = int((_now() - self.start_ns) // 1_000_000_000)
+        bucket = self.timeline.get(sec)
+        if bucket is None:
+            bucket = self.timeline[sec] = _Second()
+        bucket.count += 1
+        bucket.failed += not ok
+        bucket.buckets[_bucket(duration // 1000)] += 1
+        if cluster:
+            bucket.clusters[cluster] += 1
+        if self.tagged:
+            full = dict(tags or {})
+            full["status"] = str(r.status)
+            full["expected_response"] = "true" if ok else "false"
+            if r.error:
+                full["error"] = r.error
+            self._emit_request(r, full, ok, response_time)
 
-    def take_iteration(self) -> bool:
-        """Claim the next iteration, or False when the executor has none left."""
-        if self.scen.iterations is not None and self.started >= self.scen.iterations:
-            return False
-        self.started += 1
-        return True
+    def _emit_request(
+        self, r: client.Result, tags: dict[str, str], ok: bool, response_time: int
+    ) -> None:
+        emit = self.emit
+        emit("http_reqs", 1, tags)
+        emit("http_req_duration", r.duration, tags)
+        emit("http_req_blocked", r.blocked, tags)
+        emit("http_req_connecting", r.connecting, tags)
+        emit("http_req_tls_handshaking", 0, tags)
+        emit("http_req_sending", r.sending, tags)
+        emit("http_req_waiting", r.waiting, tags)
+        emit("http_req_receiving", r.receiving, tags)
+        emit("http_req_failed", not ok, tags)
+        if self.response_time is not None:
+            emit("http_req_response_time", response_time, tags)
+        emit("data_sent", r.bytes_sent, tags)
+        emit("data_received", r.bytes_received, tags)
+
+    def check(self, vu: VU, name: str, ok: bool) -> None:
+        counts = self.checks.setdefault((vu.group, name), [0, 0])
+        counts[0 if ok else 1] += 1
+        self.registry.rate("checks").add(ok)
+        if self.tagged:
+            self.emit("checks", ok, {**vu.tags, "group": vu.group, "check": name})
+
+    def group_done(self, vu: VU, path: str, ns: int) -> None:
+        self.registry.trend("group_duration").add(ns)
+        if self.tagged:
+            self.emit("group_duration", ns, {**vu.tags, "group": path})
+
+    async def rps_wait(self) -> None:
+        now = self.loop.time()
+        slot = max(now, self._rps_next)
+        self._rps_next = slot + self.rps_interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
     def elapsed_s(self) -> float:
-        return (time.perf_counter_ns() - self.start_ns) / 1e9
+        return (_now() - self.start_ns) / 1e9
 
     def progress(self) -> Progress:
         return Progress(
             elapsed_s=self.elapsed_s(),
             vus=self.active,
-            vus_max=self.scen.vus,
+            vus_max=self.allocated,
             complete=self.complete,
             interrupted=self.interrupted,
-            scenario=self.scen,
+            scenario=self.scenarios[0],
             iterations_started=self.started,
         )
 
+    # -- VUs and iterations --
+    async def new_vu(self, scen: scenario.Scenario, data: object) -> VU:
+        tags = {**self.global_tags, **dict(scen.tags), "scenario": scen.name, "group": ""}
+        vu = VU(self.next_vu_id, scen, tags, data=data)
+        self.next_vu_id += 1
+        vu.code = await self.program.new_vu(self, vu)
+        self.allocated += 1
+        return vu
 
-async def _vu(run: _Run, stop_at: float) -> None:
-    """One VU: iterate until the executor's time or iterations are used up."""
-    loop = asyncio.get_running_loop()
-    vu_client = client.Client(
-        run.target, run.request, timeout_s=run.opts.timeout_s, collect=run.opts.breakdown
-    )
-    sleep_s = run.opts.sleep_s
-    run.active += 1
-    try:
-        while loop.time() < stop_at and run.take_iteration():
-            begin = time.perf_counter_ns()
+    async def iterate(self, vu: VU) -> None:
+        """One iteration on ``vu``; script exceptions are counted, not raised."""
+        assert vu.code is not None
+        begin = _now()
+        if vu.intended_ns and begin - vu.intended_ns > LATE_S * 1e9:
+            self.registry.counter("iterations_late").add()
+        self.started += 1
+        self.active += 1
+        try:
+            await vu.code.iteration(vu)
+        except asyncio.CancelledError:
+            self.interrupted += 1
+            self.by_scenario[vu.scen.name][1] += 1
+            raise
+        except ScriptError as exc:
+            self.errors[f"script: {exc}"] += 1
+            self.interrupted += 1
+            self.by_scenario[vu.scen.name][1] += 1
+            vu.iteration += 1
+            return
+        finally:
+            self.active -= 1
+            vu.group = ""
+        took = _now() - begin
+        self.iteration_duration.add(took)
+        self.iterations.add()
+        if self.tagged:
+            self.emit("iterations", 1, vu.tags)
+            self.emit("iteration_duration", took, vu.tags)
+        self.complete += 1
+        self.by_scenario[vu.scen.name][0] += 1
+        vu.iteration += 1
+
+    def dropped(self, vu_tags: Mapping[str, str]) -> None:
+        self.registry.counter("dropped_iterations").add()
+        if self.tagged:
+            self.emit("dropped_iterations", 1, vu_tags)
+
+    def raw(self) -> RawResult:
+        return RawResult(
+            registry=self.registry,
+            duration_s=self.elapsed_s(),
+            vus_max=self.allocated,
+            complete=self.complete,
+            interrupted=self.interrupted,
+            breakdown=self.breakdown,
+            errors=self.errors,
+            checks=self.checks,
+            timeline=self.timeline,
+            aborted=self.aborted,
+            by_scenario=self.by_scenario,
+        )
+
+
+# -- executors --
+
+
+async def _closed(run: Run, scen: scenario.Scenario, data: object) -> None:
+    loop = run.loop
+    vus = [await run.new_vu(scen, data) for _ in range(scen.peak_vus)]
+    run.vus_max.set(run.allocated)
+    if scen.executor != "ramping-vus":
+        run.vus.set(len(vus))
+    start = loop.time()
+    end = start + scen.duration_s
+    remaining = [scen.iterations or 0]
+
+    async def shared(vu: VU) -> None:
+        while loop.time() < end and remaining[0] > 0:
+            remaining[0] -= 1
+            await run.iterate(vu)
+
+    async def per_vu(vu: VU) -> None:
+        for _ in range(scen.iterations or 0):
+            if loop.time() >= end:
+                return
+            await run.iterate(vu)
+
+    async def looping(vu: VU) -> None:
+        while loop.time() < end:
+            await run.iterate(vu)
+
+    idle = asyncio.Event()
+    running: dict[int, asyncio.Task[None]] = {}
+    parked_since: dict[int, float] = {}
+
+    async def ramping(index: int, vu: VU) -> None:
+        while (now := loop.time()) < end:
+            if index >= scen.target_vus(now - start):
+                idle.clear()
+                await asyncio.sleep(0.05)
+                continue
+            task = asyncio.ensure_future(run.iterate(vu))
+            running[index] = task
             try:
-                run.record(await vu_client.request())
-                if sleep_s:
-                    await asyncio.sleep(sleep_s)
+                await asyncio.shield(task)
             except asyncio.CancelledError:
-                run.interrupted += 1
-                raise
-            run.iteration_duration.add(time.perf_counter_ns() - begin)
-            run.iterations.add()
-            run.complete += 1
+                if not task.cancelled():
+                    task.cancel()
+                    raise
+                # Interrupted by the ramp-down watcher: the VU carries on (parked).
+            finally:
+                running.pop(index, None)
+                parked_since.pop(index, None)
+
+    async def ramp_down_watch() -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            now = loop.time()
+            target = scen.target_vus(now - start)
+            for index, task in list(running.items()):
+                if index < target:
+                    parked_since.pop(index, None)
+                    continue
+                since = parked_since.setdefault(index, now)
+                if now - since > scen.graceful_ramp_down_s:
+                    task.cancel()
+
+    body: Callable[[VU], Coroutine[None, None, None]]
+    extra: list[asyncio.Task[None]] = []
+    if scen.executor == "shared-iterations":
+        body = shared
+    elif scen.executor == "per-vu-iterations":
+        body = per_vu
+    elif scen.executor == "constant-vus":
+        body = looping
+    else:
+        extra.append(asyncio.create_task(ramp_down_watch()))
+        tasks = [asyncio.create_task(ramping(i, vu)) for i, vu in enumerate(vus)]
+        await _finish(run, scen, end, tasks, extra, vus)
+        return
+    tasks = [asyncio.create_task(body(vu)) for vu in vus]
+    await _finish(run, scen, end, tasks, extra, vus)
+
+
+async def _open(run: Run, scen: scenario.Scenario, data: object) -> None:
+    loop = run.loop
+    free: list[VU] = [await run.new_vu(scen, data) for _ in range(scen.vus)]
+    run.vus_max.set(run.allocated)
+    everyone = list(free)
+    start = loop.time()
+    end = start + scen.duration_s
+    tasks: set[asyncio.Task[None]] = set()
+    growing = [0]
+    tags = {**run.global_tags, **dict(scen.tags), "scenario": scen.name}
+
+    async def one(vu: VU) -> None:
+        try:
+            await run.iterate(vu)
+        finally:
+            free.append(vu)
+
+    async def grow() -> None:
+        try:
+            vu = await run.new_vu(scen, data)
+            run.vus_max.set(run.allocated)
+            everyone.append(vu)
+            free.append(vu)
+        finally:
+            growing[0] -= 1
+
+    async def dispatch() -> None:
+        n = 0
+        for t in scen.arrivals():
+            due = start + t
+            now = loop.time()
+            if due > now:
+                await asyncio.sleep(due - now)
+            elif n % 64 == 0:
+                await asyncio.sleep(0)
+            n += 1
+            if loop.time() >= end:
+                return
+            if free:
+                vu = free.pop()
+                vu.intended_ns = _now() - int((loop.time() - due) * 1e9)
+                task = asyncio.create_task(one(vu))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                continue
+            run.dropped(tags)
+            if len(everyone) + growing[0] < scen.max_vus:
+                growing[0] += 1
+                task = asyncio.create_task(grow())
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    dispatcher = asyncio.create_task(dispatch())
+    try:
+        await asyncio.wait_for(asyncio.shield(dispatcher), timeout=max(0.0, end - loop.time()))
+    except TimeoutError:
+        dispatcher.cancel()
+    # gracefulStop for the iterations still running.
+    pending = [t for t in tasks if not t.done()]
+    await _finish(run, scen, end, pending, [dispatcher], everyone)
+
+
+async def _finish(
+    run: Run,
+    scen: scenario.Scenario,
+    end: float,
+    tasks: list[asyncio.Task[None]],
+    extra: list[asyncio.Task[None]],
+    vus: list[VU],
+) -> None:
+    """Wait for the VUs until the end plus gracefulStop, then interrupt the rest."""
+    loop = run.loop
+    try:
+        if tasks:
+            done, _ = await asyncio.wait(
+                tasks,
+                timeout=max(0.0, end + scen.graceful_stop_s - loop.time()),
+                return_when=asyncio.FIRST_EXCEPTION,
+            )
+            for task in done:
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None:
+                    raise exc  # a bug in mcgw, not a measurement: do not hide it
     finally:
-        run.active -= 1
-        vu_client.close()
+        for task in [*tasks, *extra]:
+            task.cancel()
+        await asyncio.gather(*tasks, *extra, return_exceptions=True)
+        for vu in vus:
+            vu.close()
+
+
+async def _scenario(run: Run, scen: scenario.Scenario, data: object) -> None:
+    if scen.start_time_s:
+        await asyncio.sleep(scen.start_time_s)
+    if scen.open_model:
+        await _open(run, scen, data)
+    else:
+        await _closed(run, scen, data)
+
+
+def plain(opts: options_mod.LoadOptions) -> Program:
+    """The program of a run without a script: request ``opts.url``, then sleep."""
+    return _PlainProgram(opts)
+
+
+def scenarios_for(opts: options_mod.LoadOptions) -> tuple[scenario.Scenario, ...]:
+    """The scenarios a run executes: the script's ``scenarios``, else the shortcut one."""
+    if opts.scenarios:
+        return tuple(scenario.from_config(name, raw) for name, raw in opts.scenarios)
+    return (scenario.from_options(opts),)
+
+
+async def run_raw(
+    options: options_mod.LoadOptions,
+    progress: ProgressCallback | None = None,
+    program: Program | None = None,
+    *,
+    setup_data: object = None,
+    run_setup: bool = True,
+    scenarios: tuple[scenario.Scenario, ...] | None = None,
+) -> RawResult:
+    """Run the test and return its mergeable state (see :func:`run`)."""
+    scens = scenarios if scenarios is not None else scenarios_for(options)
+    prog: Program = program if program is not None else _PlainProgram(options)
+    for scen in scens:
+        if scen.exec_name not in prog.exports():
+            raise ScriptError(f"scenario {scen.name!r}: the script exports no {scen.exec_name}()")
+    json_out = output.JsonOutput.open(options.out_json) if options.out_json else None
+    try:
+        if json_out is not None:
+            json_out.declare_thresholds(options.thresholds)
+        state = Run(options, scens, prog, json_out)
+        data = await prog.setup(state) if run_setup else setup_data
+        state.start_ns = _now()
+        tasks = [asyncio.create_task(_scenario(state, s, data)) for s in scens]
+        ticker_task = asyncio.create_task(_ticker(state, progress, tasks))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None:
+                    raise exc
+        finally:
+            ticker_task.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(ticker_task, *tasks, return_exceptions=True)
+        if progress is not None:
+            progress(state.progress())
+        raw = state.raw()
+        if run_setup:
+            await prog.teardown(state, data)
+        return raw
+    finally:
+        if json_out is not None:
+            json_out.close()
+
+
+async def _ticker(
+    state: Run, progress: ProgressCallback | None, tasks: list[asyncio.Task[None]]
+) -> None:
+    last_eval = 0.0
+    while True:
+        await asyncio.sleep(PROGRESS_INTERVAL_S)
+        state.vus.set(state.active)
+        if state.tagged:
+            state.emit("vus", state.active, state.global_tags)
+            state.emit("vus_max", state.allocated, state.global_tags)
+        if progress is not None:
+            progress(state.progress())
+        elapsed = state.elapsed_s()
+        if elapsed - last_eval >= 1.0:
+            last_eval = elapsed
+            for th in state.thresholds:
+                if not th.abort_on_fail or elapsed < th.delay_abort_eval_s:
+                    continue
+                if not thresholds.evaluate(th, state.registry, elapsed, state.breakdown):
+                    state.aborted = f"threshold {th.metric}: {th.source} crossed (abortOnFail)"
+                    for task in tasks:
+                        task.cancel()
+                    return
+
+
+def summarize(
+    raw: RawResult,
+    options: options_mod.LoadOptions,
+    scens: tuple[scenario.Scenario, ...] | None = None,
+) -> metrics.Summary:
+    """Turn a run's state into its immutable summary, thresholds evaluated."""
+    ths = thresholds.parse(options.thresholds)
+    rows = tuple(
+        metrics.ThresholdRow(
+            th.metric,
+            th.source,
+            thresholds.evaluate(th, raw.registry, raw.duration_s, raw.breakdown),
+        )
+        for th in ths
+    )
+    error_rows = tuple(sorted(raw.errors.items(), key=lambda kv: (-kv[1], kv[0])))
+    breakdown = tuple(
+        metrics.BreakdownRow(cluster, zone, n)
+        for (cluster, zone), n in sorted(
+            raw.breakdown.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1])
+        )
+    )
+    checks = tuple(
+        metrics.CheckRow(group, name, passes, fails)
+        for (group, name), (passes, fails) in raw.checks.items()
+    )
+    timeline = tuple(
+        metrics.TimePoint(
+            t=sec,
+            requests=b.count,
+            failed=b.failed,
+            p50_ms=b.percentile_ms(50),
+            p95_ms=b.percentile_ms(95),
+            max_ms=b.max_ms(),
+            clusters=tuple(sorted(b.clusters.items())),
+        )
+        for sec, b in sorted(raw.timeline.items())
+    )
+    scens = scens if scens is not None else scenarios_for(options)
+    return metrics.Summary(
+        metrics=raw.registry.summaries(raw.duration_s, options.summary_trend_stats),
+        duration_s=raw.duration_s,
+        vus_max=raw.vus_max,
+        complete=raw.complete,
+        interrupted=raw.interrupted,
+        breakdown=breakdown,
+        errors=error_rows,
+        finished=not raw.aborted,
+        checks=checks,
+        thresholds=rows,
+        aborted=raw.aborted,
+        scenarios=scens,
+        timeline=timeline,
+        scenario_counts=tuple((k, v[0], v[1]) for k, v in raw.by_scenario.items()),
+    )
 
 
 async def run(
-    options: options_mod.LoadOptions, progress: ProgressCallback | None = None
+    options: options_mod.LoadOptions,
+    progress: ProgressCallback | None = None,
+    program: Program | None = None,
 ) -> metrics.Summary:
     """Run the load test described by ``options`` and return its summary.
 
     Args:
         options: what to request, how many VUs, for how long.
         progress: called about once a second with the run's :class:`Progress`.
+        program: a script's program; None requests ``options.url`` each iteration.
 
     Returns:
-        Every k6 built-in metric, plus the breakdown when asked for.
+        Every k6 built-in metric, thresholds evaluated, plus the breakdown when asked for.
 
     Raises:
         LoadError: unusable options (the system under test failing is not an error).
     """
-    scen = scenario.from_options(options)
-    state = _Run(options, scen)
-    loop = asyncio.get_running_loop()
-    stop_at = loop.time() + scen.duration_s
-    hard_stop_at = stop_at + scen.graceful_stop_s
-    state.vus_max.set(scen.vus)
-    tasks = [asyncio.create_task(_vu(state, stop_at), name=f"vu-{i}") for i in range(scen.vus)]
-    state.vus.set(scen.vus)
-
-    async def ticker() -> None:
-        while True:
-            await asyncio.sleep(PROGRESS_INTERVAL_S)
-            state.vus.set(state.active)
-            if progress is not None:
-                progress(state.progress())
-
-    tick = asyncio.create_task(ticker(), name="progress")
-    try:
-        done, _ = await asyncio.wait(
-            tasks,
-            timeout=max(0.0, hard_stop_at - loop.time()),
-            return_when=asyncio.FIRST_EXCEPTION,
-        )
-        for task in done:
-            exc = None if task.cancelled() else task.exception()
-            if exc is not None:
-                raise exc  # a bug in mcgw, not a measurement: do not hide it
-    finally:
-        # VUs still running here have used up the graceful stop: cancelling them
-        # counts their iterations as interrupted.
-        tick.cancel()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(tick, *tasks, return_exceptions=True)
-    duration_s = state.elapsed_s()
-    if progress is not None:
-        progress(state.progress())
-    errors = tuple(sorted(state.errors.items(), key=lambda kv: (-kv[1], kv[0])))
-    breakdown = tuple(
-        metrics.BreakdownRow(cluster, zone, n)
-        for (cluster, zone), n in sorted(
-            state.breakdown.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1])
-        )
-    )
-    return metrics.Summary(
-        metrics=state.registry.summaries(duration_s, options.summary_trend_stats),
-        duration_s=duration_s,
-        vus_max=scen.vus,
-        complete=state.complete,
-        interrupted=state.interrupted,
-        breakdown=breakdown,
-        errors=errors,
-    )
+    raw = await run_raw(options, progress, program)
+    return summarize(raw, options)
 
 
 def run_sync(
-    options: options_mod.LoadOptions, progress: ProgressCallback | None = None
+    options: options_mod.LoadOptions,
+    progress: ProgressCallback | None = None,
+    program: Program | None = None,
 ) -> metrics.Summary:
     """:func:`run` on a fresh event loop (uvloop when installed), for callers without one."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover — uvloop is a dependency, but optional here
-        return asyncio.run(run(options, progress))
+        return asyncio.run(run(options, progress, program))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run(options, progress))
+        return runner.run(run(options, progress, program))
+
+
+def timestamp() -> str:
+    """Now in RFC 3339 with the local offset, as k6 stamps samples."""
+    return datetime.datetime.now().astimezone().isoformat()

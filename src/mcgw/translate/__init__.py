@@ -14,11 +14,16 @@ Passes, one module each, run in order over a pre-indexed :mod:`context`:
     backends        policies by target; backendRefs → IR backends, endpoints grouped
                     by (cluster, zone), ServiceImports derived from ServiceExports
     routes          HTTPRoutes attached to listeners; rules → IR routes in precedence
-                    order; listener isolation
+                    order; listener isolation; uses :mod:`filters` for each rule's
+                    filters, per-backendRef filters, timeouts and retry
     regions         the gateway's location → round trip to every cluster region
 
 Helpers: :mod:`hostnames` (intersection, coverage, specificity), :mod:`status`
-(conditions, reasons, per-object status).
+(conditions, reasons, per-object status, the Kubernetes rendering of it),
+:mod:`features` (the conformance feature names mcgw claims).
+
+Options (:class:`translator.Options`): the address pool Gateways without
+``spec.addresses`` get their address from (``127.0.0.0/8``: the oldest gets 127.0.0.1).
 
 Glossary:
     attach          a route is attached to a listener when a parentRef selects it, the

@@ -51,6 +51,29 @@ class Resolved:
     problem: Problem | None
 
 
+_TLS_APP_PROTOCOLS = frozenset({"https", "kubernetes.io/wss", "tls", "grpcs", "h2"})
+"""appProtocols that need TLS to the backend (BackendTLSPolicy): not supported yet."""
+_H2C_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "h2c", "grpc"})
+
+
+def backend_protocol(app_protocol: str | None) -> table.BackendProtocol | None:
+    """The IR protocol for a port's appProtocol, or None when mcgw cannot speak it.
+
+    Gateway API (GEP-1911): ``kubernetes.io/h2c`` is cleartext HTTP/2 with prior
+    knowledge, ``kubernetes.io/ws`` WebSocket over cleartext HTTP/1.1; a protocol the
+    implementation does not support makes the backendRef invalid (UnsupportedProtocol).
+    Values that do not name a TLS protocol are spoken as HTTP/1.1.
+    """
+    value = (app_protocol or "").strip().lower()
+    if value in _H2C_APP_PROTOCOLS:
+        return table.BackendProtocol.H2C
+    if value == "kubernetes.io/ws":
+        return table.BackendProtocol.WS
+    if value in _TLS_APP_PROTOCOLS:
+        return None
+    return table.BackendProtocol.HTTP
+
+
 def target_kind(group: str, kind: str) -> str | None:
     """IR kind of a (group, kind) reference, or None if mcgw cannot route to it."""
     if group == "" and kind == SERVICE:
@@ -70,12 +93,22 @@ class Resolver:
 
     def resolve(self, route: gatewayapi.HTTPRoute, ref: gatewayapi.HTTPBackendRef) -> Resolved:
         """Resolve one backendRef of ``route``; never raises."""
+        name, problem = self.resolve_target(route, ref, "backendRef")
+        return Resolved(table.WeightedBackend(name, ref.weight), problem)
+
+    def resolve_target(
+        self, route: gatewayapi.HTTPRoute, ref: gatewayapi.BackendObjectReference, what: str
+    ) -> tuple[str | None, Problem | None]:
+        """(IR backend name, None) or (None, why): a backendRef or a mirror's backendRef.
+
+        ``what`` names the reference in messages (``backendRef``, ``mirror backendRef``).
+        """
         route_ns = route.metadata.namespace
         namespace = ref.namespace or route_ns
-        where = f"backendRef {ref.kind} {namespace}/{ref.name}"
+        where = f"{what} {ref.kind} {namespace}/{ref.name}"
 
-        def fail(reason: status.Reason, message: str) -> Resolved:
-            return Resolved(table.WeightedBackend(None, ref.weight), Problem(reason, message))
+        def fail(reason: status.Reason, message: str) -> tuple[None, Problem]:
+            return None, Problem(reason, message)
 
         kind = target_kind(ref.group, ref.kind)
         if kind is None:
@@ -103,7 +136,7 @@ class Resolver:
                     _R.BACKEND_NOT_FOUND,
                     f"{where}: no such Service in the config cluster {self._ctx.config.name}",
                 )
-            ports = {p.port for p in svc.spec.ports}
+            ports = {p.port: p.app_protocol for p in svc.spec.ports}
         else:
             imp = self._ctx.imports.get((namespace, ref.name))
             if imp is None:
@@ -112,14 +145,24 @@ class Resolver:
                     f"{where}: no cluster exports a Service {namespace}/{ref.name} "
                     "and no ServiceImport of that name exists",
                 )
-            ports = imp.ports()
+            ports = imp.app_protocols()
         if ref.port not in ports:
             known = ", ".join(str(p) for p in sorted(ports)) or "none"
             return fail(_R.BACKEND_NOT_FOUND, f"{where}: no port {ref.port} (ports: {known})")
+        protocol = backend_protocol(ports[ref.port])
+        if protocol is None:
+            return fail(
+                _R.UNSUPPORTED_PROTOCOL,
+                f"{where}: port {ref.port} has appProtocol {ports[ref.port]!r}, which mcgw "
+                "cannot speak to a backend (supported: http, kubernetes.io/h2c, "
+                "kubernetes.io/ws)",
+            )
         name = validate.backend_name(kind, namespace, ref.name, ref.port)
         if name not in self.backends:
-            self.backends[name] = self._build(target, ref.port)
-        return Resolved(table.WeightedBackend(name, ref.weight), None)
+            self.backends[name] = dataclasses.replace(
+                self._build(target, ref.port), protocol=protocol
+            )
+        return name, None
 
     def _build(self, target: Target, port: int) -> table.Backend:
         groups: dict[tuple[str, str], set[table.Endpoint]] = defaultdict(set)

@@ -54,9 +54,21 @@ class ImportIndex:
     )
 
     def ports(self) -> set[int]:
-        found = {p.port for e in self.exports for p in e.service.spec.ports}
+        return set(self.app_protocols())
+
+    def app_protocols(self) -> dict[int, str | None]:
+        """Port → appProtocol. A written ServiceImport's port wins over the exported
+        Services' (as the MCS controller would write it); among exports, the first
+        cluster (by name) that sets one."""
+        found: dict[int, str | None] = {}
+        for export in sorted(self.exports, key=lambda e: e.cluster.name):
+            for p in export.service.spec.ports:
+                if found.get(p.port) is None:
+                    found[p.port] = p.app_protocol
         for _, imp in self.written:
-            found.update(p.port for p in imp.spec.ports)
+            for ip in imp.spec.ports:
+                if ip.app_protocol is not None or ip.port not in found:
+                    found[ip.port] = ip.app_protocol
         return found
 
 

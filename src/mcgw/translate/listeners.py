@@ -3,11 +3,19 @@
 A Gateway is handled when its class is accepted (pass 1). Each of its listeners is
 programmed unless it is invalid (unsupported protocol, conflict); listeners of one
 Gateway that share a port share one socket, (address, port), and become one IR listener.
-The address is the Gateway's first ``IPAddress`` address, else every interface.
 
-Two Gateways cannot bind the same socket: the older one keeps it, the listeners of the
-newer one get ``Accepted=False PortUnavailable``. (In a cloud each Gateway would get its
-own address; locally they share the machine's.)
+Every Gateway has its own address, as a cloud load balancer would: the first
+``IPAddress`` in ``spec.addresses`` when it gives a value, otherwise one assigned from
+the address pool (a translate option, ``127.0.0.0/8`` by default). Assignment is
+deterministic: Gateways without an address take the pool's free hosts in order of age
+(oldest first, then namespace/name), skipping the addresses other Gateways ask for; so
+the oldest gets ``127.0.0.1``, and a Gateway keeps its address unless an older
+address-less one is removed. The address is reported in ``status.addresses``. Two
+Gateways on one port thus route independently.
+
+Two Gateways cannot bind the same socket (same address, or one a wildcard, and same
+port): the older one keeps it, the listeners of the newer one get
+``Accepted=False PortUnavailable``.
 """
 
 from __future__ import annotations
@@ -54,6 +62,11 @@ class ListenerState:
     def socket(self) -> tuple[str, int]:
         return (self.address, self.spec.port)
 
+    @property
+    def scheme(self) -> str:
+        """The scheme of requests arriving here (redirects default to it)."""
+        return "https" if self.spec.protocol.upper() == "HTTPS" else "http"
+
 
 @dataclass(slots=True)
 class GatewayState:
@@ -62,23 +75,50 @@ class GatewayState:
     listeners: list[ListenerState]
     handled: bool
     """False when the class is not mcgw's: the Gateway is reported but never served."""
+    address: str = ""
+    """The address its listeners bind (``status.addresses``); empty when none."""
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.gateway.metadata.namespace, self.gateway.metadata.name)
 
 
-def _address(gw: gatewayapi.Gateway) -> tuple[str | None, str]:
-    """(address, problem): the socket address, or None and why it cannot be used."""
+DEFAULT_ADDRESS_POOL = "127.0.0.0/8"
+
+
+def _requested(gw: gatewayapi.Gateway) -> tuple[str | None, str]:
+    """(address, problem) asked for in ``spec.addresses``.
+
+    ("", "") when the Gateway asks for none (or for an IPAddress without value): one is
+    assigned. (None, why) when what it asks for cannot be served.
+    """
     if not gw.spec.addresses:
-        return ANY_ADDRESS, ""
+        return "", ""
     first = gw.spec.addresses[0]
     if first.type != "IPAddress":
         return None, f"address type {first.type!r} is not supported; use IPAddress"
+    if not first.value:
+        return "", ""
     try:
-        return str(ipaddress.ip_address(first.value or "")), ""
+        return str(ipaddress.ip_address(first.value)), ""
     except ValueError:
         return None, f"{first.value!r} is not an IP address"
+
+
+class AddressPool:
+    """Hands out the hosts of a network in order, skipping reserved addresses."""
+
+    def __init__(self, network: str, reserved: set[str]) -> None:
+        self._hosts = ipaddress.ip_network(network, strict=False).hosts()
+        self._reserved = reserved
+
+    def take(self) -> str | None:
+        for host in self._hosts:
+            text = str(host)
+            if text not in self._reserved:
+                self._reserved.add(text)
+                return text
+        return None
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -102,8 +142,13 @@ def _route_kinds(spec: gatewayapi.Listener) -> tuple[tuple[str, ...], list[str]]
     return tuple(good), bad
 
 
-def run(ctx: context.Context) -> list[GatewayState]:
-    """Build the state of every Gateway in the config cluster, oldest first."""
+def run(ctx: context.Context, address_pool: str = DEFAULT_ADDRESS_POOL) -> list[GatewayState]:
+    """Build the state of every Gateway in the config cluster, sorted by namespace/name.
+
+    Args:
+        address_pool: network (CIDR, or one address) that Gateways without an address
+            get theirs from.
+    """
     gateways = sorted(
         ctx.config.gateways,
         key=lambda g: (
@@ -112,10 +157,12 @@ def run(ctx: context.Context) -> list[GatewayState]:
             g.metadata.name,
         ),
     )
+    requested = {id(gw): _requested(gw) for gw in gateways}
+    pool = AddressPool(address_pool, {a for a, _ in requested.values() if a})
     taken: dict[int, list[tuple[str, str]]] = defaultdict(list)  # port -> (address, gateway)
     states: list[GatewayState] = []
     for gw in gateways:
-        states.append(_gateway(ctx, gw, taken))
+        states.append(_gateway(ctx, gw, requested[id(gw)], pool, taken))
     return sorted(states, key=lambda s: s.key)
 
 
@@ -127,7 +174,11 @@ def _pending(message: str) -> list[status.Condition]:
 
 
 def _gateway(
-    ctx: context.Context, gw: gatewayapi.Gateway, taken: dict[int, list[tuple[str, str]]]
+    ctx: context.Context,
+    gw: gatewayapi.Gateway,
+    requested: tuple[str | None, str],
+    pool: AddressPool,
+    taken: dict[int, list[tuple[str, str]]],
 ) -> GatewayState:
     class_name = gw.spec.gateway_class_name
     if class_name not in ctx.accepted_classes:
@@ -142,12 +193,20 @@ def _gateway(
         ]
         return GatewayState(gw, _pending(why), listeners, handled=False)
 
-    address, problem = _address(gw)
+    address, problem = requested
+    programmed_reason = _R.INVALID
+    if address == "":
+        address = pool.take()
+        if address is None:
+            problem = "the address pool has no free address left"
+            programmed_reason = _R.ADDRESS_NOT_ASSIGNED
     if address is None:
-        conds = [
-            status.false(_C.ACCEPTED, _R.UNSUPPORTED_ADDRESS, problem),
-            status.false(_C.PROGRAMMED, _R.INVALID, problem),
-        ]
+        accepted = (
+            status.false(_C.ACCEPTED, _R.UNSUPPORTED_ADDRESS, problem)
+            if programmed_reason is _R.INVALID
+            else status.true(_C.ACCEPTED, _R.ACCEPTED)
+        )
+        conds = [accepted, status.false(_C.PROGRAMMED, programmed_reason, problem)]
         listeners = [
             ListenerState(
                 gw,
@@ -163,6 +222,10 @@ def _gateway(
             for spec in gw.spec.listeners
         ]
         return GatewayState(gw, conds, listeners, handled=True)
+    if len(gw.spec.addresses) > 1:
+        ctx.warnings.append(
+            f"Gateway {gw.ref}: only the first of spec.addresses is served ({address})"
+        )
 
     listeners = [_listener(gw, spec, address) for spec in gw.spec.listeners]
     _mark_conflicts(listeners)
@@ -200,7 +263,7 @@ def _gateway(
             status.false(_C.ACCEPTED, _R.LISTENERS_NOT_VALID, msg),
             status.false(_C.PROGRAMMED, _R.INVALID, msg),
         ]
-    return GatewayState(gw, conds, listeners, handled=True)
+    return GatewayState(gw, conds, listeners, handled=True, address=address)
 
 
 def _listener(gw: gatewayapi.Gateway, spec: gatewayapi.Listener, address: str) -> ListenerState:

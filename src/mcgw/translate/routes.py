@@ -24,21 +24,49 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from mcgw.config import core, gatewayapi
 from mcgw.ir import table, validate
-from mcgw.translate import backends, context, hostnames, listeners, status
+from mcgw.translate import backends, context, filters, hostnames, listeners, status
 
 _C = status.ConditionType
 _R = status.Reason
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledBackend:
+    weighted: table.WeightedBackend
+    """Without its filters: they are finished per listener from ``draft``."""
+    draft: filters.Draft
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     index: int
     matches: tuple[table.Match, ...]
-    backends: tuple[table.WeightedBackend, ...]
+    backends: tuple[CompiledBackend, ...]
+    draft: filters.Draft = field(default_factory=filters.Draft)
+    timeouts: table.Timeouts = field(default_factory=table.Timeouts)
+    retry: table.Retry | None = None
+
+    def ir_backends(self, port: int, scheme: str) -> tuple[table.WeightedBackend, ...]:
+        """The weighted backends as served from a listener on ``port``."""
+        if self.draft.broken:
+            return ()  # An unsupported rule filter: every request is answered 500.
+        out = []
+        for b in self.backends:
+            weighted = b.weighted
+            if b.draft.broken:
+                weighted = table.WeightedBackend(None, weighted.weight)
+            out.append(replace(weighted, filters=b.draft.for_listener(port, scheme)))
+        return tuple(out)
+
+    def mirror_backends(self) -> set[str]:
+        names = {m.backend for m in self.draft.filters.mirrors}
+        for b in self.backends:
+            names.update(m.backend for m in b.draft.filters.mirrors)
+        return names
 
 
 @dataclass(slots=True)
@@ -138,36 +166,76 @@ def compile_match(m: gatewayapi.HTTPRouteMatch) -> tuple[table.Match | None, str
     )
 
 
-def compile_route(route: gatewayapi.HTTPRoute, resolver: backends.Resolver) -> RouteState:
-    """Compile every rule of ``route``; invalid rules are dropped with a reason."""
+def compile_route(
+    route: gatewayapi.HTTPRoute, resolver: backends.Resolver, warnings: list[str] | None = None
+) -> RouteState:
+    """Compile every rule of ``route``; invalid rules are dropped with a reason.
+
+    Args:
+        warnings: receives what is ignored but has no condition (e.g. a header given
+            twice in one list).
+    """
     rules: list[CompiledRule] = []
     invalid: list[str] = []
     problems: list[backends.Problem] = []
     for i, rule in enumerate(route.spec.rules):
-        unsupported = sorted(
-            {f.type for f in rule.filters} | {f.type for b in rule.backend_refs for f in b.filters}
-        )
-        if unsupported:
-            invalid.append(f"rule {i}: filters are not supported yet ({', '.join(unsupported)})")
+        findings = filters.Findings()
+        try:
+            compiled = _compile_rule(route, i, rule, resolver, findings)
+        except filters.Invalid as exc:
+            why = str(exc)
+            invalid.append(why if why.startswith(f"rule {i}") else f"rule {i}: {why}")
             continue
-        matches: list[table.Match] = []
-        problem = None
-        for m in rule.matches:
-            compiled, problem = compile_match(m)
-            if compiled is None:
-                break
-            matches.append(compiled)
-        if problem is not None:
-            invalid.append(f"rule {i}: {problem}")
-            continue
-        weighted: list[table.WeightedBackend] = []
-        for ref in rule.backend_refs:
-            resolved = resolver.resolve(route, ref)
-            weighted.append(resolved.weighted)
-            if resolved.problem is not None:
-                problems.append(resolved.problem)
-        rules.append(CompiledRule(i, tuple(matches), tuple(weighted)))
+        rules.append(compiled)
+        problems.extend(findings.problems)
+        if warnings is not None:
+            warnings.extend(f"HTTPRoute {route.ref} {w}" for w in findings.warnings)
+        if rule.session_persistence is not None and warnings is not None:
+            warnings.append(
+                f"HTTPRoute {route.ref} rule {i}: sessionPersistence is not supported; ignored"
+            )
     return RouteState(route, tuple(rules), invalid, problems, [])
+
+
+def _compile_rule(
+    route: gatewayapi.HTTPRoute,
+    i: int,
+    rule: gatewayapi.HTTPRouteRule,
+    resolver: backends.Resolver,
+    findings: filters.Findings,
+) -> CompiledRule:
+    """One rule, or :class:`filters.Invalid`."""
+    filters.check_rule(rule)
+    matches: list[table.Match] = []
+    for m in rule.matches:
+        compiled, problem = compile_match(m)
+        if compiled is None:
+            raise filters.Invalid(problem or "invalid match")
+        matches.append(compiled)
+    single = rule.matches[0] if len(rule.matches) == 1 else None
+    prefix = single.path.value if single is not None and single.path.type == "PathPrefix" else ""
+
+    def compile_list(items: list[gatewayapi.HTTPRouteFilter], where: str) -> filters.Draft:
+        return filters.compile_filters(
+            items,
+            route=route,
+            matched_prefix=prefix,
+            resolver=resolver,
+            findings=findings,
+            where=where,
+        )
+
+    draft = compile_list(rule.filters, f"rule {i}")
+    timeouts = filters.timeouts(rule.timeouts)
+    retry = filters.retry(rule.retry)
+    compiled_backends: list[CompiledBackend] = []
+    for b, ref in enumerate(rule.backend_refs):
+        resolved = resolver.resolve(route, ref)
+        if resolved.problem is not None:
+            findings.problems.append(resolved.problem)
+        backend_draft = compile_list(ref.filters, f"rule {i} backendRef {b}")
+        compiled_backends.append(CompiledBackend(resolved.weighted, backend_draft))
+    return CompiledRule(i, tuple(matches), tuple(compiled_backends), draft, timeouts, retry)
 
 
 # --- attachment ---------------------------------------------------------------------------
@@ -348,7 +416,7 @@ def build_listeners(
                 for host in a.hostnames:
                     if any(hostnames.covers(o, host) for o in more_specific):
                         continue  # Served by the more specific listener only.
-                    for key, route in _ir_routes(a.route):
+                    for key, route in _ir_routes(a.route, port, lis.scheme):
                         entries[host].setdefault(route.name, (key, route))
         vhosts = tuple(
             table.VirtualHost(
@@ -370,18 +438,25 @@ def build_listeners(
     return tuple(out)
 
 
-def _ir_routes(state: RouteState) -> list[tuple[PrecedenceKey, table.Route]]:
+def _ir_routes(
+    state: RouteState, port: int, scheme: str
+) -> list[tuple[PrecedenceKey, table.Route]]:
     meta = state.route.metadata
     out = []
     for rule in state.rules:
+        weighted = rule.ir_backends(port, scheme)
+        rule_filters = rule.draft.for_listener(port, scheme)
         for j, match in enumerate(rule.matches):
             route = table.Route(
                 name=f"{meta.namespace}/{meta.name}/rule/{rule.index}/match/{j}",
                 match=match,
-                backends=rule.backends,
+                backends=weighted,
                 route_namespace=meta.namespace,
                 route_name=meta.name,
                 rule_index=rule.index,
+                filters=rule_filters,
+                timeouts=rule.timeouts,
+                retry=rule.retry,
             )
             key = precedence_key(
                 match, meta.creation_timestamp, meta.namespace, meta.name, rule.index, j

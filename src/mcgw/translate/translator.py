@@ -31,6 +31,16 @@ from mcgw.translate import (
 
 
 @dataclass(frozen=True, slots=True)
+class Options:
+    """How to translate; the defaults suit a laptop."""
+
+    address_pool: str = listeners.DEFAULT_ADDRESS_POOL
+    """Network (CIDR, or a single address) from which a Gateway without
+    ``spec.addresses`` gets its address, oldest Gateway first: ``127.0.0.1``,
+    ``127.0.0.2``, ... with the default."""
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     table: table.RouteTable
     """Validated and stamped with its version."""
@@ -40,7 +50,7 @@ class Result:
     """What is ignored or suspicious but has no status to carry it."""
 
 
-def translate(res: resources.Resources) -> Result:
+def translate(res: resources.Resources, options: Options | None = None) -> Result:
     """Compile ``res`` into a route table and the status of every object.
 
     Returns:
@@ -49,11 +59,12 @@ def translate(res: resources.Resources) -> Result:
     Raises:
         validate.InvalidTableError: the translator built an invalid table (a bug).
     """
+    options = options or Options()
     ctx = context.Context(res)
     statuses: list[status.ObjectStatus] = []
 
     statuses.extend(gatewayclasses.run(ctx))
-    gateways = listeners.run(ctx)
+    gateways = listeners.run(ctx, options.address_pool)
     policy_index = backends.policies(ctx)
     resolver = backends.Resolver(ctx, policy_index)
 
@@ -62,36 +73,12 @@ def translate(res: resources.Resources) -> Result:
     for route in sorted(
         ctx.config.http_routes, key=lambda r: (r.metadata.namespace, r.metadata.name)
     ):
-        state = routes.compile_route(route, resolver)
+        state = routes.compile_route(route, resolver, ctx.warnings)
         attachments.extend(routes.attach(ctx, gateways, state))
         route_states.append(state)
-        for i, rule in enumerate(route.spec.rules):
-            ignored = [
-                name
-                for name, value in (
-                    ("timeouts", rule.timeouts),
-                    ("retry", rule.retry),
-                    ("sessionPersistence", rule.session_persistence),
-                )
-                if value is not None
-            ]
-            if ignored:
-                ctx.warnings.append(
-                    f"HTTPRoute {route.ref} rule {i}: {', '.join(ignored)} not supported yet; "
-                    "ignored"
-                )
 
     ir_listeners = routes.build_listeners(listeners.programmed_sockets(gateways), attachments)
-    used = sorted(
-        {
-            w.backend
-            for lis in ir_listeners
-            for vh in lis.virtual_hosts
-            for r in vh.routes
-            for w in r.backends
-            if w.backend is not None
-        }
-    )
+    used = sorted(_used_backends(ir_listeners))
     locality, region_warnings = regions.locality(
         res.fleet.spec, (c.region for c in res.fleet.spec.clusters)
     )
@@ -118,6 +105,7 @@ def translate(res: resources.Resources) -> Result:
                 generation=meta.generation,
                 conditions=tuple(gw.conditions),
                 listeners=listeners.listener_statuses(gw),
+                addresses=(gw.address,) if gw.address else (),
             )
         )
     for state in route_states:
@@ -140,3 +128,17 @@ def translate(res: resources.Resources) -> Result:
         statuses=tuple(sorted(statuses, key=status.sort_key)),
         warnings=tuple(ctx.warnings),
     )
+
+
+def _used_backends(ir_listeners: tuple[table.Listener, ...]) -> set[str]:
+    """Every backend a route forwards or mirrors to."""
+    used: set[str] = set()
+    for lis in ir_listeners:
+        for vh in lis.virtual_hosts:
+            for r in vh.routes:
+                used.update(m.backend for m in r.filters.mirrors)
+                for w in r.backends:
+                    if w.backend is not None:
+                        used.add(w.backend)
+                    used.update(m.backend for m in w.filters.mirrors)
+    return used

@@ -1,0 +1,208 @@
+"""k6 scripts (QuickJS) and Python scenarios, through the CLI against a loopback server."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import loadtest_server as fake
+import loadtest_threaded as threaded
+import pytest
+
+from mcgw.cli import main as cli
+from mcgw.loadtest import script
+
+SEED_TEST_JS = """\
+import http from 'k6/http';
+import { sleep } from 'k6';
+export default function () {
+  http.get('http://store.example.com');
+  sleep(1);
+}
+"""
+
+
+def _write(tmp_path: pathlib.Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_seed_test_js_verbatim(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, "test.js", SEED_TEST_JS)
+    with threaded.serving() as server:
+        host = f"store.example.com=127.0.0.1:{server.port}"
+        rc = cli.main(["load", "--vus", "3", "--duration", "1500ms", "--host", host, path])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "* default: 3 looping VUs for 1.5s (gracefulStop: 30s)" in out
+    assert "default ✓ [======================================] 3 VUs  1.5s" in out
+    # 3 VUs × 2 iterations (t=0 and t=1 s); each iteration one request.
+    assert server.requests == 6
+    assert set(server.hosts) == {"store.example.com"}
+    assert "http_reqs......................: 6 " in out
+    assert "iterations.....................: 6 " in out
+
+
+RICH_JS = """\
+import http from 'k6/http';
+import { check, group, sleep } from 'k6';
+
+export const options = {
+  vus: 2,
+  iterations: 6,
+  thresholds: { checks: ['rate==1'], 'http_reqs{method:POST}': ['count==12'] },
+};
+
+export function setup() {
+  return { base: 'http://store.example.com', token: __ENV.TOKEN };
+}
+
+export default function (data) {
+  group('shop', function () {
+    const res = http.get(`${data.base}/item?vu=${__VU}&iter=${__ITER}`, {
+      headers: { 'X-Token': data.token },
+      tags: { name: 'item' },
+    });
+    check(res, {
+      'status is 200': (r) => r.status === 200,
+      'json ok': (r) => r.json().ok === true,
+      'has header': (r) => r.headers['Content-Type'] === 'application/json',
+    });
+  });
+  const rs = http.batch([
+    ['POST', `${data.base}/cart`, 'x=1'],
+    { method: 'PUT', url: `${data.base}/cart/1`, body: 'y' },
+  ]);
+  check(rs, { 'batch 200': (r) => r[0].status === 200 && r[1].status === 200 });
+  http.del(`${data.base}/cart/1`);
+  http.post(`${data.base}/form`, { a: 1 });
+}
+
+export function teardown(data) {
+  http.get(`${data.base}/teardown`);
+}
+"""
+
+
+def test_js_api_subset(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, "rich.js", RICH_JS)
+    export = tmp_path / "summary.json"
+    with threaded.serving() as server:
+        host = f"store.example.com=127.0.0.1:{server.port}"
+        argv = ["load", "-e", "TOKEN=t0k", "--host", host, "--summary-export", str(export), path]
+        rc = cli.main(argv)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    # 6 iterations × 5 requests, plus teardown's one.
+    assert server.requests == 31
+    assert server.targets[-1] == "/teardown"
+    items = sorted(t for t in server.targets if t.startswith("/item"))
+    assert items[0].startswith("/item?vu=")
+    assert {t.split("&")[1] for t in items} >= {"iter=0", "iter=1", "iter=2"}
+    assert "█ shop" in out and "✓ status is 200" in out and "✓ batch 200" in out
+    assert "6 iterations shared among 2 VUs" in out
+    doc = json.loads(export.read_text())
+    assert doc["metrics"]["checks"]["passes"] == 24
+    assert doc["root_group"]["checks"]["json ok"]["path"] == "::shop::json ok"
+    assert doc["metrics"]["http_reqs{method:POST}"]["count"] == 12
+    assert doc["metrics"]["http_reqs{method:POST}"]["thresholds"] == {"count==12": False}
+    assert doc["metrics"]["group_duration"]["max"] > 0
+
+
+def test_failed_threshold_exit_code_99(tmp_path: pathlib.Path) -> None:
+    text = RICH_JS.replace("'count==12'", "'count<1'")
+    path = _write(tmp_path, "fail.js", text)
+    with threaded.serving() as server:
+        host = f"store.example.com=127.0.0.1:{server.port}"
+        assert cli.main(["load", "-e", "TOKEN=x", "--host", host, path]) == 99
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("import http from 'k6/http';\nexport default function () {\n  http.get(;\n}\n", ":3:"),
+        ("import http from 'k6/http';\nimport ws from 'k6/ws';\n", ":2: import from 'k6/ws'"),
+        ("import http from 'k6/http';\nconst x = 1;\nundefinedThing();\n", ":3: ReferenceError"),
+        ("export default function () {}\nexport * from 'k6';\n", ":2:"),
+    ],
+)
+def test_script_errors_name_the_line(tmp_path: pathlib.Path, text: str, where: str) -> None:
+    path = _write(tmp_path, "bad.js", text)
+    with pytest.raises(script.ScriptLoadError) as info:
+        script.load(path, {})
+    assert f"{path}{where}" in str(info.value)
+
+
+def test_iteration_error_names_the_line_and_run_goes_on(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        "import http from 'k6/http';\n"
+        "export default function () {\n"
+        "  const r = http.get('http://store.example.com/');\n"
+        "  if (__ITER === 1) { null.boom; }\n"
+        "}\n"
+    )
+    path = _write(tmp_path, "it.js", text)
+    export = tmp_path / "s.json"
+    with threaded.serving() as server:
+        host = f"store.example.com=127.0.0.1:{server.port}"
+        rc = cli.main(["load", "-i", "3", "--host", host, "--summary-export", str(export), path])
+    assert rc == 0
+    assert server.requests == 3
+    out = capsys.readouterr().out
+    assert "2 complete and 1 interrupted iterations" in out
+
+
+def test_cli_exit_code_for_a_bad_script(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, "bad.js", "export default function () {\n  let = ;\n}\n")
+    assert cli.main(["load", path]) == cli.EXIT_BAD_INPUT
+    assert "bad.js:2:" in capsys.readouterr().err
+
+
+PY_SCENARIO = """\
+options = {"vus": 2, "iterations": 4, "thresholds": {"checks": ["rate==1"]}}
+
+
+async def setup(vu):
+    return {"base": "http://store.example.com"}
+
+
+async def default(vu):
+    with vu.group("g"):
+        res = await vu.http.get(f"{vu.data['base']}/py?vu={vu.id}", {"tags": {"name": "py"}})
+    vu.check(res, {"200": lambda r: r.status == 200, "json": lambda r: r.json()["ok"]})
+    await vu.sleep(0)
+"""
+
+
+def test_python_scenario(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, "scenario.py", PY_SCENARIO)
+    with threaded.serving() as server:
+        host = f"store.example.com=127.0.0.1:{server.port}"
+        rc = cli.main(["load", "--host", host, path])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert server.requests == 4
+    assert "✓ json" in out and "group_duration" in out
+    assert "checks.........................: 100.00% ✓ 8" in out
+
+
+def test_transform_keeps_lines() -> None:
+    src = (
+        "import http, { get } from 'k6/http';\n"
+        "import {\n  check,\n  sleep as nap,\n} from 'k6';\n"
+        "export const options = {};\n"
+        "export default function main() {}\n"
+        "export function setup() {}\n"
+    )
+    code, names = script.transform(src)
+    assert code.count("\n") >= src.count("\n")
+    assert code.splitlines()[5] == "const options = {};"
+    assert code.splitlines()[6] == "function main() {}"
+    assert set(names) == {"options", "default", "setup"}
+    assert "sleep: nap" in code.splitlines()[1]
+    _ = fake  # the server module is imported for its side-effect-free helpers
