@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -148,6 +150,7 @@ class H2Client(asyncio.Protocol):
         for r in self.responses.values():
             if r.done is not None and not r.done.done():
                 r.done.set_exception(ConnectionError("connection lost"))
+                r.done.exception()  # Marked seen: a test may not wait for this stream.
 
     def flush(self) -> None:
         data = self.h2.data_to_send()
@@ -180,9 +183,9 @@ class H2Client(asyncio.Protocol):
                 self.received += len(ev.data or b"")
                 n = ev.flow_controlled_length or 0
                 if self.auto_ack:
-                    self.h2.acknowledge_received_data(n, ev.stream_id)  # type: ignore[arg-type]
+                    self.h2.acknowledge_received_data(n, ev.stream_id)
                 else:
-                    self.unacked[ev.stream_id] = self.unacked.get(ev.stream_id, 0) + n  # type: ignore[index]
+                    self.unacked[ev.stream_id] = self.unacked.get(ev.stream_id, 0) + n
             elif isinstance(ev, h2.events.StreamEnded) and r is not None:
                 assert r.done is not None
                 r.done.set_result(None)
@@ -390,13 +393,15 @@ def test_get_and_post_reach_an_http1_backend() -> None:
 
             r = await c.request("POST", "/p", body=b"hello", headers=(("x-custom", "v"),))
             assert (r.status, bytes(r.body), r.headers["x-method"]) == (200, b"hello", "POST")
-            # No content-length: the body goes on as chunks.
-            big = bytes(range(256)) * 1024
+            r = await c.request("HEAD", "/h")
+            assert (r.status, bytes(r.body), r.headers["content-length"]) == (200, b"", "2")
+            # No content-length: the body goes on as chunks (past the stream window).
+            big = bytes(range(256)) * 4096
             r = await c.request("PUT", "/u", body=big, content_length=False)
             assert (r.status, bytes(r.body)) == (200, big)
             c.close()
 
-            get, post, put = up.seen
+            get, post, _, put = up.seen
             assert get.header("x-forwarded-for") == "127.0.0.1"
             assert get.header("x-forwarded-proto") == "http"
             assert (post.header("content-length"), post.header("x-custom")) == ("5", "v")
@@ -481,6 +486,31 @@ def test_conformance_backend_protocol_h2c_end_to_end(tmp_path: Path) -> None:
     run(main())
 
 
+def test_each_stream_is_one_access_log_record(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            t = http1_table(up.address, "/ok")
+            async with gateway(t, access_log_dir=tmp_path) as (_, addr):
+                c = await H2Client.connect(addr)
+                sids = [
+                    await c.start("GET", "/ok?q=1", headers=(("user-agent", "h2-test"),)),
+                    await c.start("GET", "/missing"),
+                ]
+                assert [(await c.response(s)).status for s in sids] == [200, 404]
+                c.close()
+
+    run(main())
+    lines = [
+        json.loads(x) for f in sorted(tmp_path.glob("*.jsonl")) for x in f.read_text().splitlines()
+    ]
+    ok, missing = sorted(lines, key=lambda x: x["httpRequest"]["status"])
+    assert ok["httpRequest"]["requestUrl"] == "http://shop.example/ok?q=1"
+    assert ok["httpRequest"]["userAgent"] == "h2-test"
+    assert ok["httpRequest"]["remoteIp"] == "127.0.0.1"
+    assert ok["jsonPayload"]["statusDetails"] == "response_sent_by_backend"
+    assert missing["jsonPayload"]["statusDetails"] == "no_route"
+
+
 def test_concurrent_streams_on_one_connection() -> None:
     async def main() -> None:
         def slow(seen: Seen) -> Reply:
@@ -498,6 +528,33 @@ def test_concurrent_streams_on_one_connection() -> None:
             await until(lambda: gw.connections == 1)
             c.close()
             await until(lambda: gw.connections == 0)
+
+    run(main())
+
+
+def test_upload_stalls_at_the_window_when_the_backend_does_not_read() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        # Listening, never accepting: the kernel takes the connection, nobody reads.
+        deaf = socket.socket()
+        deaf.bind(("127.0.0.1", 0))
+        deaf.listen(8)
+        address = deaf.getsockname()[:2]
+        try:
+            async with gateway(http1_table(address)) as (gw, addr):
+                c = await H2Client.connect(addr)
+                upload = loop.create_task(c.start("POST", "/up", body=b"u" * (48 * 1024 * 1024)))
+                await asyncio.sleep(1.0)
+                # Request DATA is acknowledged only as it is consumed: the client is held.
+                assert not upload.done()
+                held = c.h2.outbound_flow_control_window
+                await asyncio.sleep(0.2)
+                assert c.h2.outbound_flow_control_window == held
+                upload.cancel()
+                c.close()
+                await until(lambda: gw.connections == 0)
+        finally:
+            deaf.close()
 
     run(main())
 
@@ -611,7 +668,7 @@ def test_preface_split_across_reads() -> None:
         async with FakeUpstream() as up, gateway(http1_table(up.address)) as (_, addr):
             reader, writer = await asyncio.open_connection(*addr)
             client = h2.connection.H2Connection(
-                h2.config.H2Configuration(client_side=True, header_encoding="latin-1")
+                h2.config.H2Configuration(client_side=True, header_encoding=None)
             )
             client.initiate_connection()
             client.send_headers(
@@ -630,9 +687,9 @@ def test_preface_split_across_reads() -> None:
                 assert chunk
                 for ev in client.receive_data(chunk):
                     if isinstance(ev, h2.events.ResponseReceived):
-                        status = dict(ev.headers)[":status"]  # type: ignore[arg-type]
+                        status = dict(ev.headers)[b":status"]
                 writer.write(client.data_to_send())
-            assert status == "200"
+            assert status == b"200"
             writer.close()
 
     run(main())
@@ -662,9 +719,12 @@ def test_graceful_close_sends_goaway_and_finishes_streams() -> None:
 
 def test_idle_connection_is_closed() -> None:
     async def main() -> None:
-        async with FakeUpstream() as up, gateway(http1_table(up.address), idle_timeout_s=0.2) as (
-            gw,
-            addr,
+        async with (
+            FakeUpstream() as up,
+            gateway(http1_table(up.address), idle_timeout_s=0.2) as (
+                gw,
+                addr,
+            ),
         ):
             c = await H2Client.connect(addr)
             assert (await c.request("GET", "/")).status == 200

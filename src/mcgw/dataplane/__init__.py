@@ -24,6 +24,9 @@ Modules:
     h2upstream Cleartext HTTP/2 to ``h2c`` backends: one shared connection per
                endpoint, a Stream per request standing in for an upstream connection;
                pure header mapping, send queue and connection book.
+    h2server   Cleartext HTTP/2 from clients (prior knowledge): ClientConnection
+               hands a connection opening with the preface over; each stream runs
+               through a private ClientConnection fed HTTP/1.1 bytes in memory.
     tunnel     WebSocket pass-through: after a 101, bytes relayed both ways with
                backpressure, half-close and an idle timeout.
     protocol   ClientConnection: httptools callbacks, framing, hop-by-hop headers,

@@ -364,8 +364,11 @@ class Stream:
         if not self.closed:
             self.closed = True
             self.outbox.clear()
+            held = sum(n for _, n in self._pending)
             self._pending.clear()
             self.owner.stream_closed(self)
+            # Held request bytes were never acknowledged: the connection window is owed.
+            self._ack(held)
 
 
 class ServerConnection(asyncio.Protocol):
