@@ -243,6 +243,11 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def expire(self) -> None:
+        """The request's deadline passed: its waiter raises TimeoutError."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(TimeoutError())
+
     def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
         self._waiter = loop.create_future()
         self._body.clear()
@@ -284,10 +289,14 @@ class Client:
         "_capture",
         "_collect",
         "_conn",
+        "_deadline",
+        "_inflight",
         "_loop",
         "_request",
         "_target",
         "_timeout_s",
+        "_timer",
+        "_timer_at",
     )
 
     def __init__(
@@ -306,6 +315,10 @@ class Client:
         self._capture = capture
         self._conn: _Connection | None = None
         self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._deadline = 0.0
+        self._inflight: _Connection | None = None
 
     async def request(self, request: bytes | None = None, timeout_s: float | None = None) -> Result:
         """Send the request (the one given at construction by default) and wait for the
@@ -318,39 +331,43 @@ class Client:
         raw = self._request if request is None else request
         deadline = self._loop.time() + (self._timeout_s if timeout_s is None else timeout_s)
         try:
-            async with asyncio.timeout_at(deadline):
-                result = await self._attempt(start, raw)
-                if result is None:
-                    # A kept-alive connection the server had already closed: retry once
-                    # on a new one, as Go's transport (and so k6) does.
-                    result = await self._attempt(start, raw)
-                    assert result is not None
-                return result
+            result = await self._attempt(start, raw, deadline)
+            if result is None:
+                # A kept-alive connection the server had already closed: retry once
+                # on a new one, as Go's transport (and so k6) does.
+                result = await self._attempt(start, raw, deadline)
+                assert result is not None
+            return result
         except TimeoutError:
             self._drop()
             return _failure(start, "request timeout")
 
-    async def _attempt(self, start: int, raw: bytes) -> Result | None:
+    async def _attempt(self, start: int, raw: bytes, deadline: float) -> Result | None:
+        """One try; raises TimeoutError once ``deadline`` (loop time) passes."""
         conn = self._conn
         connecting = 0
         reused = conn is not None and not conn.lost and conn.keep_alive
         if not reused:
             self._drop()
             t = _now()
-            try:
-                _, conn = await self._loop.create_connection(
-                    lambda: _Connection(self._collect, self._capture),
-                    self._target.connect_host,
-                    self._target.connect_port,
-                )
-            except ConnectionRefusedError:
-                return _failure(start, "connection refused")
-            except OSError as exc:
-                return _failure(start, f"dial: {exc.strerror or exc}")
+            # The deadline's TimeoutError is raised by the context's exit, outside the
+            # OSError handlers (TimeoutError is an OSError).
+            async with asyncio.timeout_at(deadline):
+                try:
+                    _, conn = await self._loop.create_connection(
+                        lambda: _Connection(self._collect, self._capture),
+                        self._target.connect_host,
+                        self._target.connect_port,
+                    )
+                except ConnectionRefusedError:
+                    return _failure(start, "connection refused")
+                except OSError as exc:
+                    return _failure(start, f"dial: {exc.strerror or exc}")
             connecting = _now() - t
             self._conn = conn
         assert conn is not None and conn.transport is not None
         waiter = conn.start(self._loop)
+        self._arm(deadline, conn)
         sent_start = _now()
         conn.transport.write(raw)
         sent = _now()
@@ -372,9 +389,11 @@ class Client:
                 bytes_sent=len(raw),
                 bytes_received=conn.received,
             )
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, TimeoutError):
             self._drop()
             raise
+        finally:
+            self._inflight = None
         body = conn.finish()
         status = conn.parser.get_status_code()
         result = Result(
@@ -396,6 +415,30 @@ class Client:
             self._drop()
         return result
 
+    # The deadline of the request in flight. Not asyncio.timeout (a Timeout object,
+    # current_task() and a timer per request) and not a timer per request either: one
+    # timer per client, re-armed only when it fires early — deadlines only move later
+    # while requests follow each other, so a 60 s timeout costs one wake-up a minute.
+    def _arm(self, deadline: float, conn: _Connection) -> None:
+        self._deadline = deadline
+        self._inflight = conn
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        conn = self._inflight
+        if conn is None:
+            return
+        if self._loop.time() >= self._deadline:
+            conn.expire()
+        else:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            self._timer_at = self._deadline
+
     def _drop(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -404,6 +447,10 @@ class Client:
     def close(self) -> None:
         """Close the VU's connection."""
         self._drop()
+        self._inflight = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def _failure(start: int, error: str) -> Result:

@@ -26,6 +26,26 @@ _HIGHEST_NS = 3_600 * 1_000_000_000
 
 _PERCENTILE_RE = re.compile(r"^p\((\d+(?:\.\d+)?)\)$")
 
+# HdrHistogram's record_value is pure Python and costs ~2 µs (five calls, a bin() string
+# for the leading zeros), and its ctypes counter array is slow to index; a request records
+# about ten trend samples. Trend.add computes the same counts index inline from these
+# layout constants and bumps a plain list (same length, ~270 kB: bounded); the histogram
+# is brought up to date from it when read (summary, thresholds, merge).
+_LAYOUT = HdrHistogram(1, _HIGHEST_NS, 3)
+_COUNTS_LEN = int(_LAYOUT.counts_len)
+_UNIT = int(_LAYOUT.unit_magnitude)
+_HALF_MAG = int(_LAYOUT.sub_bucket_half_count_magnitude)
+_HALF = int(_LAYOUT.sub_bucket_half_count)
+_MASK = int(_LAYOUT.sub_bucket_mask)
+_SHIFT = _UNIT + _HALF_MAG + 1
+del _LAYOUT
+
+
+def _counts_index(value: int) -> int:
+    """HdrHistogram's counts index of ``value`` (0 ≤ value ≤ 1 h), as ``add`` inlines it."""
+    bucket = (value | _MASK).bit_length() - _SHIFT
+    return ((bucket + 1) << _HALF_MAG) + (value >> (bucket + _UNIT)) - _HALF
+
 
 class Counter:
     """A sum, e.g. ``http_reqs``, ``data_sent``."""
@@ -144,13 +164,14 @@ class Rate:
 class Trend:
     """A distribution, e.g. ``http_req_duration``. Time samples are nanoseconds."""
 
-    __slots__ = ("_hist", "contains", "count", "max", "min", "name", "total")
+    __slots__ = ("_counts", "_hist", "contains", "count", "max", "min", "name", "total")
     kind: MetricType = "trend"
 
     def __init__(self, name: str, contains: Contains = "time") -> None:
         self.name = name
         self.contains = contains
         self._hist = HdrHistogram(1, _HIGHEST_NS, 3)
+        self._counts = [0] * _COUNTS_LEN
         self.count = 0
         self.total = 0
         self.min = 0
@@ -165,17 +186,35 @@ class Trend:
             self.max = value
         self.count += 1
         self.total += value
-        self._hist.record_value(min(value, _HIGHEST_NS))
+        if value > _HIGHEST_NS:
+            value = _HIGHEST_NS
+        # = self._hist.record_value(value), inlined (see _counts_index).
+        bucket = (value | _MASK).bit_length() - _SHIFT
+        self._counts[((bucket + 1) << _HALF_MAG) + (value >> (bucket + _UNIT)) - _HALF] += 1
+
+    def _synced(self) -> HdrHistogram:
+        """The histogram as ``record_value`` would have left it."""
+        hist = self._hist
+        if hist.total_count != self.count:  # only add and merge change counts, and count
+            hist.counts[:] = self._counts
+        hist.total_count = self.count
+        if self.count:
+            hist.min_value = min(self.min, _HIGHEST_NS)
+            hist.max_value = min(self.max, _HIGHEST_NS)
+        return hist
 
     def merge(self, other: Trend) -> None:
         if other.count == 0:
             return
+        mine = self._counts
+        for index, n in enumerate(other._counts):
+            if n:
+                mine[index] += n
         if self.count == 0 or other.min < self.min:
             self.min = other.min
         self.max = max(self.max, other.max)
         self.count += other.count
         self.total += other.total
-        self._hist.add(other._hist)
 
     def __getstate__(self) -> dict[str, object]:
         # Workers send trends to the parent: the histogram travels HdrHistogram-encoded.
@@ -186,7 +225,7 @@ class Trend:
             "total": self.total,
             "min": self.min,
             "max": self.max,
-            "hist": self._hist.encode(),
+            "hist": self._synced().encode(),
         }
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -198,6 +237,7 @@ class Trend:
         self.max = int(state["max"])  # type: ignore[call-overload]
         self._hist = HdrHistogram(1, _HIGHEST_NS, 3)
         self._hist.decode_and_add(state["hist"])
+        self._counts = list(self._hist.counts)
 
     def stat(self, name: str, duration_s: float = 0.0) -> float | None:
         """One statistic in summary units (ms for time), for thresholds."""
@@ -225,7 +265,7 @@ class Trend:
             return self.min
         if p >= 100:
             return self.max
-        value = int(self._hist.get_value_at_percentile(p))
+        value = int(self._synced().get_value_at_percentile(p))
         return min(max(value, self.min), self.max)
 
     def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:

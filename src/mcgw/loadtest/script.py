@@ -100,7 +100,15 @@ class Response:
 
 def canonical_header(name: str) -> str:
     """Go's canonical MIME header key (``content-type`` → ``Content-Type``), as k6 shows."""
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+    canon = _CANONICAL.get(name)
+    if canon is None:
+        canon = "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+        if len(_CANONICAL) < 4096:  # the same few names come back on every response
+            _CANONICAL[name] = canon
+    return canon
+
+
+_CANONICAL: dict[str, str] = {}
 
 
 def _timeout_s(value: object, default: float) -> float:
@@ -132,6 +140,7 @@ class Http:
         self._run = run
         self._vu = vu
         self._targets: dict[str, client.Target] = {}
+        self._plain: dict[tuple[str, str], bytes] = {}
 
     async def request(
         self,
@@ -150,12 +159,22 @@ class Http:
             target = client.parse_target(url, run.opts.host_map)
             if len(self._targets) < 1024:
                 self._targets[url] = target
-        headers = {
-            canonical_header(str(k)): str(v) for k, v in dict(params.get("headers") or {}).items()
-        }
-        raw_body = _encode_body(body, headers)
-        raw = client.build_request(target, method, tuple(headers.items()), raw_body)
-        timeout = _timeout_s(params.get("timeout"), run.opts.timeout_s)
+        if not params and body is None:
+            # The common call (``http.get(url)``): its bytes are the same every time.
+            raw = self._plain.get((method, url))
+            if raw is None:
+                raw = client.build_request(target, method)
+                if len(self._plain) < 1024:
+                    self._plain[(method, url)] = raw
+            timeout = run.opts.timeout_s
+        else:
+            headers = {
+                canonical_header(str(k)): str(v)
+                for k, v in dict(params.get("headers") or {}).items()
+            }
+            raw_body = _encode_body(body, headers)
+            raw = client.build_request(target, method, tuple(headers.items()), raw_body)
+            timeout = _timeout_s(params.get("timeout"), run.opts.timeout_s)
         key = (target.connect_host, target.connect_port)
         pool = vu.clients.setdefault(key, [])
         conn = (
@@ -169,16 +188,18 @@ class Http:
             result = await conn.request(raw, timeout)
         finally:
             pool.append(conn)
-        user_tags = {str(k): str(v) for k, v in dict(params.get("tags") or {}).items()}
-        tags = {
-            **vu.tags,
-            "group": vu.group if group is None else group,
-            "method": method,
-            "url": url,
-            "name": url,
-            "proto": "HTTP/1.1",
-            **user_tags,
-        }
+        tags: dict[str, str] | None = None
+        if run.tagged:  # only JSON output and tag-selecting submetrics read them
+            user_tags = {str(k): str(v) for k, v in dict(params.get("tags") or {}).items()}
+            tags = {
+                **vu.tags,
+                "group": vu.group if group is None else group,
+                "method": method,
+                "url": url,
+                "name": url,
+                "proto": "HTTP/1.1",
+                **user_tags,
+            }
         run.record(result, vu, tags)
         if run.opts.throw and result.error:
             raise runner.ScriptError(f"{method} {url}: {result.error}")
