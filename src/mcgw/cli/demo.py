@@ -168,7 +168,13 @@ async def _failover(running: run.Running, host: str, port: int) -> None:
         raise ScenarioFailed(f"{failed} requests failed during the fail-over")
 
 
-async def scenario(paths: tuple[Path, ...], log_dir: Path, vus: int, duration_s: float) -> None:
+async def scenario(
+    paths: tuple[Path, ...],
+    log_dir: Path,
+    vus: int,
+    duration_s: float,
+    simulate_latency: bool = False,
+) -> None:
     _title("mcgw demo: SEED.md's multi-cluster Gateway on one machine")
     print(f"logs: {log_dir}")
     running = await run.start(
@@ -177,6 +183,7 @@ async def scenario(paths: tuple[Path, ...], log_dir: Path, vus: int, duration_s:
             port_map=((80, 0),),
             log_dir=log_dir,
             watch=False,
+            simulate_latency=simulate_latency,
         ),
         say=print,
     )
@@ -199,7 +206,7 @@ def main(args: argparse.Namespace) -> int:
     duration_s = load_options.parse_duration(args.duration)
     os.makedirs(log_dir, exist_ok=True)
     try:
-        run.run(lambda: scenario(paths, log_dir, args.vus, duration_s))
+        run.run(lambda: scenario(paths, log_dir, args.vus, duration_s, args.simulate_latency))
     except ScenarioFailed as exc:
         print(f"\nFAILED: {exc}")
         return 1

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the local fleet (pods as processes) and the gateway")
     _files(up)
     _gateway_flags(up)
+    _latency_flag(up)
 
     serve = sub.add_parser("serve", help="run the gateway against EndpointSlices in the files")
     _files(serve)
@@ -120,7 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--vus", type=int, default=30)
     demo.add_argument("--log-dir", type=Path, default=None, help="default var/demo-<time>/logs")
+    _latency_flag(demo)
     return parser
+
+
+def _latency_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--simulate-latency",
+        action="store_true",
+        help="delay each pod's traffic by the round trip between the gateway's location and "
+        "its region (as the Fleet's spec.network.simulateLatency does)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,6 +165,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             access_log=args.access_log,
             watch=args.watch,
             with_fleet=args.command == "up",
+            simulate_latency=getattr(args, "simulate_latency", False),
         )
         run.run(lambda: run.serve_forever(options))
         return EXIT_OK

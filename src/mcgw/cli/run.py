@@ -40,6 +40,9 @@ class RunOptions:
     there regardless)."""
     watch: bool = True
     with_fleet: bool = True
+    simulate_latency: bool = False
+    """Put the fleet's pods behind latency relays (:mod:`mcgw.fleet.relay`); False: as
+    the Fleet's ``spec.network.simulateLatency`` says."""
 
 
 @dataclass
@@ -111,11 +114,20 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
     fleet: runtime.FleetRuntime | None = None
     try:
         if options.with_fleet:
-            fleet = runtime.FleetRuntime(resources, options.log_dir)
+            fleet = runtime.FleetRuntime(
+                resources, options.log_dir, simulate_latency=options.simulate_latency or None
+            )
             say(f"fleet: starting {_describe(resources)}")
             await fleet.start()
             for pod in fleet.pods():
                 say(f"  pod {pod.cluster}/{pod.namespace}/{pod.name} on {pod.address}:{pod.port}")
+            for link in fleet.links():
+                say(
+                    f"  relay {link.listen[0]}:{link.listen[1]} → {link.pod} "
+                    f"(+{link.one_way_s * 1000:g} ms each way)"
+                )
+            for warning in fleet.warnings:
+                say(f"warning: {warning}")
 
         async def publish(result: translator.Result) -> None:
             await gateway.apply(result.table)

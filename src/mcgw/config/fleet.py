@@ -61,6 +61,15 @@ class RegionLatency(Model):
     rtt_ms: float = Field(ge=0)
 
 
+class FleetNetwork(Model):
+    """How the local fleet's network behaves (``mcgw up`` only; real clusters ignore it)."""
+
+    simulate_latency: bool = False
+    """Put each pod behind a relay that delays traffic by half the round trip between
+    the gateway's location and the pod's region, each way (see :mod:`mcgw.fleet.relay`);
+    the EndpointSlices then publish the relays' addresses."""
+
+
 class FleetSpec(Model):
     project: str = "mcgw-local"
     """Project id written into logs (``resource.labels.project_id``)."""
@@ -70,6 +79,8 @@ class FleetSpec(Model):
     clusters: list[FleetCluster] = Field(min_length=1)
     latencies: list[RegionLatency] = Field(default_factory=list)
     """Round-trip times that override the built-in table of cloud regions."""
+    network: FleetNetwork = Field(default_factory=FleetNetwork)
+    """The local fleet's simulated network."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FleetSpec:

@@ -14,6 +14,9 @@ Modules:
 * :mod:`~mcgw.fleet.endpoints` — pure: Services + ready pods → EndpointSlices.
 * :mod:`~mcgw.fleet.containerlog` — stdout/stderr lines → ``k8s_container`` log entries.
 * :mod:`~mcgw.fleet.runtime` — :class:`~mcgw.fleet.runtime.FleetRuntime`, the processes.
+* :mod:`~mcgw.fleet.relay` — opt-in latency relays: each pod behind a TCP forwarder
+  that delays traffic by the round trip between the gateway and the pod's region, so
+  regions are as far apart on a laptop as on the map (``spec.network.simulateLatency``).
 
 Glossary: a *pod* is a group of processes (one per container) sharing one address;
 *ready* means every container with a port accepts TCP connections and none has exited;

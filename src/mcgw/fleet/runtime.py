@@ -6,6 +6,12 @@ container in its own process group, captures its output as container logs
 address, and from then on keeps the set of ready pods, from which it publishes
 EndpointSlices (:mod:`mcgw.fleet.endpoints`).
 
+With latency simulation on (the Fleet's ``spec.network.simulateLatency``, or the
+``simulate_latency`` argument), every pod sits behind a relay that delays its traffic
+by the round trip between the gateway and the pod's region (:mod:`mcgw.fleet.relay`),
+and the EndpointSlices publish the relays' addresses instead of the pods'. Readiness
+probes still go straight to the pods, as the kubelet's do.
+
 A pod is ready once every container with a port accepts connections; it stops being
 ready when it is asked to stop (terminating) or when any of its processes exits. There
 is no restart: a pod that dies stays dead until the fleet is started again.
@@ -31,7 +37,7 @@ from pathlib import Path
 
 from mcgw.config import core
 from mcgw.config import resources as config_resources
-from mcgw.fleet import containerlog, endpoints, errors
+from mcgw.fleet import containerlog, endpoints, errors, relay
 from mcgw.fleet import pods as pods_
 
 DEFAULT_GRACE_S = 5.0
@@ -108,25 +114,29 @@ def _kill_groups(groups: set[int]) -> None:
     groups.clear()
 
 
-def _check_free(plans: tuple[pods_.PodPlan, ...]) -> None:
+def _check_free(plans: tuple[pods_.PodPlan, ...], links: tuple[relay.Link, ...] = ()) -> None:
     """Fail before starting anything if a pod's address is already listened on.
 
     Otherwise the readiness probe would reach the other listener (another fleet, most
     likely) and call a pod ready that is about to die of EADDRINUSE.
     """
+    wanted = [
+        (plan.address, container.port)
+        for plan in plans
+        for container in plan.containers
+        if container.port is not None
+    ]
+    wanted.extend(link.listen for link in links)
     busy: list[str] = []
-    for plan in plans:
-        for container in plan.containers:
-            if container.port is None:
-                continue
-            with socket.socket() as probe:
-                # With SO_REUSEADDR, bind fails only if something listens there, not
-                # because of connections lingering in TIME_WAIT.
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind((plan.address, container.port))
-                except OSError as exc:
-                    busy.append(f"{plan.address}:{container.port} ({exc.strerror})")
+    for address, port in wanted:
+        with socket.socket() as probe:
+            # With SO_REUSEADDR, bind fails only if something listens there, not
+            # because of connections lingering in TIME_WAIT.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                busy.append(f"{address}:{port} ({exc.strerror})")
     if busy:
         raise errors.PodStartError(
             "pod addresses already in use (is another fleet running? give it another "
@@ -146,6 +156,7 @@ class FleetRuntime:
         ready_timeout_s: float = 20,
         grace_s: float = DEFAULT_GRACE_S,
         first_octet: int = 1,
+        simulate_latency: bool | None = None,
     ) -> None:
         """
         Args:
@@ -156,6 +167,8 @@ class FleetRuntime:
             grace_s: SIGTERM → SIGKILL delay for pods whose template sets none.
             first_octet: pods of the first cluster get ``127.<first_octet>.*``, the next
                 cluster's the octet after; another fleet on the machine needs its own block.
+            simulate_latency: put each pod behind a latency relay (see the module
+                docstring); None: as the Fleet's ``spec.network.simulateLatency`` says.
         """
         self._resources = resources
         self._log_dir = log_dir
@@ -163,6 +176,17 @@ class FleetRuntime:
         self._ready_timeout_s = ready_timeout_s
         self._grace_s = grace_s
         self._first_octet = first_octet
+        self._simulate_latency = (
+            resources.fleet.spec.network.simulate_latency
+            if simulate_latency is None
+            else simulate_latency
+        )
+        self._links: tuple[relay.Link, ...] = ()
+        self._relays: dict[str, list[relay.Relay]] = {}
+        """Per pod name, its running relays."""
+        self._relayed: dict[str, str] = {}
+        """Pod address → its relay's address (empty without latency simulation)."""
+        self._warnings: tuple[str, ...] = ()
         self._pods: dict[str, _Pod] = {}
         self._log: containerlog.ContainerLog | None = None
         self._groups: set[int] = set()
@@ -180,14 +204,25 @@ class FleetRuntime:
         Raises:
             NotRunnableError: some Deployment cannot run locally; nothing was started.
             PodStartError: a pod exited or was not ready in time; everything was stopped.
+            FleetError: a latency relay cannot listen; everything was stopped.
         """
         if self._started:
             raise errors.FleetError("the fleet runtime was already started")
         self._started = True
         plans = pods_.plan(self._resources, python=self._python, first_octet=self._first_octet)
-        _check_free(plans)
+        if self._simulate_latency:
+            try:
+                self._links, self._warnings = relay.links(self._resources, plans)
+            except errors.FleetError as exc:
+                raise errors.NotRunnableError((str(exc),)) from None
+            self._relayed = {link.target[0]: link.listen[0] for link in self._links}
+        _check_free(plans, self._links)
         self._log = containerlog.ContainerLog(self._log_dir / f"containers-{os.getpid()}.jsonl")
         try:
+            # Relays first: they connect to their pod only when a client comes.
+            started = await relay.start_all(self._links)
+            for one in started:
+                self._relays.setdefault(one.link.pod, []).append(one)
             for plan in plans:
                 await self._spawn(plan)
             await self._wait_ready(list(self._pods.values()))
@@ -205,6 +240,7 @@ class FleetRuntime:
         self._closed = True
         try:
             await asyncio.gather(*(self._stop(pod) for pod in self._pods.values()))
+            await asyncio.gather(*(r.close() for rs in self._relays.values() for r in rs))
             tasks = [t for pod in self._pods.values() for t in pod.tasks]
             # Readers end at EOF; a grandchild holding a pipe open must not hang close().
             _, pending = await asyncio.wait(tasks, timeout=1.0) if tasks else (set(), set())
@@ -234,6 +270,16 @@ class FleetRuntime:
         ``LOG_INTERVAL``; this covers the fleet's side)."""
         if self._log is not None:
             self._log.flush()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the user should know about the started fleet (e.g. a region whose
+        latency is unknown, so its relays add no delay)."""
+        return self._warnings
+
+    def links(self) -> tuple[relay.Link, ...]:
+        """The latency relays, once started (empty without latency simulation)."""
+        return self._links
 
     def pods(self) -> tuple[PodInfo, ...]:
         """Every pod started, in plan order (cluster, Deployment, replica)."""
@@ -314,6 +360,12 @@ class FleetRuntime:
 
     def _slices(self, res: config_resources.Resources) -> dict[str, tuple[core.EndpointSlice, ...]]:
         ready = [pod.plan for pod in self._pods.values() if pod.ready]
+        if self._relayed:
+            # Slices publish where the gateway should connect: the relay, same ports.
+            ready = [
+                dataclasses.replace(p, address=self._relayed.get(p.address, p.address))
+                for p in ready
+            ]
         return {cluster.name: endpoints.slices(cluster, ready) for cluster in res.clusters}
 
     def _fire(self) -> None:
@@ -392,6 +444,9 @@ class FleetRuntime:
         if not pod.exited.is_set():
             pod.exited.set()
             self._set_ready(pod, False)
+            # Like the dead pod's address, its relay now refuses connections.
+            for one in self._relays.get(pod.plan.name, ()):
+                one.stop_listening()
             if not pod.terminating:
                 # Any process of a pod ending kills the pod: make the others follow.
                 self._signal(pod, signal.SIGTERM)
