@@ -1,7 +1,9 @@
 """``mcgw demo``: SEED.md's scenario on one machine, end to end.
 
 1. Start the fleet of examples/store (gke-west-1 in us-west1-a, gke-east-1 in
-   us-east1-b, two Store API pods each) and the gateway located in Tokyo.
+   us-east1-b, two Store API pods each) and the gateway located in Tokyo; each
+   cluster sits behind a relay that delays its traffic by the round trip from Tokyo
+   (``--no-simulate-latency`` turns that off).
 2. Ask ``/``, ``/west`` and ``/east`` with ``Host: store.example.com``.
 3. Load it like the engineer's k6 run: 30 VUs, one request and a 1 s sleep per iteration.
 4. Run SEED.md's Log Analytics query verbatim over the run's logs.

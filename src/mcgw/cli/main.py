@@ -121,7 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--vus", type=int, default=30)
     demo.add_argument("--log-dir", type=Path, default=None, help="default var/demo-<time>/logs")
-    _latency_flag(demo)
+    demo.add_argument(
+        "--simulate-latency",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="delay each pod's traffic by the round trip between Tokyo and its region, so "
+        "latencies look like SEED.md's (default: on)",
+    )
     return parser
 
 
