@@ -17,7 +17,8 @@ Modules:
     ServiceExport / ServiceImport, GKE's ``net.gke.io/v1`` and upstream
     ``multicluster.x-k8s.io/v1alpha1`` alike.
 ``policy``
-    GKE's HealthCheckPolicy and GCPBackendPolicy, with GKE's documented defaults.
+    GKE's HealthCheckPolicy, GCPBackendPolicy and GCPTrafficDistributionPolicy, with
+    GKE's documented defaults.
 ``core``
     Namespace, Service, Deployment, EndpointSlice: the fields mcgw reads.
 ``fleet``

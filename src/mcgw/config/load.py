@@ -126,6 +126,9 @@ KINDS: dict[tuple[str, str], _Kind] = {
         policy.HealthCheckPolicy, "health_check_policies"
     ),
     ("networking.gke.io", "GCPBackendPolicy"): _Kind(policy.GCPBackendPolicy, "backend_policies"),
+    ("networking.gke.io", "GCPTrafficDistributionPolicy"): _Kind(
+        policy.GCPTrafficDistributionPolicy, "traffic_policies"
+    ),
 }
 """(API group, kind) → model. The version is checked by the model's ``apiVersion``."""
 

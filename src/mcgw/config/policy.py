@@ -1,7 +1,10 @@
-"""GKE's policy kinds (``networking.gke.io/v1``): HealthCheckPolicy and GCPBackendPolicy.
+"""GKE's policy kinds (``networking.gke.io/v1``): HealthCheckPolicy, GCPBackendPolicy and
+GCPTrafficDistributionPolicy.
 
-Both attach to a backend through ``spec.targetRef`` (a Service, or a ``net.gke.io``
-ServiceImport for multi-cluster backends) and carry their settings in ``spec.default``.
+Each attaches to a backend (a Service, or a ``net.gke.io`` ServiceImport for
+multi-cluster backends) through ``spec.targetRef``, or ``spec.targetRefs`` for
+GCPTrafficDistributionPolicy as GKE's CRD has it, and carries its settings in
+``spec.default``.
 Field names, ranges and enums are those of GoogleCloudPlatform/gke-gateway-api. GKE's
 documented defaults are applied here (health checks every 5 s, timeout 5 s, 2 healthy /
 2 unhealthy; backend timeout 30 s; 1e8 requests per second per endpoint, i.e.
@@ -241,3 +244,74 @@ class GCPBackendPolicy(Resource):
     api_version: Literal["networking.gke.io/v1"]
     kind: Literal["GCPBackendPolicy"]
     spec: GCPBackendPolicySpec
+
+
+# --- GCPTrafficDistributionPolicy -------------------------------------------------------
+
+ServiceLbAlgorithm = Literal[
+    "WATERFALL_BY_REGION", "WATERFALL_BY_ZONE", "SPRAY_TO_REGION", "SPRAY_TO_WORLD"
+]
+"""How traffic is split between regions and zones (GKE's CRD has the first three;
+SPRAY_TO_WORLD is the Service LB policy's fourth, accepted as an mcgw extension)."""
+
+LocalityLbAlgorithm = Literal[
+    "ROUND_ROBIN",
+    "LEAST_REQUEST",
+    "RING_HASH",
+    "RANDOM",
+    "ORIGINAL_DESTINATION",
+    "MAGLEV",
+    "WEIGHTED_ROUND_ROBIN",
+]
+
+DEFAULT_FAILOVER_HEALTH_THRESHOLD = 70
+"""Envoy's built-in value, which GKE documents as the default for its proxies."""
+
+
+class TrafficPolicyTargetReference(Model):
+    """One of ``spec.targetRefs``: always in the policy's own namespace."""
+
+    group: str = Field(max_length=253)
+    kind: str = Field(min_length=1, max_length=63)
+    name: str = Field(min_length=1, max_length=253)
+
+
+class AutoCapacityDrain(Model):
+    enable_auto_capacity_drain: bool = False
+    """Treat a (cluster, zone) with under 25 % healthy endpoints as empty."""
+
+
+class FailoverConfig(Model):
+    failover_health_threshold: int | None = Field(default=None, ge=1, le=99)
+    """Percent of healthy endpoints below which a region sheds its traffic to the next
+    one; None: the data plane's default (:data:`DEFAULT_FAILOVER_HEALTH_THRESHOLD`)."""
+
+
+class GCPTrafficDistributionPolicyConfig(Model):
+    service_lb_algorithm: ServiceLbAlgorithm = "WATERFALL_BY_REGION"
+    locality_lb_algorithm: LocalityLbAlgorithm = "ROUND_ROBIN"
+    auto_capacity_drain: AutoCapacityDrain | None = None
+    failover_config: FailoverConfig | None = None
+
+    @property
+    def failover_health_threshold(self) -> int:
+        """The threshold in percent, GKE's default applied."""
+        config = self.failover_config
+        if config is None or config.failover_health_threshold is None:
+            return DEFAULT_FAILOVER_HEALTH_THRESHOLD
+        return config.failover_health_threshold
+
+
+class GCPTrafficDistributionPolicySpec(Model):
+    target_refs: list[TrafficPolicyTargetReference] = Field(min_length=1, max_length=16)
+    default: GCPTrafficDistributionPolicyConfig = Field(
+        default_factory=GCPTrafficDistributionPolicyConfig
+    )
+
+
+class GCPTrafficDistributionPolicy(Resource):
+    """How the target backends' traffic is spread over regions and zones."""
+
+    api_version: Literal["networking.gke.io/v1"]
+    kind: Literal["GCPTrafficDistributionPolicy"]
+    spec: GCPTrafficDistributionPolicySpec

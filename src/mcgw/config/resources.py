@@ -33,6 +33,7 @@ class ClusterResources:
     reference_grants: tuple[gatewayapi.ReferenceGrant, ...] = ()
     health_check_policies: tuple[policy.HealthCheckPolicy, ...] = ()
     backend_policies: tuple[policy.GCPBackendPolicy, ...] = ()
+    traffic_policies: tuple[policy.GCPTrafficDistributionPolicy, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,28 @@ table version in :class:`Balancer.__init__`:
    ready endpoint serves the request; inside that region endpoints take turns, so
    each zone gets a share proportional to its healthy endpoints.
 
+Capacity (GCPBackendPolicy maxRatePerEndpoint × healthy endpoints × capacityScaler)
+and the GCPTrafficDistributionPolicy (algorithm, failover threshold) only matter for
+a backend in several regions whose capacity is set, whose threshold is set, or that
+sprays to the world. Such a plan gets a :class:`_Waterfall`: requests are counted per
+region and per group over a sliding window (:data:`WINDOW_S` in :data:`BUCKETS`
+buckets, moved by the injectable clock at most once per bucket, so a pick costs O(1)
+plus one comparison per region), and the region is chosen by the rules of
+:class:`mcgw.ir.table.LbAlgorithm`. Every other plan takes the fast path: the closest
+region with a usable endpoint, with no clock read and no counting.
+
 Glossary:
     plan         the per-backend compiled structure: regions closest first.
     region plan  one region of a plan: its groups and the interleaved endpoint ring.
     ring         the region's ready endpoints in serving order; a counter walks it.
+    capacity     requests per second a region is meant to take: maxRatePerEndpoint ×
+                 its healthy endpoints × capacityScaler. A target, never a limit.
     reason       why the endpoint was chosen, written to the access log:
                  ``closest`` (the closest region that has endpoints served it),
-                 ``failover`` (closer regions have endpoints, none usable),
+                 ``spillover`` (the closest region is at capacity, or every region
+                 is and the excess is spread in proportion to capacity),
+                 ``failover`` (closer regions have endpoints, none usable, or too
+                 few healthy ones for the failover threshold),
                  ``retry`` (the caller excluded endpoints that already failed).
 
 Health is read through the small :class:`HealthView` protocol, which
@@ -30,13 +45,12 @@ Health is read through the small :class:`HealthView` protocol, which
 Every answer :meth:`Balancer.pick` can give (a :class:`Pick` per endpoint and reason,
 with the endpoint's ``address:port`` and its access-log fields) is built with the
 plan, so a pick allocates nothing.
-The region list in a plan is the place where capacity (maxRatePerEndpoint, the
-waterfall between regions) will hook in: each region plan can carry its capacity
-next to its ring.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -46,6 +60,14 @@ from mcgw.ir import table
 REASON_CLOSEST = "closest"
 REASON_FAILOVER = "failover"
 REASON_RETRY = "retry"
+REASON_SPILLOVER = "spillover"
+
+WINDOW_S = 1.0
+"""Request rates are counted over the last second ..."""
+BUCKETS = 10
+"""... in ten buckets of 100 ms: the window slides by a tenth of a second."""
+UNLIMITED_RATE = 1e8
+"""maxRatePerEndpoint × capacityScaler at or above this (GKE's default) never limits."""
 
 _NO_EXCLUDE: frozenset[tuple[str, int]] = frozenset()
 
@@ -65,7 +87,7 @@ class Pick(NamedTuple):
     endpoint: table.Endpoint
     group: table.BackendGroup
     reason: str
-    """``closest``, ``failover`` or ``retry`` (see the module docstring)."""
+    """``closest``, ``spillover``, ``failover`` or ``retry`` (see the module docstring)."""
     key: tuple[str, int]
     """(address, port) of the endpoint: the identity the health map and pool use."""
     address: str
@@ -75,17 +97,30 @@ class Pick(NamedTuple):
     record (:class:`mcgw.logschema.AccessRecord`, in its field order)."""
 
 
+class _Rate:
+    """Requests counted in the buckets of a sliding window, and their sum."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * BUCKETS
+        self.total = 0
+
+
 class _Slot:
-    """One endpoint of a ring, with the three answers :meth:`Balancer.pick` can give
+    """One endpoint of a ring, with the four answers :meth:`Balancer.pick` can give
     for it built in advance: picking allocates nothing."""
 
-    __slots__ = ("closest", "failover", "key", "retry")
+    __slots__ = ("closest", "failover", "key", "rate", "retry", "spillover")
 
-    def __init__(self, endpoint: table.Endpoint, group: table.BackendGroup) -> None:
+    def __init__(self, endpoint: table.Endpoint, group: table.BackendGroup, rate: _Rate) -> None:
         self.key = (endpoint.address, endpoint.port)
         self.closest = self._pick(endpoint, group, REASON_CLOSEST)
         self.failover = self._pick(endpoint, group, REASON_FAILOVER)
         self.retry = self._pick(endpoint, group, REASON_RETRY)
+        self.spillover = self._pick(endpoint, group, REASON_SPILLOVER)
+        self.rate = rate
+        """The group's request count (kept by capacity-aware plans only)."""
 
     def _pick(self, endpoint: table.Endpoint, group: table.BackendGroup, reason: str) -> Pick:
         address = f"{endpoint.address}:{endpoint.port}"
@@ -94,15 +129,34 @@ class _Slot:
 
 
 class _RegionPlan:
-    """One region of a backend: a ring of its ready endpoints and a cursor."""
+    """One region of a backend: a ring of its ready endpoints and a cursor; for
+    capacity-aware plans also its request count, capacity and health."""
 
-    __slots__ = ("groups", "name", "next", "ring")
+    __slots__ = (
+        "capacity",
+        "fit",
+        "group_rates",
+        "groups",
+        "healthy",
+        "name",
+        "next",
+        "rate",
+        "ring",
+    )
 
     def __init__(self, name: str, groups: tuple[table.BackendGroup, ...]) -> None:
         self.name = name
         self.groups = groups
-        self.ring: tuple[_Slot, ...] = _interleave(groups)
+        self.group_rates = tuple(_Rate() for _ in groups)
+        self.ring: tuple[_Slot, ...] = _interleave(groups, self.group_rates)
         self.next = 0
+        self.rate = _Rate()
+        self.capacity = 0.0
+        """Requests per second (refreshed once per bucket)."""
+        self.healthy = len(self.ring)
+        """Healthy ready endpoints (refreshed once per bucket)."""
+        self.fit = True
+        """Has a healthy endpoint and meets the failover threshold (refreshed too)."""
 
     def take(self, health: HealthView, exclude: frozenset[tuple[str, int]]) -> _Slot | None:
         """Return the next usable endpoint in ring order, or None.
@@ -141,6 +195,159 @@ class _BackendPlan:
     """Regions that have at least one endpoint (ready or not), closest first. The
     first one is the ``closest`` region even when none of its endpoints is ready:
     serving from another region is then a fail-over."""
+    waterfall: _Waterfall | None = None
+    """Set when capacity, the failover threshold or the algorithm can send a request
+    elsewhere than the closest region with a usable endpoint."""
+
+
+class _Waterfall:
+    """The capacity-aware choice of a region for one backend.
+
+    Counts are moved out of the window once per bucket (:meth:`_advance`), which also
+    refreshes each region's healthy endpoints, capacity and the order regions are
+    tried in; between two buckets a pick only adds to two counters.
+    """
+
+    __slots__ = (
+        "bucket_s",
+        "clock",
+        "closest",
+        "index",
+        "order",
+        "per_endpoint",
+        "rates",
+        "regions",
+        "spray",
+        "threshold",
+        "tick_at",
+        "window_start",
+    )
+
+    def __init__(
+        self,
+        backend: table.Backend,
+        regions: tuple[_RegionPlan, ...],
+        clock: Callable[[], float],
+    ) -> None:
+        self.regions = regions
+        self.closest = regions[0]
+        self.order = regions
+        """Regions in the order they are filled: closest first, those under the
+        failover threshold after all others."""
+        self.clock = clock
+        self.per_endpoint = backend.max_rate_per_endpoint * backend.capacity_scaler
+        self.threshold = backend.failover_health_threshold
+        self.spray = backend.lb_algorithm is table.LbAlgorithm.SPRAY_TO_WORLD
+        self.rates = tuple(r.rate for r in regions) + tuple(
+            rate for r in regions for rate in r.group_rates
+        )
+        self.bucket_s = WINDOW_S / BUCKETS
+        self.index = 0
+        self.tick_at = float("-inf")
+        """When the current bucket ends: the first pick starts the window."""
+        self.window_start = 0.0
+
+    def _advance(self, now: float, health: HealthView) -> None:
+        bucket_s = self.bucket_s
+        if self.tick_at == float("-inf"):
+            # Start as if one bucket had passed, so that the first requests have
+            # a budget to be measured against.
+            self.window_start = now - bucket_s
+            self.tick_at = now
+        steps = int((now - self.tick_at) / bucket_s) + 1
+        index = self.index
+        for _ in range(min(steps, BUCKETS)):
+            index = index + 1 if index + 1 < BUCKETS else 0
+            for rate in self.rates:
+                rate.total -= rate.buckets[index]
+                rate.buckets[index] = 0
+        self.index = index
+        self.tick_at += steps * bucket_s
+        self.window_start = max(self.window_start, self.tick_at - WINDOW_S)
+        self._refresh(health)
+
+    def _refresh(self, health: HealthView) -> None:
+        down = health.down
+        fit: list[_RegionPlan] = []
+        weak: list[_RegionPlan] = []
+        for region in self.regions:
+            healthy = 0
+            for slot in region.ring:
+                key = slot.key
+                if key not in down or health.healthy(key[0], key[1]):
+                    healthy += 1
+            region.healthy = healthy
+            region.capacity = self.per_endpoint * healthy
+            region.fit = healthy > 0 and healthy * 100 >= self.threshold * len(region.ring)
+            (fit if region.fit else weak).append(region)
+        self.order = tuple(fit + weak)
+
+    def take(self, health: HealthView, exclude: frozenset[tuple[str, int]]) -> Pick | None:
+        now = self.clock()
+        if now >= self.tick_at:
+            self._advance(now, health)
+        span = now - self.window_start
+        slot: _Slot | None = None
+        chosen: _RegionPlan | None = None
+        if not exclude:
+            if not self.spray:
+                # The waterfall: the first region in order under its capacity.
+                for region in self.order:
+                    if region.rate.total < region.capacity * span:
+                        slot = region.take(health, exclude)
+                        if slot is not None:
+                            chosen = region
+                            break
+            if slot is None:
+                # Every region at capacity, or spraying: the least loaded one.
+                chosen = self._least_loaded()
+                if chosen is not None:
+                    slot = chosen.take(health, exclude)
+        if slot is None:
+            # Retries (the next region in order with an endpoint not tried yet), no
+            # capacity anywhere (drained), or stale health: the first region in
+            # order with a usable endpoint serves.
+            for region in self.order:
+                slot = region.take(health, exclude)
+                if slot is not None:
+                    chosen = region
+                    break
+        if slot is None or chosen is None:
+            return None
+        index = self.index
+        rate = chosen.rate
+        rate.buckets[index] += 1
+        rate.total += 1
+        rate = slot.rate
+        rate.buckets[index] += 1
+        rate.total += 1
+        if exclude:
+            return slot.retry
+        closest = self.closest
+        if chosen is closest:
+            return slot.closest
+        if self.spray or (closest.fit and closest.rate.total >= closest.capacity * span):
+            return slot.spillover
+        return slot.failover
+
+    def _least_loaded(self) -> _RegionPlan | None:
+        """The region furthest below its share when every one is at capacity (or
+        when spraying): requests spread in proportion to capacity."""
+        best: _RegionPlan | None = None
+        best_load = 0.0
+        for region in self.order:
+            capacity = region.capacity
+            if capacity > 0.0:
+                load = region.rate.total / capacity
+                if best is None or load < best_load:
+                    best, best_load = region, load
+        return best
+
+    def rates_per_s(self) -> dict[str, float]:
+        """Region → requests per second over the window so far (for explain, tests)."""
+        now = self.clock()
+        span = max(now - self.window_start, self.bucket_s)
+        return {region.name: region.rate.total / span for region in self.regions}
 
 
 class _Wrr:
@@ -182,7 +389,9 @@ def region_order(locality: table.Locality, regions: set[str]) -> list[str]:
     return sorted(regions, key=lambda name: (rank.get(name, unlisted), name))
 
 
-def _interleave(groups: tuple[table.BackendGroup, ...]) -> tuple[_Slot, ...]:
+def _interleave(
+    groups: tuple[table.BackendGroup, ...], rates: tuple[_Rate, ...]
+) -> tuple[_Slot, ...]:
     """Order the ready endpoints of ``groups`` so that zones alternate.
 
     Groups take turns by smooth weighted round robin with their ready endpoint count
@@ -206,21 +415,42 @@ def _interleave(groups: tuple[table.BackendGroup, ...]) -> tuple[_Slot, ...]:
         current[best] -= total
         endpoint = queues[best][taken[best]]
         taken[best] += 1
-        ring.append(_Slot(endpoint, groups[best]))
+        ring.append(_Slot(endpoint, groups[best], rates[best]))
     return tuple(ring)
 
 
-def _plan(backend: table.Backend, locality: table.Locality) -> _BackendPlan:
+def _plan(
+    backend: table.Backend, locality: table.Locality, clock: Callable[[], float]
+) -> _BackendPlan:
     by_region: dict[str, list[table.BackendGroup]] = {}
     for group in backend.groups:
         if group.endpoints:
             by_region.setdefault(group.region, []).append(group)
-    return _BackendPlan(
-        regions=tuple(
-            _RegionPlan(name, tuple(by_region[name]))
-            for name in region_order(locality, set(by_region))
-        )
+    regions = tuple(
+        _RegionPlan(name, tuple(by_region[name])) for name in region_order(locality, set(by_region))
     )
+    return _BackendPlan(
+        regions=regions,
+        waterfall=_Waterfall(backend, regions, clock)
+        if _needs_waterfall(backend, regions)
+        else None,
+    )
+
+
+def _needs_waterfall(backend: table.Backend, regions: tuple[_RegionPlan, ...]) -> bool:
+    """Whether a request may go elsewhere than today's fast path sends it.
+
+    With one region there is nowhere to spill to; with GKE's default capacity, no
+    failover threshold and a waterfall algorithm, the closest region with a usable
+    endpoint always has room; a capacityScaler of 0 drains every region alike, so the
+    closest one serves too.
+    """
+    if len(regions) < 2:
+        return False
+    per_endpoint = backend.max_rate_per_endpoint * backend.capacity_scaler
+    capped = 0.0 < per_endpoint < UNLIMITED_RATE
+    spray = backend.lb_algorithm is table.LbAlgorithm.SPRAY_TO_WORLD
+    return capped or spray or backend.failover_health_threshold > 0
 
 
 class Balancer:
@@ -228,14 +458,21 @@ class Balancer:
 
     Build one per table version (everything is compiled here); per call only
     counters move and the health map is read. Not thread-safe: one per event loop.
+    ``clock`` (monotonic seconds) times the request-rate windows; only
+    capacity-aware backends read it.
     """
 
     __slots__ = ("_health", "_plans", "_wrr", "table")
 
-    def __init__(self, route_table: table.RouteTable, health: HealthView) -> None:
+    def __init__(
+        self,
+        route_table: table.RouteTable,
+        health: HealthView,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.table = route_table
         self._health = health
-        self._plans = {b.name: _plan(b, route_table.locality) for b in route_table.backends}
+        self._plans = {b.name: _plan(b, route_table.locality, clock) for b in route_table.backends}
         self._wrr: dict[str, _Wrr] = {}
         for listener in route_table.listeners:
             for vhost in listener.virtual_hosts:
@@ -273,6 +510,8 @@ class Balancer:
         if plan is None:
             return None
         health = self._health
+        if plan.waterfall is not None:
+            return plan.waterfall.take(health, exclude)
         regions = plan.regions
         for region in regions:
             slot = region.take(health, exclude)
@@ -286,3 +525,11 @@ class Balancer:
         """Return the regions of ``backend_name`` that have endpoints, closest first."""
         plan = self._plans.get(backend_name)
         return () if plan is None else tuple(region.name for region in plan.regions)
+
+    def rates(self, backend_name: str) -> dict[str, float]:
+        """Requests per second per region of a capacity-aware backend, over the window;
+        empty for backends on the fast path (they count nothing)."""
+        plan = self._plans.get(backend_name)
+        if plan is None or plan.waterfall is None:
+            return {}
+        return plan.waterfall.rates_per_s()

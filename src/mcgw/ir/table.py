@@ -412,6 +412,24 @@ class HealthCheck:
     """Consecutive failures that take a healthy endpoint out."""
 
 
+class LbAlgorithm(StrEnum):
+    """How a backend's traffic is split between regions (GCPTrafficDistributionPolicy
+    ``serviceLbAlgorithm``). Capacity is always a target, never a limit."""
+
+    WATERFALL_BY_REGION = "WATERFALL_BY_REGION"
+    """Fill the closest region in proportion to its groups' capacity; overflow to the
+    next closest only when it is at capacity; when every region is full, spread the
+    excess over all of them in proportion to capacity. GKE's default."""
+    SPRAY_TO_REGION = "SPRAY_TO_REGION"
+    """As WATERFALL_BY_REGION between regions; inside a region every zone gets its
+    share (GKE's difference, per-client spreading, is moot with one gateway)."""
+    SPRAY_TO_WORLD = "SPRAY_TO_WORLD"
+    """Every region at once, in proportion to capacity, whatever the distance."""
+    WATERFALL_BY_ZONE = "WATERFALL_BY_ZONE"
+    """GKE keeps traffic in the client's zone first; the gateway has a region, not a
+    zone, so the data plane treats it as WATERFALL_BY_REGION."""
+
+
 @dataclass(frozen=True, slots=True)
 class Backend:
     name: str
@@ -435,6 +453,13 @@ class Backend:
     capacityScaler); 0 drains the backend unless every other one is full or down."""
     protocol: BackendProtocol = BackendProtocol.HTTP
     """From the appProtocol of the Service (or ServiceImport) port."""
+    lb_algorithm: LbAlgorithm = LbAlgorithm.WATERFALL_BY_REGION
+    """GCPTrafficDistributionPolicy ``serviceLbAlgorithm``."""
+    failover_health_threshold: int = 0
+    """Percent (0-99): a region with fewer healthy endpoints than this share sheds its
+    traffic to the next region that has enough (if none has, the closest region with a
+    healthy endpoint serves). 0, without a GCPTrafficDistributionPolicy: only a region
+    with no healthy endpoint fails over. A policy sets GKE's default, 70."""
 
 
 @dataclass(frozen=True, slots=True)

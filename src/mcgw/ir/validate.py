@@ -295,6 +295,13 @@ def _check_backends(backends: tuple[table.Backend, ...], errors: list[IRError]) 
             errors.append(
                 IRError(f"{path}.capacity_scaler", f"{backend.capacity_scaler} is not in 0-1")
             )
+        if not 0 <= backend.failover_health_threshold <= 99:
+            errors.append(
+                IRError(
+                    f"{path}.failover_health_threshold",
+                    f"{backend.failover_health_threshold} is not in 0-99",
+                )
+            )
         _check_health_check(f"{path}.health_check", backend.health_check, errors)
         keys = [(g.cluster, g.zone) for g in backend.groups]
         if keys != sorted(keys):

@@ -295,13 +295,16 @@ def _add(
 
 
 class PolicyIndex:
-    """HealthCheckPolicy and GCPBackendPolicy, resolved to the targets they override."""
+    """HealthCheckPolicy, GCPBackendPolicy and GCPTrafficDistributionPolicy, resolved to
+    the targets they override."""
 
     def __init__(self, ctx: context.Context, resolver_exists: _Exists) -> None:
         self.statuses: list[status.ObjectStatus] = []
         self._health: dict[Target, table.HealthCheck] = {}
         self._backend: dict[Target, policy.GCPBackendPolicy] = {}
+        self._traffic: dict[Target, policy.GCPTrafficDistributionPolicy] = {}
         self._index(ctx, resolver_exists)
+        self._index_traffic(ctx, resolver_exists)
 
     def _index(self, ctx: context.Context, exists: _Exists) -> None:
         Policy = policy.HealthCheckPolicy | policy.GCPBackendPolicy
@@ -373,6 +376,92 @@ class PolicyIndex:
         claimed[target] = obj.metadata.name
         return status.true(_C.ACCEPTED, _R.ACCEPTED, f"applies to {ir_kind} {ns}/{ref.name}")
 
+    def _index_traffic(self, ctx: context.Context, exists: _Exists) -> None:
+        """GCPTrafficDistributionPolicy has a list of targets (GKE's CRD): it is accepted
+        when it applies to at least one; the oldest policy wins a contested target."""
+        kind = "GCPTrafficDistributionPolicy"
+        claimed: dict[Target, str] = {}
+        for obj in sorted(
+            ctx.config.traffic_policies,
+            key=lambda p: (
+                context.created_key(p.metadata.creation_timestamp),
+                p.metadata.namespace,
+                p.metadata.name,
+            ),
+        ):
+            ns = obj.metadata.namespace
+            applied: list[str] = []
+            missing: list[str] = []
+            conflicts: list[str] = []
+            invalid: list[str] = []
+            for ref in obj.spec.target_refs:
+                ir_kind = target_kind(ref.group, ref.kind)
+                if ir_kind is None:
+                    invalid.append(f"{ref.group or 'core'}/{ref.kind} {ref.name}")
+                    continue
+                target = Target(ir_kind, ns, ref.name)
+                where = f"{ir_kind} {ns}/{ref.name}"
+                if not exists(target):
+                    missing.append(where)
+                elif target in claimed:
+                    conflicts.append(f"{where} (already targeted by {claimed[target]})")
+                else:
+                    claimed[target] = obj.metadata.name
+                    self._traffic[target] = obj
+                    applied.append(where)
+            if invalid:
+                cond = status.false(
+                    _C.ACCEPTED,
+                    _R.INVALID,
+                    f"targetRefs {', '.join(invalid)}: not a Service or ServiceImport",
+                )
+            elif applied:
+                message = f"applies to {', '.join(applied)}"
+                if missing or conflicts:
+                    message += f"; not to {', '.join(missing + conflicts)}"
+                cond = status.true(_C.ACCEPTED, _R.ACCEPTED, message)
+            elif missing:
+                cond = status.false(
+                    _C.ACCEPTED, _R.TARGET_NOT_FOUND, f"{', '.join(missing)} does not exist"
+                )
+            else:
+                cond = status.false(
+                    _C.ACCEPTED,
+                    _R.CONFLICTED,
+                    f"{', '.join(conflicts)}: the oldest policy wins",
+                )
+            if cond.status is status.ConditionStatus.TRUE:
+                self._warn_unsupported(ctx, obj)
+            self.statuses.append(
+                status.ObjectStatus(
+                    kind=kind,
+                    namespace=ns,
+                    name=obj.metadata.name,
+                    cluster=ctx.config.name,
+                    generation=obj.metadata.generation,
+                    conditions=(cond,),
+                )
+            )
+
+    @staticmethod
+    def _warn_unsupported(ctx: context.Context, obj: policy.GCPTrafficDistributionPolicy) -> None:
+        default = obj.spec.default
+        where = f"GCPTrafficDistributionPolicy {obj.ref}"
+        if default.locality_lb_algorithm != "ROUND_ROBIN":
+            ctx.warnings.append(
+                f"{where}: localityLbAlgorithm {default.locality_lb_algorithm} is not "
+                "implemented yet; endpoints take turns (ROUND_ROBIN)"
+            )
+        if default.auto_capacity_drain is not None and (
+            default.auto_capacity_drain.enable_auto_capacity_drain
+        ):
+            ctx.warnings.append(f"{where}: autoCapacityDrain is not implemented yet")
+        if default.service_lb_algorithm == "WATERFALL_BY_ZONE":
+            ctx.warnings.append(
+                f"{where}: WATERFALL_BY_ZONE is served as WATERFALL_BY_REGION (the "
+                "gateway has a region, not a zone, to be closest to)"
+            )
+
     def apply(self, target: Target, backend: table.Backend) -> table.Backend:
         check = self._health.get(target)
         if check is not None:
@@ -385,6 +474,14 @@ class PolicyIndex:
                 timeout_s=float(default.timeout_sec),
                 max_rate_per_endpoint=float(default.max_rate_per_endpoint),
                 capacity_scaler=default.capacity_scaler,
+            )
+        traffic = self._traffic.get(target)
+        if traffic is not None:
+            spread = traffic.spec.default
+            backend = dataclasses.replace(
+                backend,
+                lb_algorithm=table.LbAlgorithm(spread.service_lb_algorithm),
+                failover_health_threshold=spread.failover_health_threshold,
             )
         return backend
 

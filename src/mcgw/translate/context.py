@@ -152,6 +152,7 @@ class Context:
                 "ReferenceGrant": cluster.reference_grants,
                 "HealthCheckPolicy": cluster.health_check_policies,
                 "GCPBackendPolicy": cluster.backend_policies,
+                "GCPTrafficDistributionPolicy": cluster.traffic_policies,
             }
             for kind, objs in kinds.items():
                 for obj in objs:

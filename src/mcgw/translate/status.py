@@ -165,6 +165,7 @@ API_VERSIONS = {
     "ServiceImport": "net.gke.io/v1",
     "HealthCheckPolicy": "networking.gke.io/v1",
     "GCPBackendPolicy": "networking.gke.io/v1",
+    "GCPTrafficDistributionPolicy": "networking.gke.io/v1",
 }
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 
