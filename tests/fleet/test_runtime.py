@@ -359,3 +359,37 @@ def test_safety_net_kills_pods_when_the_owner_exits_without_close(tmp_path: Path
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in pids)
+
+
+def _processes_with(marker: str) -> list[int]:
+    """PIDs whose command line contains ``marker`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_children_of_an_exited_container_command_are_stopped_too(tmp_path: Path) -> None:
+    # The command exits at once but leaves a child behind in its process group, as a
+    # shell script that backgrounds its server would: the pod's stop must reach it.
+    marker = f"mcgw-orphan-{os.getpid()}"
+    child = f"import time; time.sleep(60)  # {marker}"
+    spawn = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', '{child}'])"
+    command = f'{sys.executable} -c "{spawn}"'
+    d = deployment("orphan", image="orphan:1", annotations={"mcgw.dev/command": command})
+    f = FleetThread(tmp_path, fleet(("c1", (d,), ())), ready_timeout_s=1.0, first_octet=43)
+    try:
+        with pytest.raises(errors.PodStartError):
+            f.start()
+    finally:
+        f.close()
+    deadline = time.monotonic() + 5
+    while _processes_with(marker):
+        assert time.monotonic() < deadline, "the container's child outlived the fleet"
+        time.sleep(0.05)

@@ -136,7 +136,7 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
         controller = runner.Controller(
             publish=publish, augment=augment, options=translate_options(options)
         )
-        await controller.handle(first)
+        await controller.handle(first, strict=True)
         running = Running(gateway=gateway, controller=controller, fleet=fleet)
     except BaseException:
         await gateway.close()
@@ -171,17 +171,17 @@ def _describe(resources: res.Resources) -> str:
 
 
 async def _follow_files(controller: runner.Controller, provider: file.FileProvider) -> None:
-    first = True
+    # The provider's first event is a fresh load: files edited while the fleet was
+    # starting are picked up here (an unchanged load is a no-op).
     async for event in provider.events():
-        if first:  # already applied by start()
-            first = False
-            continue
         await controller.handle(event)
 
 
 async def _follow_fleet(controller: runner.Controller, fleet: runtime.FleetRuntime) -> None:
+    seen = fleet.version
     while True:
-        await fleet.wait_changed()
+        await fleet.wait_changed(since=seen)  # returns at once if it changed meanwhile
+        seen = fleet.version
         await controller.reconcile()
 
 

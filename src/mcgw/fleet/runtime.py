@@ -439,7 +439,8 @@ class FleetRuntime:
 
     async def _watch(self, pod: _Pod, container: str, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
-        self._groups.discard(proc.pid)
+        # The group id stays recorded until close(): children of the container's
+        # command (a shell's, say) may outlive it and must be stopped with the pod.
         pod.exit_codes[container] = code
         if not pod.exited.is_set():
             pod.exited.set()
@@ -500,14 +501,16 @@ class FleetRuntime:
         )
 
     def _signal(self, pod: _Pod, sig: int) -> None:
+        # The whole process group, even when its leader has exited: what the
+        # container's command started belongs to the pod too.
         for proc in pod.procs:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, sig)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
 
     async def _stop(self, pod: _Pod) -> None:
         if pod.all_exited:
             self._set_ready(pod, False)
+            self._signal(pod, signal.SIGKILL)  # leftovers of an exited leader
             return
         pod.terminating = True
         self._set_ready(pod, False)
