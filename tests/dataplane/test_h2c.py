@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Self
 
 import h2.config
 import h2.connection
@@ -17,184 +15,18 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
-from mcgw.config import load
-from mcgw.dataplane import server
-from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 from mcgw.testing import tables
 from mcgw.testing.client import RawClient
+from mcgw.testing.gateway import serve, translate_yaml
+from mcgw.testing.h2origin import H2Origin, H2Reply, H2Request
 from mcgw.testing.runner import run
 from mcgw.testing.upstream import FakeUpstream, closed_port
-from mcgw.translate import translator
 
-BASE = ProxySettings(
-    port_map=((80, 0),),
-    active_health_checks=False,
-    timer_resolution_s=0.02,
-    debug_headers=True,
-)
-
-# -- an HTTP/2 (prior knowledge) origin server, written with h2 --------------------------
-
-
-@dataclass(slots=True)
-class H2Request:
-    connection: int
-    stream_id: int
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class H2Reply:
-    status: int = 200
-    body: bytes = b"ok"
-    headers: tuple[tuple[str, str], ...] = ()
-    content_length: bool = True
-    delay_s: float = 0.0
-    reset: int | None = None
-    """Reset the stream with this error code instead of answering."""
-    close: bool = False
-    """Close the TCP connection instead of answering."""
-
-
-Handler = Callable[[H2Request], H2Reply]
-
-
-@dataclass(slots=True)
-class H2Origin:
-    handler: Handler = field(default=lambda req: H2Reply(body=req.body or b"ok"))
-    seen: list[H2Request] = field(default_factory=list)
-    connections: int = 0
-    in_flight: int = 0
-    blocked: int = 0
-    """Replies waiting for flow-control credit right now."""
-    max_in_flight: int = 0
-    server: asyncio.Server | None = None
-    transports: list[asyncio.Transport] = field(default_factory=list)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        assert self.server is not None
-        host, port = self.server.sockets[0].getsockname()[:2]
-        return str(host), int(port)
-
-    async def __aenter__(self) -> Self:
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _H2Server(self), "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-        for t in self.transports:
-            t.close()
-
-
-class _H2Server(asyncio.Protocol):
-    def __init__(self, origin: H2Origin) -> None:
-        self.origin = origin
-        self.h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding="latin-1")
-        )
-        self.transport: asyncio.Transport | None = None
-        self.requests: dict[int, tuple[dict[str, str], bytearray]] = {}
-        self.window = asyncio.Event()
-        self.number = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.origin.transports.append(self.transport)  # type: ignore[arg-type]
-        self.origin.connections += 1
-        self.number = self.origin.connections
-        self.h2.initiate_connection()
-        self.flush()
-
-    def flush(self) -> None:
-        data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            self.flush()
-            assert self.transport is not None
-            self.transport.close()
-            return
-        for ev in events:
-            if isinstance(ev, h2.events.RequestReceived):
-                self.requests[ev.stream_id] = (dict(ev.headers), bytearray())  # type: ignore[arg-type]
-            elif isinstance(ev, h2.events.DataReceived):
-                self.requests[ev.stream_id][1].extend(ev.data)
-                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            elif isinstance(ev, h2.events.StreamEnded):
-                headers, body = self.requests.pop(ev.stream_id)
-                req = H2Request(self.number, ev.stream_id, headers, bytes(body))
-                asyncio.get_running_loop().create_task(self.respond(req))
-            elif isinstance(ev, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
-                self.window.set()
-        self.flush()
-
-    async def respond(self, req: H2Request) -> None:
-        origin = self.origin
-        origin.seen.append(req)
-        origin.in_flight += 1
-        origin.max_in_flight = max(origin.max_in_flight, origin.in_flight)
-        try:
-            reply = origin.handler(req)
-            if reply.delay_s:
-                await asyncio.sleep(reply.delay_s)
-            assert self.transport is not None
-            if reply.close:
-                self.transport.close()
-                return
-            sid = req.stream_id
-            if reply.reset is not None:
-                self.h2.reset_stream(sid, reply.reset)
-                self.flush()
-                return
-            headers = [(":status", str(reply.status)), *reply.headers]
-            if reply.content_length:
-                headers.append(("content-length", str(len(reply.body))))
-            self.h2.send_headers(sid, headers, end_stream=not reply.body)
-            self.flush()
-            body = memoryview(reply.body)
-            sent = 0
-            while sent < len(body):
-                n = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
-                if n <= 0:
-                    self.window.clear()
-                    origin.blocked += 1
-                    try:
-                        await self.window.wait()
-                    finally:
-                        origin.blocked -= 1
-                    continue
-                chunk = bytes(body[sent : sent + n])
-                sent += len(chunk)
-                self.h2.send_data(sid, chunk, end_stream=sent >= len(body))
-                self.flush()
-        except h2.exceptions.StreamClosedError:
-            pass
-        finally:
-            origin.in_flight -= 1
-
+# Tests here read the x-mcgw-* debug headers.
+gateway = functools.partial(serve, debug_headers=True)
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    route_table: table.RouteTable, **overrides: Any
-) -> AsyncIterator[tuple[server.Gateway, tuple[str, int]]]:
-    gw = server.Gateway(replace(BASE, **overrides))
-    try:
-        await gw.apply(route_table)
-        yield gw, gw.addresses()[tables.LISTENER]
-    finally:
-        await gw.close(timeout_s=1.0)
 
 
 def h2c_table(*endpoints: tuple[str, int], timeout_s: float = 30.0) -> table.RouteTable:
@@ -477,20 +309,15 @@ spec:
 def test_app_protocol_h2c_from_manifests(tmp_path: Path) -> None:
     async def main() -> None:
         async with H2Origin(echo) as up:
-            (tmp_path / "all.yaml").write_text(MANIFESTS.format(port=up.address[1]))
-            result = translator.translate(load.load([tmp_path]).resources)
+            result = translate_yaml(tmp_path, MANIFESTS.format(port=up.address[1]))
             (backend,) = result.table.backends
             assert backend.protocol is table.BackendProtocol.H2C
-            gw = server.Gateway(BASE)
-            try:
-                await gw.apply(result.table)
+            async with gateway(result.table) as (gw, _):
                 (addr,) = gw.addresses().values()
                 c = await RawClient.connect(addr)
                 r = await c.request("GET", "/")
                 assert (r.status, r.body) == (200, b"/")
                 await c.close()
-            finally:
-                await gw.close(timeout_s=1.0)
             assert up.seen[0].headers[":method"] == "GET"
 
     run(main())

@@ -8,10 +8,10 @@ import hashlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -20,21 +20,14 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from mcgw.config import load
 from mcgw.dataplane import h2server, server
-from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 from mcgw.testing import tables
 from mcgw.testing.client import RawClient
+from mcgw.testing.gateway import SETTINGS, serve, translate_yaml
+from mcgw.testing.h2origin import H2Origin, H2Reply, H2Request
 from mcgw.testing.runner import run
 from mcgw.testing.upstream import Action, FakeUpstream, Reply, Seen
-from mcgw.translate import translator
-
-BASE = ProxySettings(
-    port_map=((80, 0),),
-    active_health_checks=False,
-    timer_resolution_s=0.02,
-)
 
 # -- pure parts ------------------------------------------------------------------------
 
@@ -261,102 +254,7 @@ class H2Client(asyncio.Protocol):
             self.transport.close()
 
 
-# -- an HTTP/2 origin (prior knowledge) --------------------------------------------------
-
-
-@dataclass(slots=True)
-class H2Origin:
-    """An h2c backend answering each request with ``reply(headers, body)`` -> (status, body)."""
-
-    reply: Callable[[dict[str, str], bytes], tuple[int, bytes]]
-    seen: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    connections: int = 0
-    server: asyncio.Server | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        assert self.server is not None
-        host, port = self.server.sockets[0].getsockname()[:2]
-        return str(host), int(port)
-
-    async def __aenter__(self) -> Self:
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _Origin(self), "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-
-
-class _Origin(asyncio.Protocol):
-    def __init__(self, origin: H2Origin) -> None:
-        self.origin = origin
-        self.h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding="latin-1")
-        )
-        self.transport: asyncio.Transport | None = None
-        self.requests: dict[int, tuple[dict[str, str], bytearray]] = {}
-        self.pending: dict[int, memoryview] = {}
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.origin.connections += 1
-        self.h2.initiate_connection()
-        self.flush()
-
-    def flush(self) -> None:
-        data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        for ev in self.h2.receive_data(data):
-            sid: Any = getattr(ev, "stream_id", None)
-            if isinstance(ev, h2.events.RequestReceived):
-                self.requests[sid] = (dict(ev.headers), bytearray())  # type: ignore[arg-type]
-            elif isinstance(ev, h2.events.DataReceived):
-                self.requests[sid][1].extend(ev.data or b"")
-                self.h2.acknowledge_received_data(ev.flow_controlled_length or 0, sid)
-            elif isinstance(ev, h2.events.StreamEnded):
-                headers, body = self.requests.pop(sid)
-                self.origin.seen.append((headers, bytes(body)))
-                status, out = self.origin.reply(headers, bytes(body))
-                fields = [(":status", str(status)), ("content-length", str(len(out)))]
-                self.h2.send_headers(sid, fields, end_stream=not out)
-                if out:
-                    self.pending[sid] = memoryview(out)
-            elif isinstance(ev, h2.events.StreamReset):
-                self.pending.pop(sid, None)
-        self.push()
-        self.flush()
-
-    def push(self) -> None:
-        for sid, view in list(self.pending.items()):
-            n = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
-            while n > 0 and view:
-                self.h2.send_data(sid, bytes(view[:n]), end_stream=len(view) <= n)
-                view = view[n:]
-                n = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
-            if view:
-                self.pending[sid] = view
-            else:
-                del self.pending[sid]
-
-
 # -- helpers -----------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    route_table: table.RouteTable, **overrides: Any
-) -> AsyncIterator[tuple[server.Gateway, tuple[str, int]]]:
-    gw = server.Gateway(replace(BASE, **overrides))
-    try:
-        await gw.apply(route_table)
-        yield gw, gw.addresses()[tables.LISTENER]
-    finally:
-        await gw.close(timeout_s=1.0)
 
 
 def http1_table(address: tuple[str, int], path: str = "/") -> table.RouteTable:
@@ -382,7 +280,7 @@ def echo(seen: Seen) -> Reply:
 
 def test_get_and_post_reach_an_http1_backend() -> None:
     async def main() -> None:
-        async with FakeUpstream(echo) as up, gateway(http1_table(up.address)) as (_, addr):
+        async with FakeUpstream(echo) as up, serve(http1_table(up.address)) as (_, addr):
             c = await H2Client.connect(addr)
             r = await c.request("GET", "/a/b?x=1", authority="shop.example:8080")
             assert (r.status, bytes(r.body)) == (200, b"/a/b?x=1")
@@ -458,17 +356,16 @@ def test_conformance_backend_protocol_h2c_end_to_end(tmp_path: Path) -> None:
     """HTTPRouteBackendProtocolH2C: an HTTP/2 prior-knowledge client, an h2c backend."""
 
     async def main() -> None:
-        def reply(headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-            return 200, (headers[":method"] + " " + headers[":path"]).encode() + body
+        def reply(req: H2Request) -> H2Reply:
+            return H2Reply(
+                body=(req.headers[":method"] + " " + req.headers[":path"]).encode() + req.body
+            )
 
         async with H2Origin(reply) as origin:
-            (tmp_path / "all.yaml").write_text(MANIFESTS.format(port=origin.address[1]))
-            result = translator.translate(load.load([tmp_path]).resources)
+            result = translate_yaml(tmp_path, MANIFESTS.format(port=origin.address[1]))
             (backend,) = result.table.backends
             assert backend.protocol is table.BackendProtocol.H2C
-            gw = server.Gateway(BASE)
-            try:
-                await gw.apply(result.table)
+            async with serve(result.table) as (gw, _):
                 (addr,) = gw.addresses().values()
                 c = await H2Client.connect(addr)
                 r = await c.request("GET", "/")
@@ -476,11 +373,9 @@ def test_conformance_backend_protocol_h2c_end_to_end(tmp_path: Path) -> None:
                 r = await c.request("POST", "/echo", body=b"+body")
                 assert (r.status, bytes(r.body)) == (200, b"POST /echo+body")
                 c.close()
-            finally:
-                await gw.close(timeout_s=1.0)
         get, post = origin.seen
-        assert get[0][":authority"] == "shop.example"
-        assert post[1] == b"+body"
+        assert get.headers[":authority"] == "shop.example"
+        assert post.body == b"+body"
         assert origin.connections == 1
 
     run(main())
@@ -490,7 +385,7 @@ def test_each_stream_is_one_access_log_record(tmp_path: Path) -> None:
     async def main() -> None:
         async with FakeUpstream() as up:
             t = http1_table(up.address, "/ok")
-            async with gateway(t, access_log_dir=tmp_path) as (_, addr):
+            async with serve(t, access_log_dir=tmp_path) as (_, addr):
                 c = await H2Client.connect(addr)
                 sids = [
                     await c.start("GET", "/ok?q=1", headers=(("user-agent", "h2-test"),)),
@@ -516,7 +411,7 @@ def test_concurrent_streams_on_one_connection() -> None:
         def slow(seen: Seen) -> Reply:
             return Reply(body=seen.target.encode(), delay_s=0.3)
 
-        async with FakeUpstream(slow) as up, gateway(http1_table(up.address)) as (gw, addr):
+        async with FakeUpstream(slow) as up, serve(http1_table(up.address)) as (gw, addr):
             c = await H2Client.connect(addr)
             t0 = time.monotonic()
             sids = [await c.start("GET", f"/n{i}") for i in range(20)]
@@ -541,7 +436,7 @@ def test_upload_stalls_at_the_window_when_the_backend_does_not_read() -> None:
         deaf.listen(8)
         address = deaf.getsockname()[:2]
         try:
-            async with gateway(http1_table(address)) as (gw, addr):
+            async with serve(http1_table(address)) as (gw, addr):
                 c = await H2Client.connect(addr)
                 upload = loop.create_task(c.start("POST", "/up", body=b"u" * (48 * 1024 * 1024)))
                 await asyncio.sleep(1.0)
@@ -561,7 +456,7 @@ def test_upload_stalls_at_the_window_when_the_backend_does_not_read() -> None:
 
 def test_no_route_is_an_http2_404() -> None:
     async def main() -> None:
-        async with FakeUpstream() as up, gateway(http1_table(up.address, "/only")) as (_, addr):
+        async with FakeUpstream() as up, serve(http1_table(up.address, "/only")) as (_, addr):
             c = await H2Client.connect(addr)
             r = await c.request("GET", "/elsewhere")
             assert (r.status, bytes(r.body)) == (404, b"404 Not Found\n")
@@ -579,7 +474,7 @@ def test_big_response_waits_for_the_client_window() -> None:
         big = bytes(range(256)) * 4096 * 3  # 3 MiB, far past the default 64 KiB windows
         async with (
             FakeUpstream(Reply(body=big)) as up,
-            gateway(http1_table(up.address)) as (_, addr),
+            serve(http1_table(up.address)) as (_, addr),
         ):
             c = await H2Client.connect(addr, auto_ack=False)
             sid = await c.start("GET", "/big")
@@ -602,7 +497,7 @@ def test_reset_stream_mid_response_cancels_the_request() -> None:
         def handler(seen: Seen) -> Reply:
             return Reply(body=big) if seen.target == "/big" else Reply(body=b"small")
 
-        async with FakeUpstream(handler) as up, gateway(http1_table(up.address)) as (gw, addr):
+        async with FakeUpstream(handler) as up, serve(http1_table(up.address)) as (gw, addr):
             c = await H2Client.connect(addr, auto_ack=False)
             sid = await c.start("GET", "/big")
             await until(lambda: c.received > 0)
@@ -622,7 +517,7 @@ def test_reset_while_waiting_for_the_backend() -> None:
     async def main() -> None:
         async with (
             FakeUpstream(Reply(action=Action.HANG)) as up,
-            gateway(http1_table(up.address)) as (gw, addr),
+            serve(http1_table(up.address)) as (gw, addr),
         ):
             c = await H2Client.connect(addr)
             sid = await c.start("POST", "/hang", body=b"data")
@@ -637,7 +532,7 @@ def test_reset_while_waiting_for_the_backend() -> None:
 
 def test_http1_clients_share_the_listener() -> None:
     async def main() -> None:
-        async with FakeUpstream(echo) as up, gateway(http1_table(up.address)) as (_, addr):
+        async with FakeUpstream(echo) as up, serve(http1_table(up.address)) as (_, addr):
             h2c = await H2Client.connect(addr)
             http1 = await RawClient.connect(addr)
             r1 = await http1.request("GET", "/one")
@@ -665,7 +560,7 @@ def test_http1_clients_share_the_listener() -> None:
 
 def test_preface_split_across_reads() -> None:
     async def main() -> None:
-        async with FakeUpstream() as up, gateway(http1_table(up.address)) as (_, addr):
+        async with FakeUpstream() as up, serve(http1_table(up.address)) as (_, addr):
             reader, writer = await asyncio.open_connection(*addr)
             client = h2.connection.H2Connection(
                 h2.config.H2Configuration(client_side=True, header_encoding=None)
@@ -698,7 +593,7 @@ def test_preface_split_across_reads() -> None:
 def test_graceful_close_sends_goaway_and_finishes_streams() -> None:
     async def main() -> None:
         async with FakeUpstream(Reply(body=b"late", delay_s=0.3)) as up:
-            gw = server.Gateway(BASE)
+            gw = server.Gateway(SETTINGS)
             try:
                 await gw.apply(http1_table(up.address))
                 c = await H2Client.connect(gw.addresses()[tables.LISTENER])
@@ -721,7 +616,7 @@ def test_idle_connection_is_closed() -> None:
     async def main() -> None:
         async with (
             FakeUpstream() as up,
-            gateway(http1_table(up.address), idle_timeout_s=0.2) as (
+            serve(http1_table(up.address), idle_timeout_s=0.2) as (
                 gw,
                 addr,
             ),

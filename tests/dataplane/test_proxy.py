@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from mcgw import logschema
 from mcgw.dataplane import server
-from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 from mcgw.testing import tables
 from mcgw.testing.client import RawClient
+from mcgw.testing.gateway import SETTINGS, serve
 from mcgw.testing.runner import run
 from mcgw.testing.upstream import Action, FakeUpstream, Reply, Seen, closed_port
 
-BASE = ProxySettings(
-    port_map=((80, 0),),
-    active_health_checks=False,
-    timer_resolution_s=0.02,
-    debug_headers=True,
-)
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    route_table: table.RouteTable, **overrides: Any
-) -> AsyncIterator[tuple[server.Gateway, tuple[str, int]]]:
-    gw = server.Gateway(replace(BASE, **overrides))
-    try:
-        await gw.apply(route_table)
-        yield gw, gw.addresses()[tables.LISTENER]
-    finally:
-        await gw.close(timeout_s=1.0)
+# Tests here read the x-mcgw-* debug headers.
+BASE = replace(SETTINGS, debug_headers=True)
+gateway = functools.partial(serve, settings=BASE)
 
 
 def one_backend(*endpoints: tuple[str, int], timeout_s: float = 30.0) -> table.RouteTable:

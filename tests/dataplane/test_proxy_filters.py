@@ -8,30 +8,22 @@ translator → data plane contract.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mcgw.config import load
-from mcgw.dataplane import server
-from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 from mcgw.testing import tables
 from mcgw.testing.client import RawClient, Response
+from mcgw.testing.gateway import serve, translate_yaml
+from mcgw.testing.manifests import GATEWAY_CLASS, service
 from mcgw.testing.runner import run
 from mcgw.testing.upstream import Action, FakeUpstream, Reply, Seen, closed_port
-from mcgw.translate import translator
 
-BASE = ProxySettings(port_map=((80, 0),), active_health_checks=False, timer_resolution_s=0.02)
-
-GATEWAY = """apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: mcgw}
-spec: {controllerName: mcgw.dev/gateway-controller}
----
+GATEWAY = (
+    GATEWAY_CLASS
+    + """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: default}
@@ -39,35 +31,12 @@ spec:
   gatewayClassName: mcgw
   listeners: [{name: http, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: All}}}]
 """
+)
 
 
-def service(name: str, port: int) -> str:
-    """A Service ``name`` (port 80) whose one endpoint is 127.0.0.1:``port``."""
-    return f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec:
-  ports: [{{port: 80, targetPort: {port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{port: {port}}}]
-endpoints:
-- addresses: [127.0.0.1]
-  conditions: {{ready: true}}
-"""
-
-
-def translated(tmp_path: Path, manifests: str) -> table.RouteTable:
-    """The table the real loader and translator make of ``manifests``."""
-    (tmp_path / "all.yaml").write_text(manifests)
-    result = translator.translate(load.load([tmp_path]).resources)
+def translated(tmp_path: Path, text: str) -> table.RouteTable:
+    """The table the real loader and translator make of the manifests ``text``."""
+    result = translate_yaml(tmp_path, text)
     assert result.table.listeners, result.warnings
     return result.table
 
@@ -82,18 +51,6 @@ spec:
   parentRefs: [{{name: gw}}]{hosts}
   rules:
 {rules}"""
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    route_table: table.RouteTable, **overrides: Any
-) -> AsyncIterator[tuple[server.Gateway, tuple[str, int]]]:
-    gw = server.Gateway(replace(BASE, **overrides))
-    try:
-        await gw.apply(route_table)
-        yield gw, gw.addresses()[route_table.listeners[0].name]
-    finally:
-        await gw.close(timeout_s=1.0)
 
 
 def with_route(
@@ -146,7 +103,7 @@ def test_request_header_modifier_from_yaml(tmp_path: Path) -> None:
     backendRefs: [{name: app, port: 80}]
 """
             rt = translated(tmp_path, GATEWAY + route_yaml(rules) + service("app", up.port))
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 c = await RawClient.connect(addr)
                 cases: list[tuple[str, tuple[tuple[str, str], ...]]] = [
                     ("/set", (("Some-Other-Header", "val"),)),
@@ -199,7 +156,7 @@ def test_response_header_modifier_backend_first_then_route(tmp_path: Path) -> No
         responseHeaderModifier: {add: [{name: X-Order, value: backend}]}
 """
             rt = translated(tmp_path, GATEWAY + route_yaml(rules) + service("app", up.port))
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 r = await get(addr)
             assert r.status == 200
             assert r.header_values("x-header-set") == ["set-overwrites-values"]
@@ -224,7 +181,7 @@ def test_per_backend_request_headers_follow_the_picked_backend() -> None:
                 [tables.backend("a", a.address), tables.backend("b", b.address)],
                 weighted=(tagged("a"), tagged("b")),
             )
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 c = await RawClient.connect(addr)
                 for _ in range(6):
                     assert (await c.request()).status == 200
@@ -243,7 +200,7 @@ def test_gateway_made_errors_get_the_response_headers() -> None:
             [tables.backend("b", ("127.0.0.1", closed_port()))],
             filters=table.Filters(response_headers=mod),
         )
-        async with gateway(rt, max_connect_retries=0) as (_, addr):
+        async with serve(rt, max_connect_retries=0) as (_, addr):
             r = await get(addr)
         assert r.status == 502
         assert r.header("x-route") == "r"
@@ -286,7 +243,7 @@ def test_redirects_from_yaml(tmp_path: Path) -> None:
     backendRefs: [{name: app, port: 80}]
 """
             rt = translated(tmp_path, GATEWAY + route_yaml(rules) + service("app", up.port))
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 c = await RawClient.connect(addr)
                 host = "redirect.example.com:8080"
                 want = [
@@ -325,7 +282,7 @@ def test_per_backend_redirect() -> None:
                     table.WeightedBackend(backend="a", filters=table.Filters(redirect=redirect)),
                 ),
             )
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 r = await get(addr, "/x")
             assert (r.status, r.header("location")) == (302, "http://backend.example.org/x")
             assert up.seen == []
@@ -361,7 +318,7 @@ def test_url_rewrites_from_yaml(tmp_path: Path) -> None:
     backendRefs: [{name: app, port: 80}]
 """
             rt = translated(tmp_path, GATEWAY + route_yaml(rules) + service("app", up.port))
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 c = await RawClient.connect(addr)
                 for target in (
                     "/prefix/one/two",
@@ -418,7 +375,7 @@ def test_mirrors_receive_a_copy_with_body_and_edited_headers() -> None:
                     mirrors=(table.Mirror(backend="m1"), table.Mirror(backend="m2")),
                 ),
             )
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 c = await RawClient.connect(addr)
                 r = await c.request("POST", "/echo?x=1", body=b"payload")
                 assert (r.status, r.body) == (200, b"app")
@@ -458,7 +415,7 @@ def test_client_is_unaffected_by_a_dead_or_slow_mirror() -> None:
                     mirrors=(table.Mirror(backend="dead"), table.Mirror(backend="slow"))
                 ),
             )
-            async with gateway(rt, max_mirrors_in_flight=3) as (gw, addr):
+            async with serve(rt, max_mirrors_in_flight=3) as (gw, addr):
                 c = await RawClient.connect(addr)
                 started = time.monotonic()
                 for _ in range(5):
@@ -484,7 +441,7 @@ def test_mirror_percentage_is_roughly_honoured() -> None:
                     mirrors=(table.Mirror(backend="m", numerator=1, denominator=4),)
                 ),
             )
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 c = await RawClient.connect(addr)
                 for _ in range(200):
                     assert (await c.request()).status == 200
@@ -525,7 +482,7 @@ def test_cors_from_yaml(tmp_path: Path) -> None:
                 ("Access-Control-Request-Method", "GET"),
                 ("Access-Control-Request-Headers", "x-header-1, x-header-2"),
             )
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 c = await RawClient.connect(addr)
                 r = await c.request("OPTIONS", "/cors-1", headers=preflight)
                 assert r.status == 200
@@ -584,7 +541,7 @@ def test_request_timeout_answers_504(tmp_path: Path) -> None:
     backendRefs: [{name: app, port: 80}]
 """
             rt = translated(tmp_path, GATEWAY + route_yaml(rules) + service("app", up.port))
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 started = time.monotonic()
                 r = await get(addr, "/slow")
                 took = time.monotonic() - started
@@ -602,14 +559,14 @@ def test_backend_request_timeout_and_zero_disables_backend_timeout() -> None:
         async with FakeUpstream(Reply(delay_s=0.4), name="a") as up:
             slow = [tables.backend("a", up.address, timeout_s=0.1)]
             rt = with_route(slow, timeouts=table.Timeouts(backend_request_s=0.0))
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 r = await get(addr)
                 assert r.status == 200  # 0s: not even Backend.timeout_s
             rt = with_route(
                 [tables.backend("a", up.address, timeout_s=30.0)],
                 timeouts=table.Timeouts(backend_request_s=0.15),
             )
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 started = time.monotonic()
                 r = await get(addr)
                 assert r.status == 504
@@ -634,7 +591,7 @@ def test_request_timeout_cuts_a_slow_response_body() -> None:
             rt = with_route(
                 [tables.backend("a", ("127.0.0.1", port))], timeouts=table.Timeouts(request_s=0.2)
             )
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 c = await RawClient.connect(addr)
                 await c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert await c.closed(timeout_s=1.0)
@@ -663,7 +620,7 @@ def test_retry_on_listed_codes_with_attempts_and_backoff() -> None:
         async with FakeUpstream(failing_then_ok(2), name="a") as up:
             retry = table.Retry(codes=(500, 503), attempts=2, backoff_s=0.1)
             rt = with_route([tables.backend("a", up.address)], retry=retry)
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 started = time.monotonic()
                 r = await get(addr, "/p", method="PUT", body=b"again")
                 took = time.monotonic() - started
@@ -673,7 +630,7 @@ def test_retry_on_listed_codes_with_attempts_and_backoff() -> None:
             # attempts: 2 retries, then the last answer stands.
             up.reply = failing_then_ok(10)
             up.seen.clear()
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 r = await get(addr)
             assert (r.status, r.body) == (503, b"fail")
             assert len(up.seen) == 3
@@ -686,12 +643,12 @@ def test_no_retry_on_other_codes_or_unreplayable_bodies() -> None:
         async with FakeUpstream(failing_then_ok(10, status=502), name="a") as up:
             retry = table.Retry(codes=(503,), attempts=3, backoff_s=0.0)
             rt = with_route([tables.backend("a", up.address)], retry=retry)
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 assert (await get(addr)).status == 502
             assert len(up.seen) == 1
             up.reply = failing_then_ok(10, status=503)
             up.seen.clear()
-            async with gateway(rt, retry_buffer_bytes=4) as (_, addr):
+            async with serve(rt, retry_buffer_bytes=4) as (_, addr):
                 r = await get(addr, method="POST", body=b"longer than four")
                 assert r.status == 503
                 assert len(up.seen) == 1
@@ -711,7 +668,7 @@ def test_retries_stay_within_the_request_timeout() -> None:
                 retry=retry,
                 timeouts=table.Timeouts(request_s=0.3),
             )
-            async with gateway(rt) as (_, addr):
+            async with serve(rt) as (_, addr):
                 started = time.monotonic()
                 r = await get(addr)
                 took = time.monotonic() - started
@@ -728,8 +685,8 @@ def test_retries_stay_within_the_request_timeout() -> None:
 def test_gateways_on_one_port_bind_their_own_addresses(tmp_path: Path) -> None:
     async def main() -> None:
         async with FakeUpstream(name="one") as one, FakeUpstream(name="two") as two:
-            manifests = GATEWAY + service("one", one.port) + service("two", two.port)
-            manifests += """---
+            text = GATEWAY + service("one", one.port) + service("two", two.port)
+            text += """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw2, namespace: default}
@@ -739,7 +696,7 @@ spec:
   listeners: [{name: http, protocol: HTTP, port: 80}]
 """
             for gw_name, backend in (("gw", "one"), ("gw2", "two")):
-                manifests += f"""---
+                text += f"""---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: to-{backend}, namespace: default}}
@@ -747,19 +704,15 @@ spec:
   parentRefs: [{{name: {gw_name}}}]
   rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]
 """
-            rt = translated(tmp_path, manifests)
+            rt = translated(tmp_path, text)
             assert sorted(x.address for x in rt.listeners) == ["127.0.0.1", "127.0.0.2"]
             port = closed_port()
-            gw = server.Gateway(replace(BASE, port_map=((80, port),)))
-            try:
-                await gw.apply(rt)
+            async with serve(rt, port_map=((80, port),)) as (gw, _):
                 bound = gw.addresses()
                 assert sorted(bound.values()) == [("127.0.0.1", port), ("127.0.0.2", port)]
                 by_address = {host: name for name, (host, _) in bound.items()}
                 assert by_address.keys() == {"127.0.0.1", "127.0.0.2"}
                 assert (await get(("127.0.0.1", port))).body == b"one"
                 assert (await get(("127.0.0.2", port))).body == b"two"
-            finally:
-                await gw.close(timeout_s=1.0)
 
     run(main())

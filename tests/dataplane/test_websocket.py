@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
@@ -15,33 +13,14 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import Request, Response, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from mcgw.config import load
-from mcgw.dataplane import server, tunnel
-from mcgw.dataplane.settings import ProxySettings
+from mcgw.dataplane import tunnel
 from mcgw.ir import table
 from mcgw.testing import tables
 from mcgw.testing.client import RawClient
+from mcgw.testing.gateway import serve as gateway
+from mcgw.testing.gateway import translate_yaml
 from mcgw.testing.runner import run
 from mcgw.testing.upstream import FakeUpstream, Reply
-from mcgw.translate import translator
-
-BASE = ProxySettings(
-    port_map=((80, 0),),
-    active_health_checks=False,
-    timer_resolution_s=0.02,
-)
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    route_table: table.RouteTable, **overrides: Any
-) -> AsyncIterator[tuple[server.Gateway, tuple[str, int]]]:
-    gw = server.Gateway(replace(BASE, **overrides))
-    try:
-        await gw.apply(route_table)
-        yield gw, gw.addresses()[tables.LISTENER]
-    finally:
-        await gw.close(timeout_s=1.0)
 
 
 def one_backend(
@@ -343,13 +322,10 @@ spec:
 def test_app_protocol_ws_route_from_manifests(tmp_path: Path) -> None:
     async def main() -> None:
         async with EchoServer() as up:
-            (tmp_path / "all.yaml").write_text(MANIFESTS.format(port=up.address[1]))
-            result = translator.translate(load.load([tmp_path]).resources)
+            result = translate_yaml(tmp_path, MANIFESTS.format(port=up.address[1]))
             (backend,) = result.table.backends
             assert backend.protocol is table.BackendProtocol.WS
-            gw = server.Gateway(BASE)
-            try:
-                await gw.apply(result.table)
+            async with gateway(result.table) as (gw, _):
                 (addr,) = gw.addresses().values()
                 async with connect(f"ws://{addr[0]}:{addr[1]}/ws") as ws:
                     assert await ws.recv() == "hello"
@@ -362,8 +338,6 @@ def test_app_protocol_ws_route_from_manifests(tmp_path: Path) -> None:
                 r = await c.request("GET", "/ws")
                 assert r.status == 426  # websockets' answer to a non-upgrade request
                 await c.close()
-            finally:
-                await gw.close(timeout_s=1.0)
             assert up.requests[0].path == "/ws"
 
     run(main())

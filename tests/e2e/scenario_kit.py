@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 from mcgw.cli import run
+from mcgw.testing.client import RawClient
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_EXAMPLE = ROOT / "examples" / "store"
@@ -26,18 +26,23 @@ async def start_store(log_dir: Path) -> run.Running:
     )
 
 
+async def ask(address: tuple[str, int], path: str, host: str = HOST) -> tuple[int, bytes]:
+    """One GET with ``Connection: close``; its status and body."""
+    c = await RawClient.connect(address)
+    try:
+        r = await c.request(
+            target=path, host=host, headers=(("Connection", "close"),), timeout_s=10
+        )
+    finally:
+        await c.close()
+    return r.status, r.body
+
+
 async def get(
     address: tuple[str, int], path: str, host: str = HOST
 ) -> tuple[int, dict[str, object]]:
     """One GET with ``Connection: close``; the JSON body ({} if not 200 or not JSON)."""
-    reader, writer = await asyncio.open_connection(*address)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        raw = await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
+    status, body = await ask(address, path, host)
     try:
         return status, (json.loads(body) if status == 200 else {})
     except ValueError:

@@ -6,50 +6,14 @@ route served it.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
+from scenario_kit import ask
+
 from mcgw.cli import run
+from mcgw.testing.manifests import GATEWAY_CLASS, service
 from mcgw.testing.runner import run as run_async
 from mcgw.testing.upstream import FakeUpstream
-
-CLASS = """apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: mcgw}
-spec: {controllerName: mcgw.dev/gateway-controller}
-"""
-
-
-def _service(name: str, port: int) -> str:
-    return f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec:
-  ports: [{{port: 80, targetPort: {port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{port: {port}}}]
-endpoints:
-- addresses: [127.0.0.1]
-"""
-
-
-async def _ask(address: tuple[str, int], host: str, path: str) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection(*address)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        raw = await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
 
 
 async def _serve(config: Path, tmp_path: Path, manifests: str) -> run.Running:
@@ -71,7 +35,7 @@ def test_most_specific_listener_wins_with_no_fall_through(tmp_path: Path) -> Non
             running = await _serve(
                 config,
                 tmp_path,
-                CLASS
+                GATEWAY_CLASS
                 + """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -100,8 +64,8 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /only-foo}}]
     backendRefs: [{name: b, port: 80}]
 """
-                + _service("a", a.port)
-                + _service("b", b.port),
+                + service("a", a.port)
+                + service("b", b.port),
             )
             try:
                 address = running.address(80)
@@ -112,7 +76,7 @@ spec:
                     ("FOO.example.com:80", "/only-foo/y"),
                     ("example.com", "/x"),  # matches neither listener
                 ]
-                return {ask: await _ask(address, *ask) for ask in asks}
+                return {(host, path): await ask(address, path, host) for host, path in asks}
             finally:
                 await running.close()
 
@@ -151,16 +115,16 @@ spec:
             running = await _serve(
                 config,
                 tmp_path,
-                CLASS
+                GATEWAY_CLASS
                 + gateway("one", "a")
                 + gateway("two", "b")
-                + _service("a", a.port)
-                + _service("b", b.port),
+                + service("a", a.port)
+                + service("b", b.port),
             )
             try:
                 bound = running.gateway.addresses()
                 answers = [
-                    await _ask(addr, "any.example.com", "/") for _, addr in sorted(bound.items())
+                    await ask(addr, "/", "any.example.com") for _, addr in sorted(bound.items())
                 ]
                 return bound, answers
             finally:

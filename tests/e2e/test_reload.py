@@ -151,43 +151,26 @@ def test_reloads_under_load_with_no_failed_request(tmp_path: Path) -> None:
 
 def _cross_namespace(backend_port: int) -> str:
     """A route in namespace `web` to a Service in namespace `app`."""
-    return f"""apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: mcgw}}
-spec: {{controllerName: mcgw.dev/gateway-controller}}
----
+    return (
+        manifests.GATEWAY_CLASS
+        + """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
-metadata: {{name: gw, namespace: web}}
+metadata: {name: gw, namespace: web}
 spec:
   gatewayClassName: mcgw
-  listeners: [{{name: http, protocol: HTTP, port: 80}}]
+  listeners: [{name: http, protocol: HTTP, port: 80}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {{name: r, namespace: web}}
+metadata: {name: r, namespace: web}
 spec:
-  parentRefs: [{{name: gw}}]
+  parentRefs: [{name: gw}]
   rules:
-  - backendRefs: [{{name: app, namespace: app, port: 80}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: app, namespace: app}}
-spec:
-  ports: [{{port: 80, targetPort: {backend_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: app-1
-  namespace: app
-  labels: {{kubernetes.io/service-name: app}}
-addressType: IPv4
-ports: [{{port: {backend_port}}}]
-endpoints:
-- addresses: [127.0.0.1]
+  - backendRefs: [{name: app, namespace: app, port: 80}]
 """
+        + manifests.service("app", backend_port, namespace="app")
+    )
 
 
 GRANT = """apiVersion: gateway.networking.k8s.io/v1beta1

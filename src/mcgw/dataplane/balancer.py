@@ -351,23 +351,30 @@ class _Waterfall:
 
 
 class _Wrr:
-    """Smooth weighted round robin over a route's backendRefs."""
+    """Smooth weighted round robin over a route's backendRefs.
 
-    __slots__ = ("current", "only", "total", "wbs", "weights")
+    Yields positions in ``Route.backends``, not the refs themselves: the translator
+    makes one Route per hostname and listener for each rule match, all named alike
+    and with equal refs in the same order but as distinct objects, and callers look
+    a ref's compiled filters up by identity, so each must get a ref of its own copy.
+    """
+
+    __slots__ = ("current", "only", "positions", "total", "weights")
 
     def __init__(self, backends: tuple[table.WeightedBackend, ...]) -> None:
-        chosen = tuple(wb for wb in backends if wb.weight > 0)
-        self.wbs = chosen
-        self.weights = tuple(wb.weight for wb in chosen)
+        positions = tuple(i for i, wb in enumerate(backends) if wb.weight > 0)
+        self.positions = positions
+        self.weights = tuple(backends[i].weight for i in positions)
         self.total = sum(self.weights)
-        self.current = [0] * len(chosen)
-        self.only: table.WeightedBackend | None = chosen[0] if len(chosen) == 1 else None
+        self.current = [0] * len(positions)
+        self.only = positions[0] if len(positions) == 1 else -1
 
-    def next(self) -> table.WeightedBackend | None:
-        if self.only is not None:
+    def next(self) -> int:
+        """Return the position of the next backendRef; -1 when none has weight > 0."""
+        if self.only >= 0:
             return self.only
-        if not self.wbs:
-            return None
+        if not self.positions:
+            return -1
         current = self.current
         best = 0
         for i, weight in enumerate(self.weights):
@@ -375,7 +382,7 @@ class _Wrr:
             if current[i] > current[best]:
                 best = i
         current[best] -= self.total
-        return self.wbs[best]
+        return self.positions[best]
 
 
 def region_order(locality: table.Locality, regions: set[str]) -> list[str]:
@@ -491,7 +498,10 @@ class Balancer:
             # A route from outside this table (tests, a router built from another
             # version): compile it once and keep it.
             wrr = self._wrr[route.name] = _Wrr(route.backends)
-        return wrr.next()
+        # One rotation per name, so a rule's weights hold across its hostnames; the
+        # ref is taken from this very copy (see _Wrr).
+        i = wrr.next()
+        return None if i < 0 else route.backends[i]
 
     def pick(
         self, backend_name: str, exclude: frozenset[tuple[str, int]] = _NO_EXCLUDE

@@ -36,7 +36,8 @@ class BadRequest(ProxyError):
 
 
 class RequestTimeout(ProxyError):
-    """The request head did not arrive within ``header_read_timeout_s``."""
+    """The request head did not arrive within ``header_read_timeout_s``, or its body
+    was still incomplete when the backend's timeout ran out (the client stalled)."""
 
     status = 408
     details = "client_timed_out"

@@ -106,7 +106,8 @@ def request_headers(
 
     Args:
         method: request method.
-        target: request target, origin-form (``/p?q``), ``*`` or absolute-form.
+        target: request target, origin-form (``/p?q``), ``*`` or absolute-form (whose
+            authority then wins over Host).
         fields: header fields as sent on HTTP/1.1 (any case, framing included).
         default_authority: ``:authority`` when the request has no Host (HTTP/1.0).
 
@@ -127,15 +128,12 @@ def request_headers(
         else:
             rest.append((lower, value))
     path = target
-    if target[:1] != b"/" and target != b"*":
-        try:
-            url = httptools.parse_url(target)
-        except httptools.HttpParserInvalidURLError:
-            pass
-        else:
-            path = (url.path or b"/") + (b"?" + url.query if url.query else b"")
-            if not authority and url.host:
-                authority = url.host + (b":%d" % url.port if url.port else b"")
+    absolute = upstream.absolute_form(target)
+    if absolute is not None:
+        # RFC 9112 3.2.2: the target's authority wins over any Host field.
+        authority, path, query = absolute
+        if query:
+            path += b"?" + query
     return [
         (b":method", method),
         (b":scheme", b"http"),

@@ -31,7 +31,8 @@ is built, mirrors are copied when the body is complete, response headers and COR
 lines are edited in ``upstream_head``, which also retries a listed status. A plain
 route pays one attribute test.
 
-Timeouts (header read 408, keep-alive idle, upstream response 504) are a deadline
+Timeouts (header read 408, keep-alive idle, upstream response 504, or 408 without
+blaming the endpoint when the client has not finished its body by then) are a deadline
 per connection that the server's sweeper checks (:meth:`ClientConnection.check`),
 so no timer is armed per request.
 
@@ -73,6 +74,7 @@ _XFP = 7
 _VIA = 8
 _EXPECT = 9
 _USER_AGENT = 10
+_TE = 11
 _REQUEST_SPECIAL = {
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -80,7 +82,7 @@ _REQUEST_SPECIAL = {
     b"connection": _CONNECTION,
     b"keep-alive": _HOP,
     b"proxy-connection": _HOP,
-    b"te": _HOP,
+    b"te": _TE,
     b"trailer": _HOP,
     b"upgrade": _HOP,
     b"x-forwarded-for": _XFF,
@@ -127,6 +129,8 @@ _FRAME_CHUNKED = 2
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _XFP_LINE = b"X-Forwarded-Proto: http\r\n"
+_TE_TRAILERS = b"TE: trailers\r\n"
+"""The one TE an h2c hop may carry (RFC 9113 8.2.2), and gRPC needs it."""
 
 _new_tuple = tuple.__new__
 
@@ -254,6 +258,7 @@ class _Exchange:
         "status",
         "target",
         "te",
+        "te_trailers",
         "timeout_s",
         "upgrade",
         "upstream",
@@ -281,6 +286,8 @@ class _Exchange:
         self.content_length = -1
         self.chunked = False
         self.te = b""
+        self.te_trailers = False
+        """The client sent ``TE: trailers``: passed on to h2c backends only."""
         self.expect_continue = False
         self.continue_sent = False
         self.head_done = False
@@ -664,7 +671,11 @@ class ClientConnection(asyncio.Protocol):
                 ex.expect_continue = True
             else:
                 ex.lines.append(name + b": " + value + _CRLF)
-        # _HOP and _XFP: dropped (X-Forwarded-Proto is set by the proxy).
+        elif kind == _TE and b"trailers" in (t.strip() for t in value.lower().split(b",")):
+            # TE is hop-by-hop, dropped like _HOP; ``trailers`` is re-added towards h2c
+            # endpoints only, where gRPC requires it.
+            ex.te_trailers = True
+        # _HOP, _XFP and other TE values: dropped (X-Forwarded-Proto is set by the proxy).
 
     def on_headers_complete(self) -> None:
         ex = self._current
@@ -773,7 +784,9 @@ class ClientConnection(asyncio.Protocol):
         if target[:1] == b"/":
             path, _, query = target.partition(b"?")
         else:
-            path, query = _origin_form(target)
+            path, query, target = self._other_form(ex, target)
+        if ex.host is None:
+            ex.lines.append(self._default_host())
         plan = snap.router.find(self._listener, ex.host or b"", path, query, ex.headers, ex.method)
         if plan is None:
             self._fail(ex, errors.NoRoute())
@@ -826,6 +839,8 @@ class ClientConnection(asyncio.Protocol):
             else:
                 parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
             parts.append(_XFP_LINE)
+        if ex.te_trailers and ex.h2:
+            parts.append(_TE_TRAILERS)  # After the Connection filter: TE is listed there.
         if ex.chunked:
             parts.append(b"Transfer-Encoding: " + ex.te + _CRLF)
         elif ex.content_length >= 0:
@@ -835,6 +850,44 @@ class ClientConnection(asyncio.Protocol):
         if fx is not None and fx.mirrors:
             self._mirror(ex, fx)
         self._attempt(ex)
+
+    def _other_form(self, ex: _Exchange, target: bytes) -> tuple[bytes, bytes, bytes]:
+        """Path and query to route on, and the target to forward, of a request whose
+        target is not origin-form.
+
+        Absolute-form (RFC 9112 3.2.2): its authority replaces any Host, for routing and
+        upstream, and the endpoint gets origin-form, so a target naming another host
+        than Host can reach only what that host's routes allow. ``*`` and anything
+        else are routed and forwarded as they are.
+        """
+        absolute = upstream.absolute_form(target)
+        if absolute is None:
+            return target, b"", target
+        authority, path, query = absolute
+        host_line = b"Host: " + authority + _CRLF
+        if ex.host is None:
+            ex.lines.append(host_line)
+        else:
+            ex.lines = [host_line if ln[:5].lower() == b"host:" else ln for ln in ex.lines]
+        ex.host = authority
+        return path, query, filters.with_query(path, query)
+
+    def _default_host(self) -> bytes:
+        """The Host line of a request that came without one (HTTP/1.0).
+
+        RFC 9112 3.3 makes the authority of such a request the server's own address:
+        the address and port the client connected to (not the Service's name, which
+        the client never used and a URLRewrite can set if an endpoint needs it).
+        """
+        sock = self._transport.get_extra_info("sockname")
+        if not sock:
+            return b"Host: localhost\r\n"
+        host = str(sock[0])
+        if ":" in host:
+            host = f"[{host}]"
+        port = int(sock[1])
+        authority = host if port == 80 else f"{host}:{port}"
+        return b"Host: " + authority.encode("latin-1") + _CRLF
 
     # -- filters, timeouts, retry (begin) ---------------------------------------------
 
@@ -1199,7 +1252,10 @@ class ClientConnection(asyncio.Protocol):
             return
         retry = ex.replayable and (not ex.sent or ex.method in _IDEMPOTENT)
         if not retry:
-            self._health.report_failure(*key)
+            if not ex.reused:
+                # A reused connection closed before any byte is most likely one the
+                # endpoint closed while idle (see below): not its fault.
+                self._health.report_failure(*key)
             self._fail(
                 ex,
                 errors.UpstreamFailed(
@@ -1477,6 +1533,12 @@ class ClientConnection(asyncio.Protocol):
             ex = self._active
             if ex is None or ex.response_started:
                 return
+            if not ex.body_done:
+                # The client is still uploading: the wait is its doing, not the
+                # endpoint's, which must not be ejected for it (slow clients would
+                # take every endpoint out).
+                self._fail(ex, errors.RequestTimeout())
+                return
             self._health.report_failure(*ex.key)
             self._fail(ex, errors.UpstreamTimeout())
         elif kind == _TUNNEL:
@@ -1498,14 +1560,3 @@ class ClientConnection(asyncio.Protocol):
         if not self._closed:
             self._closed = True
             self._transport.abort()
-
-
-def _origin_form(target: bytes) -> tuple[bytes, bytes]:
-    """Split an absolute-form (``http://h/p?q``) or ``*`` target into path and query."""
-    if target == b"*":
-        return target, b""
-    try:
-        url = httptools.parse_url(target)
-    except httptools.HttpParserInvalidURLError:
-        return target, b""
-    return url.path or b"/", url.query or b""

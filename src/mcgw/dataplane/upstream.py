@@ -497,6 +497,32 @@ def filter_connection_listed(lines: list[bytes], tokens: bytes) -> list[bytes]:
     return [line for line in lines if line.split(b":", 1)[0].strip().lower() not in drop]
 
 
+def absolute_form(target: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """Split an absolute-form request target (``http://host:port/p?q``, RFC 9112 3.2.2).
+
+    Shared by the HTTP/1.1 client side (routing, origin-form upstream) and the h2c
+    hop (``:authority``, ``:path``), so both read such a target the same way.
+
+    Returns:
+        (authority, path, query): ``host[:port]`` without userinfo (an IPv6 host in
+        brackets), the path (``/`` when empty) and the query without ``?``; None for
+        any other form (origin-form, ``*``, authority-form) or an unparsable target.
+    """
+    if target[:1] == b"/" or target == b"*":
+        return None
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        return None
+    host = url.host
+    if not url.schema or not host:
+        return None
+    if b":" in host:
+        host = b"[" + host + b"]"
+    authority = host if url.port is None else b"%s:%d" % (host, url.port)
+    return authority, url.path or b"/", url.query or b""
+
+
 class Pool:
     """Keep-alive connections to endpoints, reused most-recently-used first.
 

@@ -2,6 +2,50 @@
 
 from __future__ import annotations
 
+GATEWAY_CLASS = """apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: mcgw}
+spec: {controllerName: mcgw.dev/gateway-controller}
+"""
+"""The GatewayClass ``mcgw`` that mcgw's controller claims, as one YAML document."""
+
+
+def service(
+    name: str,
+    port: int,
+    *,
+    namespace: str = "default",
+    addresses: tuple[str, ...] = ("127.0.0.1",),
+    zone: str = "",
+) -> str:
+    """A Service ``name`` (port 80) and its EndpointSlice as YAML, each document after ``---``.
+
+    The endpoints are ``addresses`` (ready, in ``zone`` if given) on ``port``, so a
+    backendRef ``{name: <name>, port: 80}`` reaches servers listening there.
+    """
+    endpoint_zone = f"\n  zone: {zone}" if zone else ""
+    endpoints = "".join(
+        f"\n- addresses: [{address}]\n  conditions: {{ready: true}}{endpoint_zone}"
+        for address in addresses
+    )
+    return f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  ports: [{{port: 80, targetPort: {port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: {namespace}
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{port: {port}}}]
+endpoints:{endpoints}
+"""
+
 
 def gateway_to_endpoints(
     *,
@@ -18,16 +62,9 @@ def gateway_to_endpoints(
     front servers that run anywhere.
     """
     hosts = f"\n  hostnames: [{', '.join(hostnames)}]" if hostnames else ""
-    endpoint_zone = f"\n  zone: {zone}" if zone else ""
-    endpoints = "".join(
-        f"\n- addresses: [{address}]\n  conditions: {{ready: true}}{endpoint_zone}"
-        for address in addresses
-    )
-    return f"""apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: mcgw}}
-spec: {{controllerName: mcgw.dev/gateway-controller}}
----
+    return (
+        GATEWAY_CLASS
+        + f"""---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: gw, namespace: default}}
@@ -43,20 +80,6 @@ spec:
   rules:
   - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
     backendRefs: [{{name: app, port: 80}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: app, namespace: default}}
-spec:
-  ports: [{{port: 80, targetPort: {backend_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: app-1
-  namespace: default
-  labels: {{kubernetes.io/service-name: app}}
-addressType: IPv4
-ports: [{{port: {backend_port}}}]
-endpoints:{endpoints}
 """
+        + service("app", backend_port, addresses=addresses, zone=zone)
+    )
