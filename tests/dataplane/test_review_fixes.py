@@ -9,10 +9,12 @@ connection blaming its endpoint, HTTP/1.0 requests forwarded without Host, and
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 from pathlib import Path
 
 from mcgw.config import load
+from mcgw.dataplane import errors as dp_errors
 from mcgw.dataplane import upstream
 from mcgw.ir import table
 from mcgw.testing import tables
@@ -270,5 +272,40 @@ def test_te_other_than_trailers_is_dropped_for_h2c() -> None:
                 await c.close()
             (seen,) = h2.seen
             assert "te" not in seen.headers
+
+    run(main())
+
+
+# -- a listener that cannot move keeps serving where it was -----------------------------
+
+
+def _moved(route_table: table.RouteTable, address: str) -> table.RouteTable:
+    listener = replace(route_table.listeners[0], address=address)
+    return replace(route_table, listeners=(listener,), version=f"moved-{address}")
+
+
+def test_a_listener_that_cannot_move_keeps_serving_at_its_old_address() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            base = tables.route_table([tables.route("r", "b")], [tables.backend("b", up.address)])
+            async with serve(base, port_map=((80, port),)) as (gw, addr):
+                assert addr == ("127.0.0.1", port)
+                with socket.socket() as squatter:  # the new address's port is taken
+                    squatter.bind(("127.0.0.5", port))
+                    squatter.listen()
+                    try:
+                        await gw.apply(_moved(base, "127.0.0.5"))
+                        raise AssertionError("the bind should have failed")
+                    except dp_errors.ListenError:
+                        pass
+                assert gw.addresses()[tables.LISTENER] == ("127.0.0.1", port)
+                assert (await get(addr)).status == 200
+                await gw.apply(_moved(base, "127.0.0.6"))  # a free address: it moves
+                assert gw.addresses()[tables.LISTENER] == ("127.0.0.6", port)
+                assert (await get(("127.0.0.6", port))).status == 200
 
     run(main())

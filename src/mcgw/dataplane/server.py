@@ -95,7 +95,11 @@ class Gateway:
         picker = balancer.Balancer(route_table, self.health)
         new = await self._bind_new(route_table)
         self.holder.swap(snapshot.Snapshot(route_table, compiled, picker))
-        self._bound.update(new)
+        for name, bound in new.items():
+            old = self._bound.get(name)
+            if old is not None and old.server is not bound.server:
+                old.server.close()  # the listener moved; its old socket retires
+            self._bound[name] = bound
         wanted = {listener.name for listener in route_table.listeners}
         for name in [n for n in self._bound if n not in wanted]:
             self._bound.pop(name).server.close()
@@ -109,36 +113,58 @@ class Gateway:
         # translator assigned), so Gateways sharing a port stay apart.
         return listener.address, self.settings.local_port(listener.port)
 
+    async def _listen(self, name: str, spec: tuple[str, int]) -> asyncio.Server:
+        ctx = self._ctx
+        return await asyncio.get_running_loop().create_server(
+            lambda: protocol.ClientConnection(ctx, name),
+            spec[0],
+            spec[1],
+            reuse_address=True,
+            backlog=_BACKLOG,
+        )
+
     async def _bind_new(self, route_table: table.RouteTable) -> dict[str, _Bound]:
-        loop = asyncio.get_running_loop()
+        """Bind the listeners that are new or moved; on failure, leave things as they were.
+
+        A moved listener keeps its old socket until the swap, unless the old one holds
+        the port the new one needs (0.0.0.0 → 127.0.0.1 on the same port): then it is
+        closed first, and bound again if the new bind still fails.
+
+        Raises:
+            errors.ListenError: a listener could not be bound.
+        """
         new: dict[str, _Bound] = {}
-        replaced: list[str] = []
+        freed: dict[str, _Bound] = {}
         for listener in route_table.listeners:
             spec = self._spec(listener)
             old = self._bound.get(listener.name)
             if old is not None and old.spec == spec:
                 continue
-            if old is not None:
-                # Same listener, other address: free the port first (it may be reused).
-                old.server.close()
-                replaced.append(listener.name)
-            ctx, name = self._ctx, listener.name
             try:
-                server = await loop.create_server(
-                    lambda ctx=ctx, name=name: protocol.ClientConnection(ctx, name),  # type: ignore[misc]
-                    spec[0],
-                    spec[1],
-                    reuse_address=True,
-                    backlog=_BACKLOG,
-                )
+                try:
+                    server = await self._listen(listener.name, spec)
+                except OSError:
+                    if old is None:
+                        raise
+                    old.server.close()
+                    freed[listener.name] = old
+                    server = await self._listen(listener.name, spec)
             except OSError as exc:
                 for bound in new.values():
                     bound.server.close()
-                for name_ in replaced:
-                    del self._bound[name_]
+                await self._rebind(freed)
                 raise errors.ListenError(listener.name, spec[0], spec[1], str(exc)) from exc
             new[listener.name] = _Bound(spec, server)
         return new
+
+    async def _rebind(self, freed: dict[str, _Bound]) -> None:
+        """Bind again the old sockets closed for a reload that failed."""
+        for name, old in freed.items():
+            try:
+                self._bound[name] = _Bound(old.spec, await self._listen(name, old.spec))
+            except OSError as exc:
+                del self._bound[name]
+                log.error("listener %s: could not bind %s:%d again: %s", name, *old.spec, exc)
 
     def addresses(self) -> dict[str, tuple[str, int]]:
         """Return listener name → (host, port) actually bound (ephemeral ports resolved)."""
