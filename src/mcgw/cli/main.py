@@ -59,6 +59,13 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-watch", dest="watch", action="store_false", help="do not reload on file changes"
     )
+    parser.add_argument(
+        "--admin",
+        default="127.0.0.1:19000",
+        metavar="HOST:PORT|off",
+        help="admin server: health, JSON API, Prometheus /metrics and the live /dashboard "
+        "(default 127.0.0.1:19000, loopback only; off: none, and no request counting)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +179,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             watch=args.watch,
             with_fleet=args.command == "up",
             simulate_latency=getattr(args, "simulate_latency", False),
+            admin=run.parse_admin(args.admin),
         )
         run.run(lambda: run.serve_forever(options))
         return EXIT_OK

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcgw.admin import server as admin_server
+from mcgw.admin import sources as admin_sources
 from mcgw.config import resources as res
 from mcgw.controller import runner
 from mcgw.dataplane import server, settings
@@ -43,6 +45,9 @@ class RunOptions:
     simulate_latency: bool = False
     """Put the fleet's pods behind latency relays (:mod:`mcgw.fleet.relay`); False: as
     the Fleet's ``spec.network.simulateLatency`` says."""
+    admin: tuple[str, int] | None = admin_server.DEFAULT_ADDRESS
+    """Where the admin server (health, JSON API, /metrics, /dashboard) listens; None:
+    no admin server, and no request counting."""
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Running:
     controller: runner.Controller
     fleet: runtime.FleetRuntime | None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    admin: admin_server.AdminServer | None = None
+    """The admin server, when one was asked for."""
 
     def address(self, port: int = 80) -> tuple[str, int]:
         """Local (host, port) serving the Gateway listener on ``port``."""
@@ -75,6 +82,8 @@ class Running:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.admin is not None:
+            await self.admin.close()
         await self.gateway.close()
         if self.fleet is not None:
             await self.fleet.close()
@@ -109,8 +118,10 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
             port_map=options.port_map,
             access_log_dir=options.log_dir if options.access_log else None,
             project_id=project,
+            metrics=options.admin is not None,
         )
     )
+    reloads = admin_sources.Reloads()
     fleet: runtime.FleetRuntime | None = None
     try:
         if options.with_fleet:
@@ -131,6 +142,7 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
 
         async def publish(result: translator.Result) -> None:
             await gateway.apply(result.table)
+            reloads.record(result.table.version)
 
         augment: runner.Augment = fleet.with_endpoints if fleet is not None else _same
         controller = runner.Controller(
@@ -138,6 +150,12 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
         )
         await controller.handle(first, strict=True)
         running = Running(gateway=gateway, controller=controller, fleet=fleet)
+        if options.admin is not None:
+            admin = admin_server.AdminServer(
+                admin_sources.Sources(gateway, controller, reloads), *options.admin
+            )
+            await admin.start()
+            running.admin = admin
     except BaseException:
         await gateway.close()
         if fleet is not None:
@@ -150,6 +168,9 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
         running.tasks.append(asyncio.create_task(_follow_fleet(controller, fleet)))
     for name, (host, port) in sorted(gateway.addresses().items()):
         say(f"gateway: listener {name} on http://{host}:{port}")
+    if running.admin is not None:
+        url = running.admin.url
+        say(f"admin: {url}/dashboard (API {url}/api/stats, Prometheus {url}/metrics)")
     return running
 
 
@@ -221,6 +242,15 @@ def parse_address_pool(text: str | None) -> str | None:
             f"--bind {text!r}: expected an IP address (e.g. 0.0.0.0) or a block (e.g. 127.0.0.0/8)"
         ) from None
     return text
+
+
+def parse_admin(text: str) -> tuple[str, int] | None:
+    """Check ``--admin``: ``HOST:PORT``, ``PORT`` or ``off``.
+
+    Raises:
+        ValueError: none of those.
+    """
+    return admin_server.parse_address(text)
 
 
 def parse_port_map(items: Sequence[str]) -> tuple[tuple[int, int], ...]:

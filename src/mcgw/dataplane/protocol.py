@@ -57,7 +57,7 @@ from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 
 if TYPE_CHECKING:
-    from mcgw.dataplane import accesslog, balancer, h2server, health
+    from mcgw.dataplane import accesslog, balancer, h2server, health, metrics
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,7 @@ class Context:
         "h2",
         "health",
         "holder",
+        "metrics",
         "mirrors",
         "pool",
         "settings",
@@ -196,12 +197,15 @@ class Context:
         pool: upstream.Pool,
         health_map: health.HealthMap,
         access_log: accesslog.AccessLog | None,
+        counters: metrics.Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.holder = holder
         self.pool = pool
         self.health = health_map
         self.access_log = access_log
+        self.metrics = counters
+        """Request counters for /metrics; None: nothing is counted."""
         self.connections: set[ClientConnection | h2server.ServerConnection] = set()
         self.h2 = h2upstream.Pool(
             connect_timeout_s=pool.connect_timeout_s, idle_s=settings.upstream_idle_s, via=pool.via
@@ -418,6 +422,7 @@ class ClientConnection(asyncio.Protocol):
         "_max_header_bytes",
         "_max_headers",
         "_max_retries",
+        "_metrics",
         "_out",
         "_parse_dead",
         "_parse_error",
@@ -451,6 +456,7 @@ class ClientConnection(asyncio.Protocol):
         # more than one failure ejects: skip the call per request otherwise.
         self._count_successes = ctx.health.failure_threshold > 1
         self._access_log = ctx.access_log
+        self._metrics = ctx.metrics
         self._line_limit = s.max_request_line_bytes
         self._max_header_bytes = s.max_header_bytes
         self._max_headers = s.max_headers
@@ -1455,6 +1461,25 @@ class ClientConnection(asyncio.Protocol):
         if ex.logged:
             return
         ex.logged = True
+        counters = self._metrics
+        if counters is not None:
+            # -- metrics (begin): one dict hit and a bisect, see dataplane.metrics.
+            picked_ = ex.pick
+            route_ = ex.route
+            counters.observe(
+                (
+                    self._listener,
+                    "" if route_ is None else route_.name,
+                    ex.backend,
+                    picked_.log_fields
+                    if picked_ is not None
+                    else (_NOT_PICKED if route_ is not None else _NO_ROUTE),
+                    ex.status,
+                    ex.details,
+                ),
+                now - ex.start,
+            )
+            # -- metrics (end)
         sink = self._access_log
         if sink is None:
             return

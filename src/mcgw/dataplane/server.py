@@ -16,7 +16,17 @@ import contextlib
 import logging
 import time
 
-from mcgw.dataplane import accesslog, balancer, errors, health, protocol, router, snapshot, upstream
+from mcgw.dataplane import (
+    accesslog,
+    balancer,
+    errors,
+    health,
+    metrics,
+    protocol,
+    router,
+    snapshot,
+    upstream,
+)
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 
@@ -60,12 +70,15 @@ class Gateway:
             max_idle=settings.upstream_max_idle_per_endpoint,
             via=settings.via.encode("latin-1"),
         )
+        self.metrics = metrics.Metrics(time.time()) if settings.metrics else None
+        """Request counters (None when ``settings.metrics`` is off)."""
         self._ctx = protocol.Context(
             settings,
             self.holder,
             self.pool,
             self.health,
             self.access_log if self.access_log.enabled else None,
+            self.metrics,
         )
         self._bound: dict[str, _Bound] = {}
         self._sweeper: asyncio.TimerHandle | None = None

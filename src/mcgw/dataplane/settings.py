@@ -65,6 +65,9 @@ class ProxySettings:
     """Period of the sweep that enforces timeouts; timeouts fire up to this late."""
     drain_timeout_s: float = 10.0
     """On close, seconds in-flight requests get to finish before being cut."""
+    metrics: bool = True
+    """Count every request for Prometheus and the admin API (:mod:`mcgw.dataplane.metrics`);
+    off, nothing is counted per request."""
 
     def local_port(self, listener_port: int) -> int:
         """Return the local port serving a listener port (``port_map`` or itself)."""

@@ -1,0 +1,96 @@
+"""A gateway with an admin server, two clusters behind it, and known traffic to send."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from mcgw.admin import server as admin_server
+from mcgw.admin import sources
+from mcgw.dataplane import server
+from mcgw.ir import table
+from mcgw.testing import gateway, tables
+from mcgw.testing.client import RawClient
+from mcgw.testing.upstream import FakeUpstream, Reply
+
+WEST = ("gke-west-1", "us-west1", "us-west1-a")
+EAST = ("gke-east-1", "us-east1", "us-east1-b")
+
+
+def _backend(name: str, where: tuple[str, str, str], address: tuple[str, int]) -> table.Backend:
+    return tables.backend(name, address, cluster=where[0], region=where[1], zone=where[2])
+
+
+def two_clusters(
+    west: tuple[str, int], east: tuple[str, int], fail: tuple[str, int]
+) -> table.RouteTable:
+    """/west → gke-west-1, /east → gke-east-1, /fail → an endpoint in gke-east-1 answering
+    500; any other path matches no route (404)."""
+    return tables.route_table(
+        [
+            tables.route("default/to-west/rule/0/match/0", "west", path="/west"),
+            tables.route("default/to-east/rule/0/match/0", "east", path="/east"),
+            tables.route("default/to-fail/rule/0/match/0", "fail", path="/fail"),
+        ],
+        [_backend("west", WEST, west), _backend("east", EAST, east), _backend("fail", EAST, fail)],
+        entry_region="asia-northeast1",
+    )
+
+
+@dataclass
+class Stack:
+    gw: server.Gateway
+    address: tuple[str, int]
+    admin: admin_server.AdminServer
+    west: FakeUpstream
+    east: FakeUpstream
+    fail: FakeUpstream
+
+
+@contextlib.asynccontextmanager
+async def stack(**overrides: Any) -> AsyncIterator[Stack]:
+    """Start three upstreams, a gateway serving :func:`two_clusters` and its admin server."""
+    async with (
+        FakeUpstream(Reply(body=b"west"), name="west") as west,
+        FakeUpstream(Reply(body=b"east"), name="east") as east,
+        FakeUpstream(Reply(status=500, body=b"boom"), name="fail") as fail,
+    ):
+        t = two_clusters(west.address, east.address, fail.address)
+        async with gateway.serve(t, **overrides) as (gw, address):
+            admin = admin_server.AdminServer(sources.Sources(gw), "127.0.0.1", 0)
+            await admin.start()
+            try:
+                yield Stack(gw, address, admin, west, east, fail)
+            finally:
+                await admin.close()
+
+
+async def send(address: tuple[str, int], paths: dict[str, int]) -> None:
+    """Send ``count`` GETs of each path over one keep-alive connection."""
+    c = await RawClient.connect(address)
+    try:
+        for path, count in paths.items():
+            for _ in range(count):
+                await c.request(target=path, host="store.example.com")
+    finally:
+        await c.close()
+
+
+async def get(address: tuple[str, int], path: str, method: str = "GET") -> tuple[int, str, bytes]:
+    """One request to the admin server: status, content type, body."""
+    c = await RawClient.connect(address)
+    try:
+        r = await c.request(method, path, host="127.0.0.1")
+    finally:
+        await c.close()
+    return r.status, r.header("content-type") or "", r.body
+
+
+async def get_json(address: tuple[str, int], path: str) -> Any:
+    status, ctype, body = await get(address, path)
+    assert status == 200, (path, status, body)
+    assert ctype == "application/json"
+    return json.loads(body)
