@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-full test check lint fmt bench install clean
+.PHONY: demo demo-full test check lint fmt bench install clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,18 @@ demo: $(STAMP)
 demo-full: $(STAMP)
 	$(BIN)/mcgw demo -f examples/store --duration 60s
 
+## Debian's chromium for the dashboard's browser test (tests/admin), via apt when missing.
+## Playwright (a dev dependency) drives it; Playwright's own browser builds are never fetched.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "the dashboard test needs $(CHROMIUM): apt-get install chromium (as root)"; exit 1; fi; \
+	  echo "installing chromium with apt-get (for the dashboard's browser test)…"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 ## The whole suite: static checks, then every test.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python scripts/check
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

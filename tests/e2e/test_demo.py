@@ -39,6 +39,12 @@ def test_demo_runs_the_seed_scenario_and_checks_it(tmp_path: Path) -> None:
     assert "GET /      → 200 from gke-east-1 (us-east1-b)" in out
     assert ", 0 failed; served by" in out
     assert "every process the demo started has stopped" in out
+    # It ends by pointing to the dashboard and printing the distribution it counted.
+    assert "/dashboard  (Prometheus: http://127.0.0.1:" in out
+    table = out.split("the distribution it counted")[1]
+    rows = [line.split() for line in table.splitlines() if line.startswith("gke-")]
+    counted = {row[0]: int(row[2]) for row in rows}
+    assert counted["gke-west-1"] > 0 and counted["gke-east-1"] > 0
     assert list(tmp_path.glob("containers-*.jsonl")) and list(tmp_path.glob("access-*.jsonl"))
     pods = [line.split(" on ")[1] for line in out.splitlines() if line.startswith("  pod ")]
     assert len(pods) == 4

@@ -8,6 +8,8 @@
 3. Load it like the engineer's k6 run: 30 VUs, one request and a 1 s sleep per iteration.
 4. Run SEED.md's Log Analytics query verbatim over the run's logs.
 5. Stop every pod of gke-west-1 under load: ``/`` fails over to gke-east-1, no request fails.
+6. Point to the live dashboard the admin server showed all along, and print the
+   distribution per cluster and zone it counted (``--keep``: stay up until Ctrl-C).
 
 Every step checks what it shows; the demo exits 1 if the scenario does not hold.
 """
@@ -18,6 +20,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import socket
 import sys
 import time
 from datetime import datetime
@@ -25,6 +29,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mcgw import errors
+from mcgw.admin import server as admin_server
+from mcgw.admin import views
 from mcgw.analytics import query
 from mcgw.cli import run
 from mcgw.loadtest import metrics, report, runner
@@ -170,12 +176,60 @@ async def _failover(running: run.Running, host: str, port: int) -> None:
         raise ScenarioFailed(f"{failed} requests failed during the fail-over")
 
 
+def _admin_address(wanted: tuple[str, int] | None) -> tuple[str, int] | None:
+    """``wanted``, or any free port on its host when it is taken (another mcgw runs)."""
+    if wanted is None or wanted[1] == 0:
+        return wanted
+    with socket.socket() as probe:
+        try:
+            probe.bind(wanted)
+        except OSError:
+            print(f"admin: {wanted[0]}:{wanted[1]} is taken, using a free port")
+            return wanted[0], 0
+    return wanted
+
+
+def _distribution(running: run.Running) -> None:
+    """Point to the dashboard and print what it counted, per cluster and zone."""
+    admin = running.admin
+    if admin is None:
+        return
+    _title("the dashboard, and the distribution it counted")
+    print(f"dashboard: {admin.url}/dashboard  (Prometheus: {admin.url}/metrics)")
+    doc = views.stats_doc(admin.src)
+    total = doc["totals"]["requests"] or 1
+    header = f"{'cluster':<14} {'zone':<12} {'requests':>9} {'share':>7} {'errors':>7}"
+    print(header + f" {'p50 ms':>8} {'p99 ms':>8}")
+    print("-" * (len(header) + 18))
+    for row in doc["clusters"]:
+        lat = row["latency_ms"]
+        p50 = "-" if lat["p50"] is None else f"{lat['p50']:.1f}"
+        p99 = "-" if lat["p99"] is None else f"{lat['p99']:.1f}"
+        print(
+            f"{row['cluster']:<14} {row['zone']:<12} {row['requests']:>9} "
+            f"{row['requests'] / total:>7.1%} {row['errors']:>7} {p50:>8} {p99:>8}"
+        )
+    print(f"{'total':<27} {doc['totals']['requests']:>9}")
+
+
+async def _keep(running: run.Running) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    host, port = running.address(80)
+    print(f"\nkeeping the gateway (http://{host}:{port}) and the dashboard up; Ctrl-C to stop")
+    await stop.wait()
+
+
 async def scenario(
     paths: tuple[Path, ...],
     log_dir: Path,
     vus: int,
     duration_s: float,
     simulate_latency: bool = False,
+    admin: tuple[str, int] | None = admin_server.DEFAULT_ADDRESS,
+    keep: bool = False,
 ) -> None:
     _title("mcgw demo: SEED.md's multi-cluster Gateway on one machine")
     print(f"logs: {log_dir}")
@@ -186,6 +240,7 @@ async def scenario(
             log_dir=log_dir,
             watch=False,
             simulate_latency=simulate_latency,
+            admin=_admin_address(admin),
         ),
         say=print,
     )
@@ -196,6 +251,9 @@ async def scenario(
         await running.flush_logs()
         _seed_query(log_dir)
         await _failover(running, host, port)
+        _distribution(running)
+        if keep:
+            await _keep(running)
     finally:
         await running.close()
     _title("done: every process the demo started has stopped")
@@ -208,7 +266,13 @@ def main(args: argparse.Namespace) -> int:
     duration_s = load_options.parse_duration(args.duration)
     os.makedirs(log_dir, exist_ok=True)
     try:
-        run.run(lambda: scenario(paths, log_dir, args.vus, duration_s, args.simulate_latency))
+        admin = admin_server.parse_address(getattr(args, "admin", "127.0.0.1:19000"))
+        keep = bool(getattr(args, "keep", False))
+        run.run(
+            lambda: scenario(
+                paths, log_dir, args.vus, duration_s, args.simulate_latency, admin, keep
+            )
+        )
     except ScenarioFailed as exc:
         print(f"\nFAILED: {exc}")
         return 1

@@ -135,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay each pod's traffic by the round trip between Tokyo and its region, so "
         "latencies look like SEED.md's (default: on)",
     )
+    demo.add_argument(
+        "--admin",
+        default="127.0.0.1:19000",
+        metavar="HOST:PORT|off",
+        help="where the demo's admin server and live dashboard listen (default "
+        "127.0.0.1:19000, a free port if taken)",
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the scenario, keep the gateway and its dashboard up until Ctrl-C",
+    )
     return parser
 
 
