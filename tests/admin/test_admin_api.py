@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import admin_kit
@@ -263,3 +264,45 @@ def test_admin_address_flag() -> None:
             assert "--admin" in str(exc)
         else:
             raise AssertionError(bad)
+
+
+def test_a_taken_admin_port_fails_unless_fallback_is_allowed(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with FakeUpstream(name="app") as up:
+            folder = tmp_path / "config"
+            folder.mkdir()
+            (folder / "app.yaml").write_text(
+                manifests.gateway_to_endpoints(backend_port=up.address[1])
+            )
+            holder = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+            taken = holder.sockets[0].getsockname()[:2]
+            options = run.RunOptions(
+                paths=(folder,),
+                port_map=((80, 0),),
+                log_dir=tmp_path / "logs",
+                access_log=False,
+                watch=False,
+                with_fleet=False,
+                admin=taken,
+            )
+            said: list[str] = []
+            try:
+                try:
+                    await run.start(options, say=said.append)
+                except admin_server.AdminError as exc:
+                    assert "--admin" in str(exc)
+                else:
+                    raise AssertionError("started on a taken admin port")
+                fallback = replace(options, admin_fallback=True)
+                running = await run.start(fallback, say=said.append)
+                try:
+                    assert running.admin is not None
+                    assert running.admin.address[1] not in (0, taken[1])
+                    assert any("using a free port" in line for line in said)
+                    assert any(line.startswith("admin: http://127.0.0.1:") for line in said)
+                finally:
+                    await running.close()
+            finally:
+                holder.close()
+
+    run_async(main())

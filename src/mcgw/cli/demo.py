@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from datetime import datetime
@@ -176,19 +175,6 @@ async def _failover(running: run.Running, host: str, port: int) -> None:
         raise ScenarioFailed(f"{failed} requests failed during the fail-over")
 
 
-def _admin_address(wanted: tuple[str, int] | None) -> tuple[str, int] | None:
-    """``wanted``, or any free port on its host when it is taken (another mcgw runs)."""
-    if wanted is None or wanted[1] == 0:
-        return wanted
-    with socket.socket() as probe:
-        try:
-            probe.bind(wanted)
-        except OSError:
-            print(f"admin: {wanted[0]}:{wanted[1]} is taken, using a free port")
-            return wanted[0], 0
-    return wanted
-
-
 def _distribution(running: run.Running) -> None:
     """Point to the dashboard and print what it counted, per cluster and zone."""
     admin = running.admin
@@ -230,6 +216,7 @@ async def scenario(
     simulate_latency: bool = False,
     admin: tuple[str, int] | None = admin_server.DEFAULT_ADDRESS,
     keep: bool = False,
+    admin_fallback: bool = True,
 ) -> None:
     _title("mcgw demo: SEED.md's multi-cluster Gateway on one machine")
     print(f"logs: {log_dir}")
@@ -240,7 +227,8 @@ async def scenario(
             log_dir=log_dir,
             watch=False,
             simulate_latency=simulate_latency,
-            admin=_admin_address(admin),
+            admin=admin,
+            admin_fallback=admin_fallback,
         ),
         say=print,
     )
@@ -265,12 +253,20 @@ def main(args: argparse.Namespace) -> int:
     log_dir = args.log_dir or Path("var") / f"demo-{stamp}" / "logs"
     duration_s = load_options.parse_duration(args.duration)
     os.makedirs(log_dir, exist_ok=True)
+    given = getattr(args, "admin", None)
+    admin = admin_server.DEFAULT_ADDRESS if given is None else admin_server.parse_address(given)
+    keep = bool(getattr(args, "keep", False))
     try:
-        admin = admin_server.parse_address(getattr(args, "admin", "127.0.0.1:19000"))
-        keep = bool(getattr(args, "keep", False))
         run.run(
             lambda: scenario(
-                paths, log_dir, args.vus, duration_s, args.simulate_latency, admin, keep
+                paths,
+                log_dir,
+                args.vus,
+                duration_s,
+                args.simulate_latency,
+                admin,
+                keep,
+                admin_fallback=given is None,
             )
         )
     except ScenarioFailed as exc:

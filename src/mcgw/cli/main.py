@@ -61,10 +61,11 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--admin",
-        default="127.0.0.1:19000",
+        default=None,
         metavar="HOST:PORT|off",
         help="admin server: health, JSON API, Prometheus /metrics and the live /dashboard "
-        "(default 127.0.0.1:19000, loopback only; off: none, and no request counting)",
+        "(default 127.0.0.1:19000, or a free port if taken; off: none, and no request "
+        "counting)",
     )
 
 
@@ -137,10 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--admin",
-        default="127.0.0.1:19000",
+        default=None,
         metavar="HOST:PORT|off",
         help="where the demo's admin server and live dashboard listen (default "
-        "127.0.0.1:19000, a free port if taken)",
+        "127.0.0.1:19000, or a free port if taken)",
     )
     demo.add_argument(
         "--keep",
@@ -192,6 +193,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             with_fleet=args.command == "up",
             simulate_latency=getattr(args, "simulate_latency", False),
             admin=run.parse_admin(args.admin),
+            admin_fallback=args.admin is None,
         )
         run.run(lambda: run.serve_forever(options))
         return EXIT_OK

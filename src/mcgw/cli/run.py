@@ -45,9 +45,13 @@ class RunOptions:
     simulate_latency: bool = False
     """Put the fleet's pods behind latency relays (:mod:`mcgw.fleet.relay`); False: as
     the Fleet's ``spec.network.simulateLatency`` says."""
-    admin: tuple[str, int] | None = admin_server.DEFAULT_ADDRESS
+    admin: tuple[str, int] | None = None
     """Where the admin server (health, JSON API, /metrics, /dashboard) listens; None:
-    no admin server, and no request counting."""
+    no admin server, and no request counting. The CLI's default is
+    :data:`mcgw.admin.server.DEFAULT_ADDRESS`."""
+    admin_fallback: bool = False
+    """When ``admin``'s port is taken, listen on a free port of the same host instead
+    of failing (for the default address: another mcgw may hold it)."""
 
 
 @dataclass
@@ -154,7 +158,14 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
             admin = admin_server.AdminServer(
                 admin_sources.Sources(gateway, controller, reloads), *options.admin
             )
-            await admin.start()
+            try:
+                await admin.start()
+            except admin_server.AdminError as exc:
+                if not options.admin_fallback:
+                    raise
+                say(f"warning: {exc}; using a free port instead")
+                admin.port = 0
+                await admin.start()
             running.admin = admin
     except BaseException:
         await gateway.close()
@@ -244,12 +255,15 @@ def parse_address_pool(text: str | None) -> str | None:
     return text
 
 
-def parse_admin(text: str) -> tuple[str, int] | None:
-    """Check ``--admin``: ``HOST:PORT``, ``PORT`` or ``off``.
+def parse_admin(text: str | None) -> tuple[str, int] | None:
+    """Check ``--admin``: ``HOST:PORT``, ``PORT`` or ``off``; None (not given): the
+    default address, :data:`mcgw.admin.server.DEFAULT_ADDRESS`.
 
     Raises:
         ValueError: none of those.
     """
+    if text is None:
+        return admin_server.DEFAULT_ADDRESS
     return admin_server.parse_address(text)
 
 
