@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import admin_kit
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcgw.admin import server as admin_server
@@ -14,7 +15,8 @@ from mcgw.admin import sources
 from mcgw.cli import run
 from mcgw.dataplane import server
 from mcgw.dataplane.settings import ProxySettings
-from mcgw.testing import manifests
+from mcgw.ir import table
+from mcgw.testing import gateway, manifests, tables
 from mcgw.testing.runner import run as run_async
 from mcgw.testing.upstream import FakeUpstream
 
@@ -304,5 +306,52 @@ def test_a_taken_admin_port_fails_unless_fallback_is_allowed(tmp_path: Path) -> 
                     await running.close()
             finally:
                 holder.close()
+
+    run_async(main())
+
+
+def test_capacity_utilisation_per_backend_group() -> None:
+    async def main() -> None:
+        async with FakeUpstream(name="w") as w, FakeUpstream(name="e") as e:
+            groups = (
+                table.BackendGroup(
+                    "gke-west-1", "us-west1", "us-west1-a", (table.Endpoint(*w.address, pod="w"),)
+                ),
+                table.BackendGroup(
+                    "gke-east-1", "us-east1", "us-east1-b", (table.Endpoint(*e.address, pod="e"),)
+                ),
+            )
+            store = replace(tables.backend("store"), groups=groups, max_rate_per_endpoint=10.0)
+            t = tables.route_table(
+                [tables.route("r", "store")],
+                [store],
+                entry_region="us-west1",
+            )
+            async with gateway.serve(t) as (gw, address):
+                admin = admin_server.AdminServer(sources.Sources(gw), "127.0.0.1", 0)
+                await admin.start()
+                try:
+                    await admin_kit.send(address, {"/": 6})
+                    await asyncio.sleep(admin_server.SAMPLE_INTERVAL_S * 1.5)
+                    _, _, body = await admin_kit.get(admin.address, "/metrics")
+                    m = _samples(body.decode())
+                    doc = await admin_kit.get_json(admin.address, "/api/stats")
+                finally:
+                    await admin.close()
+        cap = m["mcgw_backend_group_capacity_requests_per_second"]
+        assert _sum(cap, cluster="gke-west-1", zone="us-west1-a") == 10.0
+        assert _sum(cap, cluster="gke-east-1") == 10.0
+        # A burst of six is over the closest region's budget: the waterfall spills some.
+        served = {g["cluster"]: g for g in doc["groups"]}
+        assert sum(g["requests"] for g in served.values()) == 6
+        assert served["gke-west-1"]["capacity_rps"] == 10.0
+        for cluster in [c for c, g in served.items() if g["requests"]]:
+            # Over the ten-second window (so far about a second and a half long).
+            rate = _sum(m["mcgw_backend_group_requests_per_second"], cluster=cluster)
+            assert 0 < rate <= served[cluster]["requests"]
+            util = _sum(m["mcgw_backend_group_utilization_ratio"], cluster=cluster)
+            assert util == pytest.approx(rate / 10.0)
+        # The balancer's own window counted the requests of the closest region.
+        assert _sum(m["mcgw_backend_region_requests_per_second"], region="us-west1") > 0
 
     run_async(main())
