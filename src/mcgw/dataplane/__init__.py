@@ -33,6 +33,8 @@ Modules:
                flow control both ways, retries, error responses, one access-log
                record per response.
     accesslog  Buffered writer of logschema.AccessRecord lines, off the hot path.
+    metrics    Request counters for Prometheus and the admin API: per request one
+               dict update and a bisect into fixed latency buckets; folded when read.
     server     Gateway: apply(table), listeners, timeout sweep, graceful close.
     errors     ProxyError and friends: each carries its HTTP status and the
                Cloud Load Balancing statusDetails written to the log.
