@@ -430,6 +430,50 @@ class LbAlgorithm(StrEnum):
     zone, so the data plane treats it as WATERFALL_BY_REGION."""
 
 
+class AffinityType(StrEnum):
+    """GCPBackendPolicy ``sessionAffinity.type``: what keeps a client on one endpoint."""
+
+    NONE = "NONE"
+    CLIENT_IP = "CLIENT_IP"
+    """Consistent hash of the client's address (the peer of the gateway's socket)."""
+    GENERATED_COOKIE = "GENERATED_COOKIE"
+    """The gateway sets a cookie naming the endpoint; requests carrying it go there."""
+    HEADER_FIELD = "HEADER_FIELD"
+    """Consistent hash of one request header's value."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAffinity:
+    """How requests of one client stick to one endpoint (GCPBackendPolicy
+    ``sessionAffinity``). Sticky while the endpoint is ready, healthy and its region
+    serves; otherwise the request is placed as without affinity, and sticks there."""
+
+    type: AffinityType = AffinityType.NONE
+    cookie_name: str = ""
+    """GENERATED_COOKIE: the cookie's name (``GCLB``, as GKE's global load balancers)."""
+    cookie_ttl_s: int = 0
+    """GENERATED_COOKIE: Max-Age of the cookie; 0 makes it a session cookie."""
+    header: str = ""
+    """HEADER_FIELD: the header whose value is hashed, lower-case."""
+
+
+class LocalityLbAlgorithm(StrEnum):
+    """How an endpoint is chosen inside a region (GCPTrafficDistributionPolicy
+    ``localityLbAlgorithm``)."""
+
+    ROUND_ROBIN = "ROUND_ROBIN"
+    LEAST_REQUEST = "LEAST_REQUEST"
+    """Power of two choices: of two random endpoints, the one with fewer requests in
+    flight from this gateway process."""
+    RANDOM = "RANDOM"
+    RING_HASH = "RING_HASH"
+    """Consistent hashing of the affinity key on a ring (Ketama style); round robin
+    for requests without a key."""
+    MAGLEV = "MAGLEV"
+    """Consistent hashing of the affinity key with a Maglev lookup table; round robin
+    for requests without a key. Hash-based affinity uses Maglev unless RING_HASH."""
+
+
 @dataclass(frozen=True, slots=True)
 class Backend:
     name: str
@@ -460,6 +504,18 @@ class Backend:
     traffic to the next region that has enough (if none has, the closest region with a
     healthy endpoint serves). 0, without a GCPTrafficDistributionPolicy: only a region
     with no healthy endpoint fails over. A policy sets GKE's default, 70."""
+    affinity: SessionAffinity = field(default_factory=SessionAffinity)
+    """GCPBackendPolicy ``sessionAffinity``."""
+    locality_lb: LocalityLbAlgorithm = LocalityLbAlgorithm.ROUND_ROBIN
+    """GCPTrafficDistributionPolicy ``localityLbAlgorithm``."""
+    auto_capacity_drain: bool = False
+    """GCPTrafficDistributionPolicy ``autoCapacityDrain``: a group (cluster, zone) with
+    under 25 % of its ready endpoints healthy counts as empty; never more than half of
+    the backend's groups at once."""
+    draining_timeout_s: float | None = None
+    """GCPBackendPolicy ``connectionDraining.drainingTimeoutSec``: how long requests in
+    flight to an endpoint that left (removed, not ready) may still run; 0 cuts them at
+    once. None: not configured; they run until their own timeouts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,6 +323,10 @@ class PolicyIndex:
             claimed: dict[Target, str] = {}
             for obj in ordered:
                 cond = self._one(kind, obj, exists, claimed)
+                if cond.status is status.ConditionStatus.TRUE and isinstance(
+                    obj, policy.GCPBackendPolicy
+                ):
+                    _warn_backend_policy(ctx, obj)
                 self.statuses.append(
                     status.ObjectStatus(
                         kind=kind,
@@ -447,15 +451,11 @@ class PolicyIndex:
     def _warn_unsupported(ctx: context.Context, obj: policy.GCPTrafficDistributionPolicy) -> None:
         default = obj.spec.default
         where = f"GCPTrafficDistributionPolicy {obj.ref}"
-        if default.locality_lb_algorithm != "ROUND_ROBIN":
+        if default.locality_lb_algorithm not in _LOCALITY_ALGORITHMS:
             ctx.warnings.append(
                 f"{where}: localityLbAlgorithm {default.locality_lb_algorithm} is not "
-                "implemented yet; endpoints take turns (ROUND_ROBIN)"
+                "implemented; endpoints take turns (ROUND_ROBIN)"
             )
-        if default.auto_capacity_drain is not None and (
-            default.auto_capacity_drain.enable_auto_capacity_drain
-        ):
-            ctx.warnings.append(f"{where}: autoCapacityDrain is not implemented yet")
         if default.service_lb_algorithm == "WATERFALL_BY_ZONE":
             ctx.warnings.append(
                 f"{where}: WATERFALL_BY_ZONE is served as WATERFALL_BY_REGION (the "
@@ -469,21 +469,80 @@ class PolicyIndex:
         gcp = self._backend.get(target)
         if gcp is not None:
             default = gcp.spec.default
+            draining = default.connection_draining
             backend = dataclasses.replace(
                 backend,
                 timeout_s=float(default.timeout_sec),
                 max_rate_per_endpoint=float(default.max_rate_per_endpoint),
                 capacity_scaler=default.capacity_scaler,
+                affinity=session_affinity(default.session_affinity),
+                draining_timeout_s=None
+                if draining is None
+                else float(draining.draining_timeout_sec),
             )
         traffic = self._traffic.get(target)
         if traffic is not None:
             spread = traffic.spec.default
+            drain = spread.auto_capacity_drain
+            locality = spread.locality_lb_algorithm
             backend = dataclasses.replace(
                 backend,
                 lb_algorithm=table.LbAlgorithm(spread.service_lb_algorithm),
                 failover_health_threshold=spread.failover_health_threshold,
+                locality_lb=table.LocalityLbAlgorithm(locality)
+                if locality in _LOCALITY_ALGORITHMS
+                else table.LocalityLbAlgorithm.ROUND_ROBIN,
+                auto_capacity_drain=drain is not None and drain.enable_auto_capacity_drain,
             )
         return backend
+
+
+_LOCALITY_ALGORITHMS = frozenset(a.value for a in table.LocalityLbAlgorithm)
+
+GENERATED_COOKIE_NAME = "GCLB"
+"""The cookie of GENERATED_COOKIE affinity: the name GKE's global external load
+balancers give theirs, so applications moved from GKE see the same cookie."""
+
+_AFFINITY_AS = {
+    "CLIENT_IP": table.AffinityType.CLIENT_IP,
+    # Every request to an HTTP gateway is TCP: the protocol adds nothing to the hash.
+    "CLIENT_IP_PROTO": table.AffinityType.CLIENT_IP,
+    "GENERATED_COOKIE": table.AffinityType.GENERATED_COOKIE,
+    "HEADER_FIELD": table.AffinityType.HEADER_FIELD,
+}
+
+
+def session_affinity(config: policy.SessionAffinityConfig | None) -> table.SessionAffinity:
+    """The IR affinity of a GCPBackendPolicy ``sessionAffinity`` (NONE for types mcgw
+    does not serve; :func:`_warn_backend_policy` says so)."""
+    if config is None or config.type not in _AFFINITY_AS:
+        return table.SessionAffinity()
+    kind = _AFFINITY_AS[config.type]
+    if kind is table.AffinityType.GENERATED_COOKIE:
+        return table.SessionAffinity(
+            type=kind, cookie_name=GENERATED_COOKIE_NAME, cookie_ttl_s=config.cookie_ttl_sec or 0
+        )
+    if kind is table.AffinityType.HEADER_FIELD:
+        return table.SessionAffinity(type=kind, header=(config.http_header_name or "").lower())
+    return table.SessionAffinity(type=kind)
+
+
+def _warn_backend_policy(ctx: context.Context, obj: policy.GCPBackendPolicy) -> None:
+    affinity = obj.spec.default.session_affinity
+    if affinity is None:
+        return
+    where = f"GCPBackendPolicy {obj.ref}"
+    if affinity.type == "CLIENT_IP_PORT_PROTO":
+        ctx.warnings.append(
+            f"{where}: sessionAffinity CLIENT_IP_PORT_PROTO cannot be used with HTTP load "
+            "balancing (GCP refuses it); requests have no affinity"
+        )
+    elif affinity.type == "HTTP_COOKIE":
+        ctx.warnings.append(
+            f"{where}: sessionAffinity HTTP_COOKIE is not implemented (it needs the "
+            "backend service's consistentHash.httpCookie); requests have no affinity. "
+            "Use GENERATED_COOKIE"
+        )
 
 
 class _Exists:
