@@ -630,7 +630,9 @@ class Pool:
                         # Several backends may name one endpoint: the longest wins.
                         timeouts[key] = max(drain_s, timeouts.get(key, 0.0))
         previous = self._serving
+        previous_drain_s = self._drain_s
         self._serving = frozenset(serving)
+        self._drain_s = timeouts
         busy = {c.key for c in self.live}
         # Forget retired endpoints that serve again or have no connection left.
         self.retired.intersection_update(busy - serving)
@@ -639,16 +641,16 @@ class Pool:
         if previous is None:
             return
         now = self._clock()
-        gone = previous - serving
-        for key in gone:
-            self.retired.add(key)
+        for key in previous - serving:
             for conn in self._book.drop(key):
                 conn.close()
-            # The previous table's timeout applies when the endpoint is gone from it.
-            drain_s = timeouts.get(key, self._drain_s.get(key))
+            if key not in busy:
+                continue
+            self.retired.add(key)
+            # A key gone from the table keeps the timeout its backend had.
+            drain_s = timeouts.get(key, previous_drain_s.get(key))
             if drain_s is not None:
                 self._cut_at[key] = now + drain_s
-        self._drain_s = timeouts
 
     def idle_count(self, key: Key | None = None) -> int:
         return self._book.idle_count(key)
