@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 import random
 import time
 from collections.abc import Callable
@@ -402,9 +403,10 @@ class _BackendPlan:
     """Regions that have at least one endpoint (ready or not), closest first. The
     first one is the ``closest`` region even when none of its endpoints is ready:
     serving from another region is then a fail-over."""
-    waterfall: _Waterfall | None = None
+    waterfall: _Waterfall | _Tiers | None = None
     """Set when capacity, the failover threshold or the algorithm can send a request
-    elsewhere than the closest region with a usable endpoint."""
+    elsewhere than the closest region with a usable endpoint (or the backend has
+    priority tiers)."""
     affinity: table.AffinityType = table.AffinityType.NONE
     cookies: dict[bytes, tuple[_RegionPlan, _Slot]] | None = None
     """GENERATED_COOKIE: cookie value → the endpoint it names, and its region."""
@@ -525,6 +527,10 @@ class _Waterfall:
         shares.sort()
         return frozenset(key for _, _, keys in shares[: groups // 2] for key in keys)
 
+    def keeps(self, key: Key, health: HealthView) -> bool:
+        """Whether an affinity cookie may keep endpoint ``key`` (see _pick_affine)."""
+        return True
+
     def fresh(self, health: HealthView) -> float:
         """Move the window if a bucket ended; return the clock's reading."""
         now = self.clock()
@@ -611,6 +617,109 @@ class _Waterfall:
         now = self.clock()
         span = max(now - self.window_start, self.bucket_s)
         return {region.name: region.rate.total / span for region in self.regions}
+
+
+class _Tiers:
+    """Priority tiers (mcgw's, beyond GKE; :attr:`mcgw.ir.table.Backend.tiers`): the
+    lowest tier with a usable endpoint serves; inside it clusters share requests by
+    smooth weighted round robin, or, for an affinity key, by weighted rendezvous
+    hashing (the same cluster for a key while it has a usable endpoint; when it has
+    none, only its keys move). Plays the part of a :class:`_Waterfall` for the plan:
+    capacity and the failover threshold do not apply to tiered backends."""
+
+    __slots__ = ("current", "drained", "first", "members", "tier_of", "window_start")
+
+    def __init__(
+        self, backend: table.Backend, inflight: dict[Key, int], clock: Callable[[], float]
+    ) -> None:
+        settings = {t.cluster: t for t in backend.tiers}
+        by_cluster: dict[str, list[table.BackendGroup]] = {}
+        for group in backend.groups:
+            if group.endpoints:
+                by_cluster.setdefault(group.cluster, []).append(group)
+        tiers: dict[int, list[tuple[_RegionPlan, int, bytes]]] = {}
+        self.tier_of: dict[Key, int] = {}
+        for cluster, groups in sorted(by_cluster.items()):
+            plan = _region(backend, cluster, tuple(groups), inflight)
+            tier = settings.get(cluster, table.ClusterTier(cluster))
+            weight = tier.weight or len(plan.ring)
+            if not plan.ring or weight <= 0:
+                continue
+            tiers.setdefault(tier.tier, []).append((plan, weight, cluster.encode()))
+            for slot in plan.ring:
+                self.tier_of[slot.key] = tier.tier
+        self.members = tuple(tuple(tiers[t]) for t in sorted(tiers))
+        self.first = min(tiers) if tiers else 0
+        self.current = tuple([0] * len(m) for m in self.members)
+        self.drained: frozenset[Key] = frozenset()
+        self.window_start = 0.0
+
+    def fresh(self, health: HealthView) -> float:
+        return 0.0
+
+    def count(self, region: _RegionPlan, slot: _Slot) -> None:
+        """Nothing is counted: tiers do not use capacity."""
+
+    def reason(self, chosen: _RegionPlan, slot: _Slot, span: float) -> Pick:
+        return slot.closest if self.tier_of.get(slot.key) == self.first else slot.failover
+
+    def rates_per_s(self) -> dict[str, float]:
+        return {}
+
+    def keeps(self, key: Key, health: HealthView) -> bool:
+        """Whether an affinity cookie may keep endpoint ``key``: only in the tier that
+        serves now (a session that failed over comes back when its tier does)."""
+        tier = self.tier_of.get(key)
+        for members in self.members:
+            for plan, _, _ in members:
+                if any(_usable(slot, health, _NO_EXCLUDE) for slot in plan.ring):
+                    return self.tier_of.get(plan.ring[0].key) == tier
+        return False
+
+    def take(
+        self, health: HealthView, exclude: frozenset[tuple[str, int]], h: int = -1
+    ) -> Pick | None:
+        for members, current in zip(self.members, self.current, strict=True):
+            left = list(range(len(members)))
+            while left:
+                i = self._weighted(members, left, h) if h >= 0 else _smooth(members, current, left)
+                slot = _grab(members[i][0], health, exclude, h)
+                if slot is not None:
+                    if exclude:
+                        return slot.retry
+                    return self.reason(members[i][0], slot, 0.0)
+                left.remove(i)  # no usable endpoint: its share goes to the others
+        return None
+
+    @staticmethod
+    def _weighted(
+        members: tuple[tuple[_RegionPlan, int, bytes], ...], left: list[int], h: int
+    ) -> int:
+        best, best_score = left[0], -1.0
+        for i in left:
+            _, weight, name = members[i]
+            # Weighted rendezvous: -w / ln(u) with u uniform in (0, 1) per (key, cluster).
+            u = (hash64(b"%d/" % h + name) + 1) / 18446744073709551617.0
+            score = -weight / math.log(u)
+            if score > best_score:
+                best, best_score = i, score
+        return best
+
+
+def _smooth(
+    members: tuple[tuple[_RegionPlan, int, bytes], ...], current: list[int], left: list[int]
+) -> int:
+    """Smooth weighted round robin over the members still in ``left``."""
+    total = 0
+    best = left[0]
+    for i in left:
+        weight = members[i][1]
+        current[i] += weight
+        total += weight
+        if current[i] > current[best]:
+            best = i
+    current[best] -= total
+    return best
 
 
 def _grab(
@@ -737,11 +846,14 @@ def _plan(
                 token = cookie_token(slot.key)
                 cookies[token] = (region, slot)
                 cookie_lines[slot.key] = b"Set-Cookie: " + name + b"=" + token + suffix + b"\r\n"
+    waterfall: _Waterfall | _Tiers | None = None
+    if backend.tiers:
+        waterfall = _Tiers(backend, inflight, clock)
+    elif _needs_waterfall(backend, regions):
+        waterfall = _Waterfall(backend, regions, clock)
     return _BackendPlan(
         regions=regions,
-        waterfall=_Waterfall(backend, regions, clock)
-        if _needs_waterfall(backend, regions)
-        else None,
+        waterfall=waterfall,
         affinity=affinity.type,
         cookies=cookies,
         cookie_lines=cookie_lines,
@@ -891,6 +1003,7 @@ class Balancer:
                         region.fit
                         and slot.key not in waterfall.drained
                         and _usable(slot, health, exclude)
+                        and waterfall.keeps(slot.key, health)
                     ):
                         waterfall.count(region, slot)
                         if exclude:

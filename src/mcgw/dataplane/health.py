@@ -212,7 +212,7 @@ class HealthMap:
         if until is not None and until > now:
             return  # Out already (a request that was in flight when it was ejected).
         if not self._may_eject(key, now):
-            log.info("endpoint %s:%d not ejected (%s): too many ejected already", *key, cause)
+            log.debug("endpoint %s:%d not ejected (%s): too many ejected already", *key, cause)
             return
         count, last_end = self._ejections.get(key, (0, now))
         if count and self.ejection_s > 0:

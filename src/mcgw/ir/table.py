@@ -475,6 +475,21 @@ class LocalityLbAlgorithm(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterTier:
+    """Where one cluster of a multi-cluster backend stands in its priority tiers (mcgw's
+    own, beyond GKE: annotations ``mcgw.dev/tier`` and ``mcgw.dev/weight`` on the
+    cluster's ServiceExport)."""
+
+    cluster: str
+    tier: int = 0
+    """Lower tiers serve first; a tier serves only when every lower one has no usable
+    endpoint."""
+    weight: int = 0
+    """Share of its tier's requests, relative to the other clusters of the tier; 0: the
+    cluster's ready endpoints count (every endpoint of the tier takes an equal share)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Backend:
     name: str
     """``<kind>/<namespace>/<name>:<port>``, unique in a table."""
@@ -516,6 +531,12 @@ class Backend:
     """GCPBackendPolicy ``connectionDraining.drainingTimeoutSec``: how long requests in
     flight to an endpoint that left (removed, not ready) may still run; 0 cuts them at
     once. None: not configured; they run until their own timeouts."""
+    tiers: tuple[ClusterTier, ...] = ()
+    """Priority tiers, one entry per cluster (sorted by cluster), or empty. When set,
+    they replace the regions' ranking and the capacity waterfall: the lowest tier with a
+    usable endpoint serves, its clusters in proportion to their weights (a cluster
+    without usable endpoint leaves its share to the others). A cluster not listed is in
+    tier 0 with the default weight."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,7 @@ class Resolver:
     def _build(self, target: Target, port: int) -> table.Backend:
         groups: dict[tuple[str, str], set[table.Endpoint]] = defaultdict(set)
         regions: dict[str, str] = {}
+        tiers: tuple[table.ClusterTier, ...] = ()
         if target.kind == SERVICE:
             cluster = self._ctx.config
             svc = self._ctx.services[(cluster.name, target.namespace, target.name)]
@@ -177,6 +178,7 @@ class Resolver:
                 self._collect(export.cluster, export.service, port, groups, regions)
             for cluster, written in imp.written:
                 self._collect_written(cluster, written, port, groups, regions)
+            tiers = cluster_tiers(self._ctx, imp)
         backend = table.Backend(
             name=validate.backend_name(target.kind, target.namespace, target.name, port),
             kind=target.kind,
@@ -194,6 +196,7 @@ class Resolver:
                 )
                 for (cluster_name, zone), endpoints in sorted(groups.items())
             ),
+            tiers=tiers,
         )
         return self._policies.apply(target, backend)
 
@@ -248,6 +251,54 @@ class Resolver:
             if target_port is None:
                 continue
             _add(cluster, eps, target_port, groups, regions)
+
+
+TIER_ANNOTATION = "mcgw.dev/tier"
+WEIGHT_ANNOTATION = "mcgw.dev/weight"
+
+
+def cluster_tiers(ctx: context.Context, imp: context.ImportIndex) -> tuple[table.ClusterTier, ...]:
+    """Priority tiers of a derived ServiceImport, from its ServiceExports' annotations
+    (empty when none has one). A value that is not a whole number (tier >= 0, weight >= 1)
+    is warned about and ignored."""
+    found: dict[str, table.ClusterTier] = {}
+    for export in imp.exports:
+        cluster = export.cluster
+        obj = next(
+            (
+                e
+                for e in cluster.service_exports
+                if (e.metadata.namespace, e.metadata.name) == (imp.namespace, imp.name)
+            ),
+            None,
+        )
+        if obj is None:
+            continue
+        notes = obj.metadata.annotations
+        if TIER_ANNOTATION not in notes and WEIGHT_ANNOTATION not in notes:
+            continue
+        where = f"ServiceExport {obj.ref} in cluster {cluster.name}"
+        values: dict[str, int] = {}
+        for name, low in ((TIER_ANNOTATION, 0), (WEIGHT_ANNOTATION, 1)):
+            raw = notes.get(name)
+            if raw is None:
+                continue
+            if raw.strip().isdigit() and int(raw) >= low:
+                values[name] = int(raw)
+            else:
+                ctx.warnings.append(
+                    f"{where}: annotation {name}: {raw!r} is not a whole number >= {low}; ignored"
+                )
+        found[cluster.name] = table.ClusterTier(
+            cluster=cluster.name,
+            tier=values.get(TIER_ANNOTATION, 0),
+            weight=values.get(WEIGHT_ANNOTATION, 0),
+        )
+    if not found:
+        return ()
+    for export in imp.exports:
+        found.setdefault(export.cluster.name, table.ClusterTier(cluster=export.cluster.name))
+    return tuple(found[name] for name in sorted(found))
 
 
 def _target_port(eps: core.EndpointSlice, svc_port: core.ServicePort, single: bool) -> int | None:
