@@ -38,6 +38,15 @@ Glossary:
                  few healthy ones for the failover threshold),
                  ``retry`` (the caller excluded endpoints that already failed).
 
+Inside a region (or a priority tier) the endpoint is chosen by the backend's
+``localityLbAlgorithm``: round robin over the ring (the default, and the fast path),
+RANDOM and LEAST_REQUEST (:class:`_RandomRegion`, :class:`_LeastRegion`), or consistent
+hashing of the request's session affinity key (:meth:`_RegionPlan.sticky`: a Maglev
+table, or a ring for RING_HASH, built at the first key). A GENERATED_COOKIE names its
+endpoint directly (:func:`cookie_token`). autoCapacityDrain and priority tiers
+(:class:`_Tiers`) are decided with the plan's waterfall. None of it costs anything to a
+backend that does not configure it: the plan's classes are chosen once per table.
+
 Health is read through the small :class:`HealthView` protocol, which
 :class:`mcgw.dataplane.health.HealthMap` satisfies, so this module stays pure. Its
 ``down`` set is tested first: an endpoint not in it is used without a call.
