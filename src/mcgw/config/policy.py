@@ -185,10 +185,40 @@ SessionAffinityType = Literal[
 ]
 
 
+_COOKIE_TYPES = ("GENERATED_COOKIE", "HTTP_COOKIE")
+
+
 class SessionAffinityConfig(Model):
     type: SessionAffinityType = "NONE"
     cookie_ttl_sec: int | None = Field(default=None, ge=0, le=1_209_600)
     """GENERATED_COOKIE / HTTP_COOKIE only; 0 means a session cookie."""
+    http_header_name: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+    )
+    """HEADER_FIELD only: the request header whose value is hashed. mcgw extension:
+    GKE's GCPBackendPolicy has no such field; the name is that of the backend service's
+    ``consistentHash.httpHeaderName`` it would set."""
+
+    @model_validator(mode="after")
+    def _fields_match_type(self) -> SessionAffinityConfig:
+        if self.type == "HEADER_FIELD" and self.http_header_name is None:
+            raise invalid(
+                "type HEADER_FIELD needs httpHeaderName",
+                "add httpHeaderName: <the request header to hash>, e.g. x-user-id",
+            )
+        if self.type != "HEADER_FIELD" and self.http_header_name is not None:
+            raise invalid(
+                f"httpHeaderName is only used with type HEADER_FIELD, not {self.type}",
+                "remove httpHeaderName, or set type: HEADER_FIELD",
+                at="httpHeaderName",
+            )
+        if self.type not in _COOKIE_TYPES and self.cookie_ttl_sec is not None:
+            raise invalid(
+                f"cookieTtlSec is only used with a cookie type, not {self.type}",
+                "remove cookieTtlSec, or set type: GENERATED_COOKIE",
+                at="cookieTtlSec",
+            )
+        return self
 
 
 class ConnectionDraining(Model):

@@ -38,6 +38,15 @@ Glossary:
                  few healthy ones for the failover threshold),
                  ``retry`` (the caller excluded endpoints that already failed).
 
+Inside a region (or a priority tier) the endpoint is chosen by the backend's
+``localityLbAlgorithm``: round robin over the ring (the default, and the fast path),
+RANDOM and LEAST_REQUEST (:class:`_RandomRegion`, :class:`_LeastRegion`), or consistent
+hashing of the request's session affinity key (:meth:`_RegionPlan.sticky`: a Maglev
+table, or a ring for RING_HASH, built at the first key). A GENERATED_COOKIE names its
+endpoint directly (:func:`cookie_token`). autoCapacityDrain and priority tiers
+(:class:`_Tiers`) are decided with the plan's waterfall. None of it costs anything to a
+backend that does not configure it: the plan's classes are chosen once per table.
+
 Health is read through the small :class:`HealthView` protocol, which
 :class:`mcgw.dataplane.health.HealthMap` satisfies, so this module stays pure. Its
 ``down`` set is tested first: an endpoint not in it is used without a call.
@@ -49,6 +58,10 @@ plan, so a pick allocates nothing.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import math
+import random
 import time
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
@@ -70,6 +83,33 @@ UNLIMITED_RATE = 1e8
 """maxRatePerEndpoint × capacityScaler at or above this (GKE's default) never limits."""
 
 _NO_EXCLUDE: frozenset[tuple[str, int]] = frozenset()
+
+Key = tuple[str, int]
+
+RING_POINTS = 128
+"""Points per endpoint on a RING_HASH ring (Ketama uses 100-200)."""
+_MAGLEV_SIZES = (251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521)
+"""Primes for Maglev lookup tables: the smallest at least 100 × the endpoints is used."""
+_MAGLEV_RETRIES = 8
+"""Rehashes of a key whose Maglev entry is not usable, before walking the ring."""
+DRAIN_HEALTHY_SHARE = 0.25
+"""autoCapacityDrain: a group with less than this share of its endpoints healthy
+counts as empty (GKE's 25 %)."""
+
+_random = random.random
+
+
+def hash64(data: bytes) -> int:
+    """A 64-bit hash that is the same in every process (Python's ``hash`` is salted),
+    so that several gateway workers send a key to the same endpoint."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def cookie_token(key: Key) -> bytes:
+    """The GENERATED_COOKIE value naming an endpoint: opaque (no address in it),
+    stable across reloads and gateway processes."""
+    digest = hashlib.blake2b(f"{key[0]}:{key[1]}".encode(), digest_size=8, person=b"mcgw-gclb")
+    return digest.hexdigest().encode("ascii")
 
 
 class HealthView(Protocol):
@@ -137,15 +177,22 @@ class _RegionPlan:
         "fit",
         "group_rates",
         "groups",
+        "hashed",
         "healthy",
         "name",
         "next",
         "rate",
         "ring",
+        "use_ring_hash",
     )
 
-    def __init__(self, name: str, groups: tuple[table.BackendGroup, ...]) -> None:
+    def __init__(
+        self, name: str, groups: tuple[table.BackendGroup, ...], use_ring_hash: bool = False
+    ) -> None:
         self.name = name
+        self.use_ring_hash = use_ring_hash
+        self.hashed: _RingHash | _Maglev | None = None
+        """Consistent hashing of affinity keys over the ring, built at the first key."""
         self.groups = groups
         self.group_rates = tuple(_Rate() for _ in groups)
         self.ring: tuple[_Slot, ...] = _interleave(groups, self.group_rates)
@@ -188,6 +235,176 @@ class _RegionPlan:
                 return slot
         return None
 
+    def sticky(
+        self, h: int, health: HealthView, exclude: AbstractSet[tuple[str, int]]
+    ) -> _Slot | None:
+        """The endpoint consistent hashing gives the key hash ``h``: the same one for
+        as long as it is usable; when it is not, the next usable one the hashing
+        gives (the same for every request of the key), so few keys move."""
+        ring = self.ring
+        if not ring:
+            return None
+        hashed = self.hashed
+        if hashed is None:
+            hashed = self.hashed = _RingHash(ring) if self.use_ring_hash else _Maglev(ring)
+        slot = ring[hashed.first(h)]
+        key = slot.key
+        if not exclude and (key not in health.down or health.healthy(*key)):
+            return slot
+        for index in hashed.candidates(h):
+            slot = ring[index]
+            key = slot.key
+            if key not in exclude and (key not in health.down or health.healthy(*key)):
+                return slot
+        return None
+
+
+def _usable(slot: _Slot, health: HealthView, exclude: AbstractSet[tuple[str, int]]) -> bool:
+    key = slot.key
+    return key not in exclude and (key not in health.down or health.healthy(key[0], key[1]))
+
+
+class _RandomRegion(_RegionPlan):
+    """localityLbAlgorithm RANDOM: a uniformly random usable endpoint."""
+
+    __slots__ = ()
+
+    def take(self, health: HealthView, exclude: frozenset[tuple[str, int]]) -> _Slot | None:
+        ring = self.ring
+        size = len(ring)
+        if not size:
+            return None
+        slot = ring[int(_random() * size)]
+        if _usable(slot, health, exclude):
+            return slot
+        usable = [s for s in ring if _usable(s, health, exclude)]
+        return usable[int(_random() * len(usable))] if usable else None
+
+
+class _LeastRegion(_RegionPlan):
+    """localityLbAlgorithm LEAST_REQUEST: of two random endpoints, the one with fewer
+    requests in flight (power of two choices: near-best balance at O(1) per pick)."""
+
+    __slots__ = ("inflight",)
+
+    def __init__(
+        self, name: str, groups: tuple[table.BackendGroup, ...], inflight: dict[Key, int]
+    ) -> None:
+        super().__init__(name, groups)
+        self.inflight = inflight
+
+    def take(self, health: HealthView, exclude: frozenset[tuple[str, int]]) -> _Slot | None:
+        ring = self.ring
+        size = len(ring)
+        if size < 2:
+            return super().take(health, exclude)
+        a = int(_random() * size)
+        b = int(_random() * (size - 1))
+        if b >= a:
+            b += 1
+        first, second = ring[a], ring[b]
+        ok_first = _usable(first, health, exclude)
+        ok_second = _usable(second, health, exclude)
+        if ok_first and ok_second:
+            inflight = self.inflight
+            if inflight.get(second.key, 0) < inflight.get(first.key, 0):
+                return second
+            return first
+        if ok_first:
+            return first
+        if ok_second:
+            return second
+        return super().take(health, exclude)
+
+
+class _RingHash:
+    """RING_HASH: :data:`RING_POINTS` points per endpoint on a 64-bit ring; a key goes
+    to the first point at or after its hash, and on along the ring past endpoints
+    that are not usable."""
+
+    __slots__ = ("owners", "points", "size")
+
+    def __init__(self, ring: tuple[_Slot, ...]) -> None:
+        points = sorted(
+            (hash64(b"%s:%d-%d" % (slot.key[0].encode(), slot.key[1], i)), index)
+            for index, slot in enumerate(ring)
+            for i in range(RING_POINTS)
+        )
+        self.points = [p for p, _ in points]
+        self.owners = [o for _, o in points]
+        self.size = len(ring)
+
+    def first(self, h: int) -> int:
+        """Ring index of the endpoint that owns the key hash ``h``."""
+        points = self.points
+        start = bisect.bisect_left(points, h)
+        return self.owners[start if start < len(points) else 0]
+
+    def candidates(self, h: int) -> list[int]:
+        """Ring indexes in the order the key tries them (each endpoint once)."""
+        points = self.points
+        start = bisect.bisect_left(points, h)
+        seen: list[int] = []
+        n = len(points)
+        for step in range(n):
+            owner = self.owners[(start + step) % n]
+            if owner not in seen:
+                seen.append(owner)
+                if len(seen) == self.size:
+                    break
+        return seen
+
+
+class _Maglev:
+    """MAGLEV: a lookup table of a prime size M, filled by each endpoint in turn along
+    its own permutation (Eisenbud et al., 2016); a key goes to ``table[h % M]``. When
+    that endpoint is not usable the key is rehashed a few times, then walks the ring,
+    so keys of a usable endpoint never move."""
+
+    __slots__ = ("entries", "size")
+
+    def __init__(self, ring: tuple[_Slot, ...]) -> None:
+        n = len(ring)
+        m = next((p for p in _MAGLEV_SIZES if p >= 100 * n), _MAGLEV_SIZES[-1])
+        offsets: list[int] = []
+        skips: list[int] = []
+        for slot in ring:
+            name = b"%s:%d" % (slot.key[0].encode(), slot.key[1])
+            offsets.append(hash64(b"offset/" + name) % m)
+            skips.append(hash64(b"skip/" + name) % (m - 1) + 1)
+        entries = [-1] * m
+        nexts = [0] * n
+        filled = 0
+        while filled < m:
+            for i in range(n):
+                j = nexts[i]
+                c = (offsets[i] + j * skips[i]) % m
+                while entries[c] >= 0:
+                    j += 1
+                    c = (offsets[i] + j * skips[i]) % m
+                entries[c] = i
+                nexts[i] = j + 1
+                filled += 1
+                if filled == m:
+                    break
+        self.entries = entries
+        self.size = n
+
+    def first(self, h: int) -> int:
+        return self.entries[h % len(self.entries)]
+
+    def candidates(self, h: int) -> list[int]:
+        entries = self.entries
+        m = len(entries)
+        out: list[int] = []
+        for attempt in range(_MAGLEV_RETRIES):
+            index = entries[(h if attempt == 0 else hash64(b"%d/%d" % (h, attempt))) % m]
+            if index not in out:
+                out.append(index)
+        first = out[0]
+        out += [(first + k) % self.size for k in range(1, self.size)]
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class _BackendPlan:
@@ -195,9 +412,15 @@ class _BackendPlan:
     """Regions that have at least one endpoint (ready or not), closest first. The
     first one is the ``closest`` region even when none of its endpoints is ready:
     serving from another region is then a fail-over."""
-    waterfall: _Waterfall | None = None
+    waterfall: _Waterfall | _Tiers | None = None
     """Set when capacity, the failover threshold or the algorithm can send a request
-    elsewhere than the closest region with a usable endpoint."""
+    elsewhere than the closest region with a usable endpoint (or the backend has
+    priority tiers)."""
+    affinity: table.AffinityType = table.AffinityType.NONE
+    cookies: dict[bytes, tuple[_RegionPlan, _Slot]] | None = None
+    """GENERATED_COOKIE: cookie value → the endpoint it names, and its region."""
+    cookie_lines: dict[Key, bytes] | None = None
+    """GENERATED_COOKIE: endpoint → the Set-Cookie line naming it."""
 
 
 class _Waterfall:
@@ -209,9 +432,11 @@ class _Waterfall:
     """
 
     __slots__ = (
+        "auto_drain",
         "bucket_s",
         "clock",
         "closest",
+        "drained",
         "index",
         "order",
         "per_endpoint",
@@ -241,6 +466,9 @@ class _Waterfall:
         self.rates = tuple(r.rate for r in regions) + tuple(
             rate for r in regions for rate in r.group_rates
         )
+        self.auto_drain = backend.auto_capacity_drain
+        self.drained: frozenset[Key] = frozenset()
+        """autoCapacityDrain: endpoints of the groups counted as empty (refreshed)."""
         self.bucket_s = WINDOW_S / BUCKETS
         self.index = 0
         self.tick_at = float("-inf")
@@ -270,10 +498,13 @@ class _Waterfall:
         down = health.down
         fit: list[_RegionPlan] = []
         weak: list[_RegionPlan] = []
+        drained = self.drained = self._drain(health) if self.auto_drain else frozenset()
         for region in self.regions:
             healthy = 0
             for slot in region.ring:
                 key = slot.key
+                if key in drained:
+                    continue
                 if key not in down or health.healthy(key[0], key[1]):
                     healthy += 1
             region.healthy = healthy
@@ -282,19 +513,56 @@ class _Waterfall:
             (fit if region.fit else weak).append(region)
         self.order = tuple(fit + weak)
 
-    def take(self, health: HealthView, exclude: frozenset[tuple[str, int]]) -> Pick | None:
+    def _drain(self, health: HealthView) -> frozenset[Key]:
+        """autoCapacityDrain: the endpoints of groups under :data:`DRAIN_HEALTHY_SHARE`
+        healthy, the least healthy first, at most half of the groups."""
+        down = health.down
+        shares: list[tuple[float, int, list[Key]]] = []
+        groups = 0
+        for region in self.regions:
+            members: dict[int, list[Key]] = {}
+            healthy: dict[int, int] = {}
+            for slot in region.ring:
+                group = id(slot.rate)  # one _Rate per group
+                key = slot.key
+                members.setdefault(group, []).append(key)
+                ok = key not in down or health.healthy(key[0], key[1])
+                healthy[group] = healthy.get(group, 0) + ok
+            groups += len(members)
+            for group, keys in members.items():
+                share = healthy[group] / len(keys)
+                if share < DRAIN_HEALTHY_SHARE:
+                    shares.append((share, len(shares), keys))
+        shares.sort()
+        return frozenset(key for _, _, keys in shares[: groups // 2] for key in keys)
+
+    def keeps(self, key: Key, health: HealthView) -> bool:
+        """Whether an affinity cookie may keep endpoint ``key`` (see _pick_affine)."""
+        return True
+
+    def fresh(self, health: HealthView) -> float:
+        """Move the window if a bucket ended; return the clock's reading."""
         now = self.clock()
         if now >= self.tick_at:
             self._advance(now, health)
+        return now
+
+    def take(
+        self, health: HealthView, exclude: frozenset[tuple[str, int]], h: int = -1
+    ) -> Pick | None:
+        """The endpoint for the next request; ``h`` >= 0 is an affinity key's hash,
+        which chooses the endpoint inside the region the waterfall chooses."""
+        now = self.fresh(health)
         span = now - self.window_start
         slot: _Slot | None = None
         chosen: _RegionPlan | None = None
+        skip = exclude | self.drained if self.drained else exclude
         if not exclude:
             if not self.spray:
                 # The waterfall: the first region in order under its capacity.
                 for region in self.order:
                     if region.rate.total < region.capacity * span:
-                        slot = region.take(health, exclude)
+                        slot = _grab(region, health, skip, h)
                         if slot is not None:
                             chosen = region
                             break
@@ -302,27 +570,37 @@ class _Waterfall:
                 # Every region at capacity, or spraying: the least loaded one.
                 chosen = self._least_loaded()
                 if chosen is not None:
-                    slot = chosen.take(health, exclude)
+                    slot = _grab(chosen, health, skip, h)
         if slot is None:
             # Retries (the next region in order with an endpoint not tried yet), no
             # capacity anywhere (drained), or stale health: the first region in
-            # order with a usable endpoint serves.
-            for region in self.order:
-                slot = region.take(health, exclude)
+            # order with a usable endpoint serves; a drained group as a last resort.
+            for avoid in (skip, exclude) if skip is not exclude else (exclude,):
+                for region in self.order:
+                    slot = _grab(region, health, avoid, h)
+                    if slot is not None:
+                        chosen = region
+                        break
                 if slot is not None:
-                    chosen = region
                     break
         if slot is None or chosen is None:
             return None
+        self.count(chosen, slot)
+        if exclude:
+            return slot.retry
+        return self.reason(chosen, slot, span)
+
+    def count(self, region: _RegionPlan, slot: _Slot) -> None:
+        """Count one request to ``slot`` of ``region`` in the window."""
         index = self.index
-        rate = chosen.rate
+        rate = region.rate
         rate.buckets[index] += 1
         rate.total += 1
         rate = slot.rate
         rate.buckets[index] += 1
         rate.total += 1
-        if exclude:
-            return slot.retry
+
+    def reason(self, chosen: _RegionPlan, slot: _Slot, span: float) -> Pick:
         closest = self.closest
         if chosen is closest:
             return slot.closest
@@ -348,6 +626,115 @@ class _Waterfall:
         now = self.clock()
         span = max(now - self.window_start, self.bucket_s)
         return {region.name: region.rate.total / span for region in self.regions}
+
+
+class _Tiers:
+    """Priority tiers (mcgw's, beyond GKE; :attr:`mcgw.ir.table.Backend.tiers`): the
+    lowest tier with a usable endpoint serves; inside it clusters share requests by
+    smooth weighted round robin, or, for an affinity key, by weighted rendezvous
+    hashing (the same cluster for a key while it has a usable endpoint; when it has
+    none, only its keys move). Plays the part of a :class:`_Waterfall` for the plan:
+    capacity and the failover threshold do not apply to tiered backends."""
+
+    __slots__ = ("current", "drained", "first", "members", "tier_of", "window_start")
+
+    def __init__(
+        self, backend: table.Backend, inflight: dict[Key, int], clock: Callable[[], float]
+    ) -> None:
+        settings = {t.cluster: t for t in backend.tiers}
+        by_cluster: dict[str, list[table.BackendGroup]] = {}
+        for group in backend.groups:
+            if group.endpoints:
+                by_cluster.setdefault(group.cluster, []).append(group)
+        tiers: dict[int, list[tuple[_RegionPlan, int, bytes]]] = {}
+        self.tier_of: dict[Key, int] = {}
+        for cluster, groups in sorted(by_cluster.items()):
+            plan = _region(backend, cluster, tuple(groups), inflight)
+            tier = settings.get(cluster, table.ClusterTier(cluster))
+            weight = tier.weight or len(plan.ring)
+            if not plan.ring or weight <= 0:
+                continue
+            tiers.setdefault(tier.tier, []).append((plan, weight, cluster.encode()))
+            for slot in plan.ring:
+                self.tier_of[slot.key] = tier.tier
+        self.members = tuple(tuple(tiers[t]) for t in sorted(tiers))
+        self.first = min(tiers) if tiers else 0
+        self.current = tuple([0] * len(m) for m in self.members)
+        self.drained: frozenset[Key] = frozenset()
+        self.window_start = 0.0
+
+    def fresh(self, health: HealthView) -> float:
+        return 0.0
+
+    def count(self, region: _RegionPlan, slot: _Slot) -> None:
+        """Nothing is counted: tiers do not use capacity."""
+
+    def reason(self, chosen: _RegionPlan, slot: _Slot, span: float) -> Pick:
+        return slot.closest if self.tier_of.get(slot.key) == self.first else slot.failover
+
+    def rates_per_s(self) -> dict[str, float]:
+        return {}
+
+    def keeps(self, key: Key, health: HealthView) -> bool:
+        """Whether an affinity cookie may keep endpoint ``key``: only in the tier that
+        serves now (a session that failed over comes back when its tier does)."""
+        tier = self.tier_of.get(key)
+        for members in self.members:
+            for plan, _, _ in members:
+                if any(_usable(slot, health, _NO_EXCLUDE) for slot in plan.ring):
+                    return self.tier_of.get(plan.ring[0].key) == tier
+        return False
+
+    def take(
+        self, health: HealthView, exclude: frozenset[tuple[str, int]], h: int = -1
+    ) -> Pick | None:
+        for members, current in zip(self.members, self.current, strict=True):
+            left = list(range(len(members)))
+            while left:
+                i = self._weighted(members, left, h) if h >= 0 else _smooth(members, current, left)
+                slot = _grab(members[i][0], health, exclude, h)
+                if slot is not None:
+                    if exclude:
+                        return slot.retry
+                    return self.reason(members[i][0], slot, 0.0)
+                left.remove(i)  # no usable endpoint: its share goes to the others
+        return None
+
+    @staticmethod
+    def _weighted(
+        members: tuple[tuple[_RegionPlan, int, bytes], ...], left: list[int], h: int
+    ) -> int:
+        best, best_score = left[0], -1.0
+        for i in left:
+            _, weight, name = members[i]
+            # Weighted rendezvous: -w / ln(u) with u uniform in (0, 1) per (key, cluster).
+            u = (hash64(b"%d/" % h + name) + 1) / 18446744073709551617.0
+            score = -weight / math.log(u)
+            if score > best_score:
+                best, best_score = i, score
+        return best
+
+
+def _smooth(
+    members: tuple[tuple[_RegionPlan, int, bytes], ...], current: list[int], left: list[int]
+) -> int:
+    """Smooth weighted round robin over the members still in ``left``."""
+    total = 0
+    best = left[0]
+    for i in left:
+        weight = members[i][1]
+        current[i] += weight
+        total += weight
+        if current[i] > current[best]:
+            best = i
+    current[best] -= total
+    return best
+
+
+def _grab(
+    region: _RegionPlan, health: HealthView, exclude: frozenset[tuple[str, int]], h: int
+) -> _Slot | None:
+    return region.take(health, exclude) if h < 0 else region.sticky(h, health, exclude)
 
 
 class _Wrr:
@@ -426,21 +813,59 @@ def _interleave(
     return tuple(ring)
 
 
+def _region(
+    backend: table.Backend,
+    name: str,
+    groups: tuple[table.BackendGroup, ...],
+    inflight: dict[Key, int],
+) -> _RegionPlan:
+    algorithm = backend.locality_lb
+    if algorithm is table.LocalityLbAlgorithm.RANDOM:
+        return _RandomRegion(name, groups)
+    if algorithm is table.LocalityLbAlgorithm.LEAST_REQUEST:
+        return _LeastRegion(name, groups, inflight)
+    # ROUND_ROBIN, and RING_HASH / MAGLEV for requests without an affinity key.
+    return _RegionPlan(name, groups, algorithm is table.LocalityLbAlgorithm.RING_HASH)
+
+
 def _plan(
-    backend: table.Backend, locality: table.Locality, clock: Callable[[], float]
+    backend: table.Backend,
+    locality: table.Locality,
+    clock: Callable[[], float],
+    inflight: dict[Key, int],
 ) -> _BackendPlan:
     by_region: dict[str, list[table.BackendGroup]] = {}
     for group in backend.groups:
         if group.endpoints:
             by_region.setdefault(group.region, []).append(group)
     regions = tuple(
-        _RegionPlan(name, tuple(by_region[name])) for name in region_order(locality, set(by_region))
+        _region(backend, name, tuple(by_region[name]), inflight)
+        for name in region_order(locality, set(by_region))
     )
+    affinity = backend.affinity
+    cookies: dict[bytes, tuple[_RegionPlan, _Slot]] = {}
+    cookie_lines: dict[Key, bytes] = {}
+    if affinity.type is table.AffinityType.GENERATED_COOKIE:
+        suffix = b"; Path=/; HttpOnly"
+        if affinity.cookie_ttl_s > 0:
+            suffix += b"; Max-Age=%d" % affinity.cookie_ttl_s
+        name = affinity.cookie_name.encode("latin-1")
+        for region in regions:
+            for slot in region.ring:
+                token = cookie_token(slot.key)
+                cookies[token] = (region, slot)
+                cookie_lines[slot.key] = b"Set-Cookie: " + name + b"=" + token + suffix + b"\r\n"
+    waterfall: _Waterfall | _Tiers | None = None
+    if backend.tiers:
+        waterfall = _Tiers(backend, inflight, clock)
+    elif _needs_waterfall(backend, regions):
+        waterfall = _Waterfall(backend, regions, clock)
     return _BackendPlan(
         regions=regions,
-        waterfall=_Waterfall(backend, regions, clock)
-        if _needs_waterfall(backend, regions)
-        else None,
+        waterfall=waterfall,
+        affinity=affinity.type,
+        cookies=cookies,
+        cookie_lines=cookie_lines,
     )
 
 
@@ -452,6 +877,8 @@ def _needs_waterfall(backend: table.Backend, regions: tuple[_RegionPlan, ...]) -
     endpoint always has room; a capacityScaler of 0 drains every region alike, so the
     closest one serves too.
     """
+    if backend.auto_capacity_drain and regions:
+        return True
     if len(regions) < 2:
         return False
     per_endpoint = backend.max_rate_per_endpoint * backend.capacity_scaler
@@ -469,7 +896,7 @@ class Balancer:
     capacity-aware backends read it.
     """
 
-    __slots__ = ("_health", "_plans", "_wrr", "table")
+    __slots__ = ("_health", "_plans", "_wrr", "affine", "counted", "inflight", "table")
 
     def __init__(
         self,
@@ -479,7 +906,26 @@ class Balancer:
     ) -> None:
         self.table = route_table
         self._health = health
-        self._plans = {b.name: _plan(b, route_table.locality, clock) for b in route_table.backends}
+        self.inflight: dict[Key, int] = {}
+        """Requests in flight per endpoint, for LEAST_REQUEST backends (see
+        :meth:`acquire`); a reload starts a new count."""
+        self._plans = {
+            b.name: _plan(b, route_table.locality, clock, self.inflight)
+            for b in route_table.backends
+        }
+        self.affine: dict[str, table.SessionAffinity] = {
+            b.name: b.affinity
+            for b in route_table.backends
+            if b.affinity.type is not table.AffinityType.NONE
+        }
+        """Backends with session affinity: the caller passes their requests' key to
+        :meth:`pick` (empty, as usual, costs the caller one test)."""
+        self.counted = frozenset(
+            b.name
+            for b in route_table.backends
+            if b.locality_lb is table.LocalityLbAlgorithm.LEAST_REQUEST
+        )
+        """Backends whose requests in flight the caller reports (:meth:`acquire`)."""
         self._wrr: dict[str, _Wrr] = {}
         for listener in route_table.listeners:
             for vhost in listener.virtual_hosts:
@@ -504,13 +950,19 @@ class Balancer:
         return None if i < 0 else route.backends[i]
 
     def pick(
-        self, backend_name: str, exclude: frozenset[tuple[str, int]] = _NO_EXCLUDE
+        self,
+        backend_name: str,
+        exclude: frozenset[tuple[str, int]] = _NO_EXCLUDE,
+        affinity: bytes | None = None,
     ) -> Pick | None:
         """Return the endpoint that serves the next request to ``backend_name``.
 
         Args:
             backend_name: :attr:`mcgw.ir.table.Backend.name`.
             exclude: (address, port) of endpoints already tried for this request.
+            affinity: for a backend in :attr:`affine`, the request's key: the client
+                address or header value to hash, or the value of the affinity cookie
+                (``b""`` when the request has none). None: no affinity.
 
         Returns:
             The endpoint, its group and the reason, or None when no endpoint is
@@ -520,6 +972,8 @@ class Balancer:
         if plan is None:
             return None
         health = self._health
+        if affinity:
+            return self._pick_affine(backend_name, plan, exclude, affinity)
         if plan.waterfall is not None:
             return plan.waterfall.take(health, exclude)
         regions = plan.regions
@@ -530,6 +984,82 @@ class Balancer:
                     return slot.retry
                 return slot.closest if region is regions[0] else slot.failover
         return None
+
+    def _pick_affine(
+        self,
+        backend_name: str,
+        plan: _BackendPlan,
+        exclude: frozenset[tuple[str, int]],
+        affinity: bytes,
+    ) -> Pick | None:
+        """A pick with an affinity key (see the README's session affinity section).
+
+        A cookie naming an endpoint that is usable, in a region that serves (not failed
+        over, not drained), keeps it, whatever capacity says: a session stays put, and
+        still counts. A hashed key (client address, header) goes where consistent
+        hashing sends it inside the region the plan chooses, so it is sticky while
+        that region serves. Anything else is picked as without affinity.
+        """
+        health = self._health
+        waterfall = plan.waterfall
+        if plan.affinity is table.AffinityType.GENERATED_COOKIE:
+            named = plan.cookies.get(affinity) if plan.cookies else None
+            if named is not None:
+                region, slot = named
+                if waterfall is not None:
+                    now = waterfall.fresh(health)
+                    if (
+                        region.fit
+                        and slot.key not in waterfall.drained
+                        and _usable(slot, health, exclude)
+                        and waterfall.keeps(slot.key, health)
+                    ):
+                        waterfall.count(region, slot)
+                        if exclude:
+                            return slot.retry
+                        return waterfall.reason(region, slot, now - waterfall.window_start)
+                elif _usable(slot, health, exclude):
+                    if exclude:
+                        return slot.retry
+                    return slot.closest if region is plan.regions[0] else slot.failover
+            return self.pick(backend_name, exclude)
+        h = hash64(affinity)
+        if waterfall is not None:
+            return waterfall.take(health, exclude, h)
+        regions = plan.regions
+        for region in regions:
+            hashed = region.sticky(h, health, exclude)
+            if hashed is not None:
+                if exclude:
+                    return hashed.retry
+                return hashed.closest if region is regions[0] else hashed.failover
+        return None
+
+    def cookie(self, backend_name: str, pick: Pick, sent: bytes | None) -> bytes:
+        """The ``Set-Cookie`` line to add to the response of ``pick``: empty unless
+        the backend has GENERATED_COOKIE affinity and the request's cookie (``sent``)
+        does not already name the endpoint."""
+        plan = self._plans.get(backend_name)
+        if plan is None or not plan.cookie_lines:
+            return b""
+        line = plan.cookie_lines.get(pick.key, b"")
+        if sent and plan.cookies is not None:
+            named = plan.cookies.get(sent)
+            if named is not None and named[1].key == pick.key:
+                return b""
+        return line
+
+    def acquire(self, key: Key) -> None:
+        """A request to endpoint ``key`` of a backend in :attr:`counted` started."""
+        self.inflight[key] = self.inflight.get(key, 0) + 1
+
+    def release(self, key: Key) -> None:
+        """That request ended (answered, failed, or moved to another endpoint)."""
+        left = self.inflight.get(key, 0) - 1
+        if left > 0:
+            self.inflight[key] = left
+        else:
+            self.inflight.pop(key, None)
 
     def regions(self, backend_name: str) -> tuple[str, ...]:
         """Return the regions of ``backend_name`` that have endpoints, closest first."""

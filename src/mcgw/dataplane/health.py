@@ -11,10 +11,12 @@ call is a set membership test in the common case. Two sources feed the map:
   healthy endpoint out, ``healthy_threshold`` consecutive successes bring it back.
   One task per (address, probe port, path), so endpoints sharing a check share
   the probe; probes of one task never overlap.
-* **Passive reports** (:meth:`HealthMap.report_failure`, from the proxy when a
-  connection to an endpoint fails or it answers 5xx): the endpoint is out at once.
-  If it is actively checked, only ``healthy_threshold`` successful probes bring it
-  back; otherwise it comes back by itself after ``ejection_s``.
+* **Passive reports** (:meth:`HealthMap.report_failure` for gateway errors: connect
+  failure, reset, timeout; :meth:`HealthMap.report_error_status` for 5xx answers):
+  outlier detection as GCP's backend services do it (see :class:`HealthMap`):
+  consecutive errors eject the endpoint for a time that grows with each ejection, at
+  most a bounded share of a backend's endpoints at once. An actively checked endpoint
+  also comes back once ``healthy_threshold`` probes have passed since its ejection.
 
 Endpoints the map has never heard of are healthy, and so is an endpoint when its
 first check is still to come: a restarted gateway serves at once, and the passive
@@ -66,11 +68,27 @@ class _Checked:
 class HealthMap:
     """Which endpoints may receive traffic, as far as health is concerned.
 
+    Passive outlier detection (GCP's backend service ``outlierDetection`` semantics,
+    which are Envoy's): ``failure_threshold`` consecutive gateway errors (connect
+    failure, reset, timeout) or ``consecutive_5xx`` consecutive 5xx answers (gateway
+    errors count there too) eject the endpoint for ``ejection_s`` × the number of
+    times it was ejected, at most ``max_ejection_s``; the count goes down by one for
+    every ``ejection_s`` the endpoint then serves without being ejected. An ejection
+    that would put more than ``max_ejection_percent`` of a backend's ready endpoints
+    out is not made (so the only endpoint of a backend is never ejected: the gateway
+    would answer 503 for it, for a whole ejection time after it recovered). An
+    actively checked endpoint also comes back, earlier, once ``healthy_threshold``
+    probes in a row have passed since its ejection.
+
     Args:
-        ejection_s: how long a passive failure keeps an endpoint without active
-            check out (Envoy's outlier detection default base ejection time).
-        failure_threshold: consecutive passive failures that eject an endpoint;
-            :meth:`report_success` resets the count. 1 ejects on the first failure.
+        ejection_s: base ejection time (GCP's and Envoy's default, 30 s).
+        max_ejection_s: cap of the growing ejection time (Envoy's default, 300 s).
+        failure_threshold: consecutive gateway errors that eject. mcgw's default is 1:
+            a refused connection means the pod is gone, and the retry on another
+            endpoint must not be followed by more requests to it.
+        consecutive_5xx: consecutive 5xx answers that eject (GCP's and Envoy's 5).
+        max_ejection_percent: GCP's default, 50 (Envoy's is 10, which with the
+            pod-sized backends of a fleet would leave dead pods of a lost cluster in).
         clock: monotonic seconds, injectable for tests.
         on_change: called on every transition, e.g. for logs or metrics.
     """
@@ -78,11 +96,16 @@ class HealthMap:
     __slots__ = (
         "_checked",
         "_clock",
-        "_ejected_until",
-        "_failures",
+        "_ejected",
+        "_ejections",
+        "_members",
+        "consecutive_5xx",
         "down",
         "ejection_s",
+        "failing",
         "failure_threshold",
+        "max_ejection_percent",
+        "max_ejection_s",
         "on_change",
     )
 
@@ -90,77 +113,151 @@ class HealthMap:
         self,
         *,
         ejection_s: float = 30.0,
+        max_ejection_s: float = 300.0,
         failure_threshold: int = 1,
+        consecutive_5xx: int = 5,
+        max_ejection_percent: int = 50,
         clock: Callable[[], float] = time.monotonic,
         on_change: ChangeCallback | None = None,
     ) -> None:
         self.ejection_s = ejection_s
+        self.max_ejection_s = max_ejection_s
         self.failure_threshold = failure_threshold
+        self.consecutive_5xx = consecutive_5xx
+        self.max_ejection_percent = max_ejection_percent
         self.on_change = on_change
         self._clock = clock
         self.down: set[Key] = set()
         """Every endpoint that is out, for whatever reason (expired ejections too, until
         :meth:`healthy` notices): an endpoint not in it is healthy without asking, which
         is the balancer's fast path. Mutated in place, never rebound."""
+        self.failing: dict[Key, list[int]] = {}
+        """Consecutive [gateway errors, 5xx] of endpoints that have some, below the
+        thresholds. Empty most of the time: the proxy reports successes only when it
+        is not (mutated in place, never rebound)."""
         self._checked: dict[Key, _Checked] = {}
-        self._ejected_until: dict[Key, float] = {}
-        """Passive ejections of endpoints without active check."""
-        self._failures: dict[Key, int] = {}
-        """Consecutive passive failures below ``failure_threshold``."""
+        self._ejected: dict[Key, float] = {}
+        """Passive ejections: endpoint → end of its ejection (monotonic)."""
+        self._ejections: dict[Key, tuple[int, float]] = {}
+        """Endpoint → (times ejected, end of the last ejection): the growing time."""
+        self._members: dict[Key, tuple[frozenset[Key], ...]] = {}
+        """Endpoint → the ready endpoints of each backend it belongs to (see update)."""
 
     def healthy(self, address: str, port: int) -> bool:
         """Return whether the endpoint may receive traffic (unknown ones may)."""
         key = (address, port)
         if key not in self.down:
             return True
-        until = self._ejected_until.get(key)
-        if until is not None and self._clock() >= until:
-            del self._ejected_until[key]
-            self._set(key, healthy=True, cause="ejection over")
-            return True
-        return False
+        if self._out(key):
+            return False
+        self._set(key, healthy=True, cause="ejection over")
+        return True
 
     def report_failure(self, address: str, port: int) -> None:
-        """Record a failed request (connect error, reset, 5xx) to the endpoint."""
+        """Record a gateway error (connect error, reset, timeout) with the endpoint."""
         key = (address, port)
-        if self.failure_threshold > 1:
-            count = self._failures.get(key, 0) + 1
-            if count < self.failure_threshold:
-                self._failures[key] = count
-                return
-            self._failures.pop(key, None)
-        state = self._checked.get(key)
-        if state is not None:
-            # Out until the active check has seen it answer again.
-            state.successes = 0
-            if state.healthy:
-                state.healthy = False
-                self._set(key, healthy=False, cause="passive failure")
-            return
-        self._ejected_until[key] = self._clock() + self.ejection_s
-        if key not in self.down:
-            self._set(key, healthy=False, cause="passive failure")
+        counts = self.failing.get(key)
+        if counts is None:
+            counts = self.failing[key] = [0, 0]
+        counts[0] += 1
+        counts[1] += 1
+        if counts[0] >= self.failure_threshold or counts[1] >= self.consecutive_5xx:
+            self._eject(key, "gateway error" if counts[0] >= self.failure_threshold else "5xx")
+
+    def report_error_status(self, address: str, port: int) -> None:
+        """Record a 5xx answer from the endpoint."""
+        key = (address, port)
+        counts = self.failing.get(key)
+        if counts is None:
+            counts = self.failing[key] = [0, 0]
+        counts[1] += 1
+        if counts[1] >= self.consecutive_5xx:
+            self._eject(key, "consecutive 5xx")
 
     def report_success(self, address: str, port: int) -> None:
-        """Record a successful request: resets the consecutive passive failures."""
-        if self._failures:
-            self._failures.pop((address, port), None)
+        """Record a successful answer: resets the consecutive counts."""
+        if self.failing:
+            self.failing.pop((address, port), None)
 
     def unhealthy(self) -> frozenset[Key]:
         """Return the endpoints currently out (expired ejections included)."""
         return frozenset(self.down)
+
+    def ejected(self) -> dict[Key, float]:
+        """Passively ejected endpoints → seconds of ejection left (for explain, tests)."""
+        now = self._clock()
+        return {key: until - now for key, until in self._ejected.items() if until > now}
+
+    def update(self, route_table: table.RouteTable) -> None:
+        """Learn which endpoints make up each backend, for ``max_ejection_percent``.
+
+        Call with every table version; endpoints no backend holds any more forget
+        their ejection history.
+        """
+        members: dict[Key, list[frozenset[Key]]] = {}
+        for backend in route_table.backends:
+            ready = frozenset(
+                (e.address, e.port) for g in backend.groups for e in g.endpoints if e.ready
+            )
+            for key in ready:
+                members.setdefault(key, []).append(ready)
+        self._members = {key: tuple(sets) for key, sets in members.items()}
+        for key in [k for k in self._ejections if k not in members and k not in self._ejected]:
+            del self._ejections[key]
+
+    def _eject(self, key: Key, cause: str) -> None:
+        self.failing.pop(key, None)
+        now = self._clock()
+        until = self._ejected.get(key)
+        if until is not None and until > now:
+            return  # Out already (a request that was in flight when it was ejected).
+        if not self._may_eject(key, now):
+            log.debug("endpoint %s:%d not ejected (%s): too many ejected already", *key, cause)
+            return
+        count, last_end = self._ejections.get(key, (0, now))
+        if count and self.ejection_s > 0:
+            # One step back for every base ejection time served since the last one.
+            count = max(0, count - int(max(0.0, now - last_end) // self.ejection_s))
+        count += 1
+        until = now + min(self.ejection_s * count, max(self.max_ejection_s, self.ejection_s))
+        self._ejected[key] = until
+        self._ejections[key] = (count, until)
+        state = self._checked.get(key)
+        if state is not None:
+            state.successes = 0  # Probes count from the ejection on.
+        if key not in self.down:
+            self._set(key, healthy=False, cause=f"ejected: {cause}, #{count}")
+
+    def _may_eject(self, key: Key, now: float) -> bool:
+        for members in self._members.get(key, ()):
+            ejected = sum(1 for k in members if k != key and self._ejected.get(k, 0.0) > now)
+            if (ejected + 1) * 100 > self.max_ejection_percent * len(members):
+                return False
+        return True
+
+    def _out(self, key: Key) -> bool:
+        """Whether the endpoint is out now (ejected, or failed by its active check)."""
+        until = self._ejected.get(key)
+        if until is not None and self._clock() >= until:
+            del self._ejected[key]
+            until = None
+        state = self._checked.get(key)
+        return until is not None or (state is not None and not state.healthy)
+
+    def _refresh(self, key: Key, cause: str) -> None:
+        out = self._out(key)
+        if out != (key in self.down):
+            self._set(key, healthy=not out, cause=cause)
 
     # -- used by HealthChecker -------------------------------------------------
 
     def _watch(self, key: Key) -> None:
         state = self._checked.get(key)
         if state is None:
-            # A pending passive ejection carries over: out until probes pass.
-            until = self._ejected_until.pop(key, None)
-            ejected = until is not None and self._clock() < until
-            state = self._checked[key] = _Checked(healthy=not ejected)
-            if until is not None and not ejected:
-                self._set(key, healthy=True, cause="ejection over")
+            # A pending passive ejection carries over: out until it ends, or until
+            # probes pass.
+            state = self._checked[key] = _Checked()
+            self._refresh(key, "ejection over")
         state.probes += 1
 
     def _unwatch(self, key: Key) -> None:
@@ -171,9 +268,9 @@ class HealthMap:
         if state.probes > 0:
             return
         del self._checked[key]
-        if not state.healthy:
+        if not state.healthy and key not in self._ejected:
             # No check will bring it back any more: let it serve again later.
-            self._ejected_until[key] = self._clock() + self.ejection_s
+            self._ejected[key] = self._clock() + self.ejection_s
 
     def _record(self, key: Key, ok: bool, check: table.HealthCheck) -> None:
         state = self._checked.get(key)
@@ -182,15 +279,17 @@ class HealthMap:
         if ok:
             state.failures = 0
             state.successes = min(state.successes + 1, _MAX_COUNT)
-            if not state.healthy and state.successes >= check.healthy_threshold:
+            if state.successes >= check.healthy_threshold:
                 state.healthy = True
-                self._set(key, healthy=True, cause="health check passed")
+                # Probes passed since the ejection: it answers again.
+                self._ejected.pop(key, None)
+            self._refresh(key, "health check passed")
         else:
             state.successes = 0
             state.failures = min(state.failures + 1, _MAX_COUNT)
-            if state.healthy and state.failures >= check.unhealthy_threshold:
+            if state.failures >= check.unhealthy_threshold:
                 state.healthy = False
-                self._set(key, healthy=False, cause="health check failed")
+            self._refresh(key, "health check failed")
 
     def _set(self, key: Key, *, healthy: bool, cause: str) -> None:
         if healthy:

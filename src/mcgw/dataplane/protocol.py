@@ -220,6 +220,7 @@ class _Exchange:
     """One request and its response, from the first byte to the access log."""
 
     __slots__ = (
+        "affinity",
         "attempts",
         "backend",
         "body",
@@ -230,6 +231,7 @@ class _Exchange:
         "conn_tokens",
         "content_length",
         "continue_sent",
+        "counted",
         "details",
         "exclude",
         "expect_continue",
@@ -257,6 +259,7 @@ class _Exchange:
         "reused",
         "route",
         "sent",
+        "set_cookie",
         "snap",
         "start",
         "status",
@@ -328,6 +331,12 @@ class _Exchange:
         """A WebSocket handshake: the client bytes read past its head (else None)."""
         self.extra: _Filtered | None = None
         """Set only for a route with filters, timeouts or retry."""
+        self.affinity: bytes | None = None
+        """The session affinity key, for a backend that has affinity (else None)."""
+        self.set_cookie = b""
+        """The affinity cookie's Set-Cookie line, when the response must carry one."""
+        self.counted: upstream.Key | None = None
+        """The endpoint this request counts as in flight to (LEAST_REQUEST backends)."""
 
 
 # -- filters, timeouts, retry (begin) ---------------------------------------------------
@@ -404,13 +413,13 @@ class ClientConnection(asyncio.Protocol):
         "_body_limit",
         "_closed",
         "_connect_task",
-        "_count_successes",
         "_ctx",
         "_current",
         "_deadline",
         "_deadline_kind",
         "_debug",
         "_draining",
+        "_failing",
         "_forward",
         "_half_closed",
         "_header_timeout",
@@ -452,9 +461,9 @@ class ClientConnection(asyncio.Protocol):
         self._holder = ctx.holder
         self._pool = ctx.pool
         self._health = ctx.health
-        # report_success only resets a count of consecutive failures, kept only when
-        # more than one failure ejects: skip the call per request otherwise.
-        self._count_successes = ctx.health.failure_threshold > 1
+        # report_success only resets counts of consecutive failures: skip the call
+        # while no endpoint has one (the dict is mutated in place, never rebound).
+        self._failing = ctx.health.failing
         self._access_log = ctx.access_log
         self._metrics = ctx.metrics
         self._line_limit = s.max_request_line_bytes
@@ -818,6 +827,11 @@ class ClientConnection(asyncio.Protocol):
             return
         ex.backend = backend.name
         ex.timeout_s = backend.timeout_s
+        affine = snap.balancer.affine
+        if affine:
+            affinity = affine.get(backend.name)
+            if affinity is not None:
+                ex.affinity = self._affinity_key(ex, affinity)
         if backend.protocol is _H2C and ex.upgrade is None:
             ex.h2 = True
         lines = ex.lines
@@ -1062,10 +1076,31 @@ class ClientConnection(asyncio.Protocol):
 
     # -- filters, timeouts, retry (end) -----------------------------------------------
 
+    def _affinity_key(self, ex: _Exchange, affinity: table.SessionAffinity) -> bytes:
+        """The request's session affinity key (``b""``: none; picked as usual)."""
+        kind = affinity.type
+        if kind is table.AffinityType.CLIENT_IP:
+            return self._xff_value
+        if kind is table.AffinityType.HEADER_FIELD:
+            wanted = affinity.header.encode("latin-1")
+            for name, value in ex.headers:
+                if name.lower() == wanted:
+                    return value
+            return b""
+        cookie = affinity.cookie_name.encode("latin-1")
+        for name, value in ex.headers:
+            if name.lower() == b"cookie":
+                for pair in value.split(b";"):
+                    key, _, found = pair.strip().partition(b"=")
+                    if key == cookie:
+                        return found
+        return b""
+
     def _attempt(self, ex: _Exchange) -> None:
         snap = ex.snap
         assert snap is not None
-        pick = snap.balancer.pick(ex.backend, ex.exclude)
+        picker = snap.balancer
+        pick = picker.pick(ex.backend, ex.exclude, ex.affinity)
         if pick is None:
             if ex.failures:
                 self._fail(ex, errors.UpstreamFailed(details=ex.details or None))
@@ -1073,6 +1108,13 @@ class ClientConnection(asyncio.Protocol):
                 self._fail(ex, errors.NoHealthyUpstream())
             return
         ex.pick = pick
+        if ex.affinity is not None:
+            ex.set_cookie = picker.cookie(ex.backend, pick, ex.affinity)
+        if picker.counted and ex.backend in picker.counted:
+            if ex.counted is not None:
+                picker.release(ex.counted)
+            picker.acquire(pick.key)
+            ex.counted = pick.key
         ex.attempts += 1
         key = ex.key = pick.key
         if ex.h2:
@@ -1160,6 +1202,9 @@ class ClientConnection(asyncio.Protocol):
         ex = self._active
         assert ex is not None
         self._deadline_kind = _NONE
+        if status >= 500:
+            # Passive outlier detection: consecutive 5xx answers eject the endpoint.
+            self._health.report_error_status(*ex.key)
         fx = ex.extra
         if fx is not None:
             if fx.retries and ex.replayable and status in fx.plan.retry_codes:
@@ -1178,6 +1223,8 @@ class ClientConnection(asyncio.Protocol):
         keep = ex.keep_alive and not self._draining and not self._parse_dead
         parts = [b"HTTP/1.1 %d " % status, reason, _CRLF]
         parts += lines
+        if ex.set_cookie:
+            parts.append(ex.set_cookie)
         if not has_body:
             ex.frame = _FRAME_NONE
             if content_length >= 0:
@@ -1231,7 +1278,7 @@ class ClientConnection(asyncio.Protocol):
             self._out.append(_LAST_CHUNK)
         self.upstream_flush()
         ex.details = "response_sent_by_backend"
-        if self._count_successes:
+        if self._failing and ex.status < 500:
             self._health.report_success(*ex.key)
         if self._read_pause:
             self._resume(_PAUSE_UPSTREAM)
@@ -1461,6 +1508,9 @@ class ClientConnection(asyncio.Protocol):
         if ex.logged:
             return
         ex.logged = True
+        if ex.counted is not None and ex.snap is not None:
+            ex.snap.balancer.release(ex.counted)
+            ex.counted = None
         counters = self._metrics
         if counters is not None:
             # -- metrics (begin): one dict hit and a bisect, see dataplane.metrics.

@@ -108,6 +108,8 @@ class Gateway:
         picker = balancer.Balancer(route_table, self.health)
         new = await self._bind_new(route_table)
         self.holder.swap(snapshot.Snapshot(route_table, compiled, picker))
+        self.health.update(route_table)
+        self.pool.update(route_table)  # connection draining of endpoints that left
         for name, bound in new.items():
             old = self._bound.get(name)
             if old is not None and old.server is not bound.server:

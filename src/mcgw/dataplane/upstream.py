@@ -24,6 +24,8 @@ from typing import Generic, Protocol, TypeVar
 
 import httptools
 
+from mcgw.ir import table
+
 Key = tuple[str, int]
 """(address, port) of an endpoint."""
 
@@ -151,6 +153,10 @@ class PoolBook(Generic[T]):
                 if not idle:
                     del self._idle[key]
         return closing
+
+    def drop(self, key: Key) -> list[T]:
+        """Remove and return the idle connections to ``key``."""
+        return [c for c, _ in self._idle.pop(key, ())]
 
     def drain(self) -> list[T]:
         """Remove and return every idle connection."""
@@ -533,7 +539,18 @@ class Pool:
         via: the proxy's ``Via`` value, appended to responses.
     """
 
-    __slots__ = ("_book", "_clock", "connect_timeout_s", "live", "via", "via_line")
+    __slots__ = (
+        "_book",
+        "_clock",
+        "_cut_at",
+        "_drain_s",
+        "_serving",
+        "connect_timeout_s",
+        "live",
+        "retired",
+        "via",
+        "via_line",
+    )
 
     def __init__(
         self, *, connect_timeout_s: float, idle_s: float, max_idle: int, via: bytes
@@ -546,6 +563,16 @@ class Pool:
         self._clock = time.monotonic
         self.live: set[UpstreamConnection] = set()
         """Every open connection, idle or busy (for shutdown)."""
+        self._serving: frozenset[Key] | None = None
+        """Ready endpoints of the current route table (None before the first)."""
+        self.retired: set[Key] = set()
+        """Endpoints that left the table (or are no longer ready): connections to them
+        are closed when idle, never pooled again (mutated in place, never rebound)."""
+        self._cut_at: dict[Key, float] = {}
+        """Retired endpoints with a draining timeout → when their busy connections are
+        cut."""
+        self._drain_s: dict[Key, float] = {}
+        """Endpoint → its backends' draining timeout, in the current table."""
 
     def take(self, key: Key) -> UpstreamConnection | None:
         """Return an idle connection to ``key``, or None (then :meth:`connect`)."""
@@ -556,6 +583,9 @@ class Pool:
 
     def give(self, conn: UpstreamConnection) -> None:
         """Return a connection whose response is complete."""
+        if self.retired and conn.key in self.retired:
+            conn.close()  # Its endpoint is draining: nothing new goes there.
+            return
         if conn.read_paused:
             conn.resume_reading()
         for extra in self._book.give(conn.key, conn, self._clock()):
@@ -566,9 +596,61 @@ class Pool:
         self._book.forget(conn.key, conn)
 
     def expire(self) -> None:
-        """Close connections idle for too long (called periodically)."""
-        for conn in self._book.expire(self._clock()):
+        """Close connections idle for too long, and those to endpoints whose draining
+        timeout is over (called periodically)."""
+        now = self._clock()
+        for conn in self._book.expire(now):
             conn.close()
+        if self._cut_at:
+            over = {key for key, at in self._cut_at.items() if at <= now}
+            if over:
+                for key in over:
+                    del self._cut_at[key]
+                for conn in [c for c in self.live if c.key in over]:
+                    conn.close()
+
+    def update(self, route_table: table.RouteTable) -> None:
+        """Drain the endpoints ``route_table`` no longer serves (connection draining).
+
+        An endpoint that left (gone from the table, or not ready) gets no new request
+        (the balancer sees to that); here its idle connections close now, busy ones
+        close when their response ends, and, when its backend's GCPBackendPolicy sets
+        ``connectionDraining.drainingTimeoutSec``, those still busy then are cut.
+        """
+        serving: set[Key] = set()
+        timeouts: dict[Key, float] = {}
+        for backend in route_table.backends:
+            drain_s = backend.draining_timeout_s
+            for group in backend.groups:
+                for endpoint in group.endpoints:
+                    key = (endpoint.address, endpoint.port)
+                    if endpoint.ready:
+                        serving.add(key)
+                    if drain_s is not None:
+                        # Several backends may name one endpoint: the longest wins.
+                        timeouts[key] = max(drain_s, timeouts.get(key, 0.0))
+        previous = self._serving
+        previous_drain_s = self._drain_s
+        self._serving = frozenset(serving)
+        self._drain_s = timeouts
+        busy = {c.key for c in self.live}
+        # Forget retired endpoints that serve again or have no connection left.
+        self.retired.intersection_update(busy - serving)
+        for key in serving:
+            self._cut_at.pop(key, None)
+        if previous is None:
+            return
+        now = self._clock()
+        for key in previous - serving:
+            for conn in self._book.drop(key):
+                conn.close()
+            if key not in busy:
+                continue
+            self.retired.add(key)
+            # A key gone from the table keeps the timeout its backend had.
+            drain_s = timeouts.get(key, previous_drain_s.get(key))
+            if drain_s is not None:
+                self._cut_at[key] = now + drain_s
 
     def idle_count(self, key: Key | None = None) -> int:
         return self._book.idle_count(key)

@@ -430,6 +430,65 @@ class LbAlgorithm(StrEnum):
     zone, so the data plane treats it as WATERFALL_BY_REGION."""
 
 
+class AffinityType(StrEnum):
+    """GCPBackendPolicy ``sessionAffinity.type``: what keeps a client on one endpoint."""
+
+    NONE = "NONE"
+    CLIENT_IP = "CLIENT_IP"
+    """Consistent hash of the client's address (the peer of the gateway's socket)."""
+    GENERATED_COOKIE = "GENERATED_COOKIE"
+    """The gateway sets a cookie naming the endpoint; requests carrying it go there."""
+    HEADER_FIELD = "HEADER_FIELD"
+    """Consistent hash of one request header's value."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAffinity:
+    """How requests of one client stick to one endpoint (GCPBackendPolicy
+    ``sessionAffinity``). Sticky while the endpoint is ready, healthy and its region
+    serves; otherwise the request is placed as without affinity, and sticks there."""
+
+    type: AffinityType = AffinityType.NONE
+    cookie_name: str = ""
+    """GENERATED_COOKIE: the cookie's name (``GCLB``, as GKE's global load balancers)."""
+    cookie_ttl_s: int = 0
+    """GENERATED_COOKIE: Max-Age of the cookie; 0 makes it a session cookie."""
+    header: str = ""
+    """HEADER_FIELD: the header whose value is hashed, lower-case."""
+
+
+class LocalityLbAlgorithm(StrEnum):
+    """How an endpoint is chosen inside a region (GCPTrafficDistributionPolicy
+    ``localityLbAlgorithm``)."""
+
+    ROUND_ROBIN = "ROUND_ROBIN"
+    LEAST_REQUEST = "LEAST_REQUEST"
+    """Power of two choices: of two random endpoints, the one with fewer requests in
+    flight from this gateway process."""
+    RANDOM = "RANDOM"
+    RING_HASH = "RING_HASH"
+    """Consistent hashing of the affinity key on a ring (Ketama style); round robin
+    for requests without a key."""
+    MAGLEV = "MAGLEV"
+    """Consistent hashing of the affinity key with a Maglev lookup table; round robin
+    for requests without a key. Hash-based affinity uses Maglev unless RING_HASH."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTier:
+    """Where one cluster of a multi-cluster backend stands in its priority tiers (mcgw's
+    own, beyond GKE: annotations ``mcgw.dev/tier`` and ``mcgw.dev/weight`` on the
+    cluster's ServiceExport)."""
+
+    cluster: str
+    tier: int = 0
+    """Lower tiers serve first; a tier serves only when every lower one has no usable
+    endpoint."""
+    weight: int = 0
+    """Share of its tier's requests, relative to the other clusters of the tier; 0: the
+    cluster's ready endpoints count (every endpoint of the tier takes an equal share)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Backend:
     name: str
@@ -460,6 +519,24 @@ class Backend:
     traffic to the next region that has enough (if none has, the closest region with a
     healthy endpoint serves). 0, without a GCPTrafficDistributionPolicy: only a region
     with no healthy endpoint fails over. A policy sets GKE's default, 70."""
+    affinity: SessionAffinity = field(default_factory=SessionAffinity)
+    """GCPBackendPolicy ``sessionAffinity``."""
+    locality_lb: LocalityLbAlgorithm = LocalityLbAlgorithm.ROUND_ROBIN
+    """GCPTrafficDistributionPolicy ``localityLbAlgorithm``."""
+    auto_capacity_drain: bool = False
+    """GCPTrafficDistributionPolicy ``autoCapacityDrain``: a group (cluster, zone) with
+    under 25 % of its ready endpoints healthy counts as empty; never more than half of
+    the backend's groups at once."""
+    draining_timeout_s: float | None = None
+    """GCPBackendPolicy ``connectionDraining.drainingTimeoutSec``: how long requests in
+    flight to an endpoint that left (removed, not ready) may still run; 0 cuts them at
+    once. None: not configured; they run until their own timeouts."""
+    tiers: tuple[ClusterTier, ...] = ()
+    """Priority tiers, one entry per cluster (sorted by cluster), or empty. When set,
+    they replace the regions' ranking and the capacity waterfall: the lowest tier with a
+    usable endpoint serves, its clusters in proportion to their weights (a cluster
+    without usable endpoint leaves its share to the others). A cluster not listed is in
+    tier 0 with the default weight."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,7 @@ class Resolver:
     def _build(self, target: Target, port: int) -> table.Backend:
         groups: dict[tuple[str, str], set[table.Endpoint]] = defaultdict(set)
         regions: dict[str, str] = {}
+        tiers: tuple[table.ClusterTier, ...] = ()
         if target.kind == SERVICE:
             cluster = self._ctx.config
             svc = self._ctx.services[(cluster.name, target.namespace, target.name)]
@@ -177,6 +178,7 @@ class Resolver:
                 self._collect(export.cluster, export.service, port, groups, regions)
             for cluster, written in imp.written:
                 self._collect_written(cluster, written, port, groups, regions)
+            tiers = cluster_tiers(self._ctx, imp)
         backend = table.Backend(
             name=validate.backend_name(target.kind, target.namespace, target.name, port),
             kind=target.kind,
@@ -194,6 +196,7 @@ class Resolver:
                 )
                 for (cluster_name, zone), endpoints in sorted(groups.items())
             ),
+            tiers=tiers,
         )
         return self._policies.apply(target, backend)
 
@@ -248,6 +251,54 @@ class Resolver:
             if target_port is None:
                 continue
             _add(cluster, eps, target_port, groups, regions)
+
+
+TIER_ANNOTATION = "mcgw.dev/tier"
+WEIGHT_ANNOTATION = "mcgw.dev/weight"
+
+
+def cluster_tiers(ctx: context.Context, imp: context.ImportIndex) -> tuple[table.ClusterTier, ...]:
+    """Priority tiers of a derived ServiceImport, from its ServiceExports' annotations
+    (empty when none has one). A value that is not a whole number (tier >= 0, weight >= 1)
+    is warned about and ignored."""
+    found: dict[str, table.ClusterTier] = {}
+    for export in imp.exports:
+        cluster = export.cluster
+        obj = next(
+            (
+                e
+                for e in cluster.service_exports
+                if (e.metadata.namespace, e.metadata.name) == (imp.namespace, imp.name)
+            ),
+            None,
+        )
+        if obj is None:
+            continue
+        notes = obj.metadata.annotations
+        if TIER_ANNOTATION not in notes and WEIGHT_ANNOTATION not in notes:
+            continue
+        where = f"ServiceExport {obj.ref} in cluster {cluster.name}"
+        values: dict[str, int] = {}
+        for name, low in ((TIER_ANNOTATION, 0), (WEIGHT_ANNOTATION, 1)):
+            raw = notes.get(name)
+            if raw is None:
+                continue
+            if raw.strip().isdigit() and int(raw) >= low:
+                values[name] = int(raw)
+            else:
+                ctx.warnings.append(
+                    f"{where}: annotation {name}: {raw!r} is not a whole number >= {low}; ignored"
+                )
+        found[cluster.name] = table.ClusterTier(
+            cluster=cluster.name,
+            tier=values.get(TIER_ANNOTATION, 0),
+            weight=values.get(WEIGHT_ANNOTATION, 0),
+        )
+    if not found:
+        return ()
+    for export in imp.exports:
+        found.setdefault(export.cluster.name, table.ClusterTier(cluster=export.cluster.name))
+    return tuple(found[name] for name in sorted(found))
 
 
 def _target_port(eps: core.EndpointSlice, svc_port: core.ServicePort, single: bool) -> int | None:
@@ -323,6 +374,10 @@ class PolicyIndex:
             claimed: dict[Target, str] = {}
             for obj in ordered:
                 cond = self._one(kind, obj, exists, claimed)
+                if cond.status is status.ConditionStatus.TRUE and isinstance(
+                    obj, policy.GCPBackendPolicy
+                ):
+                    _warn_backend_policy(ctx, obj)
                 self.statuses.append(
                     status.ObjectStatus(
                         kind=kind,
@@ -447,15 +502,11 @@ class PolicyIndex:
     def _warn_unsupported(ctx: context.Context, obj: policy.GCPTrafficDistributionPolicy) -> None:
         default = obj.spec.default
         where = f"GCPTrafficDistributionPolicy {obj.ref}"
-        if default.locality_lb_algorithm != "ROUND_ROBIN":
+        if default.locality_lb_algorithm not in _LOCALITY_ALGORITHMS:
             ctx.warnings.append(
                 f"{where}: localityLbAlgorithm {default.locality_lb_algorithm} is not "
-                "implemented yet; endpoints take turns (ROUND_ROBIN)"
+                "implemented; endpoints take turns (ROUND_ROBIN)"
             )
-        if default.auto_capacity_drain is not None and (
-            default.auto_capacity_drain.enable_auto_capacity_drain
-        ):
-            ctx.warnings.append(f"{where}: autoCapacityDrain is not implemented yet")
         if default.service_lb_algorithm == "WATERFALL_BY_ZONE":
             ctx.warnings.append(
                 f"{where}: WATERFALL_BY_ZONE is served as WATERFALL_BY_REGION (the "
@@ -469,21 +520,80 @@ class PolicyIndex:
         gcp = self._backend.get(target)
         if gcp is not None:
             default = gcp.spec.default
+            draining = default.connection_draining
             backend = dataclasses.replace(
                 backend,
                 timeout_s=float(default.timeout_sec),
                 max_rate_per_endpoint=float(default.max_rate_per_endpoint),
                 capacity_scaler=default.capacity_scaler,
+                affinity=session_affinity(default.session_affinity),
+                draining_timeout_s=None
+                if draining is None
+                else float(draining.draining_timeout_sec),
             )
         traffic = self._traffic.get(target)
         if traffic is not None:
             spread = traffic.spec.default
+            drain = spread.auto_capacity_drain
+            locality = spread.locality_lb_algorithm
             backend = dataclasses.replace(
                 backend,
                 lb_algorithm=table.LbAlgorithm(spread.service_lb_algorithm),
                 failover_health_threshold=spread.failover_health_threshold,
+                locality_lb=table.LocalityLbAlgorithm(locality)
+                if locality in _LOCALITY_ALGORITHMS
+                else table.LocalityLbAlgorithm.ROUND_ROBIN,
+                auto_capacity_drain=drain is not None and drain.enable_auto_capacity_drain,
             )
         return backend
+
+
+_LOCALITY_ALGORITHMS = frozenset(a.value for a in table.LocalityLbAlgorithm)
+
+GENERATED_COOKIE_NAME = "GCLB"
+"""The cookie of GENERATED_COOKIE affinity: the name GKE's global external load
+balancers give theirs, so applications moved from GKE see the same cookie."""
+
+_AFFINITY_AS = {
+    "CLIENT_IP": table.AffinityType.CLIENT_IP,
+    # Every request to an HTTP gateway is TCP: the protocol adds nothing to the hash.
+    "CLIENT_IP_PROTO": table.AffinityType.CLIENT_IP,
+    "GENERATED_COOKIE": table.AffinityType.GENERATED_COOKIE,
+    "HEADER_FIELD": table.AffinityType.HEADER_FIELD,
+}
+
+
+def session_affinity(config: policy.SessionAffinityConfig | None) -> table.SessionAffinity:
+    """The IR affinity of a GCPBackendPolicy ``sessionAffinity`` (NONE for types mcgw
+    does not serve; :func:`_warn_backend_policy` says so)."""
+    if config is None or config.type not in _AFFINITY_AS:
+        return table.SessionAffinity()
+    kind = _AFFINITY_AS[config.type]
+    if kind is table.AffinityType.GENERATED_COOKIE:
+        return table.SessionAffinity(
+            type=kind, cookie_name=GENERATED_COOKIE_NAME, cookie_ttl_s=config.cookie_ttl_sec or 0
+        )
+    if kind is table.AffinityType.HEADER_FIELD:
+        return table.SessionAffinity(type=kind, header=(config.http_header_name or "").lower())
+    return table.SessionAffinity(type=kind)
+
+
+def _warn_backend_policy(ctx: context.Context, obj: policy.GCPBackendPolicy) -> None:
+    affinity = obj.spec.default.session_affinity
+    if affinity is None:
+        return
+    where = f"GCPBackendPolicy {obj.ref}"
+    if affinity.type == "CLIENT_IP_PORT_PROTO":
+        ctx.warnings.append(
+            f"{where}: sessionAffinity CLIENT_IP_PORT_PROTO cannot be used with HTTP load "
+            "balancing (GCP refuses it); requests have no affinity"
+        )
+    elif affinity.type == "HTTP_COOKIE":
+        ctx.warnings.append(
+            f"{where}: sessionAffinity HTTP_COOKIE is not implemented (it needs the "
+            "backend service's consistentHash.httpCookie); requests have no affinity. "
+            "Use GENERATED_COOKIE"
+        )
 
 
 class _Exists:
