@@ -129,6 +129,7 @@ _FRAME_CHUNKED = 2
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _XFP_LINE = b"X-Forwarded-Proto: http\r\n"
+_XFP_HTTPS_LINE = b"X-Forwarded-Proto: https\r\n"
 _TE_TRAILERS = b"TE: trailers\r\n"
 """The one TE an h2c hop may carry (RFC 9113 8.2.2), and gRPC needs it."""
 
@@ -428,6 +429,7 @@ class ClientConnection(asyncio.Protocol):
         "_read_pause",
         "_remote_ip",
         "_replay_limit",
+        "_scheme",
         "_server_ip",
         "_transport",
         "_tunnel",
@@ -488,6 +490,7 @@ class ClientConnection(asyncio.Protocol):
         self._xff_value = b""
         self._xff_line = b""
         self._forward = b""
+        self._scheme = "http"
         self._wall_offset = 0.0
 
     # -- asyncio.Protocol -----------------------------------------------------
@@ -500,7 +503,12 @@ class ClientConnection(asyncio.Protocol):
         self._server_ip = str(sock[0]) if sock else ""
         self._xff_value = self._remote_ip.encode("latin-1")
         self._xff_line = b"X-Forwarded-For: " + self._xff_value + _CRLF
-        self._forward = self._xff_line + self._via_line + _XFP_LINE
+        if transport.get_extra_info("sslcontext") is None:
+            self._forward = self._xff_line + self._via_line + _XFP_LINE
+        else:
+            # TLS was terminated here (an HTTPS listener, or an h2 stream of one).
+            self._scheme = "https"
+            self._forward = self._xff_line + self._via_line + _XFP_HTTPS_LINE
         now = time.monotonic()
         self._wall_offset = time.time() - now
         self._deadline = now + self._header_timeout
@@ -1475,7 +1483,7 @@ class ClientConnection(asyncio.Protocol):
                 (
                     ex.start + self._wall_offset,
                     ex.method.decode("latin-1"),
-                    "http",
+                    self._scheme,
                     (ex.host or b"").decode("latin-1"),
                     ex.target.decode("latin-1"),
                     "HTTP/" + ex.version,
