@@ -14,7 +14,7 @@ plane to apply the IR fields named in the comment (see ``mcgw.ir.table``).
 from __future__ import annotations
 
 CORE: tuple[str, ...] = (
-    "Gateway",
+    "Gateway",  # HTTPS listeners included: certificateRefs, SNI, ReferenceGrant to Secrets
     "HTTPRoute",
     "ReferenceGrant",
 )
@@ -62,7 +62,11 @@ NOT_CLAIMED: tuple[tuple[str, str], ...] = (
     ("HTTPRouteDestinationPortMatching", "experimental; needs the listener port in matches"),
     ("HTTPRouteExternalAuth", "ExternalAuth filters are answered 500"),
     ("GatewayInfrastructurePropagation", "no infrastructure objects are created"),
-    ("GatewayHTTPSListenerDetectMisdirectedRequests", "HTTPS listeners are not supported"),
+    (
+        "GatewayHTTPSListenerDetectMisdirectedRequests",
+        "HTTPS listeners serve by SNI, but a Host naming another listener's certificate "
+        "is routed, not answered 421",
+    ),
     ("HTTPRouteSessionPersistence", "sessionPersistence is ignored (warning)"),
     ("GatewayListenerSet", "ListenerSet is not modelled"),
     ("HTTPRouteRetryConnectionError", "connection failures are retried, not yet checked"),
