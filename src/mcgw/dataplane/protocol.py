@@ -108,6 +108,12 @@ _STREAM = 5
 """A route's timeout reached after the response head: cut the connection."""
 _TUNNEL = 6
 """An upgraded connection relaying bytes: closed when idle for ``tunnel_idle_timeout_s``."""
+_LINGER = 7
+"""A draining connection sent its FIN and drops what it reads until the client closes
+too; closed anyway at this deadline."""
+
+LINGER_S = 2.0
+"""How long a draining connection waits for the client to close after the server's FIN."""
 
 _H2C = table.BackendProtocol.H2C
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\n"
@@ -1456,7 +1462,23 @@ class ClientConnection(asyncio.Protocol):
         self._pipeline.clear()
         if not self._closed:
             self._closed = True
-            self._transport.close()
+            if self._draining and self._transport.can_write_eof():
+                self._linger()
+            else:
+                self._transport.close()
+
+    def _linger(self) -> None:
+        """Close gently (RFC 9112 9.6): FIN now, then read and drop what the client
+        still sends until it closes too. A request it sent as the gateway was closing
+        then meets an orderly end it can retry on, never a reset, which closing a
+        socket with unread bytes would send."""
+        self._parse_dead = True  # data_received drops everything from now on
+        self._transport.write_eof()  # after the buffered response bytes
+        if self._read_pause:
+            self._read_pause = 0
+            self._transport.resume_reading()
+        self._deadline = time.monotonic() + LINGER_S
+        self._deadline_kind = _LINGER
 
     def _log(self, ex: _Exchange, now: float) -> None:
         """Queue the access record of ``ex`` (once), ``now`` being its end (monotonic)."""
@@ -1551,14 +1573,24 @@ class ClientConnection(asyncio.Protocol):
             self._fail(ex, errors.UpstreamTimeout())
         elif kind == _TUNNEL:
             self._check_tunnel(now)
+        elif kind == _LINGER:
+            self._transport.close()
         elif kind in (_REQUEST, _STREAM):
             # The route's own timeouts: 504 before any response byte, else a cut.
             ex = self._active
             if ex is not None:
                 self._fail(ex, errors.UpstreamTimeout(details="request_timeout"))
 
+    @property
+    def listener(self) -> str:
+        """The name of the route-table listener that accepted this connection."""
+        return self._listener
+
     def drain(self) -> None:
-        """Finish the request in flight, then close; close now if idle."""
+        """Finish the request in flight (its response says ``Connection: close``), then
+        close; close now if idle. Either way the close lingers (:meth:`_linger`)."""
+        if self._closed:
+            return
         self._draining = True
         if self._active is None:
             self._close()

@@ -133,8 +133,14 @@ class Gateway:
                 old.server.close()  # the listener moved; its old socket retires
             self._bound[name] = bound
         wanted = {listener.name for listener in route_table.listeners}
-        for name in [n for n in self._bound if n not in wanted]:
+        gone = [n for n in self._bound if n not in wanted]
+        for name in gone:
             self._bound.pop(name).server.close()
+        if gone:
+            # Their clients finish what is in flight (on the old table), then close.
+            for conn in list(self._ctx.connections):
+                if conn.listener in gone:
+                    conn.drain()
         if self.settings.active_health_checks:
             if self._checker is None:
                 self._checker = health.HealthChecker(self.health)
@@ -262,6 +268,11 @@ class Gateway:
 
     async def close(self, timeout_s: float | None = None) -> None:
         """Stop accepting, let requests in flight finish (up to a deadline), release all.
+
+        Graceful drain: the listening sockets close first; idle keep-alive connections
+        close at once and busy ones after their response (which says ``Connection:
+        close``), both without a reset; HTTP/2 clients get GOAWAY. What is still running
+        at the deadline is cut.
 
         Args:
             timeout_s: the drain deadline; ``settings.drain_timeout_s`` by default.
