@@ -27,7 +27,7 @@ from mcgw.ir import table
 from mcgw.testing import manifests
 from mcgw.testing.gateway import SETTINGS, translate_yaml
 from mcgw.testing.runner import run as run_async
-from mcgw.testing.upstream import FakeUpstream
+from mcgw.testing.upstream import FakeUpstream, Reply
 from mcgw.translate import translator
 
 HTTPS_SETTINGS = replace(SETTINGS, port_map=((80, 0), (443, 0)))
@@ -265,15 +265,15 @@ async def _case_a_new_certificate_serves_new_handshakes_while_connections_go_on(
             serial2 = writer2.get_extra_info("ssl_object").getpeercert()["serialNumber"]
             assert serial != serial2
             new_serial = new.cert_chain_pems[0].bytes()
-            assert serial2 == _serial(new_serial)
+            assert int(serial2, 16) == _serial(new_serial)
             writer.close()
             writer2.close()
 
 
-def _serial(pem: bytes) -> str:
+def _serial(pem: bytes) -> int:
     from cryptography import x509
 
-    return f"{x509.load_pem_x509_certificate(pem).serial_number:X}"
+    return x509.load_pem_x509_certificate(pem).serial_number
 
 
 async def _case_editing_the_secret_file_reloads_the_certificate(
@@ -295,13 +295,13 @@ async def _case_editing_the_secret_file_reloads_the_certificate(
         try:
             port = running.address(443)[1]
 
-            async def serial() -> str:
+            async def serial() -> int:
                 _, writer = await asyncio.open_connection(
                     "127.0.0.1", port, ssl=client_context(ca), server_hostname="a.example.test"
                 )
                 number = writer.get_extra_info("ssl_object").getpeercert()["serialNumber"]
                 writer.close()
-                return str(number)
+                return int(number, 16)
 
             assert await serial() == _serial(old.cert_chain_pems[0].bytes())
             (tmp_path / "secret.yaml").write_text(secret("cert-0", new))
@@ -371,3 +371,109 @@ def test_sni_picks_exact_then_longest_wildcard_then_any() -> None:
     assert again.by_host == by_host
     with pytest.raises(tls.CertificateError, match="no key pair"):
         terminator.prepare(table.ListenerTLS((replace(entries[0], fingerprint="unknown"),)), pairs)
+
+
+MISDIRECTED = """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: mcgw
+  listeners:
+  - {{name: https, protocol: HTTPS, port: 443, tls: {{certificateRefs: [{{name: cert-0}}]}}}}
+  - {{name: with-hostname, protocol: HTTPS, port: 443, hostname: second-example.org,
+     tls: {{certificateRefs: [{{name: cert-0}}]}}}}
+  - {{name: wildcard, protocol: HTTPS, port: 443, hostname: "*.wildcard.org",
+     tls: {{certificateRefs: [{{name: cert-0}}]}}}}
+  - {{name: in-wildcard, protocol: HTTPS, port: 443, hostname: fourth-example.wildcard.org,
+     tls: {{certificateRefs: [{{name: cert-0}}]}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r1, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [example.org]
+  rules: [{{backendRefs: [{{name: v1, port: 80}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r2, namespace: default}}
+spec:
+  parentRefs: [{{name: gw, sectionName: with-hostname}}]
+  rules: [{{backendRefs: [{{name: v2, port: 80}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r3, namespace: default}}
+spec:
+  parentRefs: [{{name: gw, sectionName: wildcard}}]
+  hostnames: [third-example.wildcard.org, fourth-example.wildcard.org]
+  rules: [{{backendRefs: [{{name: v3, port: 80}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r4, namespace: default}}
+spec:
+  parentRefs: [{{name: gw, sectionName: in-wildcard}}]
+  hostnames: [third-example.wildcard.org, fourth-example.wildcard.org]
+  rules: [{{backendRefs: [{{name: v1, port: 80}}]}}]
+"""
+
+# (SNI name, Host, status, backend): the cases of the Gateway API conformance test
+# HTTPRouteHTTPSListenerDetectMisdirectedRequests.
+MISDIRECTED_CASES = (
+    ("example.org", "example.org", 200, b"v1"),
+    ("example.org", "second-example.org", 421, None),
+    ("example.org", "unknown-example.org", 404, None),
+    ("second-example.org", "second-example.org", 200, b"v2"),
+    ("second-example.org", "example.org", 421, None),
+    ("second-example.org", "unknown-example.org", 421, None),
+    ("third-example.wildcard.org", "third-example.wildcard.org", 200, b"v3"),
+    ("third-example.wildcard.org", "fourth-example.wildcard.org", 421, None),
+    ("third-example.wildcard.org", "second-example.org", 421, None),
+    ("third-example.wildcard.org", "unknown-example.org", 421, None),
+    ("fourth-example.wildcard.org", "fourth-example.wildcard.org", 200, b"v1"),
+    ("fourth-example.wildcard.org", "fith-example.wildcard.org", 421, None),
+    ("unknown-example.org", "example.org", 200, b"v1"),
+    ("unknown-example.org", "unknown-example.org", 404, None),
+)
+
+
+async def _case_misdirected_requests_get_421(ca: trustme.CA, tmp_path: Path) -> None:
+    cert = ca.issue_cert(
+        "example.org",
+        "second-example.org",
+        "*.wildcard.org",
+        "fourth-example.wildcard.org",
+        "unknown-example.org",
+    )
+    async with (
+        FakeUpstream(Reply(body=b"v1")) as v1,
+        FakeUpstream(Reply(body=b"v2")) as v2,
+        FakeUpstream(Reply(body=b"v3")) as v3,
+    ):
+        text = (
+            manifests.GATEWAY_CLASS
+            + MISDIRECTED.format()
+            + secret("cert-0", cert)
+            + "".join(
+                manifests.service(n, u.address[1]) for n, u in (("v1", v1), ("v2", v2), ("v3", v3))
+            )
+        )
+        result = translate_yaml(tmp_path, text)
+        async with gateway(result) as (_, port):
+            got = []
+            for sni, host, _, _ in MISDIRECTED_CASES:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port, ssl=client_context(ca), server_hostname=sni
+                )
+                head, body = await get(reader, writer, host)
+                status = int(head.split(b" ")[1])
+                got.append((sni, host, status, body if status == 200 else None))
+                writer.close()
+    assert got == list(MISDIRECTED_CASES)
+
+
+def test_misdirected_requests_get_421(ca: trustme.CA, tmp_path: Path) -> None:
+    run_async(_case_misdirected_requests_get_421(ca, tmp_path))

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from mcgw import logschema
-from mcgw.dataplane import errors, filters, h2upstream, mirror, snapshot, tunnel, upstream
+from mcgw.dataplane import errors, filters, h2upstream, mirror, snapshot, tls, tunnel, upstream
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 
@@ -150,6 +150,7 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _REASONS = {
     400: b"Bad Request",
     404: b"Not Found",
+    421: b"Misdirected Request",
     408: b"Request Timeout",
     413: b"Content Too Large",
     431: b"Request Header Fields Too Large",
@@ -437,6 +438,7 @@ class ClientConnection(asyncio.Protocol):
         "_replay_limit",
         "_scheme",
         "_server_ip",
+        "_sni",
         "_transport",
         "_tunnel",
         "_tunnel_idle",
@@ -497,6 +499,7 @@ class ClientConnection(asyncio.Protocol):
         self._xff_line = b""
         self._forward = b""
         self._scheme = "http"
+        self._sni: tuple[str, tls.Choice] | None = None
         self._wall_offset = 0.0
 
     # -- asyncio.Protocol -----------------------------------------------------
@@ -515,6 +518,7 @@ class ClientConnection(asyncio.Protocol):
             # TLS was terminated here (an HTTPS listener, or an h2 stream of one).
             self._scheme = "https"
             self._forward = self._xff_line + self._via_line + _XFP_HTTPS_LINE
+            self._sni = tls.sni_of(transport)
         now = time.monotonic()
         self._wall_offset = time.time() - now
         self._deadline = now + self._header_timeout
@@ -801,6 +805,9 @@ class ClientConnection(asyncio.Protocol):
             path, query, target = self._other_form(ex, target)
         if ex.host is None:
             ex.lines.append(self._default_host())
+        elif self._sni is not None and self._sni[1].misdirected(self._sni[0], ex.host):
+            self._fail(ex, errors.Misdirected())
+            return
         plan = snap.router.find(self._listener, ex.host or b"", path, query, ex.headers, ex.method)
         if plan is None:
             self._fail(ex, errors.NoRoute())
@@ -852,7 +859,7 @@ class ClientConnection(asyncio.Protocol):
                 parts.append(self._via_line)
             else:
                 parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
-            parts.append(_XFP_LINE)
+            parts.append(_XFP_LINE if self._scheme == "http" else _XFP_HTTPS_LINE)
         if ex.te_trailers and ex.h2:
             parts.append(_TE_TRAILERS)  # After the Connection filter: TE is listed there.
         if ex.chunked:

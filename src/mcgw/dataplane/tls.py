@@ -99,9 +99,14 @@ def certificate_context(pairs: list[table.KeyPair]) -> ssl.SSLContext:
 
 
 class Choice:
-    """Contexts built for one table's certificates of one socket, not yet live."""
+    """The certificates of one socket for one table: built, then installed.
 
-    __slots__ = ("by_host", "contexts")
+    It also answers, for a request's Host, which listener (by hostname) serves it, so
+    that a request whose Host belongs to another listener than its SNI name is caught
+    (HTTP 421, :meth:`misdirected`).
+    """
+
+    __slots__ = ("_any", "_cache", "_exact", "_wildcards", "by_host", "contexts", "default")
 
     def __init__(
         self, contexts: dict[tuple[str, ...], ssl.SSLContext], by_host: dict[str, ssl.SSLContext]
@@ -110,22 +115,54 @@ class Choice:
         """Fingerprints → context, the cache the next table reuses."""
         self.by_host = by_host
         """Listener hostname → context."""
+        self._exact = {h for h in by_host if not h.startswith("*")}
+        self._wildcards = tuple(
+            sorted((h[1:] for h in by_host if h.startswith("*.")), key=lambda x: -len(x))
+        )
+        self._any = "*" in by_host
+        self.default = "*" if self._any else next(iter(by_host), "")
+        """The listener of clients that send no server name."""
+        self._cache: dict[bytes, str | None] = {}
+
+    def listener(self, name: str) -> str | None:
+        """The hostname of the listener serving ``name`` (lower-case, no port)."""
+        if name in self._exact:
+            return name
+        for suffix in self._wildcards:
+            if name.endswith(suffix):
+                return "*" + suffix
+        return "*" if self._any else None
+
+    def misdirected(self, sni: str, host: bytes) -> bool:
+        """True when a raw Host header names a host another listener serves than the
+        one the SNI name chose (RFC 9110 15.5.20: answer 421)."""
+        try:
+            owner = self._cache[host]
+        except KeyError:
+            name = host
+            colon = name.rfind(b":")
+            if colon != -1 and name.find(b"]", colon) == -1:
+                name = name[:colon]
+            owner = self.listener(name.decode("latin-1").lower().rstrip("."))
+            if len(self._cache) < 1024:
+                self._cache[host] = owner
+        return owner is not None and owner != sni
 
 
 class Terminator:
-    """The TLS side of one HTTPS socket: a base context and the SNI choice."""
+    """The TLS side of one HTTPS socket: a base context and the SNI choice.
 
-    __slots__ = ("_any", "_contexts", "_default", "_exact", "_wildcards", "base")
+    The SNI callback records on the TLS object which listener the client named (and
+    the choice it was made from), for :func:`sni_of`.
+    """
+
+    __slots__ = ("_choice", "base")
 
     def __init__(self) -> None:
         self.base = server_context()
         """Bound with the socket for its lifetime; the SNI callback switches away."""
         self.base.sni_callback = self._choose
-        self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
-        self._exact: dict[str, ssl.SSLContext] = {}
-        self._wildcards: tuple[tuple[str, ssl.SSLContext], ...] = ()
-        self._any: ssl.SSLContext | None = None
-        self._default: ssl.SSLContext | None = None
+        self._choice: Choice | None = None
 
     def prepare(self, tls: table.ListenerTLS, key_pairs: Mapping[str, table.KeyPair]) -> Choice:
         """Build (or reuse) the contexts of ``tls``; :meth:`install` makes them live.
@@ -136,11 +173,12 @@ class Terminator:
         by_host: dict[str, list[str]] = {}
         for cert in tls.certificates:
             by_host.setdefault(cert.hostname, []).append(cert.fingerprint)
+        known = self._choice.contexts if self._choice is not None else {}
         contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
         chosen: dict[str, ssl.SSLContext] = {}
         for host, prints in by_host.items():
             key = tuple(prints)
-            ctx = contexts.get(key) or self._contexts.get(key)
+            ctx = contexts.get(key) or known.get(key)
             if ctx is None:
                 missing = [p for p in prints if p not in key_pairs]
                 if missing:
@@ -151,37 +189,42 @@ class Terminator:
 
     def install(self, choice: Choice) -> None:
         """Serve ``choice`` to handshakes from now on (connections up keep theirs)."""
-        chosen = choice.by_host
-        self._contexts = choice.contexts
-        self._exact = {h: c for h, c in chosen.items() if not h.startswith("*")}
-        self._wildcards = tuple(
-            sorted(
-                ((h[1:], c) for h, c in chosen.items() if h.startswith("*.")),
-                key=lambda item: -len(item[0]),
-            )
-        )
-        self._any = chosen.get("*")
-        self._default = self._any or next(iter(chosen.values()), None)
+        self._choice = choice
 
     def select(self, server_name: str | None) -> ssl.SSLContext | None:
         """The context for a ClientHello naming ``server_name`` (None: no SNI)."""
+        choice = self._choice
+        if choice is None:
+            return None
         if server_name is None:
-            return self._default
-        name = server_name.lower().rstrip(".")
-        ctx = self._exact.get(name)
-        if ctx is not None:
-            return ctx
-        for suffix, wild in self._wildcards:
-            if name.endswith(suffix):
-                return wild
-        return self._any
+            return choice.by_host.get(choice.default)
+        owner = choice.listener(server_name.lower().rstrip("."))
+        return None if owner is None else choice.by_host[owner]
 
     def _choose(
         self, sock: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
     ) -> int | None:
-        ctx = self.select(server_name)
-        if ctx is None:
+        choice = self._choice
+        owner = None
+        if choice is not None:
+            owner = (
+                choice.default
+                if server_name is None
+                else choice.listener(server_name.lower().rstrip("."))
+            )
+        if choice is None or owner is None:
             # No listener of this socket serves the name: refuse the handshake.
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-        sock.context = ctx
+        sock.context = choice.by_host[owner]
+        if server_name is not None:
+            sock.mcgw_sni = (owner, choice)  # type: ignore[union-attr]
         return None
+
+
+def sni_of(transport: object) -> tuple[str, Choice] | None:
+    """(listener hostname the client's SNI chose, the choice) of a TLS transport, or
+    None (plain TCP, or a client that sent no server name)."""
+    get = getattr(transport, "get_extra_info", None)
+    sslobj = get("ssl_object") if get is not None else None
+    found: tuple[str, Choice] | None = getattr(sslobj, "mcgw_sni", None)
+    return found
