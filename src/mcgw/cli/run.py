@@ -145,7 +145,7 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
                 say(f"warning: {warning}")
 
         async def publish(result: translator.Result) -> None:
-            await gateway.apply(result.table)
+            await gateway.apply(result.table, result.key_pairs)
             reloads.record(result.table.version)
 
         augment: runner.Augment = fleet.with_endpoints if fleet is not None else _same
@@ -177,8 +177,12 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
         running.tasks.append(asyncio.create_task(_follow_files(controller, provider)))
     if fleet is not None:
         running.tasks.append(asyncio.create_task(_follow_fleet(controller, fleet)))
+    secure = (
+        {x.name for x in controller.result.table.listeners if x.tls} if controller.result else set()
+    )
     for name, (host, port) in sorted(gateway.addresses().items()):
-        say(f"gateway: listener {name} on http://{host}:{port}")
+        scheme = "https" if name in secure else "http"
+        say(f"gateway: listener {name} on {scheme}://{host}:{port}")
     if running.admin is not None:
         url = running.admin.url
         say(f"admin: {url}/dashboard (API {url}/api/stats, Prometheus {url}/metrics)")

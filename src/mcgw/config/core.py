@@ -1,14 +1,17 @@
 """Core Kubernetes kinds, only the fields mcgw reads: Namespace, Service, Deployment,
-EndpointSlice. Unknown fields are still errors, so a typo never passes silently; the
+EndpointSlice, Secret. Unknown fields are still errors, so a typo never passes silently; the
 fields listed as accepted-but-unused exist so real manifests load unchanged."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mcgw.config.base import Model, Resource
+from mcgw.config.problem import invalid
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 """Label that ties an EndpointSlice to its Service."""
@@ -164,3 +167,45 @@ class EndpointSlice(Resource):
     @property
     def service_name(self) -> str | None:
         return self.metadata.labels.get(SERVICE_NAME_LABEL)
+
+
+TLS_SECRET_TYPE = "kubernetes.io/tls"
+"""The Secret type that holds a certificate chain (``tls.crt``) and its key (``tls.key``)."""
+
+
+class Secret(Resource):
+    """A Secret as ``kubectl apply`` takes it; mcgw reads TLS ones (HTTPS listeners).
+
+    ``data`` values are base64 as Kubernetes stores them; ``stringData`` values are
+    plain text and win over ``data`` for the same key, as the API server merges them.
+    The values are kept out of ``repr`` so that no log line can carry a private key.
+    """
+
+    api_version: Literal["v1"]
+    kind: Literal["Secret"]
+    type: str = "Opaque"
+    data: dict[str, str] = Field(default_factory=dict, repr=False)
+    string_data: dict[str, str] = Field(default_factory=dict, repr=False)
+    immutable: bool | None = None
+
+    @model_validator(mode="after")
+    def _base64(self) -> Secret:
+        for key, value in self.data.items():
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                # The value itself is never echoed: it may be a private key.
+                raise invalid(
+                    f"the value of {key!r} is not base64",
+                    f"encode it (base64 -w0 FILE), or put the plain text under stringData.{key}",
+                    at=f"data.{key}",
+                ) from None
+        return self
+
+    def value(self, key: str) -> bytes | None:
+        """The decoded value of ``key`` (``stringData`` first), or None when absent."""
+        if key in self.string_data:
+            return self.string_data[key].encode()
+        if key in self.data:
+            return base64.b64decode(self.data[key])
+        return None

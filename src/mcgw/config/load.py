@@ -112,6 +112,7 @@ KINDS: dict[tuple[str, str], _Kind] = {
     ("", "Service"): _Kind(core.Service, "services"),
     ("apps", "Deployment"): _Kind(core.Deployment, "deployments"),
     ("discovery.k8s.io", "EndpointSlice"): _Kind(core.EndpointSlice, "endpoint_slices"),
+    ("", "Secret"): _Kind(core.Secret, "secrets"),
     (mcs.GKE_GROUP, "ServiceExport"): _Kind(mcs.ServiceExport, "service_exports"),
     (mcs.UPSTREAM_GROUP, "ServiceExport"): _Kind(mcs.ServiceExport, "service_exports"),
     (mcs.GKE_GROUP, "ServiceImport"): _Kind(mcs.ServiceImport, "service_imports"),

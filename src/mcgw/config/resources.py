@@ -34,6 +34,8 @@ class ClusterResources:
     health_check_policies: tuple[policy.HealthCheckPolicy, ...] = ()
     backend_policies: tuple[policy.GCPBackendPolicy, ...] = ()
     traffic_policies: tuple[policy.GCPTrafficDistributionPolicy, ...] = ()
+    secrets: tuple[core.Secret, ...] = ()
+    """TLS certificates for HTTPS listeners (read from the config cluster)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,16 @@ class NoRoute(ProxyError):
     details = "no_route"
 
 
+class Misdirected(ProxyError):
+    """On an HTTPS socket, the Host names a host another listener serves than the one
+    the TLS server name (SNI) chose (RFC 9110 15.5.20; Gateway API
+    ``GatewayHTTPSListenerDetectMisdirectedRequests``): the client should retry on a
+    connection of its own for that host."""
+
+    status = 421
+    details = "misdirected_request"
+
+
 class InvalidBackend(ProxyError):
     """The matched rule has no backend, or one that could not be resolved."""
 

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from mcgw import logschema
-from mcgw.dataplane import errors, filters, h2upstream, mirror, snapshot, tunnel, upstream
+from mcgw.dataplane import errors, filters, h2upstream, mirror, snapshot, tls, tunnel, upstream
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 
@@ -108,6 +108,12 @@ _STREAM = 5
 """A route's timeout reached after the response head: cut the connection."""
 _TUNNEL = 6
 """An upgraded connection relaying bytes: closed when idle for ``tunnel_idle_timeout_s``."""
+_LINGER = 7
+"""A draining connection sent its FIN and drops what it reads until the client closes
+too; closed anyway at this deadline."""
+
+LINGER_S = 2.0
+"""How long a draining connection waits for the client to close after the server's FIN."""
 
 _H2C = table.BackendProtocol.H2C
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\n"
@@ -129,6 +135,7 @@ _FRAME_CHUNKED = 2
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _XFP_LINE = b"X-Forwarded-Proto: http\r\n"
+_XFP_HTTPS_LINE = b"X-Forwarded-Proto: https\r\n"
 _TE_TRAILERS = b"TE: trailers\r\n"
 """The one TE an h2c hop may carry (RFC 9113 8.2.2), and gRPC needs it."""
 
@@ -143,6 +150,7 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _REASONS = {
     400: b"Bad Request",
     404: b"Not Found",
+    421: b"Misdirected Request",
     408: b"Request Timeout",
     413: b"Content Too Large",
     431: b"Request Header Fields Too Large",
@@ -442,7 +450,9 @@ class ClientConnection(asyncio.Protocol):
         "_read_pause",
         "_remote_ip",
         "_replay_limit",
+        "_scheme",
         "_server_ip",
+        "_sni",
         "_transport",
         "_tunnel",
         "_tunnel_idle",
@@ -503,6 +513,8 @@ class ClientConnection(asyncio.Protocol):
         self._xff_value = b""
         self._xff_line = b""
         self._forward = b""
+        self._scheme = "http"
+        self._sni: tuple[str, tls.Choice] | None = None
         self._wall_offset = 0.0
 
     # -- asyncio.Protocol -----------------------------------------------------
@@ -515,7 +527,13 @@ class ClientConnection(asyncio.Protocol):
         self._server_ip = str(sock[0]) if sock else ""
         self._xff_value = self._remote_ip.encode("latin-1")
         self._xff_line = b"X-Forwarded-For: " + self._xff_value + _CRLF
-        self._forward = self._xff_line + self._via_line + _XFP_LINE
+        if transport.get_extra_info("sslcontext") is None:
+            self._forward = self._xff_line + self._via_line + _XFP_LINE
+        else:
+            # TLS was terminated here (an HTTPS listener, or an h2 stream of one).
+            self._scheme = "https"
+            self._forward = self._xff_line + self._via_line + _XFP_HTTPS_LINE
+            self._sni = tls.sni_of(transport)
         now = time.monotonic()
         self._wall_offset = time.time() - now
         self._deadline = now + self._header_timeout
@@ -802,6 +820,9 @@ class ClientConnection(asyncio.Protocol):
             path, query, target = self._other_form(ex, target)
         if ex.host is None:
             ex.lines.append(self._default_host())
+        elif self._sni is not None and self._sni[1].misdirected(self._sni[0], ex.host):
+            self._fail(ex, errors.Misdirected())
+            return
         plan = snap.router.find(self._listener, ex.host or b"", path, query, ex.headers, ex.method)
         if plan is None:
             self._fail(ex, errors.NoRoute())
@@ -858,7 +879,7 @@ class ClientConnection(asyncio.Protocol):
                 parts.append(self._via_line)
             else:
                 parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
-            parts.append(_XFP_LINE)
+            parts.append(_XFP_LINE if self._scheme == "http" else _XFP_HTTPS_LINE)
         if ex.te_trailers and ex.h2:
             parts.append(_TE_TRAILERS)  # After the Connection filter: TE is listed there.
         if ex.chunked:
@@ -1501,7 +1522,23 @@ class ClientConnection(asyncio.Protocol):
         self._pipeline.clear()
         if not self._closed:
             self._closed = True
-            self._transport.close()
+            if self._draining and self._transport.can_write_eof():
+                self._linger()
+            else:
+                self._transport.close()
+
+    def _linger(self) -> None:
+        """Close gently (RFC 9112 9.6): FIN now, then read and drop what the client
+        still sends until it closes too. A request it sent as the gateway was closing
+        then meets an orderly end it can retry on, never a reset, which closing a
+        socket with unread bytes would send."""
+        self._parse_dead = True  # data_received drops everything from now on
+        self._transport.write_eof()  # after the buffered response bytes
+        if self._read_pause:
+            self._read_pause = 0
+            self._transport.resume_reading()
+        self._deadline = time.monotonic() + LINGER_S
+        self._deadline_kind = _LINGER
 
     def _log(self, ex: _Exchange, now: float) -> None:
         """Queue the access record of ``ex`` (once), ``now`` being its end (monotonic)."""
@@ -1550,7 +1587,7 @@ class ClientConnection(asyncio.Protocol):
                 (
                     ex.start + self._wall_offset,
                     ex.method.decode("latin-1"),
-                    "http",
+                    self._scheme,
                     (ex.host or b"").decode("latin-1"),
                     ex.target.decode("latin-1"),
                     "HTTP/" + ex.version,
@@ -1618,14 +1655,24 @@ class ClientConnection(asyncio.Protocol):
             self._fail(ex, errors.UpstreamTimeout())
         elif kind == _TUNNEL:
             self._check_tunnel(now)
+        elif kind == _LINGER:
+            self._transport.close()
         elif kind in (_REQUEST, _STREAM):
             # The route's own timeouts: 504 before any response byte, else a cut.
             ex = self._active
             if ex is not None:
                 self._fail(ex, errors.UpstreamTimeout(details="request_timeout"))
 
+    @property
+    def listener(self) -> str:
+        """The name of the route-table listener that accepted this connection."""
+        return self._listener
+
     def drain(self) -> None:
-        """Finish the request in flight, then close; close now if idle."""
+        """Finish the request in flight (its response says ``Connection: close``), then
+        close; close now if idle. Either way the close lingers (:meth:`_linger`)."""
+        if self._closed:
+            return
         self._draining = True
         if self._active is None:
             self._close()

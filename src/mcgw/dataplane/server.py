@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 
 from mcgw.dataplane import (
     accesslog,
@@ -25,6 +26,7 @@ from mcgw.dataplane import (
     protocol,
     router,
     snapshot,
+    tls,
     upstream,
 )
 from mcgw.dataplane.settings import ProxySettings
@@ -42,13 +44,20 @@ def install_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-class _Bound:
-    __slots__ = ("server", "spec")
+_Spec = tuple[str, int, bool]
+"""(host, port, HTTPS) a listener asks for: a re-apply with the same spec keeps the socket."""
 
-    def __init__(self, spec: tuple[str, int], server: asyncio.Server) -> None:
+
+class _Bound:
+    __slots__ = ("server", "spec", "terminator")
+
+    def __init__(
+        self, spec: _Spec, server: asyncio.Server, terminator: tls.Terminator | None = None
+    ) -> None:
         self.spec = spec
-        """(host, port) asked for: a re-apply with the same spec keeps the socket."""
         self.server = server
+        self.terminator = terminator
+        """HTTPS: the SNI choice of certificates, updated in place on reload."""
 
 
 class Gateway:
@@ -90,11 +99,20 @@ class Gateway:
         """Number of open client connections."""
         return len(self._ctx.connections)
 
-    async def apply(self, route_table: table.RouteTable) -> None:
+    async def apply(
+        self,
+        route_table: table.RouteTable,
+        key_pairs: Mapping[str, table.KeyPair] | None = None,
+    ) -> None:
         """Serve ``route_table`` from now on; requests in flight keep the old one.
+
+        Args:
+            key_pairs: the PEM of the certificates HTTPS listeners name, by
+                fingerprint (``translator.Result.key_pairs``).
 
         Raises:
             errors.ListenError: a new listener could not be bound; nothing changed.
+            tls.CertificateError: a certificate is missing or refused; nothing changed.
             re.error: the table holds an invalid regular expression.
         """
         if self._closed:
@@ -106,39 +124,87 @@ class Gateway:
             self._sweeper = loop.call_later(self.settings.timer_resolution_s, self._sweep)
         compiled = router.compile(route_table)
         picker = balancer.Balancer(route_table, self.health)
-        new = await self._bind_new(route_table)
+        choices = self._prepare_tls(route_table, key_pairs or {})
+        new = await self._bind_new(route_table, choices)
         self.holder.swap(snapshot.Snapshot(route_table, compiled, picker))
         self.health.update(route_table)
         self.pool.update(route_table)  # connection draining of endpoints that left
+        for name, choice in choices.items():
+            kept = self._bound.get(name)
+            if name not in new and kept is not None and kept.terminator is not None:
+                kept.terminator.install(choice)  # new certificates, same socket
         for name, bound in new.items():
             old = self._bound.get(name)
             if old is not None and old.server is not bound.server:
                 old.server.close()  # the listener moved; its old socket retires
             self._bound[name] = bound
         wanted = {listener.name for listener in route_table.listeners}
-        for name in [n for n in self._bound if n not in wanted]:
+        gone = [n for n in self._bound if n not in wanted]
+        for name in gone:
             self._bound.pop(name).server.close()
+        if gone:
+            # Their clients finish what is in flight (on the old table), then close.
+            for conn in list(self._ctx.connections):
+                if conn.listener in gone:
+                    conn.drain()
         if self.settings.active_health_checks:
             if self._checker is None:
                 self._checker = health.HealthChecker(self.health)
             self._checker.update(route_table)
 
-    def _spec(self, listener: table.Listener) -> tuple[str, int]:
+    def _spec(self, listener: table.Listener) -> _Spec:
         # Each Gateway has its own address in the table (spec.addresses, or one the
         # translator assigned), so Gateways sharing a port stay apart.
-        return listener.address, self.settings.local_port(listener.port)
+        return listener.address, self.settings.local_port(listener.port), listener.tls is not None
 
-    async def _listen(self, name: str, spec: tuple[str, int]) -> asyncio.Server:
+    def _prepare_tls(
+        self, route_table: table.RouteTable, key_pairs: Mapping[str, table.KeyPair]
+    ) -> dict[str, tls.Choice]:
+        """Build the SSL contexts of every HTTPS listener before anything changes.
+
+        Raises:
+            tls.CertificateError: a certificate is missing or refused.
+        """
+        choices: dict[str, tls.Choice] = {}
+        for listener in route_table.listeners:
+            if listener.tls is None:
+                continue
+            bound = self._bound.get(listener.name)
+            terminator = bound.terminator if bound is not None else None
+            try:
+                choices[listener.name] = (terminator or tls.Terminator()).prepare(
+                    listener.tls, key_pairs
+                )
+            except tls.CertificateError as exc:
+                raise tls.CertificateError(f"listener {listener.name}: {exc}") from None
+        return choices
+
+    async def _listen(
+        self, name: str, spec: _Spec, terminator: tls.Terminator | None
+    ) -> asyncio.Server:
         ctx = self._ctx
+        if terminator is None:
+            return await asyncio.get_running_loop().create_server(
+                lambda: protocol.ClientConnection(ctx, name),
+                spec[0],
+                spec[1],
+                reuse_address=True,
+                backlog=_BACKLOG,
+            )
         return await asyncio.get_running_loop().create_server(
             lambda: protocol.ClientConnection(ctx, name),
             spec[0],
             spec[1],
             reuse_address=True,
             backlog=_BACKLOG,
+            ssl=terminator.base,
+            # A handshake is part of the request head: same deadline.
+            ssl_handshake_timeout=self.settings.header_read_timeout_s,
         )
 
-    async def _bind_new(self, route_table: table.RouteTable) -> dict[str, _Bound]:
+    async def _bind_new(
+        self, route_table: table.RouteTable, choices: dict[str, tls.Choice]
+    ) -> dict[str, _Bound]:
         """Bind the listeners that are new or moved; on failure, leave things as they were.
 
         A moved listener keeps its old socket until the swap, unless the old one holds
@@ -155,28 +221,33 @@ class Gateway:
             old = self._bound.get(listener.name)
             if old is not None and old.spec == spec:
                 continue
+            terminator = None
+            if listener.name in choices:
+                terminator = tls.Terminator()
+                terminator.install(choices[listener.name])
             try:
                 try:
-                    server = await self._listen(listener.name, spec)
+                    server = await self._listen(listener.name, spec, terminator)
                 except OSError:
                     if old is None:
                         raise
                     old.server.close()
                     freed[listener.name] = old
-                    server = await self._listen(listener.name, spec)
+                    server = await self._listen(listener.name, spec, terminator)
             except OSError as exc:
                 for bound in new.values():
                     bound.server.close()
                 await self._rebind(freed)
                 raise errors.ListenError(listener.name, spec[0], spec[1], str(exc)) from exc
-            new[listener.name] = _Bound(spec, server)
+            new[listener.name] = _Bound(spec, server, terminator)
         return new
 
     async def _rebind(self, freed: dict[str, _Bound]) -> None:
         """Bind again the old sockets closed for a reload that failed."""
         for name, old in freed.items():
             try:
-                self._bound[name] = _Bound(old.spec, await self._listen(name, old.spec))
+                server = await self._listen(name, old.spec, old.terminator)
+                self._bound[name] = _Bound(old.spec, server, old.terminator)
             except OSError as exc:
                 del self._bound[name]
                 log.error("listener %s: could not bind %s:%d again: %s", name, *old.spec, exc)
@@ -203,6 +274,11 @@ class Gateway:
 
     async def close(self, timeout_s: float | None = None) -> None:
         """Stop accepting, let requests in flight finish (up to a deadline), release all.
+
+        Graceful drain: the listening sockets close first; idle keep-alive connections
+        close at once and busy ones after their response (which says ``Connection:
+        close``), both without a reset; HTTP/2 clients get GOAWAY. What is still running
+        at the deadline is cut.
 
         Args:
             timeout_s: the drain deadline; ``settings.drain_timeout_s`` by default.

@@ -5,7 +5,11 @@ shared between tasks without locks and hashed into a version. The translator is 
 only producer; the data plane compiles it once per version (``dataplane.router``).
 
 Glossary:
-    Listener       one socket the gateway binds: (address, port), HTTP.
+    Listener       one socket the gateway binds: (address, port), HTTP, or HTTPS when
+                   it has ``tls``: certificates chosen by SNI, named by fingerprint.
+    KeyPair        the PEM of one certificate and its key: never part of a table (so
+                   never in a dump, a golden or a log); handed to the data plane
+                   beside the table, keyed by the fingerprint the table names.
     VirtualHost    the routes served for one hostname pattern on a listener.
     Route          one (match, action) pair; a listener's routes are already sorted
                    into the Gateway API's precedence order by the translator.
@@ -363,6 +367,43 @@ class VirtualHost:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSCertificate:
+    """One certificate an HTTPS listener serves, by reference (no key material)."""
+
+    hostname: str
+    """The server names (SNI) it answers: exact, wildcard (``*.example.com``, one or
+    more labels) or ``*`` for any name and for clients sending none; the hostname
+    of the Gateway listener whose certificateRefs name it."""
+    secret: str
+    """``<namespace>/<name>`` of the Secret it came from, for status and logs."""
+    fingerprint: str
+    """Hash of the certificate chain and key: the key of its :class:`KeyPair`, and
+    what changes the table version when a Secret is edited (the reload)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerTLS:
+    """TLS termination on a listener (``tls.mode: Terminate``)."""
+
+    certificates: tuple[TLSCertificate, ...]
+    """Most specific hostname first (as virtual hosts are sorted); the data plane
+    serves the first whose hostname covers the SNI name. Several entries with one
+    hostname (an RSA and an ECDSA certificate, say) are served together."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """The PEM of one certificate chain (leaf first) and its private key.
+
+    Not a table field: the translator returns these beside the table, keyed by
+    :attr:`TLSCertificate.fingerprint`, so the key never reaches an encoding.
+    """
+
+    cert_pem: bytes = field(repr=False)
+    key_pem: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     name: str
     """``<namespace>/<gateway>/<port>``: one socket may serve several Gateway listeners."""
@@ -375,6 +416,8 @@ class Listener:
     length, then ``*``. A request is served by exactly one of them."""
     gateway: str = ""
     """``<namespace>/<name>`` of the Gateway, for logs."""
+    tls: ListenerTLS | None = None
+    """None: plain HTTP. Set: HTTPS, TLS terminated here (HTTP/1.1 and, by ALPN, h2)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ plane to apply the IR fields named in the comment (see ``mcgw.ir.table``).
 from __future__ import annotations
 
 CORE: tuple[str, ...] = (
-    "Gateway",
+    "Gateway",  # HTTPS listeners included: certificateRefs, SNI, ReferenceGrant to Secrets
     "HTTPRoute",
     "ReferenceGrant",
 )
@@ -27,6 +27,7 @@ EXTENDED: tuple[str, ...] = (
     "GatewayStaticAddresses",  # spec.addresses IPAddress honoured
     "GatewayHTTPListenerIsolation",
     "GatewayAddressEmpty",  # IPAddress without value: one is assigned from the pool
+    "GatewayHTTPSListenerDetectMisdirectedRequests",  # dataplane: 421 when SNI and Host differ
     # HTTPRoute matching
     "HTTPRouteQueryParamMatching",
     "HTTPRouteMethodMatching",
@@ -62,7 +63,6 @@ NOT_CLAIMED: tuple[tuple[str, str], ...] = (
     ("HTTPRouteDestinationPortMatching", "experimental; needs the listener port in matches"),
     ("HTTPRouteExternalAuth", "ExternalAuth filters are answered 500"),
     ("GatewayInfrastructurePropagation", "no infrastructure objects are created"),
-    ("GatewayHTTPSListenerDetectMisdirectedRequests", "HTTPS listeners are not supported"),
     ("HTTPRouteSessionPersistence", "sessionPersistence is ignored (warning)"),
     ("GatewayListenerSet", "ListenerSet is not modelled"),
     ("HTTPRouteRetryConnectionError", "connection failures are retried, not yet checked"),

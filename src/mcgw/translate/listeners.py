@@ -16,6 +16,14 @@ Gateways on one port thus route independently.
 Two Gateways cannot bind the same socket (same address, or one a wildcard, and same
 port): the older one keeps it, the listeners of the newer one get
 ``Accepted=False PortUnavailable``.
+
+HTTPS listeners terminate TLS (``tls.mode: Terminate``) with the certificates their
+certificateRefs name (:mod:`certificates`). A ref that does not resolve sets
+``ResolvedRefs=False`` (``InvalidCertificateRef`` or ``RefNotPermitted``); a listener
+left with no valid certificate is not programmed (``Programmed=False Invalid``), one
+with some keeps serving those. On the socket, the certificate is chosen by SNI among
+the listeners sharing it, most specific hostname first (:func:`listener_tls`).
+TLS passthrough (protocol TLS, TLSRoute) is not supported.
 """
 
 from __future__ import annotations
@@ -25,12 +33,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from mcgw.config import gatewayapi
-from mcgw.ir import validate
-from mcgw.translate import context, hostnames, status
+from mcgw.ir import table, validate
+from mcgw.translate import certificates, context, hostnames, status
 
 ANY_ADDRESS = "0.0.0.0"
-SUPPORTED_PROTOCOLS = ("HTTP",)
-"""HTTPS/TLS need certificates in the IR and the data plane: not yet."""
+SUPPORTED_PROTOCOLS = ("HTTP", "HTTPS")
+"""TLS (passthrough, TLSRoute), TCP and UDP are not supported."""
 SUPPORTED_KINDS = ("HTTPRoute",)
 
 _C = status.ConditionType
@@ -53,6 +61,8 @@ class ListenerState:
     programmed: bool = False
     attached: set[tuple[str, str]] = field(default_factory=set)
     """(namespace, name) of the HTTPRoutes attached here (pass 3)."""
+    certificates: tuple[certificates.Certificate, ...] = ()
+    """HTTPS: the certificates that resolved."""
 
     @property
     def port(self) -> int:
@@ -227,7 +237,7 @@ def _gateway(
             f"Gateway {gw.ref}: only the first of spec.addresses is served ({address})"
         )
 
-    listeners = [_listener(gw, spec, address) for spec in gw.spec.listeners]
+    listeners = [_listener(ctx, gw, spec, address) for spec in gw.spec.listeners]
     _mark_conflicts(listeners)
     gateway_ref = f"{gw.metadata.namespace}/{gw.metadata.name}"
     for lis in listeners:
@@ -266,14 +276,21 @@ def _gateway(
     return GatewayState(gw, conds, listeners, handled=True, address=address)
 
 
-def _listener(gw: gatewayapi.Gateway, spec: gatewayapi.Listener, address: str) -> ListenerState:
+def _listener(
+    ctx: context.Context, gw: gatewayapi.Gateway, spec: gatewayapi.Listener, address: str
+) -> ListenerState:
     hostname = hostnames.normalize(spec.hostname)
     kinds, bad_kinds = _route_kinds(spec)
     lis = ListenerState(gw, spec, hostname, address, kinds)
     protocol = spec.protocol.upper()
     if protocol not in SUPPORTED_PROTOCOLS:
         lis.supported_kinds = ()
-        msg = f"protocol {spec.protocol} is not supported yet (supported: HTTP)"
+        msg = f"protocol {spec.protocol} is not supported (supported: HTTP, HTTPS)"
+        if protocol == "TLS":
+            msg += (
+                "; TLS passthrough (TLSRoute) is not implemented: terminate TLS at the "
+                "gateway with protocol HTTPS and tls.mode Terminate"
+            )
         lis.conditions = [
             status.false(_C.ACCEPTED, _R.UNSUPPORTED_PROTOCOL, msg),
             status.false(_C.PROGRAMMED, _R.INVALID, msg),
@@ -292,6 +309,17 @@ def _listener(gw: gatewayapi.Gateway, spec: gatewayapi.Listener, address: str) -
         status.true(_C.PROGRAMMED, _R.PROGRAMMED),
         status.false(_C.CONFLICTED, _R.NO_CONFLICTS),
     ]
+    if protocol == "HTTPS":
+        resolved = certificates.resolve(ctx, gw, spec)
+        lis.certificates = resolved.certificates
+        if resolved.reason is not None:
+            lis.conditions.append(status.false(_C.RESOLVED_REFS, resolved.reason, resolved.message))
+            if not resolved.certificates:
+                lis.programmed = False
+                lis.conditions[1] = status.false(
+                    _C.PROGRAMMED, _R.INVALID, f"no valid certificate: {resolved.message}"
+                )
+            return lis
     if bad_kinds:
         lis.conditions.append(
             status.false(
@@ -345,6 +373,30 @@ def programmed_sockets(states: list[GatewayState]) -> dict[tuple[str, int], list
             if lis.programmed:
                 sockets[lis.socket].append(lis)
     return dict(sorted(sockets.items(), key=lambda item: (item[0][1], item[0][0])))
+
+
+def listener_tls(group: list[ListenerState]) -> table.ListenerTLS | None:
+    """The TLS of one socket's listeners: every certificate by hostname, most specific
+    first (SNI picks the first that covers the name); None for HTTP."""
+    entries = [
+        table.TLSCertificate(hostname=lis.hostname, secret=c.secret, fingerprint=c.fingerprint)
+        for lis in sorted(group, key=lambda x: validate.hostname_order_key(x.hostname))
+        for c in lis.certificates
+    ]
+    if not entries:
+        return None
+    return table.ListenerTLS(certificates=tuple(entries))
+
+
+def key_pairs(states: list[GatewayState]) -> dict[str, table.KeyPair]:
+    """Fingerprint → key pair of every certificate a programmed listener serves."""
+    return {
+        c.fingerprint: c.pair
+        for state in states
+        for lis in state.listeners
+        if lis.programmed
+        for c in lis.certificates
+    }
 
 
 def listener_statuses(state: GatewayState) -> tuple[status.ListenerStatus, ...]:

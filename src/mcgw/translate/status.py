@@ -48,6 +48,7 @@ class Reason(StrEnum):
     PROTOCOL_CONFLICT = "ProtocolConflict"
     HOSTNAME_CONFLICT = "HostnameConflict"
     INVALID_ROUTE_KINDS = "InvalidRouteKinds"
+    INVALID_CERTIFICATE_REF = "InvalidCertificateRef"
     # Routes.
     NO_MATCHING_PARENT = "NoMatchingParent"
     NOT_ALLOWED_BY_LISTENERS = "NotAllowedByListeners"

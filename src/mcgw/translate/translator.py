@@ -15,7 +15,8 @@ input: it records a condition and leaves the offending piece out. The order matt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 from mcgw.config import resources
 from mcgw.ir import codec, table, validate
@@ -40,6 +41,10 @@ class Options:
     ``127.0.0.2``, ... with the default."""
 
 
+KeyPairs = dict[str, table.KeyPair]
+"""Fingerprint → PEM of a certificate and its key (``Result.key_pairs``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     table: table.RouteTable
@@ -48,6 +53,9 @@ class Result:
     """One per GatewayClass, Gateway, HTTPRoute, ServiceImport and policy, sorted."""
     warnings: tuple[str, ...]
     """What is ignored or suspicious but has no status to carry it."""
+    key_pairs: KeyPairs = field(default_factory=dict, repr=False)
+    """The PEM of every certificate the table's HTTPS listeners name, by fingerprint:
+    kept beside the table so that no dump of it carries a private key."""
 
 
 def translate(res: resources.Resources, options: Options | None = None) -> Result:
@@ -77,7 +85,12 @@ def translate(res: resources.Resources, options: Options | None = None) -> Resul
         attachments.extend(routes.attach(ctx, gateways, state))
         route_states.append(state)
 
-    ir_listeners = routes.build_listeners(listeners.programmed_sockets(gateways), attachments)
+    sockets = listeners.programmed_sockets(gateways)
+    ir_listeners = routes.build_listeners(sockets, attachments)
+    ir_listeners = tuple(
+        dataclasses.replace(ir, tls=tls) if (tls := listeners.listener_tls(group)) else ir
+        for ir, group in zip(ir_listeners, sockets.values(), strict=True)
+    )
     used = sorted(_used_backends(ir_listeners))
     locality, region_warnings = regions.locality(
         res.fleet.spec, (c.region for c in res.fleet.spec.clusters)
@@ -127,6 +140,7 @@ def translate(res: resources.Resources, options: Options | None = None) -> Resul
         table=route_table,
         statuses=tuple(sorted(statuses, key=status.sort_key)),
         warnings=tuple(ctx.warnings),
+        key_pairs=listeners.key_pairs(gateways),
     )
 
 
