@@ -198,6 +198,13 @@ class _BackendPlan:
     waterfall: _Waterfall | None = None
     """Set when capacity, the failover threshold or the algorithm can send a request
     elsewhere than the closest region with a usable endpoint."""
+    rank: int = 0
+    """Which of the waterfall's rankings is this plan's (one per entry region: the
+    plans of one backend share their regions, counters and waterfall)."""
+    trace: tuple[str, str, str] = ("", "", "")
+    """(entry region, ranking, "") for the decision trace, the ranking as in
+    ``us-west1:111,us-east1:159`` (round trips in ms); a waterfall's picks replace
+    the empty string by what it saw (:attr:`_Waterfall.seen`)."""
 
 
 class _Waterfall:
@@ -211,12 +218,13 @@ class _Waterfall:
     __slots__ = (
         "bucket_s",
         "clock",
-        "closest",
         "index",
-        "order",
+        "orders",
         "per_endpoint",
+        "rankings",
         "rates",
         "regions",
+        "seen",
         "spray",
         "threshold",
         "tick_at",
@@ -226,14 +234,19 @@ class _Waterfall:
     def __init__(
         self,
         backend: table.Backend,
-        regions: tuple[_RegionPlan, ...],
+        rankings: tuple[tuple[_RegionPlan, ...], ...],
         clock: Callable[[], float],
     ) -> None:
+        regions = rankings[0]
         self.regions = regions
-        self.closest = regions[0]
-        self.order = regions
-        """Regions in the order they are filled: closest first, those under the
-        failover threshold after all others."""
+        self.rankings = rankings
+        """The regions closest first, once per entry region (a plan's ``rank``)."""
+        self.orders = list(rankings)
+        """Per ranking, regions in the order they are filled: closest first, those
+        under the failover threshold after all others."""
+        self.seen = ""
+        """Each region's rate, capacity and healthy endpoints at the last refresh, for
+        the decision trace: ``us-west1 12/20rps 2/2ok;us-east1 0/20rps 2/2ok``."""
         self.clock = clock
         self.per_endpoint = backend.max_rate_per_endpoint * backend.capacity_scaler
         self.threshold = backend.failover_health_threshold
@@ -268,8 +281,8 @@ class _Waterfall:
 
     def _refresh(self, health: HealthView) -> None:
         down = health.down
-        fit: list[_RegionPlan] = []
-        weak: list[_RegionPlan] = []
+        seen: list[str] = []
+        span = max(self.clock() - self.window_start, self.bucket_s)
         for region in self.regions:
             healthy = 0
             for slot in region.ring:
@@ -279,20 +292,30 @@ class _Waterfall:
             region.healthy = healthy
             region.capacity = self.per_endpoint * healthy
             region.fit = healthy > 0 and healthy * 100 >= self.threshold * len(region.ring)
-            (fit if region.fit else weak).append(region)
-        self.order = tuple(fit + weak)
+            seen.append(
+                f"{region.name} {region.rate.total / span:.3g}/{region.capacity:.3g}rps "
+                f"{healthy}/{len(region.ring)}ok"
+            )
+        self.seen = ";".join(seen)
+        for i, ranking in enumerate(self.rankings):
+            self.orders[i] = tuple(r for r in ranking if r.fit) + tuple(
+                r for r in ranking if not r.fit
+            )
 
-    def take(self, health: HealthView, exclude: frozenset[tuple[str, int]]) -> Pick | None:
+    def take(
+        self, health: HealthView, exclude: frozenset[tuple[str, int]], rank: int = 0
+    ) -> Pick | None:
         now = self.clock()
         if now >= self.tick_at:
             self._advance(now, health)
         span = now - self.window_start
         slot: _Slot | None = None
         chosen: _RegionPlan | None = None
+        order = self.orders[rank]
         if not exclude:
             if not self.spray:
                 # The waterfall: the first region in order under its capacity.
-                for region in self.order:
+                for region in order:
                     if region.rate.total < region.capacity * span:
                         slot = region.take(health, exclude)
                         if slot is not None:
@@ -300,14 +323,14 @@ class _Waterfall:
                             break
             if slot is None:
                 # Every region at capacity, or spraying: the least loaded one.
-                chosen = self._least_loaded()
+                chosen = self._least_loaded(order)
                 if chosen is not None:
                     slot = chosen.take(health, exclude)
         if slot is None:
             # Retries (the next region in order with an endpoint not tried yet), no
             # capacity anywhere (drained), or stale health: the first region in
             # order with a usable endpoint serves.
-            for region in self.order:
+            for region in order:
                 slot = region.take(health, exclude)
                 if slot is not None:
                     chosen = region
@@ -323,19 +346,19 @@ class _Waterfall:
         rate.total += 1
         if exclude:
             return slot.retry
-        closest = self.closest
+        closest = self.rankings[rank][0]
         if chosen is closest:
             return slot.closest
         if self.spray or (closest.fit and closest.rate.total >= closest.capacity * span):
             return slot.spillover
         return slot.failover
 
-    def _least_loaded(self) -> _RegionPlan | None:
+    def _least_loaded(self, order: tuple[_RegionPlan, ...]) -> _RegionPlan | None:
         """The region furthest below its share when every one is at capacity (or
         when spraying): requests spread in proportion to capacity."""
         best: _RegionPlan | None = None
         best_load = 0.0
-        for region in self.order:
+        for region in order:
             capacity = region.capacity
             if capacity > 0.0:
                 load = region.rate.total / capacity
@@ -385,15 +408,31 @@ class _Wrr:
         return self.positions[best]
 
 
-def region_order(locality: table.Locality, regions: set[str]) -> list[str]:
+def region_order(
+    locality: table.Locality | tuple[tuple[str, float], ...], regions: set[str]
+) -> list[str]:
     """Rank ``regions`` closest first.
 
-    Listed regions keep their position in ``locality.region_rtt_ms``; the others
-    follow in name order.
+    Listed regions keep their position in ``locality.region_rtt_ms`` (or in the
+    ranking given); the others follow in name order.
     """
-    rank = {name: i for i, (name, _) in enumerate(locality.region_rtt_ms)}
+    ranked = locality.region_rtt_ms if isinstance(locality, table.Locality) else locality
+    rank = {name: i for i, (name, _) in enumerate(ranked)}
     unlisted = len(rank)
     return sorted(regions, key=lambda name: (rank.get(name, unlisted), name))
+
+
+def entry_rankings(locality: table.Locality) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Entry region → its ranking: the gateway's location first, then the others."""
+    rankings = {locality.entry_region: locality.region_rtt_ms}
+    for entry in locality.other_entries:
+        rankings.setdefault(entry.entry_region, entry.region_rtt_ms)
+    return rankings
+
+
+def _trace_ranking(ranking: tuple[tuple[str, float], ...], names: list[str]) -> str:
+    rtt = dict(ranking)
+    return ",".join(f"{name}:{rtt[name]:g}" if name in rtt else name for name in names)
 
 
 def _interleave(
@@ -426,22 +465,31 @@ def _interleave(
     return tuple(ring)
 
 
-def _plan(
-    backend: table.Backend, locality: table.Locality, clock: Callable[[], float]
-) -> _BackendPlan:
+def _plans(
+    backend: table.Backend,
+    rankings: dict[str, tuple[tuple[str, float], ...]],
+    clock: Callable[[], float],
+) -> dict[str, _BackendPlan]:
+    """Entry region → the plan of ``backend`` for requests entering there. The plans
+    share their regions (rings, cursors, counters) and waterfall; only the order of
+    the regions differs."""
     by_region: dict[str, list[table.BackendGroup]] = {}
     for group in backend.groups:
         if group.endpoints:
             by_region.setdefault(group.region, []).append(group)
-    regions = tuple(
-        _RegionPlan(name, tuple(by_region[name])) for name in region_order(locality, set(by_region))
-    )
-    return _BackendPlan(
-        regions=regions,
-        waterfall=_Waterfall(backend, regions, clock)
-        if _needs_waterfall(backend, regions)
-        else None,
-    )
+    shared = {name: _RegionPlan(name, tuple(groups)) for name, groups in by_region.items()}
+    orders = {entry: region_order(ranking, set(by_region)) for entry, ranking in rankings.items()}
+    ranked = tuple(tuple(shared[name] for name in order) for order in orders.values())
+    waterfall = _Waterfall(backend, ranked, clock) if _needs_waterfall(backend, ranked[0]) else None
+    return {
+        entry: _BackendPlan(
+            regions=ranked[i],
+            waterfall=waterfall,
+            rank=i,
+            trace=(entry, _trace_ranking(rankings[entry], orders[entry]), ""),
+        )
+        for i, entry in enumerate(orders)
+    }
 
 
 def _needs_waterfall(backend: table.Backend, regions: tuple[_RegionPlan, ...]) -> bool:
@@ -469,7 +517,7 @@ class Balancer:
     capacity-aware backends read it.
     """
 
-    __slots__ = ("_health", "_plans", "_wrr", "table")
+    __slots__ = ("_entries", "_health", "_plans", "_wrr", "table", "trace")
 
     def __init__(
         self,
@@ -479,7 +527,17 @@ class Balancer:
     ) -> None:
         self.table = route_table
         self._health = health
-        self._plans = {b.name: _plan(b, route_table.locality, clock) for b in route_table.backends}
+        rankings = entry_rankings(route_table.locality)
+        self._entries: dict[str, dict[str, _BackendPlan]] = {entry: {} for entry in rankings}
+        """Entry region → backend name → plan (the gateway's location included)."""
+        for b in route_table.backends:
+            for entry, plan in _plans(b, rankings, clock).items():
+                self._entries[entry][b.name] = plan
+        self._plans = self._entries[route_table.locality.entry_region]
+        """The plans for requests entering at the gateway's location (the default)."""
+        self.trace: tuple[str, str, str] = ("", "", "")
+        """(entry region, ranking, what the waterfall saw) of the last :meth:`pick`:
+        the caller's decision trace, read right after the pick (no allocation)."""
         self._wrr: dict[str, _Wrr] = {}
         for listener in route_table.listeners:
             for vhost in listener.virtual_hosts:
@@ -504,24 +562,35 @@ class Balancer:
         return None if i < 0 else route.backends[i]
 
     def pick(
-        self, backend_name: str, exclude: frozenset[tuple[str, int]] = _NO_EXCLUDE
+        self,
+        backend_name: str,
+        exclude: frozenset[tuple[str, int]] = _NO_EXCLUDE,
+        entry_region: str = "",
     ) -> Pick | None:
         """Return the endpoint that serves the next request to ``backend_name``.
 
         Args:
             backend_name: :attr:`mcgw.ir.table.Backend.name`.
             exclude: (address, port) of endpoints already tried for this request.
+            entry_region: where the request entered; empty, or a region without a
+                ranking in the table: the gateway's location.
 
         Returns:
             The endpoint, its group and the reason, or None when no endpoint is
             ready, healthy and not excluded (or the backend is unknown): answer 503.
+            :attr:`trace` then holds the entry region and ranking used.
         """
-        plan = self._plans.get(backend_name)
+        plans = self._entries.get(entry_region, self._plans) if entry_region else self._plans
+        plan = plans.get(backend_name)
         if plan is None:
             return None
         health = self._health
         if plan.waterfall is not None:
-            return plan.waterfall.take(health, exclude)
+            waterfall = plan.waterfall
+            pick = waterfall.take(health, exclude, plan.rank)
+            self.trace = (plan.trace[0], plan.trace[1], waterfall.seen)
+            return pick
+        self.trace = plan.trace
         regions = plan.regions
         for region in regions:
             slot = region.take(health, exclude)
@@ -531,10 +600,16 @@ class Balancer:
                 return slot.closest if region is regions[0] else slot.failover
         return None
 
-    def regions(self, backend_name: str) -> tuple[str, ...]:
-        """Return the regions of ``backend_name`` that have endpoints, closest first."""
-        plan = self._plans.get(backend_name)
+    def regions(self, backend_name: str, entry_region: str = "") -> tuple[str, ...]:
+        """Return the regions of ``backend_name`` that have endpoints, closest first
+        from ``entry_region`` (default: the gateway's location)."""
+        plans = self._entries.get(entry_region, self._plans) if entry_region else self._plans
+        plan = plans.get(backend_name)
         return () if plan is None else tuple(region.name for region in plan.regions)
+
+    def entry_regions(self) -> tuple[str, ...]:
+        """Every entry region with a ranking of its own, the gateway's location first."""
+        return tuple(self._entries)
 
     def rates(self, backend_name: str) -> dict[str, float]:
         """Requests per second per region of a capacity-aware backend, over the window;
