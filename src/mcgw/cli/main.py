@@ -59,6 +59,29 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-watch", dest="watch", action="store_false", help="do not reload on file changes"
     )
+    parser.add_argument(
+        "--trusted-peer",
+        dest="trusted_peers",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a proxy in front of the gateway (repeatable): its X-Forwarded-For is appended "
+        "to, its X-Forwarded-Proto/-Host and entry-region header kept; from other peers "
+        "they are replaced (default: no peer is trusted)",
+    )
+    parser.add_argument(
+        "--entry-region-header",
+        default="",
+        metavar="NAME",
+        help="request header naming the region a request entered at, e.g. "
+        "x-mcgw-entry-region (honoured from trusted peers only)",
+    )
+    parser.add_argument(
+        "--debug-headers",
+        action="store_true",
+        help="add x-mcgw-* response headers: route, cluster, endpoint, reason, entry "
+        "region, region ranking and what the balancer saw",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +195,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             watch=args.watch,
             with_fleet=args.command == "up",
             simulate_latency=getattr(args, "simulate_latency", False),
+            trusted_peers=run.parse_trusted_peers(args.trusted_peers),
+            entry_region_header=args.entry_region_header,
+            debug_headers=args.debug_headers,
         )
         run.run(lambda: run.serve_forever(options))
         return EXIT_OK

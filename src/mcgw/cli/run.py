@@ -43,6 +43,13 @@ class RunOptions:
     simulate_latency: bool = False
     """Put the fleet's pods behind latency relays (:mod:`mcgw.fleet.relay`); False: as
     the Fleet's ``spec.network.simulateLatency`` says."""
+    trusted_peers: tuple[str, ...] = ()
+    """Proxies whose X-Forwarded-* and entry-region header are honoured, besides the
+    Fleet's ``spec.gateway.trustedPeers``."""
+    entry_region_header: str = ""
+    """Header naming a request's entry region; empty: the Fleet's, if any."""
+    debug_headers: bool = False
+    """Add ``x-mcgw-*`` response headers: the route, the pick and the decision trace."""
 
 
 @dataclass
@@ -104,11 +111,16 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
         say(f"warning: {warning}")
 
     project = resources.fleet.spec.project
+    placement = resources.fleet.spec.gateway
     gateway = server.Gateway(
         settings.ProxySettings(
             port_map=options.port_map,
             access_log_dir=options.log_dir if options.access_log else None,
             project_id=project,
+            # Read once: who to trust is a property of the running process.
+            trusted_peers=(*placement.trusted_peers, *options.trusted_peers),
+            entry_region_header=options.entry_region_header or placement.entry_region_header or "",
+            debug_headers=options.debug_headers,
         )
     )
     fleet: runtime.FleetRuntime | None = None
@@ -221,6 +233,22 @@ def parse_address_pool(text: str | None) -> str | None:
             f"--bind {text!r}: expected an IP address (e.g. 0.0.0.0) or a block (e.g. 127.0.0.0/8)"
         ) from None
     return text
+
+
+def parse_trusted_peers(items: Sequence[str]) -> tuple[str, ...]:
+    """Check ``--trusted-peer``: each an IP network or address.
+
+    Raises:
+        ValueError: one is neither.
+    """
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"--trusted-peer {item!r}: expected a network (e.g. 10.0.0.0/8) or an address"
+            ) from None
+    return tuple(items)
 
 
 def parse_port_map(items: Sequence[str]) -> tuple[tuple[int, int], ...]:
