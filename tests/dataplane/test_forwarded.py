@@ -7,7 +7,6 @@ trusted proxy from an ordinary client and to place clients in the Fleet's networ
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from dataclasses import replace
 from pathlib import Path
