@@ -122,6 +122,46 @@ def build_parser() -> argparse.ArgumentParser:
     _files(translate)
     translate.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
 
+    explain = sub.add_parser(
+        "explain",
+        help="which route, backend, region and endpoint a request would get, and why",
+    )
+    _files(explain)
+    explain.add_argument("url", help="the request's URL, e.g. http://store.example.com/west")
+    explain.add_argument("-X", "--method", default="GET")
+    explain.add_argument(
+        "-H",
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header (repeatable)",
+    )
+    explain.add_argument(
+        "--port", type=int, default=None, help="listener port (default: the URL's, else 80)"
+    )
+    explain.add_argument(
+        "--entry-region", default="", help="where the request enters (default: the gateway's)"
+    )
+    explain.add_argument(
+        "--client-ip", default="", help="the client's address (placed by Fleet clientRegions)"
+    )
+    explain.add_argument(
+        "--down",
+        action="append",
+        default=[],
+        metavar="CLUSTER|ZONE|REGION|ADDR:PORT",
+        help="treat these endpoints as unhealthy (repeatable)",
+    )
+    explain.add_argument(
+        "--rate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="offer N requests in one second and print the split (capacity waterfall)",
+    )
+
     load_cli.add_parser(sub)
 
     logs = sub.add_parser("logs", help="query the access and container logs")
@@ -213,6 +253,11 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             sys.stdout.write(inspect.status_report(args.paths))
         else:
             sys.stdout.write(inspect.status_objects(args.paths, args.output))
+        return EXIT_OK
+    if args.command == "explain":
+        from mcgw.cli import explain
+
+        sys.stdout.write(explain.explain(args.paths, explain.parse_request(args)))
         return EXIT_OK
     if args.command == "features":
         from mcgw.cli import inspect
