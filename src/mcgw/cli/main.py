@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="text (default): conditions and backends; yaml/json: each object's status "
         "as Kubernetes shows it",
     )
+    status.add_argument(
+        "--probe",
+        action="store_true",
+        help="send every endpoint its health check once (pods must be running, e.g. under "
+        "`mcgw up`): warns of health-check paths answering 404",
+    )
 
     feats = sub.add_parser(
         "features", help="the Gateway API conformance features mcgw supports, one a line"
@@ -250,7 +256,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from mcgw.cli import inspect
 
         if args.output == "text":
-            sys.stdout.write(inspect.status_report(args.paths))
+            sys.stdout.write(inspect.status_report(args.paths, probe=args.probe))
         else:
             sys.stdout.write(inspect.status_objects(args.paths, args.output))
         return EXIT_OK

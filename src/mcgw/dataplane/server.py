@@ -16,7 +16,17 @@ import contextlib
 import logging
 import time
 
-from mcgw.dataplane import accesslog, balancer, errors, health, protocol, router, snapshot, upstream
+from mcgw.dataplane import (
+    accesslog,
+    balancer,
+    conditions,
+    errors,
+    health,
+    protocol,
+    router,
+    snapshot,
+    upstream,
+)
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 
@@ -53,6 +63,8 @@ class Gateway:
         self.holder = snapshot.Holder()
         self.health = health.HealthMap()
         self._checker: health.HealthChecker | None = None
+        self.probes = conditions.ProbeWatch()
+        """The active checks' prober: it flags health-check paths answering 404."""
         self.access_log = accesslog.AccessLog(settings.access_log_dir, settings.project_id)
         self.pool = upstream.Pool(
             connect_timeout_s=settings.connect_timeout_s,
@@ -105,7 +117,7 @@ class Gateway:
             self._bound.pop(name).server.close()
         if self.settings.active_health_checks:
             if self._checker is None:
-                self._checker = health.HealthChecker(self.health)
+                self._checker = health.HealthChecker(self.health, probe=self.probes)
             self._checker.update(route_table)
 
     def _spec(self, listener: table.Listener) -> tuple[str, int]:

@@ -195,17 +195,11 @@ def spillover_warnings(
             continue
         for backend in found:
             per_endpoint = backend.max_rate_per_endpoint * backend.capacity_scaler
-            regions = {g.region for g in backend.groups}
             if not 0.0 < per_endpoint < UNLIMITED_RATE:
                 warnings.append(
                     f"CapacityUnset: expectSpillover {name!r} but {backend.name} has no "
                     "capacity (maxRatePerEndpoint unset, GKE's default is unlimited), so "
                     "its closest region never fills and nothing spills over; attach a "
                     "GCPBackendPolicy with spec.default.maxRatePerEndpoint"
-                )
-            elif len(regions) < 2:
-                warnings.append(
-                    f"expectSpillover {name!r}: {backend.name} has endpoints in "
-                    f"{len(regions)} region(s); spill-over needs two"
                 )
     return tuple(warnings)
