@@ -49,7 +49,8 @@ def test_health_check_path_answering_404_is_a_loud_warning(
                         break
                 (warning,) = gw.probes.warnings()
                 assert warning.startswith(
-                    f"HealthCheckPathNotFound: the health check GET /healthz on {up.host}:{up.port} answers 404"
+                    "HealthCheckPathNotFound: the health check GET /healthz on "
+                    f"{up.host}:{up.port} answers 404"
                 )
                 assert "requestPath" in warning
                 assert not gw.health.healthy(*up.address)
@@ -69,12 +70,12 @@ def test_health_check_path_answering_404_is_a_loud_warning(
 
 
 class _NotFound(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.send_response(404)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
