@@ -77,6 +77,12 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
         "x-mcgw-entry-region (honoured from trusted peers only)",
     )
     parser.add_argument(
+        "--measure-rtt",
+        action="store_true",
+        help="rank regions by round trips measured to their endpoints (every 10 s) instead "
+        "of estimates or the Fleet's latencies",
+    )
+    parser.add_argument(
         "--debug-headers",
         action="store_true",
         help="add x-mcgw-* response headers: route, cluster, endpoint, reason, entry "
@@ -244,6 +250,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             trusted_peers=run.parse_trusted_peers(args.trusted_peers),
             entry_region_header=args.entry_region_header,
             debug_headers=args.debug_headers,
+            measure_rtt=args.measure_rtt,
         )
         run.run(lambda: run.serve_forever(options))
         return EXIT_OK

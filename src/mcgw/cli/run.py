@@ -50,6 +50,8 @@ class RunOptions:
     """Header naming a request's entry region; empty: the Fleet's, if any."""
     debug_headers: bool = False
     """Add ``x-mcgw-*`` response headers: the route, the pick and the decision trace."""
+    measure_rtt: bool = False
+    """Rank regions by measured round trips (:mod:`mcgw.dataplane.rtt`)."""
 
 
 @dataclass
@@ -121,6 +123,7 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
             trusted_peers=(*placement.trusted_peers, *options.trusted_peers),
             entry_region_header=options.entry_region_header or placement.entry_region_header or "",
             debug_headers=options.debug_headers,
+            measure_rtt=options.measure_rtt,
         )
     )
     fleet: runtime.FleetRuntime | None = None

@@ -24,6 +24,7 @@ from mcgw.dataplane import (
     health,
     protocol,
     router,
+    rtt,
     snapshot,
     upstream,
 )
@@ -65,6 +66,14 @@ class Gateway:
         self._checker: health.HealthChecker | None = None
         self.probes = conditions.ProbeWatch()
         """The active checks' prober: it flags health-check paths answering 404."""
+        self.rtt: rtt.RttMeter | None = (
+            rtt.RttMeter(settings.rtt_probe_interval_s, self._remeasured)
+            if settings.measure_rtt
+            else None
+        )
+        """Measures round trips to the regions when ``measure_rtt`` is set."""
+        self._table: table.RouteTable | None = None
+        """The table last applied, as given (before measured round trips)."""
         self.access_log = accesslog.AccessLog(settings.access_log_dir, settings.project_id)
         self.pool = upstream.Pool(
             connect_timeout_s=settings.connect_timeout_s,
@@ -103,10 +112,16 @@ class Gateway:
             self._started = True
             await self.access_log.start()
             self._sweeper = loop.call_later(self.settings.timer_resolution_s, self._sweep)
+        given = route_table
+        if self.rtt is not None:
+            route_table = self.rtt.adjust(route_table)
         compiled = router.compile(route_table)
         picker = balancer.Balancer(route_table, self.health)
         new = await self._bind_new(route_table)
         self.holder.swap(snapshot.Snapshot(route_table, compiled, picker))
+        self._table = given
+        if self.rtt is not None:
+            self.rtt.update(given)
         for name, bound in new.items():
             old = self._bound.get(name)
             if old is not None and old.server is not bound.server:
@@ -119,6 +134,15 @@ class Gateway:
             if self._checker is None:
                 self._checker = health.HealthChecker(self.health, probe=self.probes)
             self._checker.update(route_table)
+
+    def _remeasured(self) -> None:
+        """Measured round trips changed the order of regions: serve the last table
+        with the new ranking (listeners are unchanged, so nothing is bound)."""
+        if self._closed or self._table is None or self.rtt is None:
+            return
+        route_table = self.rtt.adjust(self._table)
+        picker = balancer.Balancer(route_table, self.health)
+        self.holder.swap(snapshot.Snapshot(route_table, router.compile(route_table), picker))
 
     def _spec(self, listener: table.Listener) -> tuple[str, int]:
         # Each Gateway has its own address in the table (spec.addresses, or one the
@@ -230,6 +254,8 @@ class Gateway:
         await self._ctx.mirrors.wait_closed()
         if self._checker is not None:
             await self._checker.close()
+        if self.rtt is not None:
+            await self.rtt.close()
         await self.access_log.close()
         # Let transports run their connection_lost callbacks before the loop ends.
         await asyncio.sleep(0)

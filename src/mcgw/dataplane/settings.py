@@ -78,6 +78,13 @@ class ProxySettings:
     drain_timeout_s: float = 10.0
     """On close, seconds in-flight requests get to finish before being cut."""
 
+    measure_rtt: bool = False
+    """Rank regions by round trips the gateway measures to their endpoints
+    (:mod:`mcgw.dataplane.rtt`) instead of the table's estimates or the Fleet's
+    latencies (for requests entering at the gateway's location)."""
+    rtt_probe_interval_s: float = 10.0
+    """Seconds between two rounds of round-trip measurements."""
+
     def __post_init__(self) -> None:
         for peer in self.trusted_peers:
             try:
