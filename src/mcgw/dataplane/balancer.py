@@ -70,6 +70,7 @@ UNLIMITED_RATE = 1e8
 """maxRatePerEndpoint × capacityScaler at or above this (GKE's default) never limits."""
 
 _NO_EXCLUDE: frozenset[tuple[str, int]] = frozenset()
+_NO_TRACE = ("", "", "")
 
 
 class HealthView(Protocol):
@@ -535,7 +536,7 @@ class Balancer:
                 self._entries[entry][b.name] = plan
         self._plans = self._entries[route_table.locality.entry_region]
         """The plans for requests entering at the gateway's location (the default)."""
-        self.trace: tuple[str, str, str] = ("", "", "")
+        self.trace: tuple[str, str, str] = _NO_TRACE
         """(entry region, ranking, what the waterfall saw) of the last :meth:`pick`:
         the caller's decision trace, read right after the pick (no allocation)."""
         self._wrr: dict[str, _Wrr] = {}
@@ -583,6 +584,7 @@ class Balancer:
         plans = self._entries.get(entry_region, self._plans) if entry_region else self._plans
         plan = plans.get(backend_name)
         if plan is None:
+            self.trace = _NO_TRACE
             return None
         health = self._health
         if plan.waterfall is not None:
