@@ -118,6 +118,7 @@ def test_two_entry_regions_at_once_follow_their_rankings(tmp_path: Path) -> None
         return tokyo, east
 
     tokyo, east = run(main(), timeout_s=90)
+    print(f"from Tokyo {dict(tokyo.clusters())}, from us-east1 {dict(east.clusters())}")
     assert tokyo.failed == east.failed == 0
     # From Tokyo us-west1 is closest (≈111 ms against ≈159 ms); from us-east1, us-east1.
     assert set(tokyo.clusters()) == {"gke-west-1"} and len(tokyo.answers) >= 20
@@ -155,6 +156,12 @@ def test_a_stopped_cluster_fails_over_and_back_with_no_failed_request(tmp_path: 
         return tokyo, stopped, restarted, back
 
     tokyo, stopped, restarted, back = run(main(), timeout_s=120)
+    first_east = min(t for t, c, _ in tokyo.answers if c == "gke-east-1")
+    print(
+        f"{len(tokyo.answers)} GETs, {tokyo.failed} failed; on east "
+        f"{(first_east - stopped) * 1000:.0f} ms after the stop began; back on west "
+        f"{back - restarted:.1f} s after the restart began; split {dict(tokyo.clusters())}"
+    )
     assert tokyo.failed == 0, [a for a in tokyo.answers if not a[1]][:5]
     assert set(tokyo.clusters(until=stopped)) == {"gke-west-1"}
     during = tokyo.clusters(since=stopped + 0.5, until=restarted)
