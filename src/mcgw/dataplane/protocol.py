@@ -429,6 +429,8 @@ class ClientConnection(asyncio.Protocol):
         "_entry",
         "_entry_snap",
         "_forward",
+        "_forward_host",
+        "_forward_line",
         "_half_closed",
         "_header_timeout",
         "_health",
@@ -510,6 +512,8 @@ class ClientConnection(asyncio.Protocol):
         self._xff_value = b""
         self._xff_line = b""
         self._forward = b""
+        self._forward_host: bytes | None = None
+        self._forward_line = b""
         self._wall_offset = 0.0
         self._trusted = False
         """The peer is a trusted proxy (:attr:`ProxySettings.trusted_peers`)."""
@@ -862,9 +866,13 @@ class ClientConnection(asyncio.Protocol):
             self._forwarded_trusted(ex, parts)
         elif ex.via_in is None:
             # The common case: the connection's precomputed XFF, Via and XFP lines (an
-            # untrusted peer's X-Forwarded-For is not carried on).
-            parts.append(self._forward)
-            parts.append(b"X-Forwarded-Host: " + (ex.host or b"") + _CRLF)
+            # untrusted peer's X-Forwarded-For is not carried on), and X-Forwarded-Host,
+            # rebuilt only when the Host differs from the connection's previous one.
+            host = ex.host or b""
+            if host != self._forward_host:
+                self._forward_host = host
+                self._forward_line = self._forward + b"X-Forwarded-Host: " + host + _CRLF
+            parts.append(self._forward_line)
         else:
             parts.append(self._xff_line)
             parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
