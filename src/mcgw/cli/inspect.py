@@ -167,6 +167,11 @@ def render_backends(table: ir.RouteTable, *, planned: bool = False) -> list[str]
     if table.locality.entry_region:
         order = ", ".join(f"{r} ({ms:.0f} ms)" for r, ms in table.locality.region_rtt_ms)
         lines.append(f"Locality: entry {table.locality.entry_region}; regions by RTT: {order}")
+    for entry in table.locality.other_entries:
+        order = ", ".join(f"{r} ({ms:.0f} ms)" for r, ms in entry.region_rtt_ms)
+        lines.append(f"    entering at {entry.entry_region}: {order}")
+    for client in table.locality.client_regions:
+        lines.append(f"    clients of {client.cidr} enter at {client.region}")
     for backend in table.backends:
         lines.append(f"Backend {backend.name}")
         groups = sorted(backend.groups, key=lambda g: (rank.get(g.region, len(rank)), g.cluster))
