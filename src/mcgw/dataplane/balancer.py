@@ -12,7 +12,11 @@ table version in :class:`Balancer.__init__`:
    by their region's round-trip time from the entry region
    (:attr:`mcgw.ir.table.Locality.region_rtt_ms`); the closest region with a healthy,
    ready endpoint serves the request; inside that region endpoints take turns, so
-   each zone gets a share proportional to its healthy endpoints.
+   each zone gets a share proportional to its healthy endpoints. A request may enter
+   elsewhere than at the gateway (``entry_region``): every entry region the table
+   ranks (:attr:`mcgw.ir.table.Locality.other_entries`) gets a plan of its own at
+   build time, sharing the regions, rings and counters, so a pick only looks the
+   plan up; :attr:`Balancer.trace` then holds the entry region and ranking used.
 
 Capacity (GCPBackendPolicy maxRatePerEndpoint × healthy endpoints × capacityScaler)
 and the GCPTrafficDistributionPolicy (algorithm, failover threshold) only matter for
