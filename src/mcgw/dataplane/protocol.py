@@ -10,8 +10,9 @@ Life of a request (an :class:`_Exchange`):
 1. httptools callbacks collect the head; header lines to forward are built as they
    arrive, hop-by-hop ones dropped. X-Forwarded-For/-Proto/-Host are the gateway's
    own unless the peer is a trusted proxy (``ProxySettings.trusted_peers``), whose
-   values are kept and appended to; the same trust guards the entry-region header. Limits (line, header bytes and count, body)
-   are checked on the way (431/413); malformed or ambiguous framing is 400.
+   values are kept and appended to; the same trust guards the entry-region header.
+   Limits (line, header bytes and count, body) are checked on the way (431/413);
+   malformed or ambiguous framing is 400.
 2. After the network read that completed the head is parsed, the request is
    started: the head, plus whatever body arrived in the same read, goes out in
    one write, on a pooled connection if one is idle, else after a connect task.
