@@ -74,6 +74,17 @@ class AccessRecord(NamedTuple):
     """Upstream attempts made (1 unless a connect failure was retried)."""
     status_details: str
     """Cloud Load Balancing's statusDetails, e.g. ``response_sent_by_backend``."""
+    # -- the decision trace (with entry_region, cluster … reason above) --------------
+    entry_source: str = ""
+    """How :attr:`entry_region` was decided: ``gateway`` (its location), ``header``
+    (a trusted peer's entry-region header) or ``client`` (the Fleet's client networks)."""
+    ranking: str = ""
+    """Regions of the backend closest first from the entry region, with their round
+    trips in ms: ``us-west1:111.4,us-east1:159.4``."""
+    seen: str = ""
+    """What a capacity-aware backend's balancer saw per region (requests per second
+    over capacity, healthy over ready endpoints): ``us-west1 19/20rps 2/2ok;…``;
+    empty on the fast path (no capacity, threshold or spray)."""
 
 
 _Head = tuple[float, str, str, str, str, str, int, float, int, int, str, str, str]
@@ -166,12 +177,26 @@ class AccessFormatter:
             f'"route":{name(r.route)},"backend":{backend},"cluster":{name(r.cluster)},'
             f'"region":{name(r.region)},"zone":{name(r.zone)},"pod":{name(r.pod)},'
             f'"endpoint":{name(r.endpoint)},"reason":{name(r.reason)},'
-            f'"entryRegion":{name(r.entry_region)},"attempts":{r.attempts}}}}}'
+            f'"entryRegion":{name(r.entry_region)},"attempts":{r.attempts}'
+            f"{self._trace(r)}}}}}"
         )
         if len(self._fragments) >= self._MAX_CACHED:
             self._fragments.clear()
         self._fragments[r[self._TAIL :]] = (labels, payload)
         return labels, payload
+
+    def _trace(self, r: AccessRecord) -> str:
+        """The decision trace's own payload fields, those that are set."""
+        parts = [
+            f',"{key}":{_q(value)}'
+            for key, value in (
+                ("entrySource", r.entry_source),
+                ("ranking", r.ranking),
+                ("seen", r.seen),
+            )
+            if value
+        ]
+        return "".join(parts)
 
     def line(self, r: AccessRecord) -> str:
         """One LogEntry as compact JSON, without the newline."""

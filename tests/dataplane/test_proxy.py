@@ -235,7 +235,9 @@ def test_forwarding_headers_added() -> None:
             assert first.header("x-forwarded-for") == "127.0.0.1"
             assert first.header("via") == "1.1 mcgw"
             assert first.header("x-forwarded-proto") == "http"
-            assert second.header("x-forwarded-for") == "10.0.0.1, 127.0.0.1"
+            # No trusted peers configured: a client's X-Forwarded-For is not carried on
+            # (tests/dataplane/test_forwarded.py covers trusted peers).
+            assert second.header("x-forwarded-for") == "127.0.0.1"
             assert second.header("via") == "1.0 edge, 1.1 mcgw"
             assert second.header_values("x-forwarded-proto") == ["http"]
             r = await c.request()
@@ -657,6 +659,8 @@ def test_access_log_records_each_response(tmp_path: Path) -> None:
         "reason": "closest",
         "entryRegion": "us-west1",
         "attempts": 1,
+        "entrySource": "gateway",
+        "ranking": "r1",
     }
     assert ok["resource"]["labels"]["backend_service_name"] == "b"
     assert ok["timestamp"] <= ok["receiveTimestamp"]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from mcgw.config import fleet
-from mcgw.translate import regions
+import shutil
+from pathlib import Path
+
+from mcgw.cli import inspect
+from mcgw.config import fleet, load
+from mcgw.translate import regions, translator
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _spec(location: str, latencies: list[dict[str, object]] | None = None) -> fleet.FleetSpec:
@@ -53,3 +59,61 @@ def test_unknown_region_is_left_out_with_a_warning() -> None:
     assert loc.entry_region == "us-west1"
     assert [r for r, _ in loc.region_rtt_ms] == ["us-west1"]
     assert len(warnings) == 1 and "mars-north1" in warnings[0]
+
+
+# -- entry regions (a request may enter elsewhere than at the gateway) -----------------
+
+
+def test_rankings_from_every_cluster_region_and_client_network() -> None:
+    spec = fleet.FleetSpec.model_validate(
+        {
+            "gateway": {
+                "location": "asia-northeast1",
+                "clientRegions": [
+                    {"cidr": "127.0.0.0/8", "region": "europe-west1"},
+                    {"cidr": "127.20.0.0/16", "region": "us-east1"},
+                    {"cidr": "127.20.5.0/24", "region": "us-west1-b"},
+                ],
+            },
+            "clusters": [{"name": "a", "region": "us-west1", "zone": "us-west1-a"}],
+        }
+    )
+    loc, _ = regions.locality(spec, ["us-east1", "us-west1"])
+    assert [r for r, _ in loc.region_rtt_ms] == ["us-west1", "us-east1"]
+    others = {e.entry_region: [r for r, _ in e.region_rtt_ms] for e in loc.other_entries}
+    assert others == {
+        "europe-west1": ["us-east1", "us-west1"],
+        "us-east1": ["us-east1", "us-west1"],
+        "us-west1": ["us-west1", "us-east1"],
+    }
+    assert [e.entry_region for e in loc.other_entries] == sorted(others)
+    # Most specific network first; a zone names its region.
+    assert [(c.cidr, c.region) for c in loc.client_regions] == [
+        ("127.20.5.0/24", "us-west1"),
+        ("127.20.0.0/16", "us-east1"),
+        ("127.0.0.0/8", "europe-west1"),
+    ]
+
+
+def _with_fleet_lines(tmp_path: Path, example: str, lines: str) -> Path:
+    target = tmp_path / example
+    shutil.copytree(EXAMPLES / example, target)
+    fleet_file = target / "fleet.yaml"
+    fleet_file.write_text(fleet_file.read_text().replace("spec:\n", "spec:\n" + lines, 1))
+    return target
+
+
+def test_expected_spillover_without_capacity_is_a_warning(tmp_path: Path) -> None:
+    folder = _with_fleet_lines(tmp_path, "store", "  expectSpillover: [store/store, nope/x]\n")
+    result = translator.translate(load.load([folder]).resources)
+    (unset,) = [w for w in result.warnings if w.startswith("CapacityUnset")]
+    assert "'store/store'" in unset and "maxRatePerEndpoint" in unset
+    assert any("'nope/x': no route forwards" in w for w in result.warnings)
+    # `mcgw status` prints it.
+    assert f"note: {unset}" in inspect.status_report([folder], planned=False)
+
+
+def test_expected_spillover_with_capacity_is_quiet(tmp_path: Path) -> None:
+    folder = _with_fleet_lines(tmp_path, "capacity", "  expectSpillover: [store/store]\n")
+    result = translator.translate(load.load([folder]).resources)
+    assert not [w for w in result.warnings if "expectSpillover" in w or "Capacity" in w]

@@ -3,6 +3,7 @@ of the files, and what it supports."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mcgw.config import load
+from mcgw.dataplane import conditions
 from mcgw.fleet import endpoints
 from mcgw.fleet import errors as fleet_errors
 from mcgw.ir import codec
@@ -25,13 +27,15 @@ def translate(paths: Sequence[Path], fmt: str = "yaml") -> str:
     return codec.dump_yaml(result.table)
 
 
-def status_report(paths: Sequence[Path], *, planned: bool = True) -> str:
+def status_report(paths: Sequence[Path], *, planned: bool = True, probe: bool = False) -> str:
     """Every resource with its conditions, then every backend group with its endpoints.
 
     Args:
         planned: add the endpoints of the pods the local fleet would run for the
             Deployments in the files (``mcgw up``), so backends show where traffic
             would go; EndpointSlices in the files are shown either way.
+        probe: send each endpoint its health check once (they must be running, e.g.
+            under ``mcgw up``) and warn of paths answering 404.
     """
     loaded = load.load(paths)
     resources = loaded.resources
@@ -47,7 +51,47 @@ def status_report(paths: Sequence[Path], *, planned: bool = True) -> str:
             )
         except fleet_errors.NotRunnableError as exc:
             notes.append(f"the local fleet could not run these Deployments: {exc}")
-    return render_status(translator.translate(resources), notes, planned=shown_planned)
+    result = translator.translate(resources)
+    if probe:
+        notes += asyncio.run(probe_notes(result.table))
+    return render_status(result, notes, planned=shown_planned)
+
+
+async def probe_notes(route_table: ir.RouteTable, timeout_s: float = 2.0) -> list[str]:
+    """Probe every endpoint's health check once; warnings for paths answering 404, and a
+    count of what answered."""
+    targets: dict[tuple[str, int, str], str] = {}
+    for backend in route_table.backends:
+        check = backend.health_check
+        for group in backend.groups:
+            for ep in group.endpoints:
+                port = check.port if check.port is not None else ep.port
+                targets.setdefault((ep.address, port, check.path), backend.name)
+    keys = sorted(targets)
+    statuses = await asyncio.gather(
+        *(
+            conditions.probe_status(
+                address,
+                port,
+                f"GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: mcgw-status\r\n"
+                "Connection: close\r\n\r\n".encode("latin-1"),
+                timeout_s,
+            )
+            for address, port, path in keys
+        )
+    )
+    notes = [
+        f"warning: backend {targets[key]}: {conditions.not_found_message(*key)}"
+        for key, status in zip(keys, statuses, strict=True)
+        if status == 404
+    ]
+    answered = sum(1 for status in statuses if status is not None)
+    healthy = sum(1 for status in statuses if status == 200)
+    notes.append(
+        f"probed {len(keys)} health checks: {healthy} healthy (200), "
+        f"{answered - healthy} answered otherwise, {len(keys) - answered} did not answer"
+    )
+    return notes
 
 
 def status_objects(paths: Sequence[Path], fmt: str = "yaml", now: datetime | None = None) -> str:
@@ -123,6 +167,11 @@ def render_backends(table: ir.RouteTable, *, planned: bool = False) -> list[str]
     if table.locality.entry_region:
         order = ", ".join(f"{r} ({ms:.0f} ms)" for r, ms in table.locality.region_rtt_ms)
         lines.append(f"Locality: entry {table.locality.entry_region}; regions by RTT: {order}")
+    for entry in table.locality.other_entries:
+        order = ", ".join(f"{r} ({ms:.0f} ms)" for r, ms in entry.region_rtt_ms)
+        lines.append(f"    entering at {entry.entry_region}: {order}")
+    for client in table.locality.client_regions:
+        lines.append(f"    clients of {client.cidr} enter at {client.region}")
     for backend in table.backends:
         lines.append(f"Backend {backend.name}")
         groups = sorted(backend.groups, key=lambda g: (rank.get(g.region, len(rank)), g.cluster))

@@ -67,6 +67,35 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
         "(default 127.0.0.1:19000, or a free port if taken; off: none, and no request "
         "counting)",
     )
+    parser.add_argument(
+        "--trusted-peer",
+        dest="trusted_peers",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a proxy in front of the gateway (repeatable): its X-Forwarded-For is appended "
+        "to, its X-Forwarded-Proto/-Host and entry-region header kept; from other peers "
+        "they are replaced (default: no peer is trusted)",
+    )
+    parser.add_argument(
+        "--entry-region-header",
+        default="",
+        metavar="NAME",
+        help="request header naming the region a request entered at, e.g. "
+        "x-mcgw-entry-region (honoured from trusted peers only)",
+    )
+    parser.add_argument(
+        "--measure-rtt",
+        action="store_true",
+        help="rank regions by round trips measured to their endpoints (every 10 s) instead "
+        "of estimates or the Fleet's latencies",
+    )
+    parser.add_argument(
+        "--debug-headers",
+        action="store_true",
+        help="add x-mcgw-* response headers: route, cluster, endpoint, reason, entry "
+        "region, region ranking and what the balancer saw",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="text (default): conditions and backends; yaml/json: each object's status "
         "as Kubernetes shows it",
     )
+    status.add_argument(
+        "--probe",
+        action="store_true",
+        help="send every endpoint its health check once (pods must be running, e.g. under "
+        "`mcgw up`): warns of health-check paths answering 404",
+    )
 
     feats = sub.add_parser(
         "features", help="the Gateway API conformance features mcgw supports, one a line"
@@ -106,6 +141,46 @@ def build_parser() -> argparse.ArgumentParser:
     translate = sub.add_parser("translate", help="print the compiled route table (the IR)")
     _files(translate)
     translate.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+
+    explain = sub.add_parser(
+        "explain",
+        help="which route, backend, region and endpoint a request would get, and why",
+    )
+    _files(explain)
+    explain.add_argument("url", help="the request's URL, e.g. http://store.example.com/west")
+    explain.add_argument("-X", "--method", default="GET")
+    explain.add_argument(
+        "-H",
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header (repeatable)",
+    )
+    explain.add_argument(
+        "--port", type=int, default=None, help="listener port (default: the URL's, else 80)"
+    )
+    explain.add_argument(
+        "--entry-region", default="", help="where the request enters (default: the gateway's)"
+    )
+    explain.add_argument(
+        "--client-ip", default="", help="the client's address (placed by Fleet clientRegions)"
+    )
+    explain.add_argument(
+        "--down",
+        action="append",
+        default=[],
+        metavar="CLUSTER|ZONE|REGION|ADDR:PORT",
+        help="treat these endpoints as unhealthy (repeatable)",
+    )
+    explain.add_argument(
+        "--rate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="offer N requests in one second and print the split (capacity waterfall)",
+    )
 
     load_cli.add_parser(sub)
 
@@ -194,6 +269,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             simulate_latency=getattr(args, "simulate_latency", False),
             admin=run.parse_admin(args.admin),
             admin_fallback=args.admin is None,
+            trusted_peers=run.parse_trusted_peers(args.trusted_peers),
+            entry_region_header=args.entry_region_header,
+            debug_headers=args.debug_headers,
+            measure_rtt=args.measure_rtt,
         )
         run.run(lambda: run.serve_forever(options))
         return EXIT_OK
@@ -206,9 +285,14 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from mcgw.cli import inspect
 
         if args.output == "text":
-            sys.stdout.write(inspect.status_report(args.paths))
+            sys.stdout.write(inspect.status_report(args.paths, probe=args.probe))
         else:
             sys.stdout.write(inspect.status_objects(args.paths, args.output))
+        return EXIT_OK
+    if args.command == "explain":
+        from mcgw.cli import explain
+
+        sys.stdout.write(explain.explain(args.paths, explain.parse_request(args)))
         return EXIT_OK
     if args.command == "features":
         from mcgw.cli import inspect

@@ -52,6 +52,15 @@ class RunOptions:
     admin_fallback: bool = False
     """When ``admin``'s port is taken, listen on a free port of the same host instead
     of failing (for the default address: another mcgw may hold it)."""
+    trusted_peers: tuple[str, ...] = ()
+    """Proxies whose X-Forwarded-* and entry-region header are honoured, besides the
+    Fleet's ``spec.gateway.trustedPeers``."""
+    entry_region_header: str = ""
+    """Header naming a request's entry region; empty: the Fleet's, if any."""
+    debug_headers: bool = False
+    """Add ``x-mcgw-*`` response headers: the route, the pick and the decision trace."""
+    measure_rtt: bool = False
+    """Rank regions by measured round trips (:mod:`mcgw.dataplane.rtt`)."""
 
 
 @dataclass
@@ -117,12 +126,18 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
         say(f"warning: {warning}")
 
     project = resources.fleet.spec.project
+    placement = resources.fleet.spec.gateway
     gateway = server.Gateway(
         settings.ProxySettings(
             port_map=options.port_map,
             access_log_dir=options.log_dir if options.access_log else None,
             project_id=project,
             metrics=options.admin is not None,
+            # Read once: who to trust is a property of the running process.
+            trusted_peers=(*placement.trusted_peers, *options.trusted_peers),
+            entry_region_header=options.entry_region_header or placement.entry_region_header or "",
+            debug_headers=options.debug_headers,
+            measure_rtt=options.measure_rtt,
         )
     )
     reloads = admin_sources.Reloads()
@@ -269,6 +284,22 @@ def parse_admin(text: str | None) -> tuple[str, int] | None:
     if text is None:
         return admin_server.DEFAULT_ADDRESS
     return admin_server.parse_address(text)
+
+
+def parse_trusted_peers(items: Sequence[str]) -> tuple[str, ...]:
+    """Check ``--trusted-peer``: each an IP network or address.
+
+    Raises:
+        ValueError: one is neither.
+    """
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"--trusted-peer {item!r}: expected a network (e.g. 10.0.0.0/8) or an address"
+            ) from None
+    return tuple(items)
 
 
 def parse_port_map(items: Sequence[str]) -> tuple[tuple[int, int], ...]:

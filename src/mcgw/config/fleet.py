@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -50,9 +51,50 @@ class FleetCluster(Model):
         return self
 
 
+class ClientRegion(Model):
+    cidr: str = Field(min_length=1)
+    """Client network, e.g. ``127.10.0.0/16``."""
+    region: str = Field(min_length=1)
+    """Region where requests from that network enter, e.g. ``us-east1``."""
+
+    @model_validator(mode="after")
+    def _network(self) -> ClientRegion:
+        _check_network(self.cidr, "cidr")
+        return self
+
+
+def _check_network(text: str, at: str) -> None:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise invalid(
+            f"{text!r} is not an IP network",
+            "write a CIDR block such as 10.0.0.0/8 or 2001:db8::/32 (or one address)",
+            at=at,
+        ) from None
+
+
 class GatewayPlacement(Model):
     location: str = "us-central1"
-    """Region where requests enter the gateway (a client's closest edge)."""
+    """Region where requests enter the gateway (a client's closest edge), unless a
+    request's entry region is set otherwise (see below)."""
+    trusted_peers: list[str] = Field(default_factory=list)
+    """Networks (CIDR) of proxies in front of the gateway whose X-Forwarded-For,
+    -Proto and -Host are kept (appended to) and whose entry-region header is honoured;
+    from any other peer they are replaced. Read when the gateway starts; ``mcgw up``
+    and ``serve`` add ``--trusted-peer``."""
+    entry_region_header: str | None = None
+    """Request header naming the request's entry region, e.g. ``x-mcgw-entry-region``:
+    honoured only from trusted peers (``--entry-region-header`` too)."""
+    client_regions: list[ClientRegion] = Field(default_factory=list)
+    """Client networks and the region their requests enter at: simulates clients all
+    over the world (the most specific network wins)."""
+
+    @model_validator(mode="after")
+    def _networks(self) -> GatewayPlacement:
+        for i, peer in enumerate(self.trusted_peers):
+            _check_network(peer, f"trustedPeers[{i}]")
+        return self
 
 
 class RegionLatency(Model):
@@ -81,6 +123,11 @@ class FleetSpec(Model):
     """Round-trip times that override the built-in table of cloud regions."""
     network: FleetNetwork = Field(default_factory=FleetNetwork)
     """The local fleet's simulated network."""
+    expect_spillover: list[str] = Field(default_factory=list)
+    """Services (``<namespace>/<name>``, Service or ServiceImport) expected to spill
+    over to another region under load. Spill-over needs a capacity
+    (GCPBackendPolicy maxRatePerEndpoint): one listed without it is a warning that
+    ``mcgw status`` and ``mcgw up`` print, rather than a silent no-op."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FleetSpec:

@@ -12,7 +12,11 @@ table version in :class:`Balancer.__init__`:
    by their region's round-trip time from the entry region
    (:attr:`mcgw.ir.table.Locality.region_rtt_ms`); the closest region with a healthy,
    ready endpoint serves the request; inside that region endpoints take turns, so
-   each zone gets a share proportional to its healthy endpoints.
+   each zone gets a share proportional to its healthy endpoints. A request may enter
+   elsewhere than at the gateway (``entry_region``): every entry region the table
+   ranks (:attr:`mcgw.ir.table.Locality.other_entries`) gets a plan of its own at
+   build time, sharing the regions, rings and counters, so a pick only looks the
+   plan up; :attr:`Balancer.trace` then holds the entry region and ranking used.
 
 Capacity (GCPBackendPolicy maxRatePerEndpoint × healthy endpoints × capacityScaler)
 and the GCPTrafficDistributionPolicy (algorithm, failover threshold) only matter for
@@ -83,6 +87,7 @@ UNLIMITED_RATE = 1e8
 """maxRatePerEndpoint × capacityScaler at or above this (GKE's default) never limits."""
 
 _NO_EXCLUDE: frozenset[tuple[str, int]] = frozenset()
+_NO_TRACE = ("", "", "")
 
 Key = tuple[str, int]
 
@@ -421,6 +426,13 @@ class _BackendPlan:
     """GENERATED_COOKIE: cookie value → the endpoint it names, and its region."""
     cookie_lines: dict[Key, bytes] | None = None
     """GENERATED_COOKIE: endpoint → the Set-Cookie line naming it."""
+    rank: int = 0
+    """Which of the waterfall's rankings is this plan's (one per entry region: the
+    plans of one backend share their regions, counters and waterfall)."""
+    trace: tuple[str, str, str] = ("", "", "")
+    """(entry region, ranking, "") for the decision trace, the ranking as in
+    ``us-west1:111,us-east1:159`` (round trips in ms); a waterfall's picks replace
+    the empty string by what it saw (:attr:`_Waterfall.seen`)."""
 
 
 class _Waterfall:
@@ -435,13 +447,14 @@ class _Waterfall:
         "auto_drain",
         "bucket_s",
         "clock",
-        "closest",
         "drained",
         "index",
-        "order",
+        "orders",
         "per_endpoint",
+        "rankings",
         "rates",
         "regions",
+        "seen",
         "spray",
         "threshold",
         "tick_at",
@@ -451,14 +464,19 @@ class _Waterfall:
     def __init__(
         self,
         backend: table.Backend,
-        regions: tuple[_RegionPlan, ...],
+        rankings: tuple[tuple[_RegionPlan, ...], ...],
         clock: Callable[[], float],
     ) -> None:
+        regions = rankings[0]
         self.regions = regions
-        self.closest = regions[0]
-        self.order = regions
-        """Regions in the order they are filled: closest first, those under the
-        failover threshold after all others."""
+        self.rankings = rankings
+        """The regions closest first, once per entry region (a plan's ``rank``)."""
+        self.orders = list(rankings)
+        """Per ranking, regions in the order they are filled: closest first, those
+        under the failover threshold after all others."""
+        self.seen = ""
+        """Each region's rate, capacity and healthy endpoints at the last refresh, for
+        the decision trace: ``us-west1 12/20rps 2/2ok;us-east1 0/20rps 2/2ok``."""
         self.clock = clock
         self.per_endpoint = backend.max_rate_per_endpoint * backend.capacity_scaler
         self.threshold = backend.failover_health_threshold
@@ -496,8 +514,8 @@ class _Waterfall:
 
     def _refresh(self, health: HealthView) -> None:
         down = health.down
-        fit: list[_RegionPlan] = []
-        weak: list[_RegionPlan] = []
+        seen: list[str] = []
+        span = max(self.clock() - self.window_start, self.bucket_s)
         drained = self.drained = self._drain(health) if self.auto_drain else frozenset()
         for region in self.regions:
             healthy = 0
@@ -510,8 +528,15 @@ class _Waterfall:
             region.healthy = healthy
             region.capacity = self.per_endpoint * healthy
             region.fit = healthy > 0 and healthy * 100 >= self.threshold * len(region.ring)
-            (fit if region.fit else weak).append(region)
-        self.order = tuple(fit + weak)
+            seen.append(
+                f"{region.name} {region.rate.total / span:.3g}/{region.capacity:.3g}rps "
+                f"{healthy}/{len(region.ring)}ok"
+            )
+        self.seen = ";".join(seen)
+        for i, ranking in enumerate(self.rankings):
+            self.orders[i] = tuple(r for r in ranking if r.fit) + tuple(
+                r for r in ranking if not r.fit
+            )
 
     def _drain(self, health: HealthView) -> frozenset[Key]:
         """autoCapacityDrain: the endpoints of groups under :data:`DRAIN_HEALTHY_SHARE`
@@ -548,11 +573,13 @@ class _Waterfall:
         return now
 
     def take(
-        self, health: HealthView, exclude: frozenset[tuple[str, int]], h: int = -1
+        self, health: HealthView, exclude: frozenset[tuple[str, int]], h: int = -1, rank: int = 0
     ) -> Pick | None:
         """The endpoint for the next request; ``h`` >= 0 is an affinity key's hash,
-        which chooses the endpoint inside the region the waterfall chooses."""
+        which chooses the endpoint inside the region the waterfall chooses; ``rank``
+        the entry region's ranking."""
         now = self.fresh(health)
+        order = self.orders[rank]
         span = now - self.window_start
         slot: _Slot | None = None
         chosen: _RegionPlan | None = None
@@ -560,7 +587,7 @@ class _Waterfall:
         if not exclude:
             if not self.spray:
                 # The waterfall: the first region in order under its capacity.
-                for region in self.order:
+                for region in order:
                     if region.rate.total < region.capacity * span:
                         slot = _grab(region, health, skip, h)
                         if slot is not None:
@@ -568,7 +595,7 @@ class _Waterfall:
                             break
             if slot is None:
                 # Every region at capacity, or spraying: the least loaded one.
-                chosen = self._least_loaded()
+                chosen = self._least_loaded(order)
                 if chosen is not None:
                     slot = _grab(chosen, health, skip, h)
         if slot is None:
@@ -576,7 +603,7 @@ class _Waterfall:
             # capacity anywhere (drained), or stale health: the first region in
             # order with a usable endpoint serves; a drained group as a last resort.
             for avoid in (skip, exclude) if skip is not exclude else (exclude,):
-                for region in self.order:
+                for region in order:
                     slot = _grab(region, health, avoid, h)
                     if slot is not None:
                         chosen = region
@@ -588,7 +615,7 @@ class _Waterfall:
         self.count(chosen, slot)
         if exclude:
             return slot.retry
-        return self.reason(chosen, slot, span)
+        return self.reason(chosen, slot, span, rank)
 
     def count(self, region: _RegionPlan, slot: _Slot) -> None:
         """Count one request to ``slot`` of ``region`` in the window."""
@@ -600,20 +627,20 @@ class _Waterfall:
         rate.buckets[index] += 1
         rate.total += 1
 
-    def reason(self, chosen: _RegionPlan, slot: _Slot, span: float) -> Pick:
-        closest = self.closest
+    def reason(self, chosen: _RegionPlan, slot: _Slot, span: float, rank: int = 0) -> Pick:
+        closest = self.rankings[rank][0]
         if chosen is closest:
             return slot.closest
         if self.spray or (closest.fit and closest.rate.total >= closest.capacity * span):
             return slot.spillover
         return slot.failover
 
-    def _least_loaded(self) -> _RegionPlan | None:
+    def _least_loaded(self, order: tuple[_RegionPlan, ...]) -> _RegionPlan | None:
         """The region furthest below its share when every one is at capacity (or
         when spraying): requests spread in proportion to capacity."""
         best: _RegionPlan | None = None
         best_load = 0.0
-        for region in self.order:
+        for region in order:
             capacity = region.capacity
             if capacity > 0.0:
                 load = region.rate.total / capacity
@@ -636,7 +663,7 @@ class _Tiers:
     none, only its keys move). Plays the part of a :class:`_Waterfall` for the plan:
     capacity and the failover threshold do not apply to tiered backends."""
 
-    __slots__ = ("current", "drained", "first", "members", "tier_of", "window_start")
+    __slots__ = ("current", "drained", "first", "members", "seen", "tier_of", "window_start")
 
     def __init__(
         self, backend: table.Backend, inflight: dict[Key, int], clock: Callable[[], float]
@@ -662,6 +689,8 @@ class _Tiers:
         self.current = tuple([0] * len(m) for m in self.members)
         self.drained: frozenset[Key] = frozenset()
         self.window_start = 0.0
+        self.seen = ""
+        """Nothing for the decision trace: tiers do not use capacity."""
 
     def fresh(self, health: HealthView) -> float:
         return 0.0
@@ -669,7 +698,7 @@ class _Tiers:
     def count(self, region: _RegionPlan, slot: _Slot) -> None:
         """Nothing is counted: tiers do not use capacity."""
 
-    def reason(self, chosen: _RegionPlan, slot: _Slot, span: float) -> Pick:
+    def reason(self, chosen: _RegionPlan, slot: _Slot, span: float, rank: int = 0) -> Pick:
         return slot.closest if self.tier_of.get(slot.key) == self.first else slot.failover
 
     def rates_per_s(self) -> dict[str, float]:
@@ -686,8 +715,9 @@ class _Tiers:
         return False
 
     def take(
-        self, health: HealthView, exclude: frozenset[tuple[str, int]], h: int = -1
+        self, health: HealthView, exclude: frozenset[tuple[str, int]], h: int = -1, rank: int = 0
     ) -> Pick | None:
+        """As :meth:`_Waterfall.take`; tiers replace region ranking (``rank`` unused)."""
         for members, current in zip(self.members, self.current, strict=True):
             left = list(range(len(members)))
             while left:
@@ -772,15 +802,31 @@ class _Wrr:
         return self.positions[best]
 
 
-def region_order(locality: table.Locality, regions: set[str]) -> list[str]:
+def region_order(
+    locality: table.Locality | tuple[tuple[str, float], ...], regions: set[str]
+) -> list[str]:
     """Rank ``regions`` closest first.
 
-    Listed regions keep their position in ``locality.region_rtt_ms``; the others
-    follow in name order.
+    Listed regions keep their position in ``locality.region_rtt_ms`` (or in the
+    ranking given); the others follow in name order.
     """
-    rank = {name: i for i, (name, _) in enumerate(locality.region_rtt_ms)}
+    ranked = locality.region_rtt_ms if isinstance(locality, table.Locality) else locality
+    rank = {name: i for i, (name, _) in enumerate(ranked)}
     unlisted = len(rank)
     return sorted(regions, key=lambda name: (rank.get(name, unlisted), name))
+
+
+def entry_rankings(locality: table.Locality) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Entry region → its ranking: the gateway's location first, then the others."""
+    rankings = {locality.entry_region: locality.region_rtt_ms}
+    for entry in locality.other_entries:
+        rankings.setdefault(entry.entry_region, entry.region_rtt_ms)
+    return rankings
+
+
+def _trace_ranking(ranking: tuple[tuple[str, float], ...], names: list[str]) -> str:
+    rtt = dict(ranking)
+    return ",".join(f"{name}:{rtt[name]:g}" if name in rtt else name for name in names)
 
 
 def _interleave(
@@ -828,20 +874,24 @@ def _region(
     return _RegionPlan(name, groups, algorithm is table.LocalityLbAlgorithm.RING_HASH)
 
 
-def _plan(
+def _plans(
     backend: table.Backend,
-    locality: table.Locality,
+    rankings: dict[str, tuple[tuple[str, float], ...]],
     clock: Callable[[], float],
     inflight: dict[Key, int],
-) -> _BackendPlan:
+) -> dict[str, _BackendPlan]:
+    """Entry region → the plan of ``backend`` for requests entering there. The plans
+    share their regions (rings, cursors, counters), cookies and waterfall; only the
+    order of the regions differs."""
     by_region: dict[str, list[table.BackendGroup]] = {}
     for group in backend.groups:
         if group.endpoints:
             by_region.setdefault(group.region, []).append(group)
-    regions = tuple(
-        _region(backend, name, tuple(by_region[name]), inflight)
-        for name in region_order(locality, set(by_region))
-    )
+    shared = {
+        name: _region(backend, name, tuple(groups), inflight) for name, groups in by_region.items()
+    }
+    orders = {entry: region_order(ranking, set(by_region)) for entry, ranking in rankings.items()}
+    ranked = tuple(tuple(shared[name] for name in order) for order in orders.values())
     affinity = backend.affinity
     cookies: dict[bytes, tuple[_RegionPlan, _Slot]] = {}
     cookie_lines: dict[Key, bytes] = {}
@@ -850,7 +900,7 @@ def _plan(
         if affinity.cookie_ttl_s > 0:
             suffix += b"; Max-Age=%d" % affinity.cookie_ttl_s
         name = affinity.cookie_name.encode("latin-1")
-        for region in regions:
+        for region in ranked[0]:
             for slot in region.ring:
                 token = cookie_token(slot.key)
                 cookies[token] = (region, slot)
@@ -858,15 +908,20 @@ def _plan(
     waterfall: _Waterfall | _Tiers | None = None
     if backend.tiers:
         waterfall = _Tiers(backend, inflight, clock)
-    elif _needs_waterfall(backend, regions):
-        waterfall = _Waterfall(backend, regions, clock)
-    return _BackendPlan(
-        regions=regions,
-        waterfall=waterfall,
-        affinity=affinity.type,
-        cookies=cookies,
-        cookie_lines=cookie_lines,
-    )
+    elif _needs_waterfall(backend, ranked[0]):
+        waterfall = _Waterfall(backend, ranked, clock)
+    return {
+        entry: _BackendPlan(
+            regions=ranked[i],
+            waterfall=waterfall,
+            affinity=affinity.type,
+            cookies=cookies,
+            cookie_lines=cookie_lines,
+            rank=i,
+            trace=(entry, _trace_ranking(rankings[entry], orders[entry]), ""),
+        )
+        for i, entry in enumerate(orders)
+    }
 
 
 def _needs_waterfall(backend: table.Backend, regions: tuple[_RegionPlan, ...]) -> bool:
@@ -896,7 +951,17 @@ class Balancer:
     capacity-aware backends read it.
     """
 
-    __slots__ = ("_health", "_plans", "_wrr", "affine", "counted", "inflight", "table")
+    __slots__ = (
+        "_entries",
+        "_health",
+        "_plans",
+        "_wrr",
+        "affine",
+        "counted",
+        "inflight",
+        "table",
+        "trace",
+    )
 
     def __init__(
         self,
@@ -909,10 +974,17 @@ class Balancer:
         self.inflight: dict[Key, int] = {}
         """Requests in flight per endpoint, for LEAST_REQUEST backends (see
         :meth:`acquire`); a reload starts a new count."""
-        self._plans = {
-            b.name: _plan(b, route_table.locality, clock, self.inflight)
-            for b in route_table.backends
-        }
+        rankings = entry_rankings(route_table.locality)
+        self._entries: dict[str, dict[str, _BackendPlan]] = {entry: {} for entry in rankings}
+        """Entry region → backend name → plan (the gateway's location included)."""
+        for b in route_table.backends:
+            for entry, plan in _plans(b, rankings, clock, self.inflight).items():
+                self._entries[entry][b.name] = plan
+        self._plans = self._entries[route_table.locality.entry_region]
+        """The plans for requests entering at the gateway's location (the default)."""
+        self.trace: tuple[str, str, str] = _NO_TRACE
+        """(entry region, ranking, what the waterfall saw) of the last :meth:`pick`:
+        the caller's decision trace, read right after the pick (no allocation)."""
         self.affine: dict[str, table.SessionAffinity] = {
             b.name: b.affinity
             for b in route_table.backends
@@ -954,6 +1026,7 @@ class Balancer:
         backend_name: str,
         exclude: frozenset[tuple[str, int]] = _NO_EXCLUDE,
         affinity: bytes | None = None,
+        entry_region: str = "",
     ) -> Pick | None:
         """Return the endpoint that serves the next request to ``backend_name``.
 
@@ -963,19 +1036,28 @@ class Balancer:
             affinity: for a backend in :attr:`affine`, the request's key: the client
                 address or header value to hash, or the value of the affinity cookie
                 (``b""`` when the request has none). None: no affinity.
+            entry_region: where the request entered; empty, or a region without a
+                ranking in the table: the gateway's location.
 
         Returns:
             The endpoint, its group and the reason, or None when no endpoint is
             ready, healthy and not excluded (or the backend is unknown): answer 503.
+            :attr:`trace` then holds the entry region and ranking used.
         """
-        plan = self._plans.get(backend_name)
+        plans = self._entries.get(entry_region, self._plans) if entry_region else self._plans
+        plan = plans.get(backend_name)
         if plan is None:
+            self.trace = _NO_TRACE
             return None
         health = self._health
         if affinity:
-            return self._pick_affine(backend_name, plan, exclude, affinity)
-        if plan.waterfall is not None:
-            return plan.waterfall.take(health, exclude)
+            return self._pick_affine(backend_name, plan, exclude, affinity, entry_region)
+        waterfall = plan.waterfall
+        if waterfall is not None:
+            pick = waterfall.take(health, exclude, -1, plan.rank)
+            self.trace = (plan.trace[0], plan.trace[1], waterfall.seen)
+            return pick
+        self.trace = plan.trace
         regions = plan.regions
         for region in regions:
             slot = region.take(health, exclude)
@@ -991,6 +1073,7 @@ class Balancer:
         plan: _BackendPlan,
         exclude: frozenset[tuple[str, int]],
         affinity: bytes,
+        entry_region: str,
     ) -> Pick | None:
         """A pick with an affinity key (see the README's session affinity section).
 
@@ -1002,6 +1085,7 @@ class Balancer:
         """
         health = self._health
         waterfall = plan.waterfall
+        self.trace = plan.trace if waterfall is None else (*plan.trace[:2], waterfall.seen)
         if plan.affinity is table.AffinityType.GENERATED_COOKIE:
             named = plan.cookies.get(affinity) if plan.cookies else None
             if named is not None:
@@ -1017,15 +1101,17 @@ class Balancer:
                         waterfall.count(region, slot)
                         if exclude:
                             return slot.retry
-                        return waterfall.reason(region, slot, now - waterfall.window_start)
+                        return waterfall.reason(
+                            region, slot, now - waterfall.window_start, plan.rank
+                        )
                 elif _usable(slot, health, exclude):
                     if exclude:
                         return slot.retry
                     return slot.closest if region is plan.regions[0] else slot.failover
-            return self.pick(backend_name, exclude)
+            return self.pick(backend_name, exclude, None, entry_region)
         h = hash64(affinity)
         if waterfall is not None:
-            return waterfall.take(health, exclude, h)
+            return waterfall.take(health, exclude, h, plan.rank)
         regions = plan.regions
         for region in regions:
             hashed = region.sticky(h, health, exclude)
@@ -1061,10 +1147,16 @@ class Balancer:
         else:
             self.inflight.pop(key, None)
 
-    def regions(self, backend_name: str) -> tuple[str, ...]:
-        """Return the regions of ``backend_name`` that have endpoints, closest first."""
-        plan = self._plans.get(backend_name)
+    def regions(self, backend_name: str, entry_region: str = "") -> tuple[str, ...]:
+        """Return the regions of ``backend_name`` that have endpoints, closest first
+        from ``entry_region`` (default: the gateway's location)."""
+        plans = self._entries.get(entry_region, self._plans) if entry_region else self._plans
+        plan = plans.get(backend_name)
         return () if plan is None else tuple(region.name for region in plan.regions)
+
+    def entry_regions(self) -> tuple[str, ...]:
+        """Every entry region with a ranking of its own, the gateway's location first."""
+        return tuple(self._entries)
 
     def rates(self, backend_name: str) -> dict[str, float]:
         """Requests per second per region of a capacity-aware backend, over the window;

@@ -8,8 +8,11 @@ upstream pool. Nothing else is looked up or compiled per request.
 Life of a request (an :class:`_Exchange`):
 
 1. httptools callbacks collect the head; header lines to forward are built as they
-   arrive, hop-by-hop ones dropped. Limits (line, header bytes and count, body)
-   are checked on the way (431/413); malformed or ambiguous framing is 400.
+   arrive, hop-by-hop ones dropped. X-Forwarded-For/-Proto/-Host are the gateway's
+   own unless the peer is a trusted proxy (``ProxySettings.trusted_peers``), whose
+   values are kept and appended to; the same trust guards the entry-region header.
+   Limits (line, header bytes and count, body) are checked on the way (431/413);
+   malformed or ambiguous framing is 400.
 2. After the network read that completed the head is parsed, the request is
    started: the head, plus whatever body arrived in the same read, goes out in
    one write, on a pooled connection if one is idle, else after a connect task.
@@ -43,6 +46,7 @@ one after the other.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import time
@@ -75,6 +79,7 @@ _VIA = 8
 _EXPECT = 9
 _USER_AGENT = 10
 _TE = 11
+_XFH = 12
 _REQUEST_SPECIAL = {
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -87,6 +92,7 @@ _REQUEST_SPECIAL = {
     b"upgrade": _HOP,
     b"x-forwarded-for": _XFF,
     b"x-forwarded-proto": _XFP,
+    b"x-forwarded-host": _XFH,
     b"via": _VIA,
     b"expect": _EXPECT,
     b"user-agent": _USER_AGENT,
@@ -141,6 +147,11 @@ _TE_TRAILERS = b"TE: trailers\r\n"
 
 _new_tuple = tuple.__new__
 
+_NO_ENTRY = ("", "gateway")
+"""(entry region, how it was decided) of a request entering at the gateway's location."""
+_NO_TRACE = ("", "", "")
+"""The balancer's (entry region, ranking, seen) before any pick."""
+
 _NOT_PICKED = ("", "", "", "", "", "")
 """Access-log cluster … reason of a request that reached no endpoint."""
 _NO_ROUTE = ("", "", "", "", "", "no_route")
@@ -189,6 +200,7 @@ class Context:
     __slots__ = (
         "access_log",
         "connections",
+        "entry_header",
         "h2",
         "health",
         "holder",
@@ -196,6 +208,7 @@ class Context:
         "mirrors",
         "pool",
         "settings",
+        "trusted",
     )
 
     def __init__(
@@ -222,6 +235,9 @@ class Context:
         self.mirrors = mirror.Mirrors(
             limit=settings.max_mirrors_in_flight, timeout_s=settings.mirror_timeout_s
         )
+        self.trusted = tuple(ipaddress.ip_network(p, strict=False) for p in settings.trusted_peers)
+        """Networks of trusted peers (X-Forwarded-* kept, entry-region header honoured)."""
+        self.entry_header = settings.entry_region_header.lower().encode("latin-1")
 
 
 class _Exchange:
@@ -241,6 +257,7 @@ class _Exchange:
         "continue_sent",
         "counted",
         "details",
+        "entry",
         "exclude",
         "expect_continue",
         "extra",
@@ -275,6 +292,7 @@ class _Exchange:
         "te",
         "te_trailers",
         "timeout_s",
+        "trace",
         "upgrade",
         "upstream",
         "user_agent",
@@ -345,6 +363,10 @@ class _Exchange:
         """The affinity cookie's Set-Cookie line, when the response must carry one."""
         self.counted: upstream.Key | None = None
         """The endpoint this request counts as in flight to (LEAST_REQUEST backends)."""
+        self.entry = _NO_ENTRY
+        """(entry region, how it was decided): set for trusted peers and client networks."""
+        self.trace = _NO_TRACE
+        """(entry region, ranking, seen) of the last pick: the decision trace."""
 
 
 # -- filters, timeouts, retry (begin) ---------------------------------------------------
@@ -427,8 +449,12 @@ class ClientConnection(asyncio.Protocol):
         "_deadline_kind",
         "_debug",
         "_draining",
+        "_entry",
+        "_entry_snap",
         "_failing",
         "_forward",
+        "_forward_host",
+        "_forward_line",
         "_half_closed",
         "_header_timeout",
         "_health",
@@ -454,6 +480,7 @@ class ClientConnection(asyncio.Protocol):
         "_server_ip",
         "_sni",
         "_transport",
+        "_trusted",
         "_tunnel",
         "_tunnel_idle",
         "_via_line",
@@ -515,7 +542,14 @@ class ClientConnection(asyncio.Protocol):
         self._forward = b""
         self._scheme = "http"
         self._sni: tuple[str, tls.Choice] | None = None
+        self._forward_host: bytes | None = None
+        self._forward_line = b""
         self._wall_offset = 0.0
+        self._trusted = False
+        """The peer is a trusted proxy (:attr:`ProxySettings.trusted_peers`)."""
+        self._entry_snap: snapshot.Snapshot | None = None
+        self._entry = _NO_ENTRY
+        """The peer's entry region by the client networks of ``_entry_snap``."""
 
     # -- asyncio.Protocol -----------------------------------------------------
 
@@ -534,6 +568,9 @@ class ClientConnection(asyncio.Protocol):
             self._scheme = "https"
             self._forward = self._xff_line + self._via_line + _XFP_HTTPS_LINE
             self._sni = tls.sni_of(transport)
+        trusted = self._ctx.trusted
+        if trusted:
+            self._trusted = _in_networks(self._remote_ip, trusted)
         now = time.monotonic()
         self._wall_offset = time.time() - now
         self._deadline = now + self._header_timeout
@@ -813,6 +850,8 @@ class ClientConnection(asyncio.Protocol):
         if snap is None:
             self._fail(ex, errors.NoRoute("no route table yet"))
             return
+        if self._trusted or snap.client_networks:
+            ex.entry = self._entry_region(ex, snap)
         target = ex.target
         if target[:1] == b"/":
             path, _, query = target.partition(b"?")
@@ -867,19 +906,22 @@ class ClientConnection(asyncio.Protocol):
             if ex.conn_tokens is None
             else upstream.filter_connection_listed(lines, ex.conn_tokens)
         )
-        if ex.xff_in is None and ex.via_in is None:
-            # The common case: the connection's precomputed XFF, Via and XFP lines.
-            parts.append(self._forward)
+        if self._trusted:
+            self._forwarded_trusted(ex, parts)
+        elif ex.via_in is None:
+            # The common case: the connection's precomputed XFF, Via and XFP lines (an
+            # untrusted peer's X-Forwarded-For is not carried on), and X-Forwarded-Host,
+            # rebuilt only when the Host differs from the connection's previous one.
+            host = ex.host or b""
+            if host != self._forward_host:
+                self._forward_host = host
+                self._forward_line = self._forward + b"X-Forwarded-Host: " + host + _CRLF
+            parts.append(self._forward_line)
         else:
-            if ex.xff_in is None:
-                parts.append(self._xff_line)
-            else:
-                parts.append(b"X-Forwarded-For: " + ex.xff_in + b", " + self._xff_value + _CRLF)
-            if ex.via_in is None:
-                parts.append(self._via_line)
-            else:
-                parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
+            parts.append(self._xff_line)
+            parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
             parts.append(_XFP_LINE if self._scheme == "http" else _XFP_HTTPS_LINE)
+            parts.append(b"X-Forwarded-Host: " + (ex.host or b"") + _CRLF)
         if ex.te_trailers and ex.h2:
             parts.append(_TE_TRAILERS)  # After the Connection filter: TE is listed there.
         if ex.chunked:
@@ -891,6 +933,57 @@ class ClientConnection(asyncio.Protocol):
         if fx is not None and fx.mirrors:
             self._mirror(ex, fx)
         self._attempt(ex)
+
+    # -- trusted peers and entry regions (begin) ------------------------------------
+
+    def _forwarded_trusted(self, ex: _Exchange, parts: list[bytes]) -> None:
+        """X-Forwarded-* and Via from a trusted proxy: its values are kept, the peer
+        appended to X-Forwarded-For, the gateway's own filling in what is missing."""
+        if ex.xff_in is None:
+            parts.append(self._xff_line)
+        else:
+            parts.append(b"X-Forwarded-For: " + ex.xff_in + b", " + self._xff_value + _CRLF)
+        if ex.via_in is None:
+            parts.append(self._via_line)
+        else:
+            parts.append(b"Via: " + ex.via_in + b", " + self._via_value + _CRLF)
+        proto = host = None
+        for name, value in ex.headers:
+            lower = name.lower()
+            if lower == b"x-forwarded-proto" and proto is None:
+                proto = value
+            elif lower == b"x-forwarded-host" and host is None:
+                host = value
+        if proto is None:
+            parts.append(_XFP_LINE if self._scheme == "http" else _XFP_HTTPS_LINE)
+        else:
+            parts.append(b"X-Forwarded-Proto: " + proto + _CRLF)
+        parts.append(b"X-Forwarded-Host: " + (host or ex.host or b"") + _CRLF)
+
+    def _entry_region(self, ex: _Exchange, snap: snapshot.Snapshot) -> tuple[str, str]:
+        """Where ``ex`` entered: a trusted peer's header, else the client's network,
+        else the gateway's location (``_NO_ENTRY``)."""
+        if self._trusted:
+            header = self._ctx.entry_header
+            if header:
+                for name, value in ex.headers:
+                    if name.lower() == header:
+                        region = value.strip().decode("latin-1").lower()
+                        if region in snap.balancer.entry_regions():
+                            return (region, "header")
+                        break
+            if ex.xff_in is not None and snap.client_networks:
+                # The client is the address the trusted proxy saw: the last hop it added.
+                client = ex.xff_in.rpartition(b",")[2].strip().decode("latin-1")
+                region = snap.client_region(client)
+                return (region, "client") if region else _NO_ENTRY
+        if self._entry_snap is not snap:
+            self._entry_snap = snap
+            region = snap.client_region(self._remote_ip) if snap.client_networks else ""
+            self._entry = (region, "client") if region else _NO_ENTRY
+        return self._entry
+
+    # -- trusted peers and entry regions (end) --------------------------------------
 
     def _other_form(self, ex: _Exchange, target: bytes) -> tuple[bytes, bytes, bytes]:
         """Path and query to route on, and the target to forward, of a request whose
@@ -1121,7 +1214,8 @@ class ClientConnection(asyncio.Protocol):
         snap = ex.snap
         assert snap is not None
         picker = snap.balancer
-        pick = picker.pick(ex.backend, ex.exclude, ex.affinity)
+        pick = picker.pick(ex.backend, ex.exclude, ex.affinity, ex.entry[0])
+        ex.trace = picker.trace
         if pick is None:
             if ex.failures:
                 self._fail(ex, errors.UpstreamFailed(details=ex.details or None))
@@ -1602,9 +1696,12 @@ class ClientConnection(asyncio.Protocol):
                     "" if route is None else route.name,
                     ex.backend,
                     *picked,
-                    "" if snap is None else snap.entry_region,
+                    ex.trace[0] or ex.entry[0] or ("" if snap is None else snap.entry_region),
                     ex.attempts,
                     ex.details,
+                    ex.entry[1],
+                    ex.trace[1],
+                    ex.trace[2],
                 ),
             )
         )
@@ -1620,6 +1717,15 @@ class ClientConnection(asyncio.Protocol):
             )
             parts.append(b"x-mcgw-reason: " + pick.reason.encode() + _CRLF)
         parts.append(b"x-mcgw-attempts: %d\r\n" % ex.attempts)
+        entry, ranking, seen = ex.trace
+        if entry:
+            parts.append(
+                b"x-mcgw-entry-region: %s (%s)\r\n" % (entry.encode(), ex.entry[1].encode())
+            )
+        if ranking:
+            parts.append(b"x-mcgw-ranking: " + ranking.encode() + _CRLF)
+        if seen:
+            parts.append(b"x-mcgw-seen: " + seen.encode() + _CRLF)
         return b"".join(parts)
 
     # -- called by the server -----------------------------------------------------
@@ -1682,3 +1788,14 @@ class ClientConnection(asyncio.Protocol):
         if not self._closed:
             self._closed = True
             self._transport.abort()
+
+
+def _in_networks(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    """Whether ``address`` (a peer's) lies in one of ``networks``; once per connection."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # A Unix socket or an in-memory stream: no address to trust.
+    return any(ip.version == net.version and ip in net for net in networks)

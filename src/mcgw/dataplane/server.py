@@ -20,11 +20,13 @@ from collections.abc import Mapping
 from mcgw.dataplane import (
     accesslog,
     balancer,
+    conditions,
     errors,
     health,
     metrics,
     protocol,
     router,
+    rtt,
     snapshot,
     tls,
     upstream,
@@ -72,6 +74,16 @@ class Gateway:
         self.holder = snapshot.Holder()
         self.health = health.HealthMap()
         self._checker: health.HealthChecker | None = None
+        self.probes = conditions.ProbeWatch()
+        """The active checks' prober: it flags health-check paths answering 404."""
+        self.rtt: rtt.RttMeter | None = (
+            rtt.RttMeter(settings.rtt_probe_interval_s, self._remeasured)
+            if settings.measure_rtt
+            else None
+        )
+        """Measures round trips to the regions when ``measure_rtt`` is set."""
+        self._table: table.RouteTable | None = None
+        """The table last applied, as given (before measured round trips)."""
         self.access_log = accesslog.AccessLog(settings.access_log_dir, settings.project_id)
         self.pool = upstream.Pool(
             connect_timeout_s=settings.connect_timeout_s,
@@ -122,6 +134,9 @@ class Gateway:
             self._started = True
             await self.access_log.start()
             self._sweeper = loop.call_later(self.settings.timer_resolution_s, self._sweep)
+        given = route_table
+        if self.rtt is not None:
+            route_table = self.rtt.adjust(route_table)
         compiled = router.compile(route_table)
         picker = balancer.Balancer(route_table, self.health)
         choices = self._prepare_tls(route_table, key_pairs or {})
@@ -133,6 +148,9 @@ class Gateway:
             kept = self._bound.get(name)
             if name not in new and kept is not None and kept.terminator is not None:
                 kept.terminator.install(choice)  # new certificates, same socket
+        self._table = given
+        if self.rtt is not None:
+            self.rtt.update(given)
         for name, bound in new.items():
             old = self._bound.get(name)
             if old is not None and old.server is not bound.server:
@@ -149,8 +167,17 @@ class Gateway:
                     conn.drain()
         if self.settings.active_health_checks:
             if self._checker is None:
-                self._checker = health.HealthChecker(self.health)
+                self._checker = health.HealthChecker(self.health, probe=self.probes)
             self._checker.update(route_table)
+
+    def _remeasured(self) -> None:
+        """Measured round trips changed the order of regions: serve the last table
+        with the new ranking (listeners are unchanged, so nothing is bound)."""
+        if self._closed or self._table is None or self.rtt is None:
+            return
+        route_table = self.rtt.adjust(self._table)
+        picker = balancer.Balancer(route_table, self.health)
+        self.holder.swap(snapshot.Snapshot(route_table, router.compile(route_table), picker))
 
     def _spec(self, listener: table.Listener) -> _Spec:
         # Each Gateway has its own address in the table (spec.addresses, or one the
@@ -309,6 +336,8 @@ class Gateway:
         await self._ctx.mirrors.wait_closed()
         if self._checker is not None:
             await self._checker.close()
+        if self.rtt is not None:
+            await self.rtt.close()
         await self.access_log.close()
         # Let transports run their connection_lost callbacks before the loop ends.
         await asyncio.sleep(0)

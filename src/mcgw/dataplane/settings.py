@@ -6,6 +6,7 @@ here belongs to the process running it and is fixed for its lifetime.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,18 @@ class ProxySettings:
     project_id: str = "mcgw-local"
     """Cloud project label written in access log entries."""
     debug_headers: bool = False
-    """Add ``x-mcgw-*`` response headers naming the route, cluster and endpoint."""
+    """Add ``x-mcgw-*`` response headers naming the route, cluster and endpoint, and
+    the decision trace: entry region, region ranking, what the balancer saw."""
+    trusted_peers: tuple[str, ...] = ()
+    """Networks (CIDR, or single addresses) of proxies in front of the gateway. From a
+    peer in them, X-Forwarded-For is appended to, X-Forwarded-Proto and -Host are
+    kept, and :attr:`entry_region_header` is honoured; from any other peer (by
+    default, every peer) X-Forwarded-For becomes the peer's address alone and -Proto
+    and -Host are set by the gateway."""
+    entry_region_header: str = ""
+    """Request header naming the region a request entered at (e.g.
+    ``x-mcgw-entry-region``), honoured only from :attr:`trusted_peers`; empty: none.
+    Regions are ranked from there instead of from the gateway's location."""
     active_health_checks: bool = True
     """Probe endpoints as the table's HealthChecks say; off, only passive
     failures (connect errors, resets) take endpoints out."""
@@ -68,6 +80,23 @@ class ProxySettings:
     metrics: bool = True
     """Count every request for Prometheus and the admin API (:mod:`mcgw.dataplane.metrics`);
     off, nothing is counted per request."""
+
+    measure_rtt: bool = False
+    """Rank regions by round trips the gateway measures to their endpoints
+    (:mod:`mcgw.dataplane.rtt`) instead of the table's estimates or the Fleet's
+    latencies (for requests entering at the gateway's location)."""
+    rtt_probe_interval_s: float = 10.0
+    """Seconds between two rounds of round-trip measurements."""
+
+    def __post_init__(self) -> None:
+        for peer in self.trusted_peers:
+            try:
+                ipaddress.ip_network(peer, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted peer {peer!r}: expected an IP network such as 10.0.0.0/8 "
+                    "or one address"
+                ) from None
 
     def local_port(self, listener_port: int) -> int:
         """Return the local port serving a listener port (``port_map`` or itself)."""

@@ -339,6 +339,33 @@ class FleetRuntime:
             *(self._stop(pod) for pod in self._pods.values() if pod.plan.cluster == name)
         )
 
+    async def start_cluster(self, name: str) -> None:
+        """Start again every pod of cluster ``name`` that is not running (after
+        :meth:`stop_cluster`, or crashes), with its name, address and relay, and wait
+        until each accepts connections: the cluster recovers.
+
+        Raises:
+            FleetError: no such cluster, or the runtime is not running.
+            PodStartError: a pod exited or was not ready in time (it stays down).
+        """
+        if name not in {c.name for c in self._resources.clusters}:
+            raise errors.FleetError(f"no cluster {name!r} in the fleet")
+        if not self._started or self._closed:
+            raise errors.FleetError("the fleet runtime is not running")
+        dead = [
+            pod for pod in self._pods.values() if pod.plan.cluster == name and pod.exited.is_set()
+        ]
+        fresh: list[_Pod] = []
+        for old in dead:
+            # Its readers end at EOF; the new pod takes the name (and address) over.
+            if old.tasks:
+                await asyncio.wait(old.tasks, timeout=1.0)
+            await self._spawn(old.plan)
+            fresh.append(self._pods[old.plan.name])
+            for one in self._relays.get(old.plan.name, ()):
+                await one.start()
+        await self._wait_ready(fresh)
+
     async def kill_pod(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to every process of pod ``name``, as a crash or an OOM kill would.
 

@@ -583,6 +583,24 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryRanking:
+    """How far every region is from one more region where requests may enter."""
+
+    entry_region: str
+    region_rtt_ms: tuple[tuple[str, float], ...] = ()
+    """As :attr:`Locality.region_rtt_ms`, from ``entry_region``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRegion:
+    """Requests from clients in ``cidr`` enter at ``region`` (the Fleet's map)."""
+
+    cidr: str
+    """An IPv4 or IPv6 network, e.g. ``127.10.0.0/16``."""
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
 class Locality:
     """Where requests enter, and how far every region is from there."""
 
@@ -591,6 +609,12 @@ class Locality:
     region_rtt_ms: tuple[tuple[str, float], ...] = ()
     """(region, round-trip ms from the entry region), closest first. A region absent
     from this list ranks after every listed one, in name order."""
+    other_entries: tuple[EntryRanking, ...] = ()
+    """Rankings from the other regions a request may enter at (every cluster region
+    and every region of :attr:`client_regions`), sorted by region: the data plane
+    compiles one plan per entry region, so a per-request entry costs a dict lookup."""
+    client_regions: tuple[ClientRegion, ...] = ()
+    """Client networks with their entry region, most specific first."""
 
 
 @dataclass(frozen=True, slots=True)

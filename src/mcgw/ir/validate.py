@@ -330,12 +330,34 @@ def _check_health_check(path: str, check: table.HealthCheck, errors: list[IRErro
 
 
 def _check_locality(locality: table.Locality, errors: list[IRError]) -> None:
-    regions = [r for r, _ in locality.region_rtt_ms]
+    _check_ranking("locality.region_rtt_ms", locality.region_rtt_ms, errors)
+    entries = [e.entry_region for e in locality.other_entries]
+    for region in _duplicates([*entries, locality.entry_region]):
+        errors.append(IRError("locality.other_entries", f"duplicate entry region {region!r}"))
+    if entries != sorted(entries):
+        errors.append(IRError("locality.other_entries", "not sorted by entry region"))
+    for i, entry in enumerate(locality.other_entries):
+        _check_ranking(f"locality.other_entries[{i}].region_rtt_ms", entry.region_rtt_ms, errors)
+    known = {locality.entry_region, *entries}
+    for i, client in enumerate(locality.client_regions):
+        path = f"locality.client_regions[{i}]"
+        try:
+            ipaddress.ip_network(client.cidr)
+        except ValueError:
+            errors.append(IRError(f"{path}.cidr", f"{client.cidr!r} is not a network"))
+        if client.region not in known:
+            errors.append(IRError(f"{path}.region", f"no ranking from {client.region!r}"))
+
+
+def _check_ranking(
+    path: str, region_rtt_ms: tuple[tuple[str, float], ...], errors: list[IRError]
+) -> None:
+    regions = [r for r, _ in region_rtt_ms]
     for region in _duplicates(regions):
-        errors.append(IRError("locality.region_rtt_ms", f"duplicate region {region!r}"))
-    for i, (region, rtt) in enumerate(locality.region_rtt_ms):
+        errors.append(IRError(path, f"duplicate region {region!r}"))
+    for i, (region, rtt) in enumerate(region_rtt_ms):
         if rtt < 0:
-            errors.append(IRError(f"locality.region_rtt_ms[{i}]", f"{region}: rtt {rtt} < 0"))
-    ranked = [(rtt, r) for r, rtt in locality.region_rtt_ms]
+            errors.append(IRError(f"{path}[{i}]", f"{region}: rtt {rtt} < 0"))
+    ranked = [(rtt, r) for r, rtt in region_rtt_ms]
     if ranked != sorted(ranked):
-        errors.append(IRError("locality.region_rtt_ms", "not sorted closest first"))
+        errors.append(IRError(path, "not sorted closest first"))

@@ -12,6 +12,7 @@ need to be good enough to rank regions.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Iterable
 
@@ -103,13 +104,45 @@ def estimated_rtt_ms(a: str, b: str) -> float | None:
 def locality(
     spec: fleet_config.FleetSpec, regions: Iterable[str]
 ) -> tuple[table.Locality, tuple[str, ...]]:
-    """Rank ``regions`` by round trip from the gateway's location.
+    """Rank ``regions`` by round trip from the gateway's location, and from every
+    other region a request may enter at: each cluster's region and each region of
+    the Fleet's ``gateway.clientRegions``.
 
     Returns:
         The IR locality (closest first) and warnings for regions that could be ranked
-        neither from the Fleet's latencies nor from the built-in table.
+        neither from the Fleet's latencies nor from the built-in table (from the
+        gateway's location only: other entry regions rank them last alike).
     """
+    regions = sorted(set(regions))
     entry = region_of(spec.gateway.location)
+    default, warnings = ranking(spec, entry, regions)
+    entries = {region_of(c.region) for c in spec.gateway.client_regions} | set(regions)
+    entries.discard(entry)
+    # Most specific network first; equal prefixes in address order, for determinism.
+    networks = sorted(
+        (ipaddress.ip_network(c.cidr, strict=False), region_of(c.region))
+        for c in spec.gateway.client_regions
+    )
+    networks.sort(key=lambda n: -n[0].prefixlen)
+    return (
+        table.Locality(
+            entry_region=entry,
+            region_rtt_ms=default,
+            other_entries=tuple(
+                table.EntryRanking(name, ranking(spec, name, regions)[0])
+                for name in sorted(entries)
+            ),
+            client_regions=tuple(table.ClientRegion(str(net), region) for net, region in networks),
+        ),
+        warnings,
+    )
+
+
+def ranking(
+    spec: fleet_config.FleetSpec, entry: str, regions: Iterable[str]
+) -> tuple[tuple[tuple[str, float], ...], tuple[str, ...]]:
+    """(region, round trip ms) from ``entry``, closest first, and warnings for the
+    regions that have no known round trip from there (left out: they rank last)."""
     overrides: dict[str, float] = {}
     for latency in spec.latencies:
         # Round trips are symmetric: a pair may be written either way round.
@@ -132,7 +165,41 @@ def locality(
             continue
         ranked.append((float(rtt), region))
     ranked.sort()
-    return (
-        table.Locality(entry_region=entry, region_rtt_ms=tuple((r, t) for t, r in ranked)),
-        tuple(warnings),
-    )
+    return tuple((r, t) for t, r in ranked), tuple(warnings)
+
+
+UNLIMITED_RATE = 1e8
+"""maxRatePerEndpoint × capacityScaler at or above this (GKE's default) never limits."""
+
+
+def spillover_warnings(
+    spec: fleet_config.FleetSpec, backends: Iterable[table.Backend]
+) -> tuple[str, ...]:
+    """Warn for each Service the Fleet expects to spill over that cannot.
+
+    Spill-over to the next region happens when the closest one is at capacity; with
+    GKE's default maxRatePerEndpoint (1e8) a region never is, so an expectation
+    declared in ``spec.expectSpillover`` would silently never be met.
+    """
+    by_service: dict[str, list[table.Backend]] = {}
+    for backend in backends:
+        by_service.setdefault(f"{backend.namespace}/{backend.service}", []).append(backend)
+    warnings: list[str] = []
+    for name in spec.expect_spillover:
+        found = by_service.get(name)
+        if not found:
+            warnings.append(
+                f"expectSpillover {name!r}: no route forwards to a Service or ServiceImport "
+                "of that name; fix the name or remove it from the Fleet's expectSpillover"
+            )
+            continue
+        for backend in found:
+            per_endpoint = backend.max_rate_per_endpoint * backend.capacity_scaler
+            if not 0.0 < per_endpoint < UNLIMITED_RATE:
+                warnings.append(
+                    f"CapacityUnset: expectSpillover {name!r} but {backend.name} has no "
+                    "capacity (maxRatePerEndpoint unset, GKE's default is unlimited), so "
+                    "its closest region never fills and nothing spills over; attach a "
+                    "GCPBackendPolicy with spec.default.maxRatePerEndpoint"
+                )
+    return tuple(warnings)

@@ -96,6 +96,9 @@ def translate(res: resources.Resources, options: Options | None = None) -> Resul
         res.fleet.spec, (c.region for c in res.fleet.spec.clusters)
     )
     ctx.warnings.extend(region_warnings)
+    ctx.warnings.extend(
+        regions.spillover_warnings(res.fleet.spec, (resolver.backends[name] for name in used))
+    )
     route_table = codec.stamp(
         table.RouteTable(
             listeners=ir_listeners,
