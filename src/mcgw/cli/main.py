@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from mcgw import errors
+from mcgw import errors, logfiles
 from mcgw.analytics import errors as analytics_errors
 from mcgw.cli import load as load_cli
 from mcgw.config import load
@@ -58,6 +58,32 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-watch", dest="watch", action="store_false", help="do not reload on file changes"
+    )
+    _access_log_flags(parser)
+
+
+def _access_log_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--access-log-max-bytes",
+        type=logfiles.parse_size,
+        default=logfiles.DEFAULT_MAX_BYTES,
+        metavar="SIZE",
+        help="start a new access log file past this size (e.g. 64MiB; default 256MiB)",
+    )
+    parser.add_argument(
+        "--access-log-keep",
+        type=int,
+        default=logfiles.DEFAULT_KEEP_FILES,
+        metavar="N",
+        help="keep at most N access log files, removing the oldest (default 0: all)",
+    )
+    parser.add_argument(
+        "--access-log-max-age",
+        type=logfiles.parse_age,
+        default=logfiles.DEFAULT_MAX_AGE_S,
+        metavar="AGE",
+        help="remove access log files older than AGE (e.g. 12h, 7d; 0: never; default 30d, "
+        "Cloud Logging's retention)",
     )
 
 
@@ -169,6 +195,11 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             port_map=run.parse_port_map(args.port_map),
             log_dir=args.log_dir,
             access_log=args.access_log,
+            access_log_retention=logfiles.Retention(
+                max_bytes=args.access_log_max_bytes,
+                keep_files=args.access_log_keep,
+                max_age_s=args.access_log_max_age,
+            ),
             watch=args.watch,
             with_fleet=args.command == "up",
             simulate_latency=getattr(args, "simulate_latency", False),

@@ -415,6 +415,7 @@ class ClientConnection(asyncio.Protocol):
         "_idle_timeout",
         "_line_limit",
         "_listener",
+        "_log_protocol",
         "_max_header_bytes",
         "_max_headers",
         "_max_retries",
@@ -451,6 +452,8 @@ class ClientConnection(asyncio.Protocol):
         # more than one failure ejects: skip the call per request otherwise.
         self._count_successes = ctx.health.failure_threshold > 1
         self._access_log = ctx.access_log
+        self._log_protocol = ""
+        """The access log's protocol when not the parsed one (see :meth:`serve_h2_stream`)."""
         self._line_limit = s.max_request_line_bytes
         self._max_header_bytes = s.max_header_bytes
         self._max_headers = s.max_headers
@@ -489,6 +492,11 @@ class ClientConnection(asyncio.Protocol):
         self._xff_line = b""
         self._forward = b""
         self._wall_offset = 0.0
+
+    def serve_h2_stream(self) -> None:
+        """Mark this connection as one HTTP/2 stream's (fed HTTP/1.1 by h2server): its
+        requests are logged as ``HTTP/2``, the protocol the client spoke."""
+        self._log_protocol = "HTTP/2"
 
     # -- asyncio.Protocol -----------------------------------------------------
 
@@ -1478,7 +1486,7 @@ class ClientConnection(asyncio.Protocol):
                     "http",
                     (ex.host or b"").decode("latin-1"),
                     ex.target.decode("latin-1"),
-                    "HTTP/" + ex.version,
+                    self._log_protocol or "HTTP/" + ex.version,
                     ex.status,
                     now - ex.start,
                     ex.header_bytes + ex.body_size,
@@ -1486,6 +1494,7 @@ class ClientConnection(asyncio.Protocol):
                     self._remote_ip,
                     self._server_ip,
                     ex.user_agent.decode("latin-1"),
+                    ex.headers,
                     "" if snap is None else snap.gateways.get(self._listener, ""),
                     "" if route is None else route.name,
                     ex.backend,

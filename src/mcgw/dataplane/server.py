@@ -53,7 +53,7 @@ class Gateway:
         self.holder = snapshot.Holder()
         self.health = health.HealthMap()
         self._checker: health.HealthChecker | None = None
-        self.access_log = accesslog.AccessLog(settings.access_log_dir, settings.project_id)
+        self.access_log = accesslog.AccessLog.from_settings(settings)
         self.pool = upstream.Pool(
             connect_timeout_s=settings.connect_timeout_s,
             idle_s=settings.upstream_idle_s,
@@ -94,6 +94,7 @@ class Gateway:
         compiled = router.compile(route_table)
         picker = balancer.Balancer(route_table, self.health)
         new = await self._bind_new(route_table)
+        self.access_log.set_sampling({b.name: b.log_sample_rate for b in route_table.backends})
         self.holder.swap(snapshot.Snapshot(route_table, compiled, picker))
         for name, bound in new.items():
             old = self._bound.get(name)

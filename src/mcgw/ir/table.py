@@ -460,6 +460,10 @@ class Backend:
     traffic to the next region that has enough (if none has, the closest region with a
     healthy endpoint serves). 0, without a GCPTrafficDistributionPolicy: only a region
     with no healthy endpoint fails over. A policy sets GKE's default, 70."""
+    log_sample_rate: int = 1_000_000
+    """Share of this backend's requests written to the access log, in millionths
+    (GCPBackendPolicy ``logging``: ``sampleRate`` when enabled, 0 when disabled).
+    Without a policy every request is logged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -475,6 +475,9 @@ class PolicyIndex:
                 max_rate_per_endpoint=float(default.max_rate_per_endpoint),
                 capacity_scaler=default.capacity_scaler,
             )
+            if default.logging is not None:
+                rate = default.logging.sample_rate if default.logging.enabled else 0
+                backend = dataclasses.replace(backend, log_sample_rate=rate)
         traffic = self._traffic.get(target)
         if traffic is not None:
             spread = traffic.spec.default
