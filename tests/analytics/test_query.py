@@ -175,6 +175,56 @@ def test_named_queries(tmp_path: Path) -> None:
         query.named("nope")
 
 
+def test_named_failover_lists_spillover_and_failover_per_minute(tmp_path: Path) -> None:
+    log_dir = _logs(tmp_path, "routing_events")
+    result = query.run(query.named("failover"), log_dir, cache=False)
+    assert result.columns == (
+        "minute",
+        "reason",
+        "backend",
+        "cluster",
+        "zone",
+        "requests",
+        "first_seen",
+        "last_seen",
+    )
+    t0 = datetime(2023, 11, 30, 4, 3, tzinfo=UTC)
+    assert [(r[0], r[1], r[3], r[4], r[5], r[6], r[7]) for r in result.rows] == [
+        (
+            t0,
+            "spillover",
+            "gke-east-1",
+            "us-east1-b",
+            5,
+            t0.replace(second=30),
+            t0.replace(second=34),
+        ),
+        (
+            t0.replace(minute=4),
+            "failover",
+            "gke-east-1",
+            "us-east1-b",
+            8,
+            t0.replace(minute=4, second=10),
+            t0.replace(minute=4, second=17),
+        ),
+    ]
+    # The same logs through the other named queries: every request counted once.
+    dist = query.run(query.named("distribution"), log_dir, cache=False)
+    assert dist.rows == (
+        ("gke-west-1", "us-west1-a", 24, 60.0),
+        ("gke-east-1", "us-east1-b", 16, 40.0),
+    )
+
+
+def test_every_named_query_runs_and_describes_itself(tmp_path: Path) -> None:
+    log_dir = _logs(tmp_path, "access_by_cluster", "routing_events", "seed_location")
+    assert set(query.names()) == {"distribution", "errors", "failover", "latency"}
+    for name in query.names():
+        assert query.describe(name).endswith(".")
+        assert query.run(query.named(name), log_dir, cache=False).rows
+
+
 def test_formats() -> None:
     result = query.QueryResult(
         columns=("cluster_location", "cnt", "at", "labels"),

@@ -126,6 +126,22 @@ def named(name: str) -> str:
     return text
 
 
+def describe(name: str) -> str:
+    """The first sentence of the comment that opens the canned query ``name``.
+
+    Raises:
+        AnalyticsError: no such query.
+    """
+    comment = []
+    for line in named(name).splitlines():
+        if not line.startswith("--"):
+            break
+        comment.append(line.removeprefix("--").strip())
+    text = " ".join(comment)
+    head, dot, _ = text.partition(". ")
+    return head + ("." if dot else "")
+
+
 def names() -> tuple[str, ...]:
     """Names of the canned queries, sorted."""
     return tuple(sorted(_queries()))

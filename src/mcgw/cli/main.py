@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from mcgw import errors, logfiles
 from mcgw.analytics import errors as analytics_errors
 from mcgw.cli import load as load_cli
+from mcgw.cli import logs as logs_cli
 from mcgw.config import load
 from mcgw.loadtest import errors as load_errors
 
@@ -127,18 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     load_cli.add_parser(sub)
 
-    logs = sub.add_parser("logs", help="query the access and container logs")
-    logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="SUBCOMMAND")
-    query = logs_sub.add_parser("query", help="run SQL (BigQuery dialect accepted) over the logs")
-    query.add_argument("sql", help="the query; `..._AllLogs` names the local logs")
-    query.add_argument("--log-dir", type=Path, default=Path("var/logs"))
-    query.add_argument("--dialect", default="bigquery", help="SQL dialect (default bigquery)")
-    query.add_argument("-o", "--output", choices=["table", "json", "csv"], default="table")
-    query.add_argument(
-        "--shift-to",
-        metavar="TIMESTAMP",
-        help="replay: shift every log time so the earliest is TIMESTAMP (ISO 8601 with offset)",
-    )
+    logs_cli.add_parser(sub)
 
     demo = sub.add_parser("demo", help="the SEED.md scenario, end to end")
     _files(demo, required=False)
@@ -227,12 +216,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "load":
         return load_cli.main(args)
     if args.command == "logs":
-        from mcgw.analytics import query
-
-        shift = datetime.fromisoformat(args.shift_to) if args.shift_to else None
-        result = query.run(args.sql, args.log_dir, dialect=args.dialect, shift_to=shift)
-        sys.stdout.write(query.format(result, args.output))
-        return EXIT_OK
+        return logs_cli.main(args)
     if args.command == "demo":
         from mcgw.cli import demo
 
