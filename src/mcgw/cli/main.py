@@ -11,7 +11,6 @@ from mcgw import errors, logfiles
 from mcgw.analytics import errors as analytics_errors
 from mcgw.cli import load as load_cli
 from mcgw.cli import logs as logs_cli
-from mcgw.config import load
 from mcgw.loadtest import errors as load_errors
 
 EXIT_OK = 0
@@ -160,17 +159,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _dispatch(parser, args)
-    except load.ConfigError as exc:
-        print(f"error: invalid configuration\n{exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except (ValueError, load_errors.LoadError, analytics_errors.AnalyticsError) as exc:
+        if _config_error(exc):
+            print(f"error: invalid configuration\n{exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except errors.McgwError as exc:
+        if _config_error(exc):
+            print(f"error: invalid configuration\n{exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _config_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is invalid manifests. mcgw.config.load (pydantic, a second to
+    import) is looked up, not imported: commands that never read manifests, like
+    ``mcgw logs``, start without it."""
+    load = sys.modules.get("mcgw.config.load")
+    return load is not None and isinstance(exc, load.ConfigError)
 
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
