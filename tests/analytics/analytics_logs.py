@@ -54,7 +54,7 @@ def access(
         remote_ip="127.0.0.1",
         server_ip="127.0.0.1",
         user_agent="k6",
-        headers=(),
+        trace_headers=(),
         gateway="store/external-http",
         route="store/public-store-route/2",
         backend="store/store",

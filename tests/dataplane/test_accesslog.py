@@ -38,7 +38,7 @@ def record(i: int, task: int = 0, *, status: int = 200) -> logschema.AccessRecor
         remote_ip="127.0.0.1",
         server_ip="127.0.0.2",
         user_agent="k6/0.50 (https://k6.io/)",
-        headers=[(b"Host", b"store.example.com")],
+        trace_headers=(),
         gateway="store/external-http",
         route="store/public-store-route/rule/1/match/0",
         backend="ServiceImport/store/store-west-1:8080",
@@ -240,7 +240,7 @@ def reference_entry(r: logschema.AccessRecord, project: str) -> dict[str, Any]:
     """The LogEntry of ``r`` built the slow, obvious way (the formatter's contract)."""
     sep = "" if r.target.startswith("/") else "/"
     trace: dict[str, Any] = {}
-    context = logschema.trace_context(r.headers)  # its own test: test_trace_context
+    context = logschema.trace_context(r.trace_headers)  # its own test: test_trace_context
     if context is not None:
         trace["trace"] = f"projects/{project}/traces/{context[0]}"
         if context[1]:
@@ -311,7 +311,7 @@ def test_formatter_lines_are_compact_json_of_the_entry_with_caches_cycling() -> 
                 attempts=1 + i % 3,
                 status=(503 if i % 4 == 0 else 200),
                 protocol=("HTTP/2" if i % 6 == 0 else "HTTP/1.1"),
-                headers=TRACE_HEADERS[i % len(TRACE_HEADERS)],
+                trace_headers=TRACE_HEADERS[i % len(TRACE_HEADERS)],
             )
         )
     formatter = logschema.AccessFormatter('proj"x')
@@ -517,3 +517,15 @@ def test_http2_requests_are_logged_as_http2(tmp_path: Path) -> None:
     assert entries["two"]["traceSampled"] is True
     assert "trace" not in entries["one"]
     assert entries["one"]["labels"] == {"gateway": "default/gw", "worker_pid": str(os.getpid())}
+
+
+def test_trace_headers_keeps_only_candidates() -> None:
+    assert logschema.trace_headers([(b"Host", b"a"), (b"User-Agent", b"k6")]) == ()
+    assert logschema.trace_headers([]) == ()
+    both = [
+        (b"Host", b"a"),
+        (b"TraceParent", b"00-x"),
+        (b"Accept", b"*/*"),
+        (b"X-Cloud-Trace-Context", b"y"),
+    ]
+    assert logschema.trace_headers(both) == (both[1], both[3])

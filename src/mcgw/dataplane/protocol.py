@@ -133,6 +133,7 @@ _TE_TRAILERS = b"TE: trailers\r\n"
 """The one TE an h2c hop may carry (RFC 9113 8.2.2), and gRPC needs it."""
 
 _new_tuple = tuple.__new__
+_trace_headers = logschema.trace_headers
 
 _NOT_PICKED = ("", "", "", "", "", "")
 """Access-log cluster … reason of a request that reached no endpoint."""
@@ -1494,7 +1495,7 @@ class ClientConnection(asyncio.Protocol):
                     self._remote_ip,
                     self._server_ip,
                     ex.user_agent.decode("latin-1"),
-                    ex.headers,
+                    _trace_headers(ex.headers),
                     "" if snap is None else snap.gateways.get(self._listener, ""),
                     "" if route is None else route.name,
                     ex.backend,
