@@ -56,9 +56,23 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also run the mcgw of another source tree (its src/ folder), e.g. main's, "
+        "in the same rounds",
+    )
     args = parser.parse_args()
     proxy.ensure_tools()
-    rows: dict[str, list[tuple[float, float]]] = {"access log on": [], "access log off": []}
+    variants = {"access log on": [], "access log off": ["--no-access-log"]}
+    env: dict[str, list[str]] = {"access log on": [], "access log off": []}
+    if args.baseline is not None:
+        pythonpath = ["env", f"PYTHONPATH={args.baseline.resolve()}"]
+        variants["baseline, access log on"] = []
+        variants["baseline, access log off"] = ["--no-access-log"]
+        env["baseline, access log on"] = env["baseline, access log off"] = pythonpath
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="mcgw-logcost-") as tmp:
         work = Path(tmp)
         backend_port, mcgw_port = proxy.free_port(), proxy.free_port()
@@ -85,14 +99,12 @@ def main() -> int:
                 str(work / "logs"),
             ]
             for round_ in range(args.rounds):
-                order = ["access log on", "access log off"]
+                order = list(variants)
                 if round_ % 2:
                     order.reverse()
                 for name in order:
-                    extra = [] if name == "access log on" else ["--no-access-log"]
-                    rows[name].append(
-                        measure([*argv, *extra], mcgw_port, work / f"{round_}.out", args)
-                    )
+                    command = [*env[name], *argv, *variants[name]]
+                    rows[name].append(measure(command, mcgw_port, work / f"{round_}.out", args))
         lines = sum(sum(1 for _ in f.open("rb")) for f in (work / "logs").glob("access-*.jsonl"))
     on, off = rows["access log on"], rows["access log off"]
     med = {
@@ -121,6 +133,12 @@ def main() -> int:
         f"CPU-second (medians); {lines:,} access-log lines were written by the logged runs "
         f"({len(on)} runs, {len(off)} without).",
     ]
+    if args.baseline is not None:
+        base_on, base_off = med["baseline, access log on"], med["baseline, access log off"]
+        report.append(
+            f"Baseline ({args.baseline}): logging costs {1 - base_on[0] / base_off[0]:.1%} "
+            f"of requests/s and {1 - base_on[1] / base_off[1]:.1%} per CPU-second."
+        )
     text = "\n".join(report) + "\n"
     print(text)
     results = ROOT / "bench" / "results"

@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,6 +143,15 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _count_lines(paths: Iterable[Path]) -> int:
+    total = 0
+    for path in paths:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 24):
+                total += chunk.count(b"\n")
+    return total
+
+
 def timed_query(log_dir: Path, args: list[str]) -> tuple[float, float, str]:
     """Run ``mcgw logs query ARGS`` in a new process; return wall and CPU seconds (all
     its threads: what the query costs whatever else the machine runs) and its output."""
@@ -186,6 +196,7 @@ def main() -> int:
         from mcgw.analytics import ingest
 
         ingest.clear_cache(log_dir)
+        args.lines = _count_lines(log_dir.glob("access-*.jsonl"))  # earlier appends included
     else:
         shutil.rmtree(log_dir, ignore_errors=True)
         log_dir.mkdir(parents=True)

@@ -13,8 +13,9 @@ that queries written for Log Analytics read them unchanged:
 Records are built cheaply on the hot path (:class:`AccessRecord` is a slotted tuple of
 plain values) and turned into JSON later, in batches, by the log writer.
 
-Files: ``<log dir>/access-*.jsonl`` and ``<log dir>/containers-*.jsonl``; readers take
-every ``*.jsonl`` below the log directory.
+Files: ``<log dir>/access-<time>-<pid>.jsonl`` (rotated by size, kept by count and age:
+:mod:`mcgw.logfiles`) and ``<log dir>/containers-<pid>.jsonl``; readers take every
+``*.jsonl`` below the log directory.
 """
 
 from __future__ import annotations

