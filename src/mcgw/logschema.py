@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import json.encoder
-import operator
 import os
 import time
 from collections.abc import Sequence
@@ -173,20 +172,22 @@ def trace_context(headers: Sequence[tuple[bytes, bytes]]) -> tuple[str, str, boo
 
 
 _TRACE_LENGTHS = frozenset((len(b"traceparent"), len(b"x-cloud-trace-context")))
-_first = operator.itemgetter(0)
 
 
 def trace_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, bytes], ...]:
     """The fields of ``headers`` named like a trace context header, usually none.
 
-    Runs on the request path, so the usual answer costs no allocation: names are
-    compared by length first, in C (``map``), and only a request with a name of a
-    trace header's length builds a tuple. Keeping the whole header list in the record
-    instead was measured to cost a third of the gateway's throughput (the lists
-    outlive the request, and the garbage collector walks them).
+    Runs on the request path, so the usual answer allocates nothing: names are
+    compared by length first (a plain loop: cheaper than ``map`` chains for the few
+    fields a request has), and only a name of a trace header's length builds a tuple.
+    Keeping the whole header list in the record instead was measured to cost a third
+    of the gateway's throughput (the lists outlive the request and the garbage
+    collector walks them).
     """
-    if any(map(_TRACE_LENGTHS.__contains__, map(len, map(_first, headers)))):
-        return tuple(h for h in headers if len(h[0]) in _TRACE_LENGTHS)
+    lengths = _TRACE_LENGTHS
+    for name, _ in headers:
+        if len(name) in lengths:
+            return tuple(h for h in headers if len(h[0]) in lengths)
     return ()
 
 
