@@ -37,7 +37,9 @@ def container(ts: float, cluster: str, zone: str, n: int) -> dict[str, Any]:
     )
 
 
-def access(ts: float, cluster: str, zone: str, status: int, n: int) -> dict[str, Any]:
+def access(
+    ts: float, cluster: str, zone: str, status: int, n: int, reason: str = "closest"
+) -> dict[str, Any]:
     record = logschema.AccessRecord(
         timestamp=ts,
         method="GET",
@@ -52,6 +54,7 @@ def access(ts: float, cluster: str, zone: str, status: int, n: int) -> dict[str,
         remote_ip="127.0.0.1",
         server_ip="127.0.0.1",
         user_agent="k6",
+        trace_headers=(),
         gateway="store/external-http",
         route="store/public-store-route/2",
         backend="store/store",
@@ -60,7 +63,7 @@ def access(ts: float, cluster: str, zone: str, status: int, n: int) -> dict[str,
         zone=zone,
         pod=f"store-{cluster}-0",
         endpoint="127.0.0.1:8080",
-        reason="closest",
+        reason=reason,
         entry_region="asia-northeast1",
         attempts=1 + (status == 503),
         status_details="response_sent_by_backend",
@@ -107,7 +110,25 @@ def json_fields() -> Iterator[dict[str, Any]]:
     )
 
 
+def routing_events() -> Iterator[dict[str, Any]]:
+    """A spill-over then a fail-over: minute 0, west serves 20 and spills 5 to east;
+    minute 1, west is down: 3 requests retried, then 8 fail over to east; minute 2,
+    west is back (closest again)."""
+    t0 = WINDOW_START
+    for i in range(20):
+        yield access(t0 + i, "gke-west-1", "us-west1-a", 200, i)
+    for i in range(5):
+        yield access(t0 + 30 + i, "gke-east-1", "us-east1-b", 200, i, "spillover")
+    for i in range(3):
+        yield access(t0 + 60 + i, "gke-east-1", "us-east1-b", 200, i, "retry")
+    for i in range(8):
+        yield access(t0 + 70 + i, "gke-east-1", "us-east1-b", 200, i, "failover")
+    for i in range(4):
+        yield access(t0 + 120 + i, "gke-west-1", "us-west1-a", 200, i)
+
+
 CASES = {
+    "routing_events": routing_events,
     "seed_location": seed_location,
     "access_by_cluster": access_by_cluster,
     "json_fields": json_fields,

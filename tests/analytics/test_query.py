@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 import analytics_logs as logdata
 import pytest
 
+from mcgw import logschema
 from mcgw.analytics import errors, ingest, query
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -175,6 +177,56 @@ def test_named_queries(tmp_path: Path) -> None:
         query.named("nope")
 
 
+def test_named_failover_lists_spillover_and_failover_per_minute(tmp_path: Path) -> None:
+    log_dir = _logs(tmp_path, "routing_events")
+    result = query.run(query.named("failover"), log_dir, cache=False)
+    assert result.columns == (
+        "minute",
+        "reason",
+        "backend",
+        "cluster",
+        "zone",
+        "requests",
+        "first_seen",
+        "last_seen",
+    )
+    t0 = datetime(2023, 11, 30, 4, 3, tzinfo=UTC)
+    assert [(r[0], r[1], r[3], r[4], r[5], r[6], r[7]) for r in result.rows] == [
+        (
+            t0,
+            "spillover",
+            "gke-east-1",
+            "us-east1-b",
+            5,
+            t0.replace(second=30),
+            t0.replace(second=34),
+        ),
+        (
+            t0.replace(minute=4),
+            "failover",
+            "gke-east-1",
+            "us-east1-b",
+            8,
+            t0.replace(minute=4, second=10),
+            t0.replace(minute=4, second=17),
+        ),
+    ]
+    # The same logs through the other named queries: every request counted once.
+    dist = query.run(query.named("distribution"), log_dir, cache=False)
+    assert dist.rows == (
+        ("gke-west-1", "us-west1-a", 24, 60.0),
+        ("gke-east-1", "us-east1-b", 16, 40.0),
+    )
+
+
+def test_every_named_query_runs_and_describes_itself(tmp_path: Path) -> None:
+    log_dir = _logs(tmp_path, "access_by_cluster", "routing_events", "seed_location")
+    assert set(query.names()) == {"distribution", "errors", "failover", "latency"}
+    for name in query.names():
+        assert query.describe(name).endswith(".")
+        assert query.run(query.named(name), log_dir, cache=False).rows
+
+
 def test_formats() -> None:
     result = query.QueryResult(
         columns=("cluster_location", "cnt", "at", "labels"),
@@ -206,3 +258,92 @@ def test_formats() -> None:
     )
     with pytest.raises(errors.AnalyticsError, match="format"):
         query.format(result, "xml")
+
+
+def test_typed_payload_fields_answer_as_the_json_does(tmp_path: Path) -> None:
+    """JSON_VALUE(json_payload.<access field>) reads the typed copy where an entry has
+    one, and the JSON otherwise (a pod's JSON line may use the same key)."""
+    log_dir = _logs(tmp_path, "access_by_cluster", "json_fields")
+    line = logschema.container_entry(
+        timestamp=logdata.WINDOW_START,
+        text='{"cluster": "from-a-pod", "zone": 7}',
+        stream="stdout",
+        project_id="p",
+        cluster="c",
+        zone="z",
+        namespace="n",
+        pod="p-0",
+        container="c",
+    )
+    with (log_dir / "json_fields.jsonl").open("a") as f:
+        f.write(json.dumps(line) + "\n")
+    fast = query.run(
+        "SELECT JSON_VALUE(json_payload.cluster) AS c, JSON_VALUE(json_payload.zone) AS z, "
+        "COUNT(*) AS n FROM `p.global._Default._AllLogs` GROUP BY c, z ORDER BY c, z",
+        log_dir,
+        cache=False,
+    )
+    assert '"_AllLogs_typed"' in fast.sql and "__lb" in fast.sql
+    slow = query.run(
+        "SELECT json_extract_string(json_payload, '$.cluster') AS c, "
+        "json_extract_string(json_payload, '$.zone') AS z, COUNT(*) AS n "
+        "FROM _AllLogs GROUP BY c, z ORDER BY c, z",
+        log_dir,
+        dialect="duckdb",
+        cache=False,
+    )
+    assert "__lb" not in slow.sql
+    assert set(fast.rows) == set(slow.rows)  # (NULLs sort first in BigQuery, last in DuckDB)
+    assert ("from-a-pod", "7", 1) in fast.rows
+    # SELECT * would show the typed column: such statements read the plain view.
+    star = query.run(
+        "SELECT *, JSON_VALUE(json_payload.cluster) AS c FROM `p._AllLogs` LIMIT 1",
+        log_dir,
+        cache=False,
+    )
+    assert "__lb" not in star.columns and "__lb" not in star.sql
+
+
+def test_cache_reads_only_appended_lines_and_waits_for_torn_ones(tmp_path: Path) -> None:
+    log_dir = _logs(tmp_path, "access_by_cluster")
+    path = log_dir / "access_by_cluster.jsonl"
+    count = "SELECT COUNT(*), COUNT(DISTINCT insert_id) FROM `p._AllLogs`"
+    assert query.run(count, log_dir).rows == ((40, 40),)
+    inode = path.stat().st_ino
+    # A line half written: not counted, and not counted twice once finished.
+    line = json.dumps(logdata.access(logdata.WINDOW_START + 99, "c", "z-a", 200, 1)) + "\n"
+    with path.open("a") as f:
+        f.write(line[:50])
+    assert query.run(count, log_dir).rows == ((40, 40),)
+    with path.open("a") as f:
+        f.write(line[50:])
+        f.write(json.dumps(logdata.access(logdata.WINDOW_START + 98, "c", "z-a", 200, 2)) + "\n")
+    assert query.run(count, log_dir).rows == ((42, 42),)
+    assert path.stat().st_ino == inode  # it was the same file, read from where it ended
+    # The same name for new content (rotation by rename, an editor): read again in full.
+    shutil.copy(TESTDATA / "json_fields.jsonl", log_dir / "replacement.jsonl")
+    os.replace(log_dir / "replacement.jsonl", path)
+    assert query.run(count, log_dir).rows == ((3, 3),)
+    # Truncated and rewritten shorter.
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+    assert query.run(count, log_dir).rows == ((1, 1),)
+
+
+def test_translations_are_remembered_per_statement(tmp_path: Path) -> None:
+    log_dir = _logs(tmp_path, "access_by_cluster")
+    first = query.run(query.named("distribution"), log_dir)
+    memo = json.loads((log_dir / ingest.TRANSLATIONS_NAME).read_text())
+    assert list(memo.values()) == [first.sql]
+    query.run("SELECT 7 AS n", log_dir)  # BigQuery dialect
+    memo = json.loads((log_dir / ingest.TRANSLATIONS_NAME).read_text())
+    # A remembered translation is what runs (here, a doctored one shows it is used).
+    (log_dir / ingest.TRANSLATIONS_NAME).write_text(
+        json.dumps({k: "SELECT 42 AS answer" for k in memo})
+    )
+    assert query.run("SELECT 7 AS n", log_dir).rows == ((42,),)
+    assert query.run(query.named("distribution"), log_dir).rows == ((42,),)
+    # Another statement, or another dialect, is translated afresh.
+    assert query.run("SELECT COUNT(*) AS n FROM `p._AllLogs`", log_dir).rows == ((40,),)
+    assert query.run("SELECT 7 AS n", log_dir, dialect="duckdb").rows == ((7,),)
+    ingest.clear_cache(log_dir)
+    assert not (log_dir / ingest.TRANSLATIONS_NAME).exists()

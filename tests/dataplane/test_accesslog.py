@@ -13,6 +13,10 @@ from typing import Any
 
 from mcgw import logschema
 from mcgw.dataplane import accesslog
+from mcgw.testing import gateway, tables
+from mcgw.testing import manifests as tm
+from mcgw.testing.client import RawClient
+from mcgw.testing.upstream import FakeUpstream
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
@@ -34,6 +38,7 @@ def record(i: int, task: int = 0, *, status: int = 200) -> logschema.AccessRecor
         remote_ip="127.0.0.1",
         server_ip="127.0.0.2",
         user_agent="k6/0.50 (https://k6.io/)",
+        trace_headers=(),
         gateway="store/external-http",
         route="store/public-store-route/rule/1/match/0",
         backend="ServiceImport/store/store-west-1:8080",
@@ -137,7 +142,6 @@ def test_rotation_by_size_keeps_whole_lines_in_order(tmp_path: Path) -> None:
         finally:
             await log.close()
         assert len(log.files) == 4
-        assert log.stats.files == 4
         for path in log.files:
             assert path.stat().st_size <= max_bytes
         urls = [e["httpRequest"]["requestUrl"] for e in read_lines(tmp_path)]
@@ -235,6 +239,13 @@ def stamp(ts: float) -> str:
 def reference_entry(r: logschema.AccessRecord, project: str) -> dict[str, Any]:
     """The LogEntry of ``r`` built the slow, obvious way (the formatter's contract)."""
     sep = "" if r.target.startswith("/") else "/"
+    trace: dict[str, Any] = {}
+    context = logschema.trace_context(r.trace_headers)  # its own test: test_trace_context
+    if context is not None:
+        trace["trace"] = f"projects/{project}/traces/{context[0]}"
+        if context[1]:
+            trace["spanId"] = context[1]
+        trace["traceSampled"] = context[2]
     return {
         "logName": f"projects/{project}/logs/requests",
         "resource": {
@@ -263,6 +274,7 @@ def reference_entry(r: logschema.AccessRecord, project: str) -> dict[str, Any]:
             "latency": f"{r.latency_s:.6f}s",
             "protocol": r.protocol,
         },
+        **trace,
         "jsonPayload": {
             "@type": logschema.LB_PAYLOAD_TYPE,
             "statusDetails": r.status_details,
@@ -278,6 +290,7 @@ def reference_entry(r: logschema.AccessRecord, project: str) -> dict[str, Any]:
             "entryRegion": r.entry_region,
             "attempts": r.attempts,
         },
+        "labels": {"gateway": r.gateway, "worker_pid": str(os.getpid())},
     }
 
 
@@ -297,6 +310,8 @@ def test_formatter_lines_are_compact_json_of_the_entry_with_caches_cycling() -> 
                 reason=("retry" if i % 3 else "closest"),
                 attempts=1 + i % 3,
                 status=(503 if i % 4 == 0 else 200),
+                protocol=("HTTP/2" if i % 6 == 0 else "HTTP/1.1"),
+                trace_headers=TRACE_HEADERS[i % len(TRACE_HEADERS)],
             )
         )
     formatter = logschema.AccessFormatter('proj"x')
@@ -311,3 +326,206 @@ def test_formatter_lines_are_compact_json_of_the_entry_with_caches_cycling() -> 
             full = json.loads(line)
             assert line == json.dumps(full, separators=(",", ":"))
             assert formatter.line_bytes(r)[16 + 13 :] == (line + "\n").encode()[16 + 13 :]
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACE_HEADERS: list[list[tuple[bytes, bytes]]] = [
+    [],
+    [(b"Host", b"a"), (b"User-Agent", b"k6")],
+    [(b"TraceParent", f"00-{TRACE_ID}-00f067aa0ba902b7-01".encode())],
+    [(b"x-cloud-trace-context", f"{TRACE_ID}/123;o=1".encode())],
+    [(b"X-Cloud-Trace-Context", f"{TRACE_ID.upper()}".encode())],
+]
+
+
+def test_trace_context() -> None:
+    tc = logschema.trace_context
+    assert tc([]) is None
+    assert tc([(b"host", b"x"), (b"user-agent", b"k6")]) is None
+    assert tc([(b"traceparent", f"00-{TRACE_ID}-00f067aa0ba902b7-01".encode())]) == (
+        TRACE_ID,
+        "00f067aa0ba902b7",
+        True,
+    )
+    assert tc([(b"Traceparent", f"00-{TRACE_ID}-00f067aa0ba902b7-00".encode())]) == (
+        TRACE_ID,
+        "00f067aa0ba902b7",
+        False,
+    )
+    # Google's header: decimal span id, written in hex as LogEntry.spanId is.
+    assert tc([(b"X-Cloud-Trace-Context", f"{TRACE_ID}/255;o=1".encode())]) == (
+        TRACE_ID,
+        "00000000000000ff",
+        True,
+    )
+    assert tc([(b"x-cloud-trace-context", TRACE_ID.encode())]) == (TRACE_ID, "", False)
+    # traceparent wins over X-Cloud-Trace-Context when both are valid ...
+    other = "0af7651916cd43dd8448eb211c80319c"
+    both = [
+        (b"x-cloud-trace-context", f"{other}/1;o=1".encode()),
+        (b"traceparent", f"00-{TRACE_ID}-00f067aa0ba902b7-01".encode()),
+    ]
+    assert tc(both) == (TRACE_ID, "00f067aa0ba902b7", True)
+    # ... and a malformed one falls back to it.
+    both[1] = (b"traceparent", b"00-nothex-00f067aa0ba902b7-01")
+    assert tc(both) == (other, "0000000000000001", True)
+    for bad in (
+        b"00-" + b"0" * 32 + b"-00f067aa0ba902b7-01",
+        b"ff-" + TRACE_ID.encode() + b"-00f067aa0ba902b7-01",
+        b"",
+    ):
+        assert tc([(b"traceparent", bad)]) is None
+    assert tc([(b"x-cloud-trace-context", b"abc/1;o=1")]) is None
+
+
+# -- through a real gateway ------------------------------------------------------------
+
+
+def _lines_in(directory: Path) -> list[bytes]:
+    out: list[bytes] = []
+    for path in sorted(directory.glob("access-*.jsonl")):
+        data = path.read_bytes()
+        assert data.endswith(b"\n"), f"{path.name} ends in a torn line"
+        out.extend(data.splitlines())
+    return out
+
+
+def test_rotation_under_load_keeps_every_line_whole(tmp_path: Path) -> None:
+    """Many requests over many connections through a real gateway whose access log
+    rotates every few dozen lines: one valid line per request, across all files."""
+    connections, per_connection = 16, 150
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            t = tables.route_table([tables.route("r", "b")], [tables.backend("b", up.address)])
+            async with gateway.serve(
+                t, access_log_dir=tmp_path, access_log_max_bytes=32 * 1024
+            ) as (gw, addr):
+
+                async def client(n: int) -> None:
+                    c = await RawClient.connect(addr)
+                    for i in range(per_connection):
+                        r = await c.request(target=f"/load?c={n}&i={i}")
+                        assert r.status == 200
+                    await c.close()
+
+                await asyncio.wait_for(asyncio.gather(*(client(n) for n in range(connections))), 60)
+                stats = gw.access_log.stats
+        assert stats.written == connections * per_connection and stats.dropped == 0
+
+    run(main())
+    lines = _lines_in(tmp_path)
+    assert len(lines) == connections * per_connection
+    entries = [json.loads(line) for line in lines]  # every line is valid JSON
+    files = sorted(tmp_path.glob("access-*.jsonl"))
+    assert len(files) > 10  # it did rotate, many times
+    assert all(f.stat().st_size <= 32 * 1024 for f in files)
+    urls = {e["httpRequest"]["requestUrl"] for e in entries}
+    assert len(urls) == connections * per_connection  # each request once
+    assert {e["httpRequest"]["status"] for e in entries} == {200}
+
+
+def test_sample_rate_of_a_backend_policy_is_followed(tmp_path: Path) -> None:
+    """GCPBackendPolicy logging, from YAML through the translator to the writer: a
+    quarter of /quarter's requests, none of /off's, all of /all's."""
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            port = up.address[1]
+            manifests = (
+                tm.gateway_to_endpoints(backend_port=port, path="/all")
+                + tm.service("quarter", port)
+                + tm.service("silent", port)
+                + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: sampled, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /quarter}}]
+    backendRefs: [{name: quarter, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /off}}]
+    backendRefs: [{name: silent, port: 80}]
+---
+apiVersion: networking.gke.io/v1
+kind: GCPBackendPolicy
+metadata: {name: quarter, namespace: default}
+spec:
+  default: {logging: {enabled: true, sampleRate: 250000}}
+  targetRef: {group: "", kind: Service, name: quarter}
+---
+apiVersion: networking.gke.io/v1
+kind: GCPBackendPolicy
+metadata: {name: silent, namespace: default}
+spec:
+  default: {logging: {enabled: false}}
+  targetRef: {group: "", kind: Service, name: silent}
+"""
+            )
+            folder = tmp_path / "config"
+            folder.mkdir()
+            result = gateway.translate_yaml(folder, manifests)
+            rates = {b.service: b.log_sample_rate for b in result.table.backends}
+            assert rates == {"app": 1_000_000, "quarter": 250_000, "silent": 0}
+            logs = tmp_path / "logs"
+            async with gateway.serve(result.table, access_log_dir=logs) as (gw, addr):
+                c = await RawClient.connect(addr)
+                for i in range(40):
+                    for path in ("/all", "/quarter", "/off"):
+                        assert (await c.request(target=f"{path}?i={i}")).status == 200
+                await c.close()
+            assert gw.access_log.stats.sampled_out == 30 + 40  # counted once closed
+
+    run(main())
+    urls = [json.loads(line)["httpRequest"]["requestUrl"] for line in _lines_in(tmp_path / "logs")]
+    paths = [u.split("/", 3)[3] for u in urls]
+    assert sum(p.startswith("all") for p in paths) == 40
+    # Deterministic: the 1st, 5th, 9th … request of the backend.
+    assert [p for p in paths if p.startswith("quarter")] == [
+        f"quarter?i={i}" for i in range(0, 40, 4)
+    ]
+    assert not [p for p in paths if p.startswith("off")]
+
+
+def test_http2_requests_are_logged_as_http2(tmp_path: Path) -> None:
+    from test_h2server import H2Client  # the HTTP/2 test client of the h2 server's tests
+
+    trace = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            t = tables.route_table([tables.route("r", "b")], [tables.backend("b", up.address)])
+            async with gateway.serve(t, access_log_dir=tmp_path) as (_, addr):
+                h2c = await H2Client.connect(addr)
+                r = await h2c.request("GET", "/two", headers=(("traceparent", trace),))
+                assert r.status == 200
+                h2c.close()
+                c = await RawClient.connect(addr)
+                assert (await c.request(target="/one")).status == 200
+                await c.close()
+
+    run(main())
+    entries = {
+        e["httpRequest"]["requestUrl"].rsplit("/", 1)[1]: e
+        for e in map(json.loads, _lines_in(tmp_path))
+    }
+    assert entries["two"]["httpRequest"]["protocol"] == "HTTP/2"
+    assert entries["one"]["httpRequest"]["protocol"] == "HTTP/1.1"
+    assert entries["two"]["trace"] == f"projects/mcgw-local/traces/{TRACE_ID}"
+    assert entries["two"]["spanId"] == "00f067aa0ba902b7"
+    assert entries["two"]["traceSampled"] is True
+    assert "trace" not in entries["one"]
+    assert entries["one"]["labels"] == {"gateway": "default/gw", "worker_pid": str(os.getpid())}
+
+
+def test_trace_headers_keeps_only_candidates() -> None:
+    assert logschema.trace_headers([(b"Host", b"a"), (b"User-Agent", b"k6")]) == ()
+    assert logschema.trace_headers([]) == ()
+    both = [
+        (b"Host", b"a"),
+        (b"TraceParent", b"00-x"),
+        (b"Accept", b"*/*"),
+        (b"X-Cloud-Trace-Context", b"y"),
+    ]
+    assert logschema.trace_headers(both) == (both[1], both[3])

@@ -110,7 +110,7 @@ def test_capacity_is_shared_between_entry_regions_and_the_trace_shows_it() -> No
 def test_trace_fields_in_the_access_log_payload() -> None:
     record = logschema.AccessRecord(
         1.7e9, "GET", "http", "store.example.com", "/", "HTTP/1.1", 200, 0.1, 10, 20,
-        "127.10.0.1", "127.0.0.1", "k6", "store/external-http", "r", "store",
+        "127.10.0.1", "127.0.0.1", "k6", (), "store/external-http", "r", "store",
         "gke-west-1", WEST, "us-west1-a", "pod", "10.1.0.1:8080", "closest", TOKYO, 1,
         "response_sent_by_backend", "client", "us-west1:111.4,us-east1:159.4",
         "us-west1 12/20rps 2/2ok;us-east1 0/20rps 2/2ok",

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 import sqlglot
 from sqlglot import exp
 
+from mcgw import logschema
 from mcgw.analytics import errors, ingest
 
 JSON_COLUMNS = frozenset({"json_payload", "labels", "proto_payload"})
@@ -75,7 +76,74 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
     """Apply the Log Analytics fix-ups to a parsed statement (any dialect)."""
     aliases = _map_tables(tree)
     tree = tree.transform(lambda node: _rewrite_json_access(node, aliases), copy=False)
-    return tree.transform(_rewrite_json_functions, copy=False)
+    tree = tree.transform(_rewrite_json_functions, copy=False)
+    return _read_typed_payload(tree)
+
+
+_TYPED = frozenset(logschema.LB_PAYLOAD_STRINGS)
+
+
+def _read_typed_payload(tree: exp.Expr) -> exp.Expr:
+    """Read ``JSON_VALUE(json_payload.<field>)`` of access-log string fields from the
+    typed column (:data:`ingest.LB_COLUMN`) where an entry has it, from the JSON
+    otherwise: the same values, without parsing JSON per row.
+
+    Only when the statement has no ``*``, which would show the extra column.
+    """
+    for star in tree.find_all(exp.Star):
+        if not isinstance(star.parent, exp.Count):
+            return tree  # SELECT *, t.*: a COUNT(*) shows no column
+    for select in list(tree.find_all(exp.Select)):
+        source = select.args.get("from_") or select.args.get("from")
+        table = source.this if isinstance(source, exp.From) else None
+        if (
+            not isinstance(table, exp.Table)
+            or table.name != ingest.VIEW
+            or select.args.get("joins")
+        ):
+            continue  # the typed column is only at hand reading the view itself
+        found = [
+            (node, field)
+            for node in select.find_all(exp.Anonymous)
+            if node.find_ancestor(exp.Select) is select
+            and (field := _payload_field(node)) is not None
+        ]
+        for node, (column, name) in found:
+            lb = exp.Column(
+                this=exp.to_identifier(ingest.LB_COLUMN), table=column.args.get("table")
+            )
+            node.replace(
+                exp.Case(
+                    ifs=[exp.If(this=exp.Is(this=lb, expression=exp.Null()), true=node.copy())],
+                    default=exp.Anonymous(
+                        this="struct_extract", expressions=[lb.copy(), exp.Literal.string(name)]
+                    ),
+                )
+            )
+        if found:
+            table.set("this", exp.to_identifier(ingest.TYPED_VIEW, quoted=True))
+    return tree
+
+
+def _payload_field(node: exp.Expr) -> tuple[exp.Column, str] | None:
+    """(json_payload column, field) if ``node`` is json_extract_string(json_extract(
+    json_payload, '$."<field>"'), '$') of a typed field."""
+    if not (isinstance(node, exp.Anonymous) and str(node.this).lower() == "json_extract_string"):
+        return None
+    inner, path = [*node.expressions, None, None][:2]
+    if not (isinstance(path, exp.Literal) and path.this == "$" and _is_json_value(inner)):
+        return None
+    assert isinstance(inner, exp.Anonymous)
+    column, key = [*inner.expressions, None, None][:2]
+    if not (isinstance(column, exp.Column) and column.name == "json_payload"):
+        return None
+    if not isinstance(key, exp.Literal):
+        return None
+    text = str(key.this)
+    if not (text.startswith('$."') and text.endswith('"')):
+        return None
+    name = text[3:-1]
+    return (column, name) if name in _TYPED else None
 
 
 def _map_tables(tree: exp.Expr) -> frozenset[str]:

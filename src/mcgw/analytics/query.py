@@ -8,12 +8,17 @@ CSV. ``named`` returns one of the canned queries shipped in ``queries/*.sql``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import decimal
+import hashlib
+import importlib.util
 import io
 import json
+import os
 import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -21,9 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-import sqlglot
 
-from mcgw.analytics import bigquery, errors, ingest
+from mcgw.analytics import errors, ingest
 
 Dialect = Literal["bigquery", "duckdb"]
 Format = Literal["table", "json", "csv"]
@@ -71,13 +75,12 @@ def run(
     """
     if dialect not in DIALECTS:
         raise errors.AnalyticsError(f"unknown SQL dialect {dialect!r}; use one of {DIALECTS}")
-    if dialect == "bigquery":
-        duck_sql = bigquery.to_duckdb(sql)
-    else:
-        try:
-            duck_sql = bigquery.rewrite(sqlglot.parse_one(sql, read="duckdb")).sql("duckdb")
-        except sqlglot.errors.SqlglotError:
-            duck_sql = sql  # DuckDB reports the syntax error itself, with its position
+    memo = _Translations(log_dir) if cache else None
+    duck_sql = memo.get(dialect, sql) if memo is not None else None
+    if duck_sql is None:
+        duck_sql = translate(sql, dialect)
+        if memo is not None:
+            memo.put(dialect, sql, duck_sql)
     con = ingest.connect(log_dir, cache=cache)
     try:
         ingest.create_view(con, shift_to=shift_to)
@@ -90,6 +93,85 @@ def run(
     finally:
         con.close()
     return QueryResult(columns=columns, rows=tuple(tuple(r) for r in rows), sql=duck_sql)
+
+
+def translate(sql: str, dialect: str = "bigquery") -> str:
+    """The DuckDB SQL that runs ``sql`` over the ``_AllLogs`` view.
+
+    Raises:
+        AnalyticsError: BigQuery SQL that does not parse.
+    """
+    # sqlglot takes a third of a second to import: only when a statement is new.
+    import sqlglot
+
+    from mcgw.analytics import bigquery
+
+    if dialect == "bigquery":
+        return bigquery.to_duckdb(sql)
+    try:
+        return bigquery.rewrite(sqlglot.parse_one(sql, read="duckdb")).sql("duckdb")
+    except sqlglot.errors.SqlglotError:
+        return sql  # DuckDB reports the syntax error itself, with its position
+
+
+class _Translations:
+    """Statements translated before, kept next to the log cache (a small JSON file),
+    so a query run again — a named one, a dashboard's — starts without sqlglot.
+
+    Entries are keyed by the statement and by the translator's own source and
+    sqlglot's version, so an upgrade never serves a stale translation. Any problem
+    reading or writing the file only means translating again.
+    """
+
+    NAME = ingest.TRANSLATIONS_NAME
+    LIMIT = 256
+    """Most statements remembered (the oldest are forgotten first)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.path = log_dir / self.NAME
+        self._version = _translator_version()
+
+    def _key(self, dialect: str, sql: str) -> str:
+        return hashlib.sha256(f"{self._version}\0{dialect}\0{sql}".encode()).hexdigest()
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, dialect: str, sql: str) -> str | None:
+        found = self._load().get(self._key(dialect, sql))
+        return found if isinstance(found, str) else None
+
+    def put(self, dialect: str, sql: str, duck_sql: str) -> None:
+        entries = self._load()
+        entries[self._key(dialect, sql)] = duck_sql
+        while len(entries) > self.LIMIT:
+            entries.pop(next(iter(entries)))
+        with contextlib.suppress(OSError):
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.NAME, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(entries, f)
+                os.replace(tmp, self.path)  # readers see the old file or the new one
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
+
+
+def _translator_version() -> str:
+    """A digest of what a translation depends on: bigquery.py, the ingest schema, and
+    sqlglot's version (read from its files: importing it is what we avoid)."""
+    digest = hashlib.sha256(ingest.SCHEMA_VERSION.encode())
+    for module, name in (("mcgw.analytics", "bigquery.py"), ("sqlglot", "_version.py")):
+        with contextlib.suppress(OSError, ModuleNotFoundError, ValueError):
+            spec = importlib.util.find_spec(module)
+            if spec is not None and spec.submodule_search_locations:
+                folder = Path(next(iter(spec.submodule_search_locations)))
+                digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _engine_error(exc: duckdb.Error, sql: str) -> errors.AnalyticsError:
@@ -124,6 +206,22 @@ def named(name: str) -> str:
         known = ", ".join(sorted(_queries())) or "none"
         raise errors.AnalyticsError(f"no canned query named {name!r}; known: {known}")
     return text
+
+
+def describe(name: str) -> str:
+    """The first sentence of the comment that opens the canned query ``name``.
+
+    Raises:
+        AnalyticsError: no such query.
+    """
+    comment = []
+    for line in named(name).splitlines():
+        if not line.startswith("--"):
+            break
+        comment.append(line.removeprefix("--").strip())
+    text = " ".join(comment)
+    head, dot, _ = text.partition(". ")
+    return head + ("." if dot else "")
 
 
 def names() -> tuple[str, ...]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
-from mcgw import errors
+from mcgw import errors, logfiles
 from mcgw.analytics import errors as analytics_errors
 from mcgw.cli import load as load_cli
-from mcgw.config import load
+from mcgw.cli import logs as logs_cli
 from mcgw.loadtest import errors as load_errors
 
 EXIT_OK = 0
@@ -95,6 +94,32 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add x-mcgw-* response headers: route, cluster, endpoint, reason, entry "
         "region, region ranking and what the balancer saw",
+    )
+    _access_log_flags(parser)
+
+
+def _access_log_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--access-log-max-bytes",
+        type=logfiles.parse_size,
+        default=logfiles.DEFAULT_MAX_BYTES,
+        metavar="SIZE",
+        help="start a new access log file past this size (e.g. 64MiB; default 256MiB)",
+    )
+    parser.add_argument(
+        "--access-log-keep",
+        type=int,
+        default=logfiles.DEFAULT_KEEP_FILES,
+        metavar="N",
+        help="keep at most N access log files, removing the oldest (default 0: all)",
+    )
+    parser.add_argument(
+        "--access-log-max-age",
+        type=logfiles.parse_age,
+        default=logfiles.DEFAULT_MAX_AGE_S,
+        metavar="AGE",
+        help="remove access log files older than AGE (e.g. 12h, 7d; 0: never; default 30d, "
+        "Cloud Logging's retention)",
     )
 
 
@@ -184,18 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     load_cli.add_parser(sub)
 
-    logs = sub.add_parser("logs", help="query the access and container logs")
-    logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="SUBCOMMAND")
-    query = logs_sub.add_parser("query", help="run SQL (BigQuery dialect accepted) over the logs")
-    query.add_argument("sql", help="the query; `..._AllLogs` names the local logs")
-    query.add_argument("--log-dir", type=Path, default=Path("var/logs"))
-    query.add_argument("--dialect", default="bigquery", help="SQL dialect (default bigquery)")
-    query.add_argument("-o", "--output", choices=["table", "json", "csv"], default="table")
-    query.add_argument(
-        "--shift-to",
-        metavar="TIMESTAMP",
-        help="replay: shift every log time so the earliest is TIMESTAMP (ISO 8601 with offset)",
-    )
+    logs_cli.add_parser(sub)
 
     demo = sub.add_parser("demo", help="the SEED.md scenario, end to end")
     _files(demo, required=False)
@@ -240,17 +254,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _dispatch(parser, args)
-    except load.ConfigError as exc:
-        print(f"error: invalid configuration\n{exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except (ValueError, load_errors.LoadError, analytics_errors.AnalyticsError) as exc:
+        if _config_error(exc):
+            print(f"error: invalid configuration\n{exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except errors.McgwError as exc:
+        if _config_error(exc):
+            print(f"error: invalid configuration\n{exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _config_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is invalid manifests. mcgw.config.load (pydantic, a second to
+    import) is looked up, not imported: commands that never read manifests, like
+    ``mcgw logs``, start without it."""
+    load = sys.modules.get("mcgw.config.load")
+    return load is not None and isinstance(exc, load.ConfigError)
 
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -264,6 +289,11 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             port_map=run.parse_port_map(args.port_map),
             log_dir=args.log_dir,
             access_log=args.access_log,
+            access_log_retention=logfiles.Retention(
+                max_bytes=args.access_log_max_bytes,
+                keep_files=args.access_log_keep,
+                max_age_s=args.access_log_max_age,
+            ),
             watch=args.watch,
             with_fleet=args.command == "up",
             simulate_latency=getattr(args, "simulate_latency", False),
@@ -302,12 +332,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "load":
         return load_cli.main(args)
     if args.command == "logs":
-        from mcgw.analytics import query
-
-        shift = datetime.fromisoformat(args.shift_to) if args.shift_to else None
-        result = query.run(args.sql, args.log_dir, dialect=args.dialect, shift_to=shift)
-        sys.stdout.write(query.format(result, args.output))
-        return EXIT_OK
+        return logs_cli.main(args)
     if args.command == "demo":
         from mcgw.cli import demo
 

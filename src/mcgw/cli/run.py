@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcgw import logfiles
 from mcgw.admin import server as admin_server
 from mcgw.admin import sources as admin_sources
 from mcgw.config import resources as res
@@ -40,6 +41,8 @@ class RunOptions:
     access_log: bool = True
     """Write the gateway's access log under ``log_dir`` (the fleet's container logs go
     there regardless)."""
+    access_log_retention: logfiles.Retention = field(default_factory=logfiles.Retention)
+    """Access log file size, count and age limits (``--access-log-*``)."""
     watch: bool = True
     with_fleet: bool = True
     simulate_latency: bool = False
@@ -131,6 +134,9 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
         settings.ProxySettings(
             port_map=options.port_map,
             access_log_dir=options.log_dir if options.access_log else None,
+            access_log_max_bytes=options.access_log_retention.max_bytes,
+            access_log_keep_files=options.access_log_retention.keep_files,
+            access_log_max_age_s=options.access_log_retention.max_age_s,
             project_id=project,
             metrics=options.admin is not None,
             # Read once: who to trust is a property of the running process.

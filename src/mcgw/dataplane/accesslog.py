@@ -3,12 +3,13 @@
 The request path pays for one ``list.append`` of an :class:`mcgw.logschema.AccessRecord`
 (a tuple of plain values) and nothing else. A flusher task wakes every
 ``flush_interval_s``, takes the whole batch (swapping the list, which is atomic on
-the loop's thread), and hands it to one dedicated writer thread which turns it into
-``LogEntry`` JSON lines (:func:`mcgw.logschema.access_entry`) and appends them to the
-current file. The loop never waits on disk and JSON encoding runs off the loop's
-critical path. Batches are written in order by a single thread, each as whole
-lines, so lines never interleave or tear; a new file is started when the current one
-would grow past ``max_file_bytes``.
+the loop's thread), and hands it to one dedicated writer thread which samples it
+(GCPBackendPolicy ``logging``, :meth:`AccessLog.set_sampling`), turns it into
+``LogEntry`` JSON lines (:class:`mcgw.logschema.AccessFormatter`) and appends them to
+the current file. The loop never waits on disk, and sampling and JSON encoding run
+off the loop's critical path. Batches are written in order by a single thread, each
+as whole lines, so lines never interleave or tear; files rotate by size and are kept
+by count and age (:mod:`mcgw.logfiles`).
 
 Files: ``<directory>/access-<UTC time the file was opened>-<pid>.jsonl`` — the pid
 keeps several gateway workers apart, the time keeps rotations apart and sorts them.
@@ -19,20 +20,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
-from mcgw import logschema
+from mcgw import logfiles, logschema
+from mcgw.dataplane.settings import ProxySettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_FILE_BYTES = logfiles.DEFAULT_MAX_BYTES
+
+FULL_RATE = 1_000_000
+"""A sample rate of every request, in millionths (GCPBackendPolicy ``sampleRate``)."""
+_FULL = FULL_RATE
 
 
 @dataclass(slots=True)
@@ -41,9 +44,9 @@ class AccessLogStats:
     """Records written to disk."""
     dropped: int = 0
     """Records lost because the disk refused them (the error is logged)."""
+    sampled_out: int = 0
+    """Records not written because their backend's sample rate left them out."""
     bytes: int = 0
-    files: int = 0
-    """Files opened so far."""
 
 
 class AccessLog:
@@ -54,24 +57,24 @@ class AccessLog:
         project_id: the Cloud project named in every entry.
         flush_interval_s: how long a record may wait in memory.
         max_file_bytes: size at which a new file is started (a single batch larger
-            than this still goes whole lines into one file).
-        clock: epoch seconds, for file names.
+            than this still goes whole lines into one file); ``retention`` wins.
+        retention: file size, count and age limits (default: :class:`logfiles.Retention`
+            with ``max_file_bytes``).
+        clock: epoch seconds, for file names and ages.
     """
 
     __slots__ = (
         "_batch",
-        "_clock",
+        "_credit",
         "_enabled",
         "_executor",
-        "_file",
-        "_file_bytes",
+        "_files",
         "_flusher",
         "_formatter",
+        "_sampling",
         "_stop",
         "directory",
-        "files",
         "flush_interval_s",
-        "max_file_bytes",
         "project_id",
         "stats",
     )
@@ -83,25 +86,61 @@ class AccessLog:
         *,
         flush_interval_s: float = 0.2,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        retention: logfiles.Retention | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.directory = directory
         self.project_id = project_id
         self._formatter = logschema.AccessFormatter(project_id)
         self.flush_interval_s = flush_interval_s
-        self.max_file_bytes = max_file_bytes
         self.stats = AccessLogStats()
-        self.files: list[Path] = []
-        """Every file written, oldest first."""
-        self._clock = clock if clock is not None else time.time
+        if retention is None:
+            retention = logfiles.Retention(max_bytes=max_file_bytes)
+        self._files = logfiles.RotatingFiles(
+            directory if directory is not None else Path("."),
+            "access",
+            retention,
+            clock=clock if clock is not None else time.time,
+        )
         self._enabled = directory is not None
         self._batch: list[logschema.AccessRecord] = []
+        self._sampling: dict[str, int] = {}
+        """Backend name → share logged in millionths, for backends not fully logged."""
+        self._credit: dict[str, int] = {}
+        """Per-backend sampling accumulator (writer thread only)."""
         self._executor: ThreadPoolExecutor | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
-        # Owned by the writer thread once started.
-        self._file: BinaryIO | None = None
-        self._file_bytes = 0
+
+    @classmethod
+    def from_settings(cls, settings: ProxySettings) -> AccessLog:
+        """The access log a gateway with ``settings`` writes (disabled without a directory)."""
+        return cls(
+            settings.access_log_dir,
+            settings.project_id,
+            retention=logfiles.Retention(
+                max_bytes=settings.access_log_max_bytes,
+                keep_files=settings.access_log_keep_files,
+                max_age_s=settings.access_log_max_age_s,
+            ),
+        )
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file written, oldest first (some may since have been removed)."""
+        return self._files.files
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self._files.retention.max_bytes
+
+    def set_sampling(self, rates: Mapping[str, int]) -> None:
+        """Log only ``rate`` millionths of the requests of each backend named (0: none).
+
+        Backends not named are logged in full. Called on the loop when a new route
+        table is served; the writer thread picks the new map up with its next batch.
+        """
+        self._sampling = {name: max(0, rate) for name, rate in rates.items() if rate < _FULL}
 
     @property
     def enabled(self) -> bool:
@@ -155,61 +194,48 @@ class AccessLog:
     # -- writer thread ---------------------------------------------------------
 
     def _write_batch(self, batch: list[logschema.AccessRecord]) -> None:
+        sampling = self._sampling
+        if sampling:
+            batch = self._sample(batch, sampling)
         line_bytes = self._formatter.line_bytes
+        # One pass while holding the GIL: handing it back in between (sleep(0) per
+        # chunk) was measured to cost the event loop a third of its throughput, each
+        # hand-back becoming a forced switch (bench/logcost.py).
         lines = [line_bytes(record) for record in batch]
-        start = 0
         try:
-            chunk_bytes = 0
-            for i, line in enumerate(lines):
-                # Rotate at a line boundary; a file always takes at least one line.
-                if (
-                    self._file_bytes + chunk_bytes + len(line) > self.max_file_bytes
-                    and self._file_bytes + chunk_bytes > 0
-                ):
-                    self._append(lines[start:i], chunk_bytes)
-                    self._close_file()
-                    start, chunk_bytes = i, 0
-                chunk_bytes += len(line)
-            self._append(lines[start:], chunk_bytes)
+            size = self._files.write(lines)
         except OSError as exc:
-            # Lines before ``start`` are on disk; the rest of the batch is lost.
-            lost = len(lines) - start
+            written = int(getattr(exc, "written_lines", 0))
+            lost = len(lines) - written
+            self.stats.written += written
             self.stats.dropped += lost
             log.error("access log: %d records lost: %s", lost, exc)
-            self._close_file()
-
-    def _append(self, lines: list[bytes], size: int) -> None:
-        if not lines:
             return
-        if self._file is None:
-            self._open_file()
-        assert self._file is not None
-        self._file.write(b"".join(lines))
-        self._file.flush()
-        self._file_bytes += size
         self.stats.written += len(lines)
         self.stats.bytes += size
 
-    def _open_file(self) -> None:
-        assert self.directory is not None
-        self.directory.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        path = self.directory / f"access-{stamp}-{os.getpid()}.jsonl"
-        # "xb": never append to (or clobber) another writer's file.
-        suffix = 0
-        while True:
-            try:
-                self._file = path.open("xb")
-                break
-            except FileExistsError:
-                suffix += 1
-                path = self.directory / f"access-{stamp}-{os.getpid()}-{suffix}.jsonl"
-        self._file_bytes = 0
-        self.files.append(path)
-        self.stats.files += 1
+    def _sample(
+        self, batch: list[logschema.AccessRecord], sampling: dict[str, int]
+    ) -> list[logschema.AccessRecord]:
+        """Keep each backend's share of records, deterministically: an accumulator per
+        backend gains the rate (millionths) per request and logs one when it reaches a
+        million, so 250000 logs the 1st, 5th, 9th… request and exactly a quarter."""
+        kept: list[logschema.AccessRecord] = []
+        credit = self._credit
+        for record in batch:
+            backend = record.backend
+            rate = sampling.get(backend)
+            if rate is None:
+                kept.append(record)
+                continue
+            # A backend's first request is logged (unless its rate is 0).
+            level = credit.get(backend, _FULL - rate if rate else 0) + rate
+            if level >= _FULL:
+                level -= _FULL
+                kept.append(record)
+            credit[backend] = level
+        self.stats.sampled_out += len(batch) - len(kept)
+        return kept
 
     def _close_file(self) -> None:
-        if self._file is not None:
-            file, self._file = self._file, None
-            file.close()
-        self._file_bytes = 0
+        self._files.close()

@@ -176,6 +176,7 @@ class Stream:
         self.head_only = head
         """A HEAD request: the response has no body whatever its Content-Length says."""
         self.conn = protocol.ClientConnection(owner.ctx, owner.listener)
+        self.conn.serve_h2_stream()
         self.closed = False
         """The stream is over on our side (ended, reset, or the connection gone)."""
         self.done = False

@@ -146,6 +146,7 @@ _TE_TRAILERS = b"TE: trailers\r\n"
 """The one TE an h2c hop may carry (RFC 9113 8.2.2), and gRPC needs it."""
 
 _new_tuple = tuple.__new__
+_trace_headers = logschema.trace_headers
 
 _NO_ENTRY = ("", "gateway")
 """(entry region, how it was decided) of a request entering at the gateway's location."""
@@ -462,6 +463,7 @@ class ClientConnection(asyncio.Protocol):
         "_idle_timeout",
         "_line_limit",
         "_listener",
+        "_log_protocol",
         "_max_header_bytes",
         "_max_headers",
         "_max_retries",
@@ -503,6 +505,8 @@ class ClientConnection(asyncio.Protocol):
         self._failing = ctx.health.failing
         self._access_log = ctx.access_log
         self._metrics = ctx.metrics
+        self._log_protocol = ""
+        """The access log's protocol when not the parsed one (see :meth:`serve_h2_stream`)."""
         self._line_limit = s.max_request_line_bytes
         self._max_header_bytes = s.max_header_bytes
         self._max_headers = s.max_headers
@@ -550,6 +554,11 @@ class ClientConnection(asyncio.Protocol):
         self._entry_snap: snapshot.Snapshot | None = None
         self._entry = _NO_ENTRY
         """The peer's entry region by the client networks of ``_entry_snap``."""
+
+    def serve_h2_stream(self) -> None:
+        """Mark this connection as one HTTP/2 stream's (fed HTTP/1.1 by h2server): its
+        requests are logged as ``HTTP/2``, the protocol the client spoke."""
+        self._log_protocol = "HTTP/2"
 
     # -- asyncio.Protocol -----------------------------------------------------
 
@@ -1684,7 +1693,7 @@ class ClientConnection(asyncio.Protocol):
                     self._scheme,
                     (ex.host or b"").decode("latin-1"),
                     ex.target.decode("latin-1"),
-                    "HTTP/" + ex.version,
+                    self._log_protocol or "HTTP/" + ex.version,
                     ex.status,
                     now - ex.start,
                     ex.header_bytes + ex.body_size,
@@ -1692,6 +1701,7 @@ class ClientConnection(asyncio.Protocol):
                     self._remote_ip,
                     self._server_ip,
                     ex.user_agent.decode("latin-1"),
+                    _trace_headers(ex.headers),
                     "" if snap is None else snap.gateways.get(self._listener, ""),
                     "" if route is None else route.name,
                     ex.backend,

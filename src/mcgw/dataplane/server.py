@@ -84,7 +84,7 @@ class Gateway:
         """Measures round trips to the regions when ``measure_rtt`` is set."""
         self._table: table.RouteTable | None = None
         """The table last applied, as given (before measured round trips)."""
-        self.access_log = accesslog.AccessLog(settings.access_log_dir, settings.project_id)
+        self.access_log = accesslog.AccessLog.from_settings(settings)
         self.pool = upstream.Pool(
             connect_timeout_s=settings.connect_timeout_s,
             idle_s=settings.upstream_idle_s,
@@ -141,6 +141,7 @@ class Gateway:
         picker = balancer.Balancer(route_table, self.health)
         choices = self._prepare_tls(route_table, key_pairs or {})
         new = await self._bind_new(route_table, choices)
+        self.access_log.set_sampling({b.name: b.log_sample_rate for b in route_table.backends})
         self.holder.swap(snapshot.Snapshot(route_table, compiled, picker))
         self.health.update(route_table)
         self.pool.update(route_table)  # connection draining of endpoints that left

@@ -55,6 +55,13 @@ class ProxySettings:
     """Value appended to the ``Via`` header of requests and responses."""
     access_log_dir: Path | None = None
     """Directory of the access log files; None disables access logging."""
+    access_log_max_bytes: int = 256 * MiB
+    """Size at which the access log starts a new file."""
+    access_log_keep_files: int = 0
+    """Most access log files kept (the oldest go first); 0 keeps them all."""
+    access_log_max_age_s: float = 30 * 86_400.0
+    """Access log files older than this are removed (Cloud Logging's default
+    retention, 30 days); 0 keeps them forever."""
     project_id: str = "mcgw-local"
     """Cloud project label written in access log entries."""
     debug_headers: bool = False

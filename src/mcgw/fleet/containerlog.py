@@ -29,6 +29,8 @@ class Source:
     namespace: str
     pod: str
     container: str
+    labels: tuple[tuple[str, str], ...] = ()
+    """The pod's labels, written as the entry's ``k8s-pod/<key>`` labels as GKE does."""
 
 
 _Line = tuple[float, str, str, Source]
@@ -87,5 +89,6 @@ def _format(line: _Line) -> str:
         namespace=s.namespace,
         pod=s.pod,
         container=s.container,
+        pod_labels=s.labels,
     )
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"

@@ -439,6 +439,7 @@ class FleetRuntime:
                 namespace=plan.namespace,
                 pod=plan.name,
                 container=container.name,
+                labels=plan.labels,
             )
             assert proc.stdout is not None and proc.stderr is not None
             pod.tasks.append(asyncio.create_task(self._read(proc.stdout, "stdout", source, pod)))

@@ -580,6 +580,10 @@ class Backend:
     usable endpoint serves, its clusters in proportion to their weights (a cluster
     without usable endpoint leaves its share to the others). A cluster not listed is in
     tier 0 with the default weight."""
+    log_sample_rate: int = 1_000_000
+    """Share of this backend's requests written to the access log, in millionths
+    (GCPBackendPolicy ``logging``: ``sampleRate`` when enabled, 0 when disabled).
+    Without a policy every request is logged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -295,6 +295,10 @@ def _check_backends(backends: tuple[table.Backend, ...], errors: list[IRError]) 
             errors.append(
                 IRError(f"{path}.capacity_scaler", f"{backend.capacity_scaler} is not in 0-1")
             )
+        if not 0 <= backend.log_sample_rate <= 1_000_000:
+            errors.append(
+                IRError(f"{path}.log_sample_rate", f"{backend.log_sample_rate} is not in 0-1000000")
+            )
         if not 0 <= backend.failover_health_threshold <= 99:
             errors.append(
                 IRError(

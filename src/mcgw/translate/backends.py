@@ -531,6 +531,9 @@ class PolicyIndex:
                 if draining is None
                 else float(draining.draining_timeout_sec),
             )
+            if default.logging is not None:
+                rate = default.logging.sample_rate if default.logging.enabled else 0
+                backend = dataclasses.replace(backend, log_sample_rate=rate)
         traffic = self._traffic.get(target)
         if traffic is not None:
             spread = traffic.spec.default

@@ -1,6 +1,6 @@
 -- Latency percentiles per route, in milliseconds, from the gateway's access log.
 SELECT
-  JSON_VALUE(json_payload.route) AS route,
+  route,
   COUNT(*) AS requests,
   ROUND(APPROX_QUANTILES(latency_ms, 100)[OFFSET(50)], 3) AS p50_ms,
   ROUND(APPROX_QUANTILES(latency_ms, 100)[OFFSET(90)], 3) AS p90_ms,
@@ -9,7 +9,7 @@ SELECT
   ROUND(MAX(latency_ms), 3) AS max_ms
 FROM (
   SELECT
-    json_payload,
+    JSON_VALUE(json_payload.route) AS route,
     http_request.latency.seconds * 1000 + http_request.latency.nanos / 1000000 AS latency_ms
   FROM
     `mcgw-local.global._Default._AllLogs`

@@ -1,0 +1,155 @@
+"""``mcgw logs``: SQL over the logs (``query``), the canned queries (``queries``) and the
+last entries as compact lines (``tail``).
+
+``mcgw logs query SQL | --named NAME [-o table|json|csv]`` runs BigQuery SQL (or DuckDB's)
+over every ``*.jsonl`` below ``--log-dir``; ``mcgw logs queries`` lists the named ones
+shipped with mcgw; ``mcgw logs tail [-n N] [--follow] [--cluster C] [--status 5xx] …``
+prints the last entries, filtered, and with ``--follow`` the new ones as they come.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+FOLLOW_POLL_S = 0.25
+"""How often ``tail --follow`` looks for new lines."""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    logs = sub.add_parser("logs", help="query and tail the access and container logs")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="SUBCOMMAND")
+
+    query = logs_sub.add_parser(
+        "query", help="run SQL (BigQuery dialect accepted) or a named query over the logs"
+    )
+    query.add_argument(
+        "sql", nargs="?", help="the query; `..._AllLogs` names the local logs (or use --named)"
+    )
+    query.add_argument(
+        "--named", metavar="NAME", help="run a query shipped with mcgw (`mcgw logs queries`)"
+    )
+    _log_dir(query)
+    query.add_argument("--dialect", default="bigquery", help="SQL dialect (default bigquery)")
+    query.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="table (default), json (Log Analytics' row objects) or csv",
+    )
+    query.add_argument(
+        "--shift-to",
+        metavar="TIMESTAMP",
+        help="replay: shift every log time so the earliest is TIMESTAMP (ISO 8601 with offset)",
+    )
+
+    queries = logs_sub.add_parser("queries", help="list the named queries shipped with mcgw")
+    queries.add_argument("--show", metavar="NAME", help="print the SQL of one query")
+
+    tail = logs_sub.add_parser("tail", help="the last log entries as compact lines, filtered")
+    _log_dir(tail)
+    tail.add_argument(
+        "-n", "--lines", type=int, default=10, metavar="N", help="entries shown (default 10)"
+    )
+    tail.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new entries until Ctrl-C"
+    )
+    tail.add_argument(
+        "--type",
+        dest="kind",
+        choices=["access", "container", "all"],
+        default="access",
+        help="the gateway's access log (default), the pods' output, or both",
+    )
+    tail.add_argument("--cluster", action="append", default=[], help="cluster(s), comma-separated")
+    tail.add_argument("--zone", action="append", default=[], help="zone(s), comma-separated")
+    tail.add_argument(
+        "--status", action="append", default=[], help="status codes or classes: 503, 5xx, 4xx,200"
+    )
+    tail.add_argument("--route", default="", help="part of the route name")
+    tail.add_argument(
+        "--reason",
+        action="append",
+        default=[],
+        help="routing reason(s): closest, spillover, failover, retry, no_route",
+    )
+    tail.add_argument("--json", action="store_true", help="print each entry as its JSON line")
+
+
+def _log_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-dir", type=Path, default=Path("var/logs"), help="where logs are (default var/logs)"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``mcgw logs …``; errors are AnalyticsError (bad input) for the caller to report."""
+    from mcgw.analytics import errors
+
+    if args.logs_command == "queries":
+        return _queries(args)
+    if args.logs_command == "tail":
+        return _tail(args)
+    from mcgw.analytics import query
+
+    if (args.sql is None) == (args.named is None):
+        raise errors.AnalyticsError("give either SQL or --named NAME (see `mcgw logs queries`)")
+    sql = args.sql if args.named is None else query.named(args.named)
+    shift = datetime.fromisoformat(args.shift_to) if args.shift_to else None
+    result = query.run(sql, args.log_dir, dialect=args.dialect, shift_to=shift)
+    sys.stdout.write(query.format(result, args.output))
+    return 0
+
+
+def _queries(args: argparse.Namespace) -> int:
+    from mcgw.analytics import query
+
+    if args.show:
+        sys.stdout.write(query.named(args.show))
+        return 0
+    width = max(len(n) for n in query.names())
+    for name in query.names():
+        sys.stdout.write(f"{name.ljust(width)}  {query.describe(name)}\n")
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    import json
+
+    from mcgw.analytics import tail
+
+    where = tail.Filter(
+        kind=args.kind,
+        cluster=tail.split_values(args.cluster),
+        zone=tail.split_values(args.zone),
+        status=tail.split_values(args.status),
+        route=args.route,
+        reason=tail.split_values(args.reason),
+    )
+
+    def show(entry: dict[str, object]) -> None:
+        if args.json:
+            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        else:
+            line = tail.compact(entry)
+        sys.stdout.write(line + "\n")
+
+    entries, ends = tail.last(args.log_dir, args.lines, where)
+    for entry in entries:
+        show(entry)
+    sys.stdout.flush()
+    if not args.follow:
+        return 0
+    follower = tail.Follower(args.log_dir, where, ends)
+    try:
+        while True:
+            time.sleep(FOLLOW_POLL_S)
+            for entry in follower.poll():
+                show(entry)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,81 @@
+"""Pods' lines as k8s_container LogEntries, as GKE's logging agent writes them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mcgw import logschema
+from mcgw.fleet import containerlog
+
+SOURCE = containerlog.Source(
+    project_id="sandbox-mc-gateway",
+    cluster="gke-west-1",
+    zone="us-west1-a",
+    namespace="store",
+    pod="store-7d9c-abcde",
+    container="whereami",
+    labels=(("app", "store"), ("pod-template-hash", "7d9c")),
+)
+
+
+def test_text_and_json_lines_become_k8s_container_entries(tmp_path: Path) -> None:
+    log = containerlog.ContainerLog(tmp_path / "containers-1.jsonl", interval_s=60)
+    try:
+        log.append(1_701_317_000.25, "plain text", "stdout", SOURCE)
+        log.append(1_701_317_000.5, "boom", "stderr", SOURCE)
+        special = {
+            "message": "served",
+            "severity": "warning",
+            "logging.googleapis.com/trace": "projects/p/traces/abc",
+            "logging.googleapis.com/spanId": "00f067aa0ba902b7",
+            "logging.googleapis.com/trace_sampled": True,
+            "logging.googleapis.com/labels": {"tier": "web"},
+        }
+        log.append(1_701_317_001.0, json.dumps(special), "stdout", SOURCE)
+    finally:
+        log.close()
+    text, err, structured = (json.loads(x) for x in (tmp_path / "containers-1.jsonl").open())
+    resource = {
+        "type": "k8s_container",
+        "labels": {
+            "project_id": "sandbox-mc-gateway",
+            "location": "us-west1-a",
+            "cluster_name": "gke-west-1",
+            "namespace_name": "store",
+            "pod_name": "store-7d9c-abcde",
+            "container_name": "whereami",
+        },
+    }
+    pod_labels = {"k8s-pod/app": "store", "k8s-pod/pod-template-hash": "7d9c"}
+    assert text["resource"] == err["resource"] == structured["resource"] == resource
+    assert text["logName"] == "projects/sandbox-mc-gateway/logs/stdout"
+    assert err["logName"] == "projects/sandbox-mc-gateway/logs/stderr"
+    assert (text["severity"], err["severity"], structured["severity"]) == (
+        "INFO",
+        "ERROR",
+        "WARNING",
+    )
+    assert text["textPayload"] == "plain text" and "jsonPayload" not in text
+    assert text["timestamp"] == "2023-11-30T04:03:20.250000Z"
+    assert text["labels"] == pod_labels
+    assert structured["jsonPayload"] == {"message": "served"}
+    assert structured["trace"] == "projects/p/traces/abc"
+    assert structured["spanId"] == "00f067aa0ba902b7"
+    assert structured["traceSampled"] is True
+    assert structured["labels"] == {**pod_labels, "tier": "web"}
+
+
+def test_a_json_line_that_is_not_an_object_stays_text() -> None:
+    entry = logschema.container_entry(
+        timestamp=0.0,
+        text="[1, 2]",
+        stream="stdout",
+        project_id="p",
+        cluster="c",
+        zone="z",
+        namespace="n",
+        pod="p-0",
+        container="c",
+    )
+    assert entry["textPayload"] == "[1, 2]" and "labels" not in entry

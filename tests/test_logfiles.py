@@ -1,0 +1,124 @@
+"""Rotating log files: whole lines per file, size limit, retention by count and age."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mcgw import logfiles
+
+NO_SUCH_PID = 4_194_305
+"""Above Linux's largest pid_max (2**22): no process can have it."""
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def lines(n: int, width: int = 100, tag: str = "") -> list[bytes]:
+    return [(f"{tag}{i:06d}".ljust(width - 1, "x") + "\n").encode() for i in range(n)]
+
+
+def test_rotates_at_line_boundaries_under_the_size_limit(tmp_path: Path) -> None:
+    clock = Clock()
+    files = logfiles.RotatingFiles(
+        tmp_path, "access", logfiles.Retention(max_bytes=1000, keep_files=0), clock=clock
+    )
+    written = lines(95)
+    for start in range(0, 95, 7):  # batches that do not align with files
+        clock.now += 0.001
+        files.write(written[start : start + 7])
+    files.close()
+    paths = sorted(tmp_path.glob("access-*.jsonl"))
+    assert paths == files.files and len(paths) == 10
+    assert all(p.stat().st_size <= 1000 for p in paths)
+    assert b"".join(p.read_bytes() for p in paths) == b"".join(written)
+
+
+def test_a_line_larger_than_the_limit_gets_a_file_of_its_own(tmp_path: Path) -> None:
+    files = logfiles.RotatingFiles(tmp_path, "access", logfiles.Retention(max_bytes=50))
+    files.write([b"small\n", b"y" * 99 + b"\n", b"small\n"])
+    files.close()
+    assert [p.read_bytes() for p in files.files] == [b"small\n", b"y" * 99 + b"\n", b"small\n"]
+
+
+def test_keeps_the_newest_files_by_count(tmp_path: Path) -> None:
+    clock = Clock()
+    files = logfiles.RotatingFiles(
+        tmp_path, "access", logfiles.Retention(max_bytes=200, keep_files=3), clock=clock
+    )
+    for batch in range(8):
+        clock.now += 1
+        files.write(lines(2, tag=f"b{batch}-"))
+    left = sorted(tmp_path.glob("access-*.jsonl"))
+    assert left == files.files[-3:]
+    assert files.current == left[-1]
+    assert set(files.removed) == set(files.files[:-3])
+    assert left[-1].read_bytes() == b"".join(lines(2, tag="b7-"))
+
+
+def test_removes_files_older_than_the_age_limit(tmp_path: Path) -> None:
+    clock = Clock()
+    retention = logfiles.Retention(max_bytes=200, keep_files=0, max_age_s=3600)
+    files = logfiles.RotatingFiles(tmp_path, "access", retention, clock=clock)
+    files.write(lines(2))
+    first = files.current
+    assert first is not None
+    files.write(lines(2))  # a second file
+    os.utime(first, (clock.now, clock.now))
+    clock.now += 3601
+    files.write(lines(2))  # rotation runs retention
+    assert not first.exists()
+    assert files.removed == [first]
+    assert len(list(tmp_path.glob("access-*.jsonl"))) == 2
+
+
+def test_a_live_writers_files_are_left_alone(tmp_path: Path) -> None:
+    clock = Clock()
+    # Another live process's file (our parent's pid) and a dead writer's.
+    live = tmp_path / f"access-20000101T000000.000000Z-{os.getppid()}.jsonl"
+    dead = tmp_path / f"access-20000101T000000.000000Z-{NO_SUCH_PID}.jsonl"
+    other_kind = tmp_path / f"containers-20000101T000000.000000Z-{NO_SUCH_PID}.jsonl"
+    for path in (live, dead, other_kind):
+        path.write_bytes(b"{}\n")
+        os.utime(path, (0, 0))  # ancient
+    files = logfiles.RotatingFiles(
+        tmp_path, "access", logfiles.Retention(keep_files=0, max_age_s=60), clock=clock
+    )
+    files.write(lines(1))
+    assert live.exists() and other_kind.exists()
+    assert not dead.exists()
+
+
+def test_oserror_says_how_many_lines_were_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    files = logfiles.RotatingFiles(blocker / "logs", "access")
+    with pytest.raises(OSError) as info:
+        files.write(lines(3))
+    assert info.value.written_lines == 0  # type: ignore[attr-defined]
+
+
+def test_parse_size_and_age() -> None:
+    assert logfiles.parse_size("1048576") == 1 << 20
+    assert logfiles.parse_size("64KiB") == 64 << 10
+    assert logfiles.parse_size("256MiB") == 256 << 20
+    assert logfiles.parse_size("1g") == 1 << 30
+    assert logfiles.parse_size("10MB") == 10_000_000
+    assert logfiles.parse_age("3600") == 3600
+    assert logfiles.parse_age("90m") == 5400
+    assert logfiles.parse_age("12h") == 43_200
+    assert logfiles.parse_age("7d") == 604_800
+    for bad in ("", "ten", "-1", "5 parsecs"):
+        with pytest.raises(ValueError):
+            logfiles.parse_size(bad)
+        with pytest.raises(ValueError):
+            logfiles.parse_age(bad)
+    with pytest.raises(ValueError, match="> 0"):
+        logfiles.Retention(max_bytes=0)
