@@ -6,7 +6,8 @@ Phases of one request (k6's names; all in nanoseconds here):
 * ``blocked``: from the request's start until a connection is ready to write to —
   a few microseconds on a reused connection, DNS and TCP connect on a new one;
 * ``connecting``: the TCP connect alone (0 when the connection is reused);
-* ``tls_handshaking``: 0, plain HTTP only for now;
+* ``tls_handshaking``: the TLS handshake of a new ``https`` connection (0 when reused
+  or plain HTTP);
 * ``sending``: writing the request;
 * ``waiting``: from the request written to the first byte of the response (TTFB);
 * ``receiving``: from the first to the last byte of the response.
@@ -18,7 +19,9 @@ not carry the bugs of the thing it measures.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import ssl
 import time
 import typing
 import urllib.parse
@@ -43,6 +46,11 @@ class Target:
     connect_port: int
     target: str
     """Path and query, as sent on the request line."""
+    scheme: str = "http"
+    """``http`` or ``https``."""
+    server_name: str = ""
+    """https: the name the certificate must carry (SNI): the URL's host, not the
+    ``hosts`` override's address."""
 
 
 def parse_target(url: str, host_map: tuple[tuple[str, str], ...] = ()) -> Target:
@@ -55,20 +63,19 @@ def parse_target(url: str, host_map: tuple[tuple[str, str], ...] = ()) -> Target
         LoadError: not an ``http://`` URL, or a malformed override.
     """
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http":
-        raise errors.LoadError(
-            f"unsupported URL {url!r}: only http:// is supported (https is not yet)"
-        )
+    if parts.scheme not in ("http", "https"):
+        raise errors.LoadError(f"unsupported URL {url!r}: only http:// and https:// are")
     if not parts.hostname:
         raise errors.LoadError(f"URL {url!r} has no host")
     try:
-        port = parts.port or 80
+        default_port = 443 if parts.scheme == "https" else 80
+        port = parts.port or default_port
     except ValueError as exc:
         raise errors.LoadError(f"URL {url!r}: {exc}") from exc
     host = parts.hostname
-    host_header = host if port == 80 else f"{host}:{port}"
+    host_header = host if port == default_port else f"{host}:{port}"
     if ":" in host:  # IPv6 literal: brackets back on for the Host header
-        host_header = f"[{host}]" if port == 80 else f"[{host}]:{port}"
+        host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
     overrides = dict(host_map)
     mapped = overrides.get(f"{host}:{port}") or overrides.get(host)
     connect_host, connect_port = host, port
@@ -79,7 +86,7 @@ def parse_target(url: str, host_map: tuple[tuple[str, str], ...] = ()) -> Target
         connect_host, connect_port = addr.strip("[]"), int(mapped_port)
     path = parts.path or "/"
     target = f"{path}?{parts.query}" if parts.query else path
-    return Target(host_header, connect_host, connect_port, target)
+    return Target(host_header, connect_host, connect_port, target, parts.scheme, host)
 
 
 def build_request(
@@ -101,9 +108,26 @@ def build_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-@dataclass(frozen=True, slots=True)
+@functools.cache
+def tls_context(insecure: bool) -> ssl.SSLContext:
+    """The client TLS context (one per process): the system's trust store, or no
+    verification at all with k6's ``insecureSkipTLSVerify``."""
+    ctx = ssl.create_default_context()
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+@dataclass(slots=True)
 class Result:
-    """One request's outcome and timings (nanoseconds)."""
+    """One request's outcome and timings (nanoseconds).
+
+    Not frozen, on purpose: a frozen dataclass's ``__init__`` sets each of its 13 fields
+    through ``object.__setattr__``, a measurable share of a request's cost. Nothing
+    changes a Result after it is made.
+    """
 
     status: int
     """HTTP status, or 0 when no response arrived."""
@@ -118,10 +142,15 @@ class Result:
     bytes_received: int
     cluster: str = ""
     zone: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-    """Response headers, only when the client captures them (scripts)."""
+    headers: list[tuple[bytes, bytes]] | tuple[()] = ()
+    """Response headers as received (raw bytes: scripts decode the few they read), only
+    when the client captures them (scripts)."""
     body: bytes = b""
     """Response body, only when the client captures it (scripts)."""
+    tls: int = 0
+    """``http_req_tls_handshaking``: the TLS handshake of a new https connection."""
+    set_cookie: bool = False
+    """The response has ``Set-Cookie`` headers (captured responses only)."""
 
     @property
     def duration(self) -> int:
@@ -152,6 +181,7 @@ class _Connection(asyncio.Protocol):
         "lost",
         "parser",
         "received",
+        "set_cookie",
         "transport",
         "zone",
     )
@@ -159,7 +189,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, collect: bool, capture: bool = False) -> None:
         self._collect = collect
         self._capture = capture
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.set_cookie = False
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
@@ -208,9 +239,11 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks --
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._capture:
-            self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
         lname = name.lower()
+        if self._capture:
+            self.headers.append((name, value))
+            if lname == b"set-cookie":
+                self.set_cookie = True
         if lname in (b"content-length", b"transfer-encoding"):
             self._framed = True
         elif not self._collect:
@@ -251,7 +284,9 @@ class _Connection(asyncio.Protocol):
     def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
         self._waiter = loop.create_future()
         self._body.clear()
-        self.headers = []
+        if self._capture:
+            self.headers = []  # handed to the Result: a new list for the next one
+            self.set_cookie = False
         self._framed = False
         self.first_byte_ns = 0
         self.done_ns = 0
@@ -291,6 +326,7 @@ class Client:
         "_conn",
         "_deadline",
         "_inflight",
+        "_insecure",
         "_loop",
         "_request",
         "_target",
@@ -307,8 +343,10 @@ class Client:
         timeout_s: float,
         collect: bool = False,
         capture: bool = False,
+        insecure: bool = False,
     ) -> None:
         self._target = target
+        self._insecure = insecure
         self._request = request
         self._timeout_s = timeout_s
         self._collect = collect
@@ -346,6 +384,7 @@ class Client:
         """One try; raises TimeoutError once ``deadline`` (loop time) passes."""
         conn = self._conn
         connecting = 0
+        tls = 0
         reused = conn is not None and not conn.lost and conn.keep_alive
         if not reused:
             self._drop()
@@ -364,6 +403,20 @@ class Client:
                 except OSError as exc:
                     return _failure(start, f"dial: {exc.strerror or exc}")
             connecting = _now() - t
+            if self._target.scheme == "https":
+                t = _now()
+                async with asyncio.timeout_at(deadline):
+                    try:
+                        conn.transport = await self._loop.start_tls(  # type: ignore[assignment]
+                            conn.transport,  # type: ignore[arg-type]
+                            conn,
+                            tls_context(self._insecure),
+                            server_hostname=self._target.server_name,
+                        )
+                    except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+                        conn.close()
+                        return _failure(start, f"tls: {exc}")
+                tls = _now() - t
             self._conn = conn
         assert conn is not None and conn.transport is not None
         waiter = conn.start(self._loop)
@@ -383,6 +436,7 @@ class Client:
                 error=str(exc),
                 blocked=sent_start - start,
                 connecting=connecting,
+                tls=tls,
                 sending=sent - sent_start,
                 waiting=(conn.first_byte_ns or _now()) - sent,
                 receiving=0,
@@ -401,6 +455,7 @@ class Client:
             error="",
             blocked=sent_start - start,
             connecting=connecting,
+            tls=tls,
             sending=sent - sent_start,
             waiting=conn.first_byte_ns - sent,
             receiving=conn.done_ns - conn.first_byte_ns,
@@ -408,8 +463,9 @@ class Client:
             bytes_received=conn.received,
             cluster=conn.cluster,
             zone=conn.zone,
-            headers=tuple(conn.headers),
+            headers=conn.headers,  # a fresh list per response (see start)
             body=body,
+            set_cookie=conn.set_cookie,
         )
         if not conn.keep_alive:
             self._drop()

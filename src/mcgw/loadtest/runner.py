@@ -86,7 +86,7 @@ class VU:
     group: str = ""
     data: object = None
     """What ``setup`` returned."""
-    clients: dict[tuple[str, int], list[client.Client]] = field(default_factory=dict)
+    clients: dict[tuple[str, str, int], list[client.Client]] = field(default_factory=dict)
     code: VuCode | None = None
 
     def close(self) -> None:
@@ -260,7 +260,11 @@ class _PlainVu:
         self.run = run
         opts = program.opts
         self.client = client.Client(
-            program.target, program.request, timeout_s=opts.timeout_s, collect=run.collect
+            program.target,
+            program.request,
+            timeout_s=opts.timeout_s,
+            collect=run.collect,
+            insecure=opts.insecure_skip_tls_verify,
         )
         self.tags = {**program.base_tags, **vu.tags}
 
@@ -370,7 +374,7 @@ class Run:
         self.reqs.count += 1
         self.blocked.add(r.blocked)
         self.connecting.add(r.connecting)
-        self.tls.add(0)
+        self.tls.add(r.tls)
         self.sending.add(r.sending)
         self.waiting.add(r.waiting)
         self.receiving.add(r.receiving)
@@ -429,7 +433,7 @@ class Run:
         emit("http_req_duration", r.duration, tags)
         emit("http_req_blocked", r.blocked, tags)
         emit("http_req_connecting", r.connecting, tags)
-        emit("http_req_tls_handshaking", 0, tags)
+        emit("http_req_tls_handshaking", r.tls, tags)
         emit("http_req_sending", r.sending, tags)
         emit("http_req_waiting", r.waiting, tags)
         emit("http_req_receiving", r.receiving, tags)
