@@ -41,10 +41,47 @@ _SHIFT = _UNIT + _HALF_MAG + 1
 del _LAYOUT
 
 
+# With a lowest trackable value of 1 (unit magnitude 0), the index simplifies to
+# (bucket << half_mag) + (value >> bucket); Trend.add relies on it.
+assert _UNIT == 0 and _HALF == 1 << _HALF_MAG
+_NO_MIN = 1 << 62
+"""A Trend's minimum before its first sample (above any value)."""
+
+
 def _counts_index(value: int) -> int:
     """HdrHistogram's counts index of ``value`` (0 ≤ value ≤ 1 h), as ``add`` inlines it."""
     bucket = (value | _MASK).bit_length() - _SHIFT
     return ((bucket + 1) << _HALF_MAG) + (value >> (bucket + _UNIT)) - _HALF
+
+
+def _index_low(index: int) -> int:
+    """The lowest value counted at ``index`` (the inverse of _counts_index)."""
+    if index < 2 * _HALF:
+        return index
+    bucket = (index >> _HALF_MAG) - 1
+    return (index - (bucket << _HALF_MAG)) << bucket
+
+
+def _index_high(index: int) -> int:
+    """The highest value counted at ``index``."""
+    if index < 2 * _HALF:
+        return index
+    bucket = (index >> _HALF_MAG) - 1
+    return ((index - (bucket << _HALF_MAG) + 1) << bucket) - 1
+
+
+def _first_nonzero(counts: list[int]) -> int:
+    for i, n in enumerate(counts):
+        if n:
+            return i
+    return -1
+
+
+def _last_nonzero(counts: list[int]) -> int:
+    for i in range(len(counts) - 1, -1, -1):
+        if counts[i]:
+            return i
+    return -1
 
 
 class Counter:
@@ -164,7 +201,7 @@ class Rate:
 class Trend:
     """A distribution, e.g. ``http_req_duration``. Time samples are nanoseconds."""
 
-    __slots__ = ("_counts", "_hist", "contains", "count", "max", "min", "name", "total")
+    __slots__ = ("_counts", "_hist", "_lo", "contains", "count", "max", "name", "total", "zeros")
     kind: MetricType = "trend"
 
     def __init__(self, name: str, contains: Contains = "time") -> None:
@@ -174,26 +211,75 @@ class Trend:
         self._counts = [0] * _COUNTS_LEN
         self.count = 0
         self.total = 0
-        self.min = 0
+        self._lo = _NO_MIN
         self.max = 0
+        self.zeros = 0
+        """Samples of 0 not folded in yet: the hot path bumps this for the metrics that
+        are 0 on nearly every request (connecting and TLS on a reused connection)."""
+
+    @property
+    def min(self) -> int:
+        self._fold()
+        return self._lo if self.count else 0
 
     def add(self, value: int) -> None:
-        if value < 0:
-            value = 0
-        if self.count == 0 or value < self.min:
-            self.min = value
+        # The hot path (~5 samples per request): one comparison per bound, the counts
+        # index inlined (see _counts_index), out-of-range values on the slow path.
+        if value < self._lo:
+            self._lo = value
         if value > self.max:
             self.max = value
         self.count += 1
         self.total += value
-        if value > _HIGHEST_NS:
-            value = _HIGHEST_NS
-        # = self._hist.record_value(value), inlined (see _counts_index).
-        bucket = (value | _MASK).bit_length() - _SHIFT
-        self._counts[((bucket + 1) << _HALF_MAG) + (value >> (bucket + _UNIT)) - _HALF] += 1
+        if 0 <= value <= _HIGHEST_NS:
+            bucket = (value | _MASK).bit_length() - _SHIFT
+            self._counts[(bucket << _HALF_MAG) + (value >> bucket)] += 1
+        else:
+            self._add_clamped(value)
+
+    def _add_clamped(self, value: int) -> None:
+        self.total -= value
+        if value < 0:
+            value = 0
+            self._lo = 0
+        self.total += value
+        self._counts[_counts_index(min(value, _HIGHEST_NS))] += 1
+
+    def _fold(self) -> None:
+        zeros = self.zeros
+        if zeros:
+            self.zeros = 0
+            self._counts[0] += zeros
+            self.count += zeros
+            self._lo = 0
+
+    def assign_difference(self, whole: Trend, part: Trend) -> None:
+        """Become ``whole`` without the samples of ``part`` (a subset of them): how
+        ``http_req_duration{expected_response:true}`` is derived from all durations
+        minus the unexpected ones instead of a second sample per request. Min and max
+        are exact when ``part`` is empty, else at the histogram's precision."""
+        whole._fold()
+        part._fold()
+        if part.count == 0:
+            self._counts = list(whole._counts)
+            self.count, self.total = whole.count, whole.total
+            self._lo, self.max = whole._lo, whole.max
+        else:
+            self._counts = [a - b for a, b in zip(whole._counts, part._counts, strict=True)]
+            self.count = whole.count - part.count
+            self.total = whole.total - part.total
+            used = [i for i in (_first_nonzero(self._counts), _last_nonzero(self._counts)) if i >= 0]
+            if used:
+                self._lo = max(whole._lo, _index_low(used[0]))
+                self.max = min(whole.max, _index_high(used[1]))
+            else:
+                self._lo, self.max = _NO_MIN, 0
+        self.zeros = 0
+        self._hist.total_count = -1  # stale: re-synced on the next read
 
     def _synced(self) -> HdrHistogram:
         """The histogram as ``record_value`` would have left it."""
+        self._fold()
         hist = self._hist
         if hist.total_count != self.count:  # only add and merge change counts, and count
             hist.counts[:] = self._counts
@@ -204,20 +290,22 @@ class Trend:
         return hist
 
     def merge(self, other: Trend) -> None:
+        self._fold()
+        other._fold()
         if other.count == 0:
             return
         mine = self._counts
         for index, n in enumerate(other._counts):
             if n:
                 mine[index] += n
-        if self.count == 0 or other.min < self.min:
-            self.min = other.min
+        self._lo = min(self._lo, other._lo)
         self.max = max(self.max, other.max)
         self.count += other.count
         self.total += other.total
 
     def __getstate__(self) -> dict[str, object]:
         # Workers send trends to the parent: the histogram travels HdrHistogram-encoded.
+        self._fold()
         return {
             "name": self.name,
             "contains": self.contains,
@@ -233,14 +321,16 @@ class Trend:
         self.contains = state["contains"]  # type: ignore[assignment]
         self.count = int(state["count"])  # type: ignore[call-overload]
         self.total = int(state["total"])  # type: ignore[call-overload]
-        self.min = int(state["min"])  # type: ignore[call-overload]
+        self._lo = int(state["min"]) if self.count else _NO_MIN  # type: ignore[call-overload]
         self.max = int(state["max"])  # type: ignore[call-overload]
+        self.zeros = 0
         self._hist = HdrHistogram(1, _HIGHEST_NS, 3)
         self._hist.decode_and_add(state["hist"])
         self._counts = list(self._hist.counts)
 
     def stat(self, name: str, duration_s: float = 0.0) -> float | None:
         """One statistic in summary units (ms for time), for thresholds."""
+        self._fold()
         scale = 1e-6 if self.contains == "time" else 1.0
         if name == "count":
             return float(self.count)
@@ -259,6 +349,7 @@ class Trend:
 
     def percentile(self, p: float) -> int:
         """The value at percentile ``p`` (0–100), clamped to the exact min and max."""
+        self._fold()
         if self.count == 0:
             return 0
         if p <= 0:
@@ -269,6 +360,7 @@ class Trend:
         return min(max(value, self.min), self.max)
 
     def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:
+        self._fold()
         scale = 1e-6 if self.contains == "time" else 1.0  # ns → ms, like k6's summary
         values: list[tuple[str, float]] = []
         for stat in stats:

@@ -459,7 +459,7 @@ class PyProgram:
             result = fn(*args)
             if inspect.isawaitable(result):
                 result = await result
-        except (asyncio.CancelledError, runner.ScriptError):
+        except (asyncio.CancelledError, runner.ScriptError, runner.OutOfTime):
             raise
         except Exception as exc:
             raise runner.ScriptError(_py_where(exc, self.path)) from exc
@@ -678,12 +678,16 @@ var __k6 = (function () {
   // A response is a handle into the VU's recent responses on the Python side plus its
   // status; body, headers, timings, cookies and error cross over only when read.
   function Response(code, method, url) {
-    this._h = Math.floor(code / 1000);
+    this._h = (code / 1000) | 0;
     this.status = code % 1000;
     this.url = url;
-    this.proto = 'HTTP/1.1';
-    this.request = { method: method, url: url };
+    this._m = method;
   }
+  Response.prototype.proto = 'HTTP/1.1';
+  Object.defineProperty(Response.prototype, 'request', {
+    configurable: true,
+    get: function () { return { method: this._m, url: this.url }; },
+  });
   function lazy(name, parse) {
     Object.defineProperty(Response.prototype, name, {
       configurable: true,
@@ -717,9 +721,7 @@ var __k6 = (function () {
   Response.prototype.html = function () {
     throw new Error('Response.html() is not supported by mcgw load');
   };
-  function request(method, url, b, p) {
-    method = String(method).toUpperCase();
-    url = String(url);
+  function send(method, url, b, p) {
     var code;
     if ((b === undefined || b === null) && (p === undefined || p === null)) {
       code = __py_get(method, url);
@@ -729,6 +731,9 @@ var __k6 = (function () {
     }
     if (code < 0) { throw new Error(__py_last_error()); }
     return new Response(code, method, url);
+  }
+  function request(method, url, b, p) {
+    return send(String(method).toUpperCase(), String(url), b, p);
   }
   function describe(item) {
     if (typeof item === 'string') { return ['GET', item]; }
@@ -750,7 +755,7 @@ var __k6 = (function () {
   };
   var jar = new CookieJar();
   var http = {
-    get: function (url, p) { return request('GET', url, null, p); },
+    get: function (url, p) { return send('GET', typeof url === 'string' ? url : String(url), null, p); },
     head: function (url, p) { return request('HEAD', url, null, p); },
     options: function (url, b, p) { return request('OPTIONS', url, b, p); },
     post: function (url, b, p) { return request('POST', url, b, p); },
@@ -1045,6 +1050,7 @@ class _JsVu:
         self.last_error = ""
         self.text_summary = ""
         self.closing = False
+        self.out_of_time = False
         self.groups: list[tuple[str, int]] = []
         self.ctx = _JsContext(program, vu.id, env, self)
         if vu.data is not None:
@@ -1077,6 +1083,9 @@ class _JsVu:
                 continue
             msg = self.glet.switch(("ok", value))
         if msg[0] == "error":
+            if self.out_of_time:
+                self.out_of_time = False
+                raise runner.OutOfTime
             raise msg[1]
         return msg[1]
 
@@ -1129,14 +1138,25 @@ class _JsVu:
         try:
             res = self._await(
                 self.http.request(
-                    method, url, body, params if isinstance(params, Mapping) else None
+                    method,
+                    url,
+                    body,
+                    # (not isinstance first: an ABC check of None costs a µs per request)
+                    params if params is not None and isinstance(params, Mapping) else None,
                 )
             )
         except (_Interrupted, self._exit):
             self.last_error = _INTERRUPTED
             return -1
+        except runner.OutOfTime:
+            self.out_of_time = True
+            self.last_error = _INTERRUPTED
+            return -1
         except (runner.ScriptError, errors.LoadError) as exc:
             self.last_error = str(exc)
+            return -1
+        except Exception as exc:  # never into QuickJS (see _JsContext)
+            self.last_error = f"{type(exc).__name__}: {exc}"
             return -1
         return self._store(res)
 
@@ -1152,8 +1172,13 @@ class _JsVu:
             res = self._await(self.http.batch(json.loads(reqs)))
         except (_Interrupted, self._exit):
             return json.dumps({"__error": _INTERRUPTED})
+        except runner.OutOfTime:
+            self.out_of_time = True
+            return json.dumps({"__error": _INTERRUPTED})
         except (runner.ScriptError, errors.LoadError) as exc:
             return json.dumps({"__error": str(exc)})
+        except Exception as exc:  # never into QuickJS (see _JsContext)
+            return json.dumps({"__error": f"{type(exc).__name__}: {exc}"})
         if isinstance(res, dict):
             return json.dumps({k: self._store(v) for k, v in res.items()})
         return json.dumps([self._store(r) for r in res])
