@@ -407,12 +407,14 @@ class Client:
                 t = _now()
                 async with asyncio.timeout_at(deadline):
                     try:
-                        conn.transport = await self._loop.start_tls(  # type: ignore[assignment]
-                            conn.transport,  # type: ignore[arg-type]
+                        assert conn.transport is not None
+                        upgraded = await self._loop.start_tls(
+                            conn.transport,
                             conn,
                             tls_context(self._insecure),
                             server_hostname=self._target.server_name,
                         )
+                        conn.transport = typing.cast(asyncio.Transport, upgraded)
                     except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
                         conn.close()
                         return _failure(start, f"tls: {exc}")

@@ -10,6 +10,7 @@ request path asks :attr:`Jar.empty` before building anything.
 
 from __future__ import annotations
 
+import email.utils
 import http.cookiejar
 import time
 import urllib.parse
@@ -89,7 +90,7 @@ class Jar:
         if opts.get("max_age") is not None:
             expires = int(time.time() + float(str(opts["max_age"])))
         elif opts.get("expires"):
-            parsed = http.cookiejar.http2time(str(opts["expires"]))
+            parsed = _http_time(str(opts["expires"]))
             expires = int(parsed) if parsed is not None else None
         cookie = http.cookiejar.Cookie(
             version=0,
@@ -136,6 +137,14 @@ class Jar:
         self._changed()
 
 
+def _http_time(text: str) -> float | None:
+    """An HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``) as a Unix time, None if bad."""
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def _domain_matches(host: str, domain: str) -> bool:
     domain = domain.lstrip(".")
     return host == domain or host.endswith("." + domain)
@@ -172,7 +181,7 @@ def parse_set_cookie(values: list[str]) -> dict[str, list[dict[str, object]]]:
             elif key == "max-age" and val.lstrip("-").isdigit():
                 entry["max_age"] = int(val)
             elif key == "expires":
-                parsed = http.cookiejar.http2time(val)
+                parsed = _http_time(val)
                 entry["expires"] = int(parsed * 1000) if parsed is not None else 0
         out.setdefault(name, []).append(entry)
     return out

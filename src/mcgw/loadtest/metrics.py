@@ -268,7 +268,9 @@ class Trend:
             self._counts = [a - b for a, b in zip(whole._counts, part._counts, strict=True)]
             self.count = whole.count - part.count
             self.total = whole.total - part.total
-            used = [i for i in (_first_nonzero(self._counts), _last_nonzero(self._counts)) if i >= 0]
+            used = [
+                i for i in (_first_nonzero(self._counts), _last_nonzero(self._counts)) if i >= 0
+            ]
             if used:
                 self._lo = max(whole._lo, _index_low(used[0]))
                 self.max = min(whole.max, _index_high(used[1]))

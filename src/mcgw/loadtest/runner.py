@@ -65,7 +65,7 @@ class ScriptError(errors.LoadError):
     setup or teardown it ends the run)."""
 
 
-class OutOfTime(Exception):  # noqa: N818 — a signal, not an error
+class OutOfTime(Exception):
     """``--rps``: the request's slot falls after the test's end, so it is not sent; the
     iteration counts as interrupted."""
 
@@ -427,10 +427,7 @@ class Run:
             else:
                 response_time = r.blocked + duration
             self.response_time.add(response_time)
-        if now < self._sec_end:
-            bucket = self._second
-        else:
-            bucket = self._next_second(now)
+        bucket = self._second if now < self._sec_end else self._next_second(now)
         bucket.count += 1
         if not ok:
             bucket.failed += 1

@@ -478,6 +478,20 @@ class PyProgram:
             vu = runner.VU(0, run.scenarios[0], {"scenario": "teardown"}, data=data)
             await self._call(fn, PyVu(run, vu, self.env), data)
 
+    def handle_summary(self, data: Mapping[str, object], text: str) -> Mapping[str, str] | None:
+        """The module's ``handle_summary(data)`` (or ``handleSummary``), as k6's: what
+        to write where; None when the module has neither."""
+        fn = getattr(self.module, "handle_summary", None) or getattr(
+            self.module, "handleSummary", None
+        )
+        if fn is None:
+            return None
+        try:
+            out = fn(dict(data))
+        except Exception as exc:
+            raise runner.ScriptError(_py_where(exc, self.path)) from exc
+        return _summary_outputs(out, self.path)
+
     async def new_vu(self, run: runner.Run, vu: runner.VU) -> runner.VuCode:
         fn = getattr(self.module, vu.scen.exec_name)
         if not inspect.iscoroutinefunction(fn):
@@ -755,7 +769,9 @@ var __k6 = (function () {
   };
   var jar = new CookieJar();
   var http = {
-    get: function (url, p) { return send('GET', typeof url === 'string' ? url : String(url), null, p); },
+    get: function (url, p) {
+      return send('GET', typeof url === 'string' ? url : String(url), null, p);
+    },
     head: function (url, p) { return request('HEAD', url, null, p); },
     options: function (url, b, p) { return request('OPTIONS', url, b, p); },
     post: function (url, b, p) { return request('POST', url, b, p); },
@@ -1040,7 +1056,7 @@ class _JsVu:
     def __init__(
         self, program: JsProgram, run: runner.Run, vu: runner.VU, env: Mapping[str, str]
     ) -> None:
-        import greenlet
+        import greenlet  # type: ignore[import-untyped]
 
         self.run = run
         self.vu = vu
