@@ -10,16 +10,14 @@ declaration (its name recorded), ``export default function`` → a function name
 is an error naming the line. The k6 API (``http.*``, ``check``, ``group``, ``sleep``,
 ``__VU``, ``__ITER``, ``__ENV``, ``open``) is a JS prelude over a few Python callables.
 
-QuickJS is synchronous, asyncio is not: each JS VU owns one OS thread holding its own
-QuickJS context. An iteration is handed to that thread; when the script calls
-``http.get`` the thread submits the request to the event loop
-(``run_coroutine_threadsafe``) and blocks until the response, which is then returned to
-JS as a plain object. ``sleep`` blocks the thread on an Event that the end of the test
-sets. Check and group results travel back with ``call_soon_threadsafe``, so all metric
-state is still touched by the loop thread only. Cost: two thread hand-offs per request
-and one per iteration (tens of µs, measured in bench/); the GIL means JS VUs share one
-core — ``--workers`` is the way to scale scripts. The plain-URL path does not use any of
-this.
+QuickJS is synchronous, asyncio is not: each JS VU owns a QuickJS context run on a
+greenlet of the event loop's thread. When the script calls ``http.get``, the Python
+callable switches to the loop's greenlet with the request's coroutine; the VU's asyncio
+task awaits it and switches back with the response, which reaches JS as a handle and a
+status (body, headers, timings and cookies cross over when read). ``sleep`` is an
+``asyncio.sleep`` the same way; checks, groups and metrics are recorded directly (one
+thread). Any number of VUs multiplex on one thread at about a microsecond per switch;
+``--workers`` uses more cores. The plain-URL path does not use any of this.
 
 **Python scenarios** are modules with ``options`` (a dict, k6's keys) and
 ``async def default(vu)`` (and optionally ``setup(vu)`` / ``teardown(vu, data)``, sync or
@@ -41,7 +39,7 @@ import re
 import sys
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -325,31 +323,37 @@ class Http:
         ]
         return "; ".join(f"{n}={v}" for n, v in [*out, *pairs])
 
-    async def get(self, url: str, params: Mapping[str, Any] | None = None) -> Response:
-        return await self.request("GET", url, None, params)
+    def get(
+        self, url: str, params: Mapping[str, Any] | None = None
+    ) -> Coroutine[Any, Any, Response]:
+        # Not async: the caller awaits request's coroutine itself (one frame less).
+        return self.request("GET", url, None, params)
 
-    async def head(self, url: str, params: Mapping[str, Any] | None = None) -> Response:
-        return await self.request("HEAD", url, None, params)
+    def head(
+        self, url: str, params: Mapping[str, Any] | None = None
+    ) -> Coroutine[Any, Any, Response]:
+        # Not async: the caller awaits request's coroutine itself (one frame less).
+        return self.request("HEAD", url, None, params)
 
-    async def post(
+    def post(
         self, url: str, body: object = None, params: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self.request("POST", url, body, params)
+    ) -> Coroutine[Any, Any, Response]:
+        return self.request("POST", url, body, params)
 
-    async def put(
+    def put(
         self, url: str, body: object = None, params: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self.request("PUT", url, body, params)
+    ) -> Coroutine[Any, Any, Response]:
+        return self.request("PUT", url, body, params)
 
-    async def patch(
+    def patch(
         self, url: str, body: object = None, params: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self.request("PATCH", url, body, params)
+    ) -> Coroutine[Any, Any, Response]:
+        return self.request("PATCH", url, body, params)
 
-    async def delete(
+    def delete(
         self, url: str, body: object = None, params: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self.request("DELETE", url, body, params)
+    ) -> Coroutine[Any, Any, Response]:
+        return self.request("DELETE", url, body, params)
 
     del_ = delete
 
@@ -508,7 +512,14 @@ class _PyVuCode:
         self._api = api
 
     async def iteration(self, vu: runner.VU) -> None:
-        await self._program._call(self._fn, self._api)
+        # _call inlined for the known coroutine function: one frame and an
+        # isawaitable check less per iteration.
+        try:
+            await self._fn(self._api)
+        except (asyncio.CancelledError, runner.ScriptError, runner.OutOfTime):
+            raise
+        except Exception as exc:
+            raise runner.ScriptError(_py_where(exc, self._program.path)) from exc
 
     def close(self) -> None:
         return None
