@@ -158,8 +158,10 @@ class Result:
 
     @property
     def set_cookie(self) -> bool:
-        """Whether the response may set cookies (a quick look; headers tell for sure)."""
-        return b"set-cookie" in self.head.lower() if self.head else False
+        """Whether the response may set cookies: a quick look, no copy (``Cookie`` in any
+        usual case; a false alarm only costs a look at the headers)."""
+        head = self.head
+        return b"ookie" in head or b"OOKIE" in head
 
     @property
     def duration(self) -> int:

@@ -26,7 +26,7 @@ import asyncio
 import collections
 import datetime
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -108,7 +108,11 @@ class VU:
 class VuCode(Protocol):
     """One VU's program."""
 
-    async def iteration(self, vu: VU) -> None: ...
+    def iteration(self, vu: VU) -> Awaitable[None]: ...
+
+    def describe(self, exc: Exception) -> str:
+        """An exception the iteration raised, as the script's error (file:line)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -283,6 +287,9 @@ class _PlainVu:
         run.record(await self.client.request(), vu, self.tags)
         if self.sleep_s:
             await asyncio.sleep(self.sleep_s)
+
+    def describe(self, exc: Exception) -> str:
+        return f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
         self.client.close()
@@ -551,6 +558,12 @@ class Run:
             return
         except ScriptError as exc:
             self.errors[f"script: {exc}"] += 1
+            self.interrupted += 1
+            vu.counts[1] += 1
+            vu.iteration += 1
+            return
+        except Exception as exc:
+            self.errors[f"script: {code.describe(exc)}"] += 1
             self.interrupted += 1
             vu.counts[1] += 1
             vu.iteration += 1

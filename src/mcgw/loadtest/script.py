@@ -511,15 +511,13 @@ class _PyVuCode:
         self._fn = fn
         self._api = api
 
-    async def iteration(self, vu: runner.VU) -> None:
-        # _call inlined for the known coroutine function: one frame and an
-        # isawaitable check less per iteration.
-        try:
-            await self._fn(self._api)
-        except (asyncio.CancelledError, runner.ScriptError, runner.OutOfTime):
-            raise
-        except Exception as exc:
-            raise runner.ScriptError(_py_where(exc, self._program.path)) from exc
+    def iteration(self, vu: runner.VU) -> Awaitable[None]:
+        # The scenario's own coroutine, awaited by Run.iterate: no wrapping frame (each
+        # level of coroutines costs on every suspension). Its exceptions: see describe.
+        return self._fn(self._api)  # type: ignore[no-any-return]
+
+    def describe(self, exc: Exception) -> str:
+        return _py_where(exc, self._program.path)
 
     def close(self) -> None:
         return None
@@ -1116,8 +1114,11 @@ class _JsVu:
             raise msg[1]
         return msg[1]
 
-    async def iteration(self, vu: runner.VU) -> None:
-        await self.drive(self._iterate, vu.iteration)
+    def iteration(self, vu: runner.VU) -> Awaitable[None]:
+        return self.drive(self._iterate, vu.iteration)  # type: ignore[return-value]
+
+    def describe(self, exc: Exception) -> str:
+        return f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
         if self.glet and not self.glet.dead:
