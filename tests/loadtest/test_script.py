@@ -206,3 +206,30 @@ def test_transform_keeps_lines() -> None:
     assert set(names) == {"options", "default", "setup"}
     assert "sleep: nap" in code.splitlines()[1]
     _ = fake  # the server module is imported for its side-effect-free helpers
+
+
+def test_js_vus_share_the_loop_thread(tmp_path: pathlib.Path) -> None:
+    # 40 JS VUs, each sleeping within its iteration: they run as greenlets of the event
+    # loop's thread, so no thread is started for them (before: one per VU).
+    import threading
+
+    from mcgw.loadtest import options, runner
+
+    seen: list[int] = []
+    with threaded.serving() as server:
+        path = _write(
+            tmp_path,
+            "many.js",
+            "import http from 'k6/http';\nimport { sleep } from 'k6';\n"
+            f"export default function () {{ http.get('http://127.0.0.1:{server.port}/');"
+            " sleep(0.3); }\n",
+        )
+        program = script.load(path, {})
+        before = threading.active_count()
+        opts = options.LoadOptions(url="", script=path, vus=40, duration_s=1.2)
+        summary = runner.run_sync(opts, lambda p: seen.append(threading.active_count()), program)
+    assert seen and max(seen) == before
+    reqs = summary.metric("http_reqs")
+    assert reqs is not None and reqs.get("count") >= 40 * 3
+    # VUs sleeping at the end are interrupted, not waited for (gracefulStop 30 s).
+    assert summary.duration_s < 3
