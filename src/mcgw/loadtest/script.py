@@ -1074,7 +1074,9 @@ class _JsVu:
         self.next_handle = 1
         self.last_error = ""
         self.text_summary = ""
-        self.closing = False
+        self.interrupting = False
+        """The VU's task was cancelled mid-iteration: the script is being unwound."""
+        self.closed = False
         self.out_of_time = False
         self.groups: list[tuple[str, int]] = []
         self.ctx = _JsContext(program, vu.id, env, self)
@@ -1093,15 +1095,19 @@ class _JsVu:
             try:
                 value = await msg[1]
             except asyncio.CancelledError:
-                # Unwind the script: its pending call fails, and so does every later one.
-                self.closing = True
-                msg = self.glet.switch(("err", _Interrupted()))
-                for _ in range(10_000):
-                    if msg[0] != "await":
-                        break
-                    msg[1].close()
+                # Unwind the script: its pending call fails, and so does every later one
+                # until the iteration is over (the VU itself lives on: ramping-vus parks
+                # interrupted VUs and runs them again).
+                self.interrupting = True
+                try:
                     msg = self.glet.switch(("err", _Interrupted()))
-                self.closing = False
+                    for _ in range(10_000):
+                        if msg[0] != "await":
+                            break
+                        msg[1].close()
+                        msg = self.glet.switch(("err", _Interrupted()))
+                finally:
+                    self.interrupting = False
                 raise
             except Exception as exc:
                 msg = self.glet.switch(("err", exc))
@@ -1121,8 +1127,8 @@ class _JsVu:
         return f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
-        if self.glet and not self.glet.dead:
-            self.closing = True
+        self.closed = True
+        if not self.glet.dead:
             self.glet.throw(self._exit)
 
     # -- on the VU's greenlet --
@@ -1133,7 +1139,7 @@ class _JsVu:
                 out: tuple[str, object] = ("done", fn(*args))
             except runner.ScriptError as exc:
                 out = ("error", exc)
-            if self.closing:
+            if self.closed:
                 return
             fn, args = self.glet.parent.switch(out)
 
@@ -1146,7 +1152,7 @@ class _JsVu:
             raise runner.ScriptError(_js_error(exc, program.path, program.code)) from None
 
     def _await(self, aw: Awaitable[Any]) -> Any:
-        if self.closing:
+        if self.interrupting or self.closed:
             if inspect.iscoroutine(aw):
                 aw.close()
             raise _Interrupted
