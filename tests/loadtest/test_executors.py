@@ -212,9 +212,9 @@ def test_rps_lets_no_request_out_after_the_end(kind: str, tmp_path: pathlib.Path
     summary, server = asyncio.run(go())
     assert 9 <= server.requests <= 10
     assert _count(summary, "http_reqs") == server.requests
-    # The queued VUs' iterations were cut, not completed, and the run did not wait for
-    # its graceful stop.
-    assert summary.interrupted >= 1
+    # The queued VUs' iterations were cut (once each: they wait for the end instead of
+    # spinning through cut iterations), and the run did not wait for its graceful stop.
+    assert 1 <= summary.interrupted <= 20
     assert summary.duration_s < 1.5
 
 

@@ -352,7 +352,8 @@ class Run:
         self.rps_interval = 1.0 / opts.rps if opts.rps else 0.0
         self._rps_next = 0.0
         self.rps_end = float("inf")
-        """Loop time after which ``--rps`` lets no request out (set at the start)."""
+        """Loop time after which ``--rps`` lets no request out: the last scenario's end."""
+        self.scenario_ends: dict[str, float] = {}
         self.active = 0
         self.allocated = 0
         self.complete = 0
@@ -507,10 +508,18 @@ class Run:
         now = self.loop.time()
         slot = max(now, self._rps_next)
         if slot >= self.rps_end:
+            # Hold the VU until the end (not a busy loop of cut iterations), then cut.
+            if self.rps_end > now:
+                await asyncio.sleep(self.rps_end - now)
             raise OutOfTime
         self._rps_next = slot + self.rps_interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+    def scenario_started(self, scen: scenario.Scenario, end: float) -> None:
+        """A scenario's executor starts now and ends at ``end`` (loop time)."""
+        self.scenario_ends[scen.name] = end
+        self.rps_end = max(self.scenario_ends.values())
 
     def elapsed_s(self) -> float:
         return (_now() - self.start_ns) / 1e9
@@ -614,6 +623,7 @@ async def _closed(run: Run, scen: scenario.Scenario, data: object) -> None:
         run.vus.set(len(vus))
     start = loop.time()
     end = start + scen.duration_s
+    run.scenario_started(scen, end)
     remaining = [scen.iterations or 0]
 
     async def shared(vu: VU) -> None:
@@ -691,6 +701,7 @@ async def _open(run: Run, scen: scenario.Scenario, data: object) -> None:
     everyone = list(free)
     start = loop.time()
     end = start + scen.duration_s
+    run.scenario_started(scen, end)
     tasks: set[asyncio.Task[None]] = set()
     growing = [0]
     tags = {**run.global_tags, **dict(scen.tags), "scenario": scen.name}
@@ -819,7 +830,9 @@ async def run_raw(
         data = await prog.setup(state) if run_setup else setup_data
         state.start_ns = _now()
         state._sec_end = 0  # setup's requests were timed from the old start
-        state.rps_end = state.loop.time() + max(s.start_time_s + s.duration_s for s in scens)
+        now = state.loop.time()
+        state.scenario_ends = {s.name: now + s.start_time_s + s.duration_s for s in scens}
+        state.rps_end = max(state.scenario_ends.values())
         tasks = [asyncio.create_task(_scenario(state, s, data)) for s in scens]
         ticker_task = asyncio.create_task(_ticker(state, progress, tasks))
         try:

@@ -281,7 +281,8 @@ class Http:
             result = await conn.request(raw, timeout)
         finally:
             pool.append(conn)
-        if result.set_cookie:
+        head = result.head  # = result.set_cookie, inlined (every scripted request)
+        if b"ookie" in head or b"OOKIE" in head:
             jar.extract(url, _set_cookie_values(result))
         tags: dict[str, str] | None = None
         if run.tagged:  # only JSON output and tag-selecting submetrics read them
