@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -38,6 +39,8 @@ class Server:
     connections: int = 0
     hosts: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
+    cookies: list[str] = field(default_factory=list)
+    """Each request's Cookie header ("" when it had none)."""
 
 
 async def _handle(
@@ -54,10 +57,14 @@ async def _handle(
             lines = head.decode("latin-1").split("\r\n")
             server.requests += 1
             server.targets.append(lines[0].split(" ")[1])
+            cookie = ""
             for line in lines[1:]:
                 name, _, value = line.partition(":")
                 if name.lower() == "host":
                     server.hosts.append(value.strip())
+                elif name.lower() == "cookie":
+                    cookie = value.strip()
+            server.cookies.append(cookie)
             if not b.respond:
                 await asyncio.sleep(3600)
             if b.delay_s:
@@ -87,8 +94,11 @@ async def _handle(
 
 
 @contextlib.asynccontextmanager
-async def serve(behaviour: Behaviour | None = None) -> AsyncIterator[Server]:
-    """Run the server on an ephemeral loopback port for the duration of the block."""
+async def serve(
+    behaviour: Behaviour | None = None, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Server]:
+    """Run the server on an ephemeral loopback port for the duration of the block
+    (HTTPS with ``tls``)."""
     state = Server(port=0, behaviour=behaviour or Behaviour())
     tasks: set[asyncio.Task[None]] = set()
 
@@ -103,7 +113,7 @@ async def serve(behaviour: Behaviour | None = None) -> AsyncIterator[Server]:
         finally:
             tasks.discard(task)
 
-    srv = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    srv = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=tls)
     state.port = srv.sockets[0].getsockname()[1]
     try:
         yield state

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import Iterator
 
@@ -12,7 +13,9 @@ import loadtest_server as fake
 
 
 @contextlib.contextmanager
-def serving(behaviour: fake.Behaviour | None = None) -> Iterator[fake.Server]:
+def serving(
+    behaviour: fake.Behaviour | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[fake.Server]:
     ready = threading.Event()
     holder: list[fake.Server] = []
     stop: list[asyncio.Event] = []
@@ -21,7 +24,7 @@ def serving(behaviour: fake.Behaviour | None = None) -> Iterator[fake.Server]:
     async def main() -> None:
         loops.append(asyncio.get_running_loop())
         stop.append(asyncio.Event())
-        async with fake.serve(behaviour) as server:
+        async with fake.serve(behaviour, tls) as server:
             holder.append(server)
             ready.set()
             await stop[0].wait()

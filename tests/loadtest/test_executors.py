@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 from dataclasses import replace
 
 import loadtest_server as fake
 import pytest
 
-from mcgw.loadtest import errors, metrics, options, runner, scenario
+from mcgw.loadtest import errors, metrics, options, runner, scenario, script
 
 
 def _count(summary: metrics.Summary, name: str) -> float:
@@ -181,8 +182,40 @@ def test_rps_caps_requests() -> None:
             return await runner.run(opts), server
 
     _, server = asyncio.run(go())
-    # 30 slots in the second; each of the 4 VUs may hold one more slot reserved at the end.
-    assert 28 <= server.requests <= 30 + 4
+    assert 28 <= server.requests <= 30
+
+
+@pytest.mark.parametrize("kind", ["url", "python", "js"])
+def test_rps_lets_no_request_out_after_the_end(kind: str, tmp_path: pathlib.Path) -> None:
+    # Many VUs queued on a small rate: each holds a slot when the second ends. None of
+    # those may be sent (k6: the rate is a cap over the test's duration).
+    async def go() -> tuple[metrics.Summary, fake.Server]:
+        async with fake.serve() as server:
+            url = f"http://127.0.0.1:{server.port}/"
+            program: runner.Program | None = None
+            if kind == "python":
+                path = tmp_path / "s.py"
+                path.write_text(f"async def default(vu):\n    await vu.http.get({url!r})\n")
+                program = script.load(str(path), {})
+            elif kind == "js":
+                path = tmp_path / "s.js"
+                path.write_text(
+                    "import http from 'k6/http';\n"
+                    f"export default function () {{ http.get('{url}'); }}\n"
+                )
+                program = script.load(str(path), {})
+            opts = options.LoadOptions(
+                url=url, vus=20, duration_s=1.0, sleep_s=0, rps=10, graceful_stop_s=2.0
+            )
+            return await runner.run(opts, program=program), server
+
+    summary, server = asyncio.run(go())
+    assert 9 <= server.requests <= 10
+    assert _count(summary, "http_reqs") == server.requests
+    # The queued VUs' iterations were cut (once each: they wait for the end instead of
+    # spinning through cut iterations), and the run did not wait for its graceful stop.
+    assert 1 <= summary.interrupted <= 20
+    assert summary.duration_s < 1.5
 
 
 @pytest.mark.parametrize(

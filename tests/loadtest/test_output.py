@@ -103,3 +103,14 @@ def test_workers_merge_counts(tmp_path: pathlib.Path, capsys: pytest.CaptureFixt
     assert "http_reqs......................: 21 " in text
     points = [json.loads(line) for line in out.read_text().splitlines()]
     assert sum(1 for p in points if p["type"] == "Point" and p["metric"] == "http_reqs") == 21
+
+
+def test_workers_share_the_rps_cap(capsys: pytest.CaptureFixture[str]) -> None:
+    # --rps caps the whole test: two workers get half the rate each, so the server sees
+    # the cap, not twice it.
+    with threaded.serving() as server:
+        url = f"http://127.0.0.1:{server.port}/"
+        argv = ["load", "--workers", "2", "-u", "4", "-d", "1s", "--rps", "20", "--sleep", "0"]
+        assert cli.main([*argv, url]) == 0
+    capsys.readouterr()
+    assert 18 <= server.requests <= 20

@@ -206,3 +206,64 @@ def test_transform_keeps_lines() -> None:
     assert set(names) == {"options", "default", "setup"}
     assert "sleep: nap" in code.splitlines()[1]
     _ = fake  # the server module is imported for its side-effect-free helpers
+
+
+def test_js_vus_share_the_loop_thread(tmp_path: pathlib.Path) -> None:
+    # 40 JS VUs, each sleeping within its iteration: they run as greenlets of the event
+    # loop's thread, so no thread is started for them (before: one per VU).
+    import threading
+
+    from mcgw.loadtest import options, runner
+
+    seen: list[int] = []
+    with threaded.serving() as server:
+        path = _write(
+            tmp_path,
+            "many.js",
+            "import http from 'k6/http';\nimport { sleep } from 'k6';\n"
+            f"export default function () {{ http.get('http://127.0.0.1:{server.port}/');"
+            " sleep(0.3); }\n",
+        )
+        program = script.load(path, {})
+        before = threading.active_count()
+        opts = options.LoadOptions(url="", script=path, vus=40, duration_s=1.2)
+        summary = runner.run_sync(opts, lambda p: seen.append(threading.active_count()), program)
+    assert seen and max(seen) == before
+    reqs = summary.metric("http_reqs")
+    assert reqs is not None and reqs.get("count") >= 40 * 3
+    # VUs sleeping at the end are interrupted, not waited for (gracefulStop 30 s).
+    assert summary.duration_s < 3
+
+
+def test_js_vu_interrupted_by_ramp_down_runs_again(tmp_path: pathlib.Path) -> None:
+    # ramping-vus parks VUs above the target and interrupts their iteration after
+    # gracefulRampDown; when the target comes back up the same VUs (same QuickJS
+    # context) run again and must really run the script.
+    from mcgw.loadtest import options, runner
+
+    with threaded.serving() as server:
+        path = _write(
+            tmp_path,
+            "ramp.js",
+            "import http from 'k6/http';\nimport { sleep } from 'k6';\n"
+            "export const options = { scenarios: { r: { executor: 'ramping-vus',"
+            " startVUs: 2, gracefulRampDown: '0s', stages: ["
+            " { duration: '600ms', target: 2 }, { duration: '1ms', target: 0 },"
+            " { duration: '400ms', target: 0 }, { duration: '1ms', target: 2 },"
+            " { duration: '600ms', target: 2 } ] } } };\n"
+            f"export default function () {{ http.get('http://127.0.0.1:{server.port}/');"
+            " sleep(0.25); }\n",
+        )
+        program = script.load(path, {})
+        opts = options.with_script_options(
+            options.LoadOptions(url="", script=path), program.options, frozenset()
+        )
+        summary = runner.run_sync(opts, None, program)
+    reqs = summary.metric("http_reqs")
+    iterations = summary.metric("iterations")
+    assert reqs is not None and iterations is not None
+    assert summary.interrupted >= 2  # the ramp-down cut the two sleeping VUs
+    # Every completed iteration made its request: none "completed" without running.
+    assert iterations.get("count") <= reqs.get("count") == server.requests
+    # Both phases ran: ~3 iterations per VU in each 600 ms phase.
+    assert reqs.get("count") >= 8

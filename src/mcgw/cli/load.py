@@ -45,6 +45,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--summary-export", metavar="FILE", help="write the summary as JSON")
     p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write a self-contained HTML report (latency over time, clusters); = --out html=",
+    )
+    p.add_argument(
+        "--insecure-skip-tls-verify",
+        action="store_true",
+        help="https: do not verify the server's certificate (k6's insecureSkipTLSVerify)",
+    )
+    p.add_argument(
         "--tag", action="append", default=[], metavar="NAME=VALUE", help="tag all samples"
     )
     p.add_argument("--throw", action="store_true", help="failed requests throw in the script")
@@ -100,6 +110,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[load_options.LoadOption
         "env": _pairs(args.env, "-e"),
         "throw": args.throw,
         "workers": args.workers,
+        "insecure_skip_tls_verify": args.insecure_skip_tls_verify,
     }
     if args.vus is not None:
         kwargs["vus"] = args.vus
@@ -123,6 +134,8 @@ def options_from_args(args: argparse.Namespace) -> tuple[load_options.LoadOption
         given.add("summary_trend_stats")
     if args.throw:
         given.add("throw")
+    if args.insecure_skip_tls_verify:
+        given.add("insecure_skip_tls_verify")
     for out in args.out:
         kind, _, path = out.partition("=")
         if kind == "json" and path:
@@ -150,12 +163,29 @@ def main(args: argparse.Namespace) -> int:
         summary = runner.run_sync(opts, progress, program)
     print(file=sys.stderr)
     text = report.render(summary, opts)
-    sys.stdout.write(text)
+    custom = None
+    if program is not None:
+        data = output.summary_data(summary, opts.summary_trend_stats)
+        custom = program.handle_summary(data, text)
+    if custom is None:
+        sys.stdout.write(text)
+    else:
+        # k6: handleSummary replaces the end-of-test summary; its keys say where each
+        # text goes (stdout, stderr, or a file path).
+        for dest, content in custom.items():
+            if dest == "stdout":
+                sys.stdout.write(content)
+            elif dest == "stderr":
+                sys.stderr.write(content)
+            else:
+                with open(dest, "w", encoding="utf-8") as f:
+                    f.write(content)
     if args.summary_export:
         output.write_summary(args.summary_export, summary)
-    for out in args.out:
-        kind, _, path = out.partition("=")
-        if kind == "html":
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(output.html_report(summary, text))
+    html_paths = [path for kind, _, path in (o.partition("=") for o in args.out) if kind == "html"]
+    if args.report:
+        html_paths.append(args.report)
+    for path in html_paths:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(output.html_report(summary, text))
     return 0 if summary.thresholds_ok else EXIT_THRESHOLDS_FAILED

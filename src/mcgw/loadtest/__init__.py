@@ -9,10 +9,12 @@ Modules:
 * :mod:`~mcgw.loadtest.runner` — VUs as asyncio tasks, executors, gracefulStop and
   gracefulRampDown, dropped and late iterations, tagged samples, abortOnFail; ``run`` /
   ``run_sync`` / ``run_raw`` + ``summarize``;
-* :mod:`~mcgw.loadtest.script` — k6 JavaScript in QuickJS (one context and thread per
-  VU, a blocking bridge to the event loop) and Python scenarios (async, on the loop);
+* :mod:`~mcgw.loadtest.script` — k6 JavaScript in QuickJS (one context per VU, each on
+  a greenlet of the event loop's thread: ``http.get`` switches to the loop and back) and
+  Python scenarios (async, on the loop); ``handleSummary``;
 * :mod:`~mcgw.loadtest.client` — its own HTTP/1.1 client (httptools), keep-alive
-  connections, each phase timed with ``perf_counter_ns``;
+  connections, http and https, each phase timed with ``perf_counter_ns``;
+* :mod:`~mcgw.loadtest.cookies` — k6's per-VU cookie jar over :mod:`http.cookiejar`;
 * :mod:`~mcgw.loadtest.metrics` — Counter/Gauge/Rate/Trend, submetrics
   ``metric{tag:value}``, trends in HdrHistograms (bounded memory, mergeable);
 * :mod:`~mcgw.loadtest.thresholds` — k6's threshold syntax, plus ``cluster{name:X}`` /
@@ -30,19 +32,19 @@ k6: open-model executors also record ``http_req_response_time`` from each iterat
 *intended* start (wrk2's correction for coordinated omission: a stalled generator or a
 slow system cannot hide latency by starting requests late) and count ``iterations_late``.
 
-Scripts. The JS path costs two thread hand-offs per request and one per iteration; on the
-2-core dev box, 10 VUs without sleep reached ~1.5k req/s from JS against ~5k from a Python
-scenario and the plain-URL path (which never touches a script engine) against the same
-Python test server. JS VUs share one core (the GIL): scale with ``--workers``.
+Scripts. A JS VU costs two greenlet switches per request (about a microsecond each) and
+its responses cross into JS lazily (status at once; body, headers, timings, cookies when
+read). All VUs of a process share its core: scale with ``--workers``. Figures against
+wrk, hey and Locust: docs/load.md (bench/load.py).
 
-Knowingly left out (k6 features): https/TLS, HTTP/2, WebSockets and gRPC; ``k6/metrics``
-custom metrics, ``k6/crypto``, ``k6/encoding``, ``k6/html`` (``Response.html``),
-``k6/experimental/*`` and remote module imports (all a load-time error naming the line);
-``async`` default functions; cookies jars, redirects (``maxRedirects`` is accepted and
-ignored, as are ``noConnectionReuse``, ``batchPerHost``, ``discardResponseBodies``,
-``systemTags``, ``ext``, ``cloud``); ``handleSummary``; the externally-controlled
-executor; interrupting a JS iteration busy in a loop that makes no request nor sleep
-(it finishes on its own thread after the test ends).
+Knowingly left out (k6 features): HTTP/2, WebSockets and gRPC; client certificates and
+``tlsVersion``/``tlsCipherSuites`` options; ``k6/metrics`` custom metrics, ``k6/crypto``,
+``k6/encoding``, ``k6/html`` (``Response.html``), ``k6/experimental/*`` and remote module
+imports other than jslib's ``k6-summary`` (a load-time error naming the line); ``async``
+default functions; redirects (``maxRedirects`` is accepted and ignored, as are
+``noConnectionReuse``, ``batchPerHost``, ``discardResponseBodies``, ``systemTags``,
+``ext``, ``cloud``); the externally-controlled executor; interrupting a JS iteration busy
+in a loop that makes no request nor sleep (it holds up its process until it returns).
 
 Distributing one test over several machines (plan). ``--workers`` already splits a test
 into shares (:meth:`Scenario.share`: VUs and shared iterations split evenly, ramping

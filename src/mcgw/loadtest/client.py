@@ -6,7 +6,8 @@ Phases of one request (k6's names; all in nanoseconds here):
 * ``blocked``: from the request's start until a connection is ready to write to —
   a few microseconds on a reused connection, DNS and TCP connect on a new one;
 * ``connecting``: the TCP connect alone (0 when the connection is reused);
-* ``tls_handshaking``: 0, plain HTTP only for now;
+* ``tls_handshaking``: the TLS handshake of a new ``https`` connection (0 when reused
+  or plain HTTP);
 * ``sending``: writing the request;
 * ``waiting``: from the request written to the first byte of the response (TTFB);
 * ``receiving``: from the first to the last byte of the response.
@@ -18,7 +19,9 @@ not carry the bugs of the thing it measures.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import ssl
 import time
 import typing
 import urllib.parse
@@ -43,6 +46,11 @@ class Target:
     connect_port: int
     target: str
     """Path and query, as sent on the request line."""
+    scheme: str = "http"
+    """``http`` or ``https``."""
+    server_name: str = ""
+    """https: the name the certificate must carry (SNI): the URL's host, not the
+    ``hosts`` override's address."""
 
 
 def parse_target(url: str, host_map: tuple[tuple[str, str], ...] = ()) -> Target:
@@ -55,20 +63,19 @@ def parse_target(url: str, host_map: tuple[tuple[str, str], ...] = ()) -> Target
         LoadError: not an ``http://`` URL, or a malformed override.
     """
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http":
-        raise errors.LoadError(
-            f"unsupported URL {url!r}: only http:// is supported (https is not yet)"
-        )
+    if parts.scheme not in ("http", "https"):
+        raise errors.LoadError(f"unsupported URL {url!r}: only http:// and https:// are")
     if not parts.hostname:
         raise errors.LoadError(f"URL {url!r} has no host")
     try:
-        port = parts.port or 80
+        default_port = 443 if parts.scheme == "https" else 80
+        port = parts.port or default_port
     except ValueError as exc:
         raise errors.LoadError(f"URL {url!r}: {exc}") from exc
     host = parts.hostname
-    host_header = host if port == 80 else f"{host}:{port}"
+    host_header = host if port == default_port else f"{host}:{port}"
     if ":" in host:  # IPv6 literal: brackets back on for the Host header
-        host_header = f"[{host}]" if port == 80 else f"[{host}]:{port}"
+        host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
     overrides = dict(host_map)
     mapped = overrides.get(f"{host}:{port}") or overrides.get(host)
     connect_host, connect_port = host, port
@@ -79,7 +86,7 @@ def parse_target(url: str, host_map: tuple[tuple[str, str], ...] = ()) -> Target
         connect_host, connect_port = addr.strip("[]"), int(mapped_port)
     path = parts.path or "/"
     target = f"{path}?{parts.query}" if parts.query else path
-    return Target(host_header, connect_host, connect_port, target)
+    return Target(host_header, connect_host, connect_port, target, parts.scheme, host)
 
 
 def build_request(
@@ -101,9 +108,26 @@ def build_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-@dataclass(frozen=True, slots=True)
+@functools.cache
+def tls_context(insecure: bool) -> ssl.SSLContext:
+    """The client TLS context (one per process): the system's trust store, or no
+    verification at all with k6's ``insecureSkipTLSVerify``."""
+    ctx = ssl.create_default_context()
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+@dataclass(slots=True)
 class Result:
-    """One request's outcome and timings (nanoseconds)."""
+    """One request's outcome and timings (nanoseconds).
+
+    Not frozen, on purpose: a frozen dataclass's ``__init__`` sets each of its 13 fields
+    through ``object.__setattr__``, a measurable share of a request's cost. Nothing
+    changes a Result after it is made.
+    """
 
     status: int
     """HTTP status, or 0 when no response arrived."""
@@ -118,10 +142,26 @@ class Result:
     bytes_received: int
     cluster: str = ""
     zone: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-    """Response headers, only when the client captures them (scripts)."""
+    head: bytes = b""
+    """The response head as received (status line and header fields, maybe the start
+    of the body; :func:`split_head` reads it), only when the client captures responses
+    (scripts)."""
     body: bytes = b""
     """Response body, only when the client captures it (scripts)."""
+    tls: int = 0
+    """``http_req_tls_handshaking``: the TLS handshake of a new https connection."""
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The header fields (captured responses only)."""
+        return split_head(self.head) if self.head else []
+
+    @property
+    def set_cookie(self) -> bool:
+        """Whether the response may set cookies: a quick look, no copy (``Cookie`` in any
+        usual case; a false alarm only costs a look at the headers)."""
+        head = self.head
+        return b"ookie" in head or b"OOKIE" in head
 
     @property
     def duration(self) -> int:
@@ -133,21 +173,48 @@ class _Lost(Exception):
     """The connection closed before the response was complete."""
 
 
+def split_head(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The header fields of a raw response head (status line, fields, maybe the start of
+    the body): (name, value) pairs as sent, whitespace around the value stripped."""
+    end = head.find(b"\r\n\r\n")
+    lines = (head if end < 0 else head[:end]).split(b"\r\n")[1:]
+    fields = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if colon:
+            fields.append((name.strip(), value.strip()))
+    return fields
+
+
+def _head_field(head_lower: bytes, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower case) in a lower-cased raw head."""
+    end = head_lower.find(b"\r\n\r\n")
+    at = head_lower.find(b"\r\n" + name + b":", 0, end if end >= 0 else len(head_lower))
+    if at < 0:
+        return None
+    start = at + len(name) + 3
+    stop = head_lower.find(b"\r\n", start)
+    return head_lower[start : stop if stop >= 0 else len(head_lower)].strip()
+
+
 class _Connection(asyncio.Protocol):
-    """One TCP connection; httptools parses responses, callbacks stamp the times."""
+    """One TCP connection; httptools parses responses, callbacks stamp the times.
+
+    No per-header callback (httptools calls only the callbacks a protocol defines, and
+    ~10 Python calls per response were a tenth of a request's cost): the bytes up to the
+    end of the head are kept as received and read only when something needs a header —
+    a script's ``res.headers``, the cookie jar, the breakdown, a response cut short.
+    """
 
     __slots__ = (
         "_body",
-        "_capture",
         "_collect",
-        "_framed",
+        "_head",
         "_waiter",
         "cluster",
         "done_ns",
         "first_byte_ns",
-        "headers",
         "headers_complete",
-        "is_json",
         "keep_alive",
         "lost",
         "parser",
@@ -156,22 +223,19 @@ class _Connection(asyncio.Protocol):
         "zone",
     )
 
-    def __init__(self, collect: bool, capture: bool = False) -> None:
+    def __init__(self, collect: bool) -> None:
         self._collect = collect
-        self._capture = capture
-        self.headers: list[tuple[str, str]] = []
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._body: list[bytes] = []
-        self._framed = False
+        self._head: list[bytes] = []
         self.lost = False
         self.keep_alive = True
         self.first_byte_ns = 0
         self.done_ns = 0
         self.received = 0
         self.headers_complete = False
-        self.is_json = False
         self.cluster = ""
         self.zone = ""
 
@@ -186,6 +250,8 @@ class _Connection(asyncio.Protocol):
         self.received += len(data)
         if self._waiter is None:
             return  # bytes nobody asked for: the connection is not reusable
+        if not self.headers_complete:
+            self._head.append(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -198,7 +264,7 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self.headers_complete and self.parser.get_status_code() and not self._framed:
+        if self.headers_complete and self.parser.get_status_code() and not self._framed():
             # A response without Content-Length or chunking ends when the connection does.
             self.keep_alive = False
             self.done_ns = _now()
@@ -206,34 +272,23 @@ class _Connection(asyncio.Protocol):
         else:
             self._fail(_Lost("connection reset by peer" if exc else "connection closed"))
 
-    # -- httptools callbacks --
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._capture:
-            self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
-        lname = name.lower()
-        if lname in (b"content-length", b"transfer-encoding"):
-            self._framed = True
-        elif not self._collect:
-            return
-        elif lname == b"x-mcgw-cluster":
-            self.cluster = value.decode("latin-1")
-        elif lname == b"x-mcgw-zone":
-            self.zone = value.decode("latin-1")
-        elif lname == b"content-type":
-            self.is_json = b"json" in value.lower()
+    def _framed(self) -> bool:
+        head = self.head().lower()
+        return (
+            _head_field(head, b"content-length") is not None
+            or _head_field(head, b"transfer-encoding") is not None
+        )
 
+    # -- httptools callbacks (on_body: see _BodyConnection) --
     def on_headers_complete(self) -> None:
         self.headers_complete = True
-
-    def on_body(self, body: bytes) -> None:
-        if self._capture or (self._collect and self.is_json and not self.cluster):
-            self._body.append(body)
 
     def on_message_complete(self) -> None:
         self.done_ns = _now()
         self.keep_alive = self.parser.should_keep_alive()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- use --
     def _fail(self, exc: Exception) -> None:
@@ -249,37 +304,66 @@ class _Connection(asyncio.Protocol):
             self._waiter.set_exception(TimeoutError())
 
     def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
-        self._waiter = loop.create_future()
-        self._body.clear()
-        self.headers = []
-        self._framed = False
+        self._waiter = waiter = loop.create_future()
+        self._head = []
         self.first_byte_ns = 0
         self.done_ns = 0
         self.received = 0
         self.headers_complete = False
-        self.is_json = False
-        self.cluster = ""
-        self.zone = ""
-        return self._waiter
+        return waiter
+
+    def head(self) -> bytes:
+        """The response's bytes up to its head's end (and maybe some body after it)."""
+        head = self._head
+        return head[0] if len(head) == 1 else b"".join(head)
 
     def finish(self) -> bytes:
-        """Release the response; returns its body when capturing."""
+        """Release the response; returns its body (with _BodyConnection)."""
         self._waiter = None
-        body = b"".join(self._body) if self._capture else b""
-        if self._collect and self._body and not self.cluster and self.is_json:
+        if not self._collect:
+            return b""
+        # The breakdown: x-mcgw-cluster/zone headers, else a whereami JSON body.
+        head = self.head().lower()
+        cluster = _head_field(head, b"x-mcgw-cluster")
+        zone = _head_field(head, b"x-mcgw-zone")
+        self.cluster = cluster.decode("latin-1") if cluster is not None else ""
+        self.zone = zone.decode("latin-1") if zone is not None else ""
+        body = b"".join(self._body)
+        self._body.clear()
+        if not self.cluster and body and b"json" in (_head_field(head, b"content-type") or b""):
             try:
-                doc = json.loads(b"".join(self._body))
+                doc = json.loads(body)
             except ValueError:
                 doc = None
             if isinstance(doc, dict):
                 self.cluster = str(doc.get("cluster_name") or "")
                 self.zone = self.zone or str(doc.get("zone") or "")
-        self._body.clear()
         return body
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+class _BodyConnection(_Connection):
+    """A connection whose response bodies are kept (scripts read them; the breakdown
+    may need the whereami JSON)."""
+
+    __slots__ = ()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def finish(self) -> bytes:
+        if self._collect:
+            return super().finish()
+        self._waiter = None
+        body = self._body
+        if not body:
+            return b""
+        out = body[0] if len(body) == 1 else b"".join(body)
+        body.clear()
+        return out
 
 
 class Client:
@@ -291,7 +375,9 @@ class Client:
         "_conn",
         "_deadline",
         "_inflight",
+        "_insecure",
         "_loop",
+        "_protocol",
         "_request",
         "_target",
         "_timeout_s",
@@ -307,8 +393,12 @@ class Client:
         timeout_s: float,
         collect: bool = False,
         capture: bool = False,
+        insecure: bool = False,
     ) -> None:
         self._target = target
+        self._insecure = insecure
+        kind = _BodyConnection if (capture or collect) else _Connection
+        self._protocol = functools.partial(kind, collect)
         self._request = request
         self._timeout_s = timeout_s
         self._collect = collect
@@ -331,89 +421,115 @@ class Client:
         raw = self._request if request is None else request
         deadline = self._loop.time() + (self._timeout_s if timeout_s is None else timeout_s)
         try:
-            result = await self._attempt(start, raw, deadline)
-            if result is None:
-                # A kept-alive connection the server had already closed: retry once
-                # on a new one, as Go's transport (and so k6) does.
-                result = await self._attempt(start, raw, deadline)
-                assert result is not None
-            return result
+            # One coroutine for the common case (a kept-alive connection): the exchange
+            # is inlined here, only a new connection takes a further await.
+            for _ in range(2):
+                conn = self._conn
+                connecting = 0
+                tls = 0
+                reused = conn is not None and not conn.lost and conn.keep_alive
+                if not reused:
+                    opened = await self._connect(start, deadline)
+                    if isinstance(opened, Result):
+                        return opened
+                    conn, connecting, tls = opened
+                assert conn is not None and conn.transport is not None
+                waiter = conn.start(self._loop)
+                self._arm(deadline, conn)
+                sent_start = _now()
+                conn.transport.write(raw)
+                sent = _now()
+                try:
+                    await waiter
+                except _Lost as exc:
+                    conn.finish()
+                    self._drop()
+                    if reused and conn.received == 0:
+                        # A kept-alive connection the server had already closed: retry
+                        # once on a new one, as Go's transport (and so k6) does.
+                        continue
+                    return Result(
+                        status=0,
+                        error=str(exc),
+                        blocked=sent_start - start,
+                        connecting=connecting,
+                        tls=tls,
+                        sending=sent - sent_start,
+                        waiting=(conn.first_byte_ns or _now()) - sent,
+                        receiving=0,
+                        bytes_sent=len(raw),
+                        bytes_received=conn.received,
+                    )
+                except (asyncio.CancelledError, TimeoutError):
+                    self._drop()
+                    raise
+                finally:
+                    self._inflight = None
+                body = conn.finish()
+                first_byte = conn.first_byte_ns
+                head = conn.head() if self._capture else b""
+                result = Result(
+                    conn.parser.get_status_code(),
+                    "",
+                    sent_start - start,
+                    connecting,
+                    sent - sent_start,
+                    first_byte - sent,
+                    conn.done_ns - first_byte,
+                    len(raw),
+                    conn.received,
+                    conn.cluster,
+                    conn.zone,
+                    head,
+                    body,
+                    tls,
+                )
+                if not conn.keep_alive:
+                    self._drop()
+                return result
+            raise AssertionError("unreachable: the retry returns")
         except TimeoutError:
             self._drop()
             return _failure(start, "request timeout")
 
-    async def _attempt(self, start: int, raw: bytes, deadline: float) -> Result | None:
-        """One try; raises TimeoutError once ``deadline`` (loop time) passes."""
-        conn = self._conn
-        connecting = 0
-        reused = conn is not None and not conn.lost and conn.keep_alive
-        if not reused:
-            self._drop()
+    async def _connect(self, start: int, deadline: float) -> tuple[_Connection, int, int] | Result:
+        """A new connection (TLS too for https): it with the connect and handshake
+        times, or the failure as a Result; raises TimeoutError past ``deadline``."""
+        self._drop()
+        t = _now()
+        # The deadline's TimeoutError is raised by the context's exit, outside the
+        # OSError handlers (TimeoutError is an OSError).
+        async with asyncio.timeout_at(deadline):
+            try:
+                _, conn = await self._loop.create_connection(
+                    self._protocol,
+                    self._target.connect_host,
+                    self._target.connect_port,
+                )
+            except ConnectionRefusedError:
+                return _failure(start, "connection refused")
+            except OSError as exc:
+                return _failure(start, f"dial: {exc.strerror or exc}")
+        connecting = _now() - t
+        tls = 0
+        if self._target.scheme == "https":
             t = _now()
-            # The deadline's TimeoutError is raised by the context's exit, outside the
-            # OSError handlers (TimeoutError is an OSError).
             async with asyncio.timeout_at(deadline):
                 try:
-                    _, conn = await self._loop.create_connection(
-                        lambda: _Connection(self._collect, self._capture),
-                        self._target.connect_host,
-                        self._target.connect_port,
+                    assert conn.transport is not None
+                    upgraded = await self._loop.start_tls(
+                        conn.transport,
+                        conn,
+                        tls_context(self._insecure),
+                        server_hostname=self._target.server_name,
                     )
-                except ConnectionRefusedError:
-                    return _failure(start, "connection refused")
-                except OSError as exc:
-                    return _failure(start, f"dial: {exc.strerror or exc}")
-            connecting = _now() - t
-            self._conn = conn
-        assert conn is not None and conn.transport is not None
-        waiter = conn.start(self._loop)
-        self._arm(deadline, conn)
-        sent_start = _now()
-        conn.transport.write(raw)
-        sent = _now()
-        try:
-            await waiter
-        except _Lost as exc:
-            conn.finish()
-            self._drop()
-            if reused and conn.received == 0:
-                return None
-            return Result(
-                status=0,
-                error=str(exc),
-                blocked=sent_start - start,
-                connecting=connecting,
-                sending=sent - sent_start,
-                waiting=(conn.first_byte_ns or _now()) - sent,
-                receiving=0,
-                bytes_sent=len(raw),
-                bytes_received=conn.received,
-            )
-        except (asyncio.CancelledError, TimeoutError):
-            self._drop()
-            raise
-        finally:
-            self._inflight = None
-        body = conn.finish()
-        status = conn.parser.get_status_code()
-        result = Result(
-            status=status,
-            error="",
-            blocked=sent_start - start,
-            connecting=connecting,
-            sending=sent - sent_start,
-            waiting=conn.first_byte_ns - sent,
-            receiving=conn.done_ns - conn.first_byte_ns,
-            bytes_sent=len(raw),
-            bytes_received=conn.received,
-            cluster=conn.cluster,
-            zone=conn.zone,
-            headers=tuple(conn.headers),
-            body=body,
-        )
-        if not conn.keep_alive:
-            self._drop()
-        return result
+                    conn.transport = typing.cast(asyncio.Transport, upgraded)
+                except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+                    conn.close()
+                    return _failure(start, f"tls: {exc}")
+            tls = _now() - t
+        self._conn = conn
+        return conn, connecting, tls
 
     # The deadline of the request in flight. Not asyncio.timeout (a Timeout object,
     # current_task() and a timer per request) and not a timer per request either: one

@@ -12,6 +12,8 @@ are fractions. Samples are recorded in nanoseconds (time) and converted on summa
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -41,10 +43,47 @@ _SHIFT = _UNIT + _HALF_MAG + 1
 del _LAYOUT
 
 
+# With a lowest trackable value of 1 (unit magnitude 0), the index simplifies to
+# (bucket << half_mag) + (value >> bucket); Trend.add relies on it.
+assert _UNIT == 0 and _HALF == 1 << _HALF_MAG
+_NO_MIN = 1 << 62
+"""A Trend's minimum before its first sample (above any value)."""
+
+
 def _counts_index(value: int) -> int:
     """HdrHistogram's counts index of ``value`` (0 ≤ value ≤ 1 h), as ``add`` inlines it."""
     bucket = (value | _MASK).bit_length() - _SHIFT
     return ((bucket + 1) << _HALF_MAG) + (value >> (bucket + _UNIT)) - _HALF
+
+
+def _index_low(index: int) -> int:
+    """The lowest value counted at ``index`` (the inverse of _counts_index)."""
+    if index < 2 * _HALF:
+        return index
+    bucket = (index >> _HALF_MAG) - 1
+    return (index - (bucket << _HALF_MAG)) << bucket
+
+
+def _index_high(index: int) -> int:
+    """The highest value counted at ``index``."""
+    if index < 2 * _HALF:
+        return index
+    bucket = (index >> _HALF_MAG) - 1
+    return ((index - (bucket << _HALF_MAG) + 1) << bucket) - 1
+
+
+def _first_nonzero(counts: list[int]) -> int:
+    for i, n in enumerate(counts):
+        if n:
+            return i
+    return -1
+
+
+def _last_nonzero(counts: list[int]) -> int:
+    for i in range(len(counts) - 1, -1, -1):
+        if counts[i]:
+            return i
+    return -1
 
 
 class Counter:
@@ -164,7 +203,18 @@ class Rate:
 class Trend:
     """A distribution, e.g. ``http_req_duration``. Time samples are nanoseconds."""
 
-    __slots__ = ("_counts", "_hist", "contains", "count", "max", "min", "name", "total")
+    __slots__ = (
+        "_counts",
+        "_cum",
+        "_hist",
+        "_lo",
+        "_n",
+        "contains",
+        "max",
+        "name",
+        "total",
+        "zeros",
+    )
     kind: MetricType = "trend"
 
     def __init__(self, name: str, contains: Contains = "time") -> None:
@@ -172,56 +222,117 @@ class Trend:
         self.contains = contains
         self._hist = HdrHistogram(1, _HIGHEST_NS, 3)
         self._counts = [0] * _COUNTS_LEN
-        self.count = 0
+        self._n = 0
         self.total = 0
-        self.min = 0
+        self._lo = _NO_MIN
         self.max = 0
+        self._cum: tuple[int, list[int]] | None = None
+        """Cumulative counts for percentiles, with the count they were computed at."""
+        self.zeros = 0
+        """Samples of 0 not folded in yet: the hot path bumps this for the metrics that
+        are 0 on nearly every request (connecting and TLS on a reused connection)."""
+
+    @property
+    def count(self) -> int:
+        self._fold()
+        return self._n
+
+    @property
+    def min(self) -> int:
+        self._fold()
+        return self._lo if self._n else 0
 
     def add(self, value: int) -> None:
-        if value < 0:
-            value = 0
-        if self.count == 0 or value < self.min:
-            self.min = value
+        # The hot path (~5 samples per request): one comparison per bound, the counts
+        # index inlined (see _counts_index), out-of-range values on the slow path.
+        if value < self._lo:
+            self._lo = value
         if value > self.max:
             self.max = value
-        self.count += 1
+        self._n += 1
         self.total += value
-        if value > _HIGHEST_NS:
-            value = _HIGHEST_NS
-        # = self._hist.record_value(value), inlined (see _counts_index).
-        bucket = (value | _MASK).bit_length() - _SHIFT
-        self._counts[((bucket + 1) << _HALF_MAG) + (value >> (bucket + _UNIT)) - _HALF] += 1
+        if 0 <= value <= _HIGHEST_NS:
+            bucket = (value | _MASK).bit_length() - _SHIFT
+            self._counts[(bucket << _HALF_MAG) + (value >> bucket)] += 1
+        else:
+            self._add_clamped(value)
+
+    def _add_clamped(self, value: int) -> None:
+        self.total -= value
+        if value < 0:
+            value = 0
+            self._lo = 0
+        self.total += value
+        self._counts[_counts_index(min(value, _HIGHEST_NS))] += 1
+
+    def _fold(self) -> None:
+        zeros = self.zeros
+        if zeros:
+            self.zeros = 0
+            self._counts[0] += zeros
+            self._n += zeros
+            self._lo = 0
+
+    def assign_difference(self, whole: Trend, part: Trend) -> None:
+        """Become ``whole`` without the samples of ``part`` (a subset of them): how
+        ``http_req_duration{expected_response:true}`` is derived from all durations
+        minus the unexpected ones instead of a second sample per request. Min and max
+        are exact when ``part`` is empty, else at the histogram's precision."""
+        whole._fold()
+        part._fold()
+        if part._n == 0:
+            self._counts = list(whole._counts)
+            self._n, self.total = whole._n, whole.total
+            self._lo, self.max = whole._lo, whole.max
+        else:
+            self._counts = [a - b for a, b in zip(whole._counts, part._counts, strict=True)]
+            self._n = whole._n - part._n
+            self.total = whole.total - part.total
+            used = [
+                i for i in (_first_nonzero(self._counts), _last_nonzero(self._counts)) if i >= 0
+            ]
+            if used:
+                self._lo = max(whole._lo, _index_low(used[0]))
+                self.max = min(whole.max, _index_high(used[1]))
+            else:
+                self._lo, self.max = _NO_MIN, 0
+        self.zeros = 0
+        self._hist.total_count = -1  # stale: re-synced on the next read
+        self._cum = None
 
     def _synced(self) -> HdrHistogram:
         """The histogram as ``record_value`` would have left it."""
+        self._fold()
         hist = self._hist
-        if hist.total_count != self.count:  # only add and merge change counts, and count
+        if hist.total_count != self._n:  # only add and merge change counts, and count
             hist.counts[:] = self._counts
-        hist.total_count = self.count
-        if self.count:
+        hist.total_count = self._n
+        if self._n:
             hist.min_value = min(self.min, _HIGHEST_NS)
             hist.max_value = min(self.max, _HIGHEST_NS)
         return hist
 
     def merge(self, other: Trend) -> None:
-        if other.count == 0:
+        self._fold()
+        other._fold()
+        if other._n == 0:
             return
         mine = self._counts
         for index, n in enumerate(other._counts):
             if n:
                 mine[index] += n
-        if self.count == 0 or other.min < self.min:
-            self.min = other.min
+        self._lo = min(self._lo, other._lo)
         self.max = max(self.max, other.max)
-        self.count += other.count
+        self._n += other._n
         self.total += other.total
 
     def __getstate__(self) -> dict[str, object]:
         # Workers send trends to the parent: the histogram travels HdrHistogram-encoded.
+        self._fold()
         return {
             "name": self.name,
             "contains": self.contains,
-            "count": self.count,
+            "count": self._n,
             "total": self.total,
             "min": self.min,
             "max": self.max,
@@ -231,21 +342,24 @@ class Trend:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.name = str(state["name"])
         self.contains = state["contains"]  # type: ignore[assignment]
-        self.count = int(state["count"])  # type: ignore[call-overload]
+        self._n = int(state["count"])  # type: ignore[call-overload]
         self.total = int(state["total"])  # type: ignore[call-overload]
-        self.min = int(state["min"])  # type: ignore[call-overload]
+        self._lo = int(state["min"]) if self._n else _NO_MIN  # type: ignore[call-overload]
         self.max = int(state["max"])  # type: ignore[call-overload]
+        self.zeros = 0
         self._hist = HdrHistogram(1, _HIGHEST_NS, 3)
         self._hist.decode_and_add(state["hist"])
         self._counts = list(self._hist.counts)
+        self._cum = None
 
     def stat(self, name: str, duration_s: float = 0.0) -> float | None:
         """One statistic in summary units (ms for time), for thresholds."""
+        self._fold()
         scale = 1e-6 if self.contains == "time" else 1.0
         if name == "count":
-            return float(self.count)
+            return float(self._n)
         if name == "avg":
-            return (self.total / self.count if self.count else 0.0) * scale
+            return (self.total / self._n if self._n else 0.0) * scale
         if name == "min":
             return self.min * scale
         if name == "max":
@@ -258,22 +372,41 @@ class Trend:
         return self.percentile(float(match.group(1))) * scale
 
     def percentile(self, p: float) -> int:
-        """The value at percentile ``p`` (0–100), clamped to the exact min and max."""
-        if self.count == 0:
+        """The value at percentile ``p`` (0–100), clamped to the exact min and max.
+
+        HdrHistogram's ``get_value_at_percentile`` (the highest value equivalent to the
+        first index whose cumulative count reaches the target), over cumulative counts
+        computed once per state in C (``accumulate``) and searched with ``bisect``: the
+        summary asks for several percentiles of a dozen trends at once.
+        """
+        self._fold()
+        if self._n == 0:
             return 0
         if p <= 0:
-            return self.min
+            return self._lo
         if p >= 100:
             return self.max
-        value = int(self._synced().get_value_at_percentile(p))
-        return min(max(value, self.min), self.max)
+        cumulative = self._cumulative()
+        target = max(int(p * self._n / 100 + 0.5), 1)
+        index = bisect.bisect_left(cumulative, target)
+        value = _index_high(min(index, len(cumulative) - 1))
+        return min(max(value, self._lo), self.max)
+
+    def _cumulative(self) -> list[int]:
+        cached = self._cum
+        if cached is not None and cached[0] == self._n:
+            return cached[1]
+        cumulative = list(itertools.accumulate(self._counts))
+        self._cum = (self._n, cumulative)
+        return cumulative
 
     def summary(self, duration_s: float, stats: tuple[str, ...]) -> MetricSummary:
+        self._fold()
         scale = 1e-6 if self.contains == "time" else 1.0  # ns → ms, like k6's summary
         values: list[tuple[str, float]] = []
         for stat in stats:
             if stat == "avg":
-                raw: float = self.total / self.count if self.count else 0.0
+                raw: float = self.total / self._n if self._n else 0.0
             elif stat == "min":
                 raw = self.min
             elif stat == "max":
@@ -281,7 +414,7 @@ class Trend:
             elif stat == "med":
                 raw = self.percentile(50)
             elif stat == "count":
-                values.append((stat, self.count))
+                values.append((stat, self._n))
                 continue
             else:
                 match = _PERCENTILE_RE.match(stat)

@@ -73,6 +73,8 @@ class LoadOptions:
     workers: int = 1
     """Processes sharing the load (``--workers``)."""
     setup_timeout_s: float = 60.0
+    insecure_skip_tls_verify: bool = False
+    """k6's ``insecureSkipTLSVerify``: https without checking the server's certificate."""
 
     def __post_init__(self) -> None:
         if self.vus < 1:
@@ -259,6 +261,8 @@ def with_script_options(
         )
     if "throw" in script:
         take("throw", bool(script["throw"]))
+    if "insecureSkipTLSVerify" in script:
+        take("insecure_skip_tls_verify", bool(script["insecureSkipTLSVerify"]))
     if "setupTimeout" in script:
         changes["setup_timeout_s"] = _script_duration(script["setupTimeout"], "setupTimeout")
     if not changes:

@@ -120,6 +120,66 @@ def summary_json(summary: metrics.Summary) -> dict[str, object]:
     }
 
 
+def summary_data(summary: metrics.Summary, trend_stats: tuple[str, ...]) -> dict[str, object]:
+    """What k6 hands ``handleSummary(data)``: ``metrics`` by name as ``{type, contains,
+    values, thresholds?}`` (time in ms, thresholds as ``{source: {ok}}``), ``root_group``
+    with nested ``groups`` and ``checks`` lists, ``options`` and ``state``; plus mcgw's
+    ``breakdown``."""
+    thresholds: dict[str, dict[str, dict[str, bool]]] = {}
+    for row in summary.thresholds:
+        thresholds.setdefault(row.metric, {})[row.source] = {"ok": row.ok}
+    out_metrics: dict[str, object] = {}
+    for m in summary.metrics:
+        values: dict[str, float] = dict(m.values)
+        entry: dict[str, object] = {"type": m.type, "contains": m.contains, "values": values}
+        if m.name in thresholds:
+            entry["thresholds"] = thresholds[m.name]
+        out_metrics[m.name] = entry
+
+    def new_group(name: str, path: str) -> dict[str, object]:
+        return {"name": name, "path": path, "id": "", "groups": [], "checks": []}
+
+    root = new_group("", "")
+    by_path: dict[str, dict[str, object]] = {"": root}
+    for check in summary.checks:
+        group = root
+        path = ""
+        for part in check.group.split("::")[1:]:
+            path = f"{path}::{part}"
+            found = by_path.get(path)
+            if found is None:
+                found = by_path[path] = new_group(part, path)
+                group["groups"].append(found)  # type: ignore[attr-defined]
+            group = found
+        group["checks"].append(  # type: ignore[attr-defined]
+            {
+                "name": check.name,
+                "path": f"{check.group}::{check.name}",
+                "id": "",
+                "passes": check.passes,
+                "fails": check.fails,
+            }
+        )
+    return {
+        "root_group": root,
+        "options": {
+            "summaryTrendStats": list(trend_stats),
+            "summaryTimeUnit": "",
+            "noColor": False,
+        },
+        "state": {
+            "isStdOutTTY": False,
+            "isStdErrTTY": False,
+            "testRunDurationMs": summary.duration_s * 1000,
+        },
+        "metrics": out_metrics,
+        "breakdown": [
+            {"cluster": r.cluster, "zone": r.zone, "responses": r.responses}
+            for r in summary.breakdown
+        ],
+    }
+
+
 def write_summary(path: str, summary: metrics.Summary) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(summary_json(summary), f, indent=2, ensure_ascii=False)

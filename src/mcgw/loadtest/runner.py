@@ -26,7 +26,7 @@ import asyncio
 import collections
 import datetime
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,6 +65,11 @@ class ScriptError(errors.LoadError):
     setup or teardown it ends the run)."""
 
 
+class OutOfTime(Exception):
+    """``--rps``: the request's slot falls after the test's end, so it is not sent; the
+    iteration counts as interrupted."""
+
+
 def _expected(status: int) -> bool:
     # k6's default expected statuses: 200–399.
     return 200 <= status < 400
@@ -86,8 +91,10 @@ class VU:
     group: str = ""
     data: object = None
     """What ``setup`` returned."""
-    clients: dict[tuple[str, int], list[client.Client]] = field(default_factory=dict)
+    clients: dict[tuple[str, str, int], list[client.Client]] = field(default_factory=dict)
     code: VuCode | None = None
+    counts: list[int] = field(default_factory=lambda: [0, 0])
+    """Its scenario's [complete, interrupted] iterations (shared with the run)."""
 
     def close(self) -> None:
         for pool in self.clients.values():
@@ -101,7 +108,11 @@ class VU:
 class VuCode(Protocol):
     """One VU's program."""
 
-    async def iteration(self, vu: VU) -> None: ...
+    def iteration(self, vu: VU) -> Awaitable[None]: ...
+
+    def describe(self, exc: Exception) -> str:
+        """An exception the iteration raised, as the script's error (file:line)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -253,24 +264,32 @@ class _PlainProgram:
 
 
 class _PlainVu:
-    __slots__ = ("client", "program", "run", "tags")
+    __slots__ = ("client", "program", "run", "sleep_s", "tags")
 
     def __init__(self, program: _PlainProgram, run: Run, vu: VU) -> None:
         self.program = program
         self.run = run
         opts = program.opts
         self.client = client.Client(
-            program.target, program.request, timeout_s=opts.timeout_s, collect=run.collect
+            program.target,
+            program.request,
+            timeout_s=opts.timeout_s,
+            collect=run.collect,
+            insecure=opts.insecure_skip_tls_verify,
         )
         self.tags = {**program.base_tags, **vu.tags}
+        self.sleep_s = opts.sleep_s
 
     async def iteration(self, vu: VU) -> None:
         run = self.run
         if run.rps_interval:
             await run.rps_wait()
         run.record(await self.client.request(), vu, self.tags)
-        if self.program.opts.sleep_s:
-            await asyncio.sleep(self.program.opts.sleep_s)
+        if self.sleep_s:
+            await asyncio.sleep(self.sleep_s)
+
+    def describe(self, exc: Exception) -> str:
+        return f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
         self.client.close()
@@ -305,6 +324,8 @@ class Run:
         self.receiving = reg.trend("http_req_receiving")
         self.duration = reg.trend("http_req_duration")
         self.expected_duration = reg.trend(EXPECTED_DURATION)
+        self.unexpected_duration = metrics.Trend("http_req_duration{expected_response:false}")
+        """Not in the registry: the durations subtracted from all of them (sync_derived)."""
         self.failed = reg.rate("http_req_failed")
         self.reqs = reg.counter("http_reqs")
         self.sent = reg.counter("data_sent", "data")
@@ -330,6 +351,9 @@ class Run:
         )
         self.rps_interval = 1.0 / opts.rps if opts.rps else 0.0
         self._rps_next = 0.0
+        self.rps_end = float("inf")
+        """Loop time after which ``--rps`` lets no request out: the last scenario's end."""
+        self.scenario_ends: dict[str, float] = {}
         self.active = 0
         self.allocated = 0
         self.complete = 0
@@ -340,7 +364,7 @@ class Run:
         self.errors: collections.Counter[str] = collections.Counter()
         self.checks: dict[tuple[str, str], list[int]] = {}
         self.timeline: dict[int, _Second] = {}
-        self._sec = -1
+        self._sec_end = 0
         self._second = _Second()
         """The timeline's current second and its bucket (saves a dict lookup per request)."""
         self.by_scenario: dict[str, list[int]] = {s.name: [0, 0] for s in scenarios}
@@ -365,25 +389,35 @@ class Run:
             self.json.point(name, raw, tags)
 
     def record(self, r: client.Result, vu: VU, tags: Mapping[str, str] | None = None) -> None:
-        # The hot path: counters bumped in place, values read once (same metrics as
-        # calling each metric's add).
+        # The hot path, the same metrics as calling each metric's add: counters bumped in
+        # place, zeros (connecting and TLS on a reused connection) counted, not binned,
+        # and the expected-response durations derived at read time (see sync_derived).
         self.reqs.count += 1
         self.blocked.add(r.blocked)
-        self.connecting.add(r.connecting)
-        self.tls.add(0)
-        self.sending.add(r.sending)
-        self.waiting.add(r.waiting)
-        self.receiving.add(r.receiving)
-        duration = r.sending + r.waiting + r.receiving
+        if r.connecting:
+            self.connecting.add(r.connecting)
+        else:
+            self.connecting.zeros += 1
+        if r.tls:
+            self.tls.add(r.tls)
+        else:
+            self.tls.zeros += 1
+        sending = r.sending
+        waiting = r.waiting
+        receiving = r.receiving
+        self.sending.add(sending)
+        self.waiting.add(waiting)
+        self.receiving.add(receiving)
+        duration = sending + waiting + receiving
         self.duration.add(duration)
         error = r.error
         status = r.status
         ok = not error and 200 <= status < 400  # _expected(status)
         if ok:
             self.failed.fails += 1
-            self.expected_duration.add(duration)
         else:
             self.failed.passes += 1
+            self.unexpected_duration.add(duration)
             if error:
                 self.errors[error] += 1
         self.sent.count += r.bytes_sent
@@ -392,25 +426,26 @@ class Run:
         if self.collect and status:
             self.breakdown[(r.cluster, r.zone)] += 1
             cluster = r.cluster or "(unknown)"
+        now = _now()
         response_time = 0
         if self.response_time is not None:
             if vu.intended_ns:
-                response_time = _now() - vu.intended_ns
+                response_time = now - vu.intended_ns
                 vu.intended_ns = 0  # later requests of the iteration start on time
             else:
                 response_time = r.blocked + duration
             self.response_time.add(response_time)
-        sec = (_now() - self.start_ns) // 1_000_000_000
-        if sec == self._sec:
-            bucket = self._second
-        else:
-            found = self.timeline.get(sec)
-            bucket = self.timeline[sec] = _Second() if found is None else found
-            self._sec, self._second = sec, bucket
+        bucket = self._second if now < self._sec_end else self._next_second(now)
         bucket.count += 1
         if not ok:
             bucket.failed += 1
-        bucket.buckets[_bucket(duration // 1000)] += 1
+        # = _bucket(duration // 1000), inlined
+        us = duration // 1000
+        if us < _SUB:
+            bucket.buckets[us] += 1
+        else:
+            exp = us.bit_length() - 3
+            bucket.buckets[(exp + 1) * _SUB + ((us >> exp) - _SUB)] += 1
         if cluster:
             bucket.clusters[cluster] += 1
         if self.tagged:
@@ -421,6 +456,18 @@ class Run:
                 full["error"] = r.error
             self._emit_request(r, full, ok, response_time)
 
+    def _next_second(self, now: int) -> _Second:
+        sec = (now - self.start_ns) // 1_000_000_000
+        found = self.timeline.get(sec)
+        bucket = self.timeline[sec] = _Second() if found is None else found
+        self._second = bucket
+        self._sec_end = self.start_ns + (sec + 1) * 1_000_000_000
+        return bucket
+
+    def sync_derived(self) -> None:
+        """Bring derived metrics up to date before they are read (thresholds, summary)."""
+        self.expected_duration.assign_difference(self.duration, self.unexpected_duration)
+
     def _emit_request(
         self, r: client.Result, tags: dict[str, str], ok: bool, response_time: int
     ) -> None:
@@ -429,7 +476,7 @@ class Run:
         emit("http_req_duration", r.duration, tags)
         emit("http_req_blocked", r.blocked, tags)
         emit("http_req_connecting", r.connecting, tags)
-        emit("http_req_tls_handshaking", 0, tags)
+        emit("http_req_tls_handshaking", r.tls, tags)
         emit("http_req_sending", r.sending, tags)
         emit("http_req_waiting", r.waiting, tags)
         emit("http_req_receiving", r.receiving, tags)
@@ -452,11 +499,27 @@ class Run:
             self.emit("group_duration", ns, {**vu.tags, "group": path})
 
     async def rps_wait(self) -> None:
+        """Wait for this request's slot under ``--rps``.
+
+        Raises:
+            OutOfTime: the slot is at or after the end of the test (the last scenario's
+                duration): no request may leave then, however many VUs are queued.
+        """
         now = self.loop.time()
         slot = max(now, self._rps_next)
+        if slot >= self.rps_end:
+            # Hold the VU until the end (not a busy loop of cut iterations), then cut.
+            if self.rps_end > now:
+                await asyncio.sleep(self.rps_end - now)
+            raise OutOfTime
         self._rps_next = slot + self.rps_interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+    def scenario_started(self, scen: scenario.Scenario, end: float) -> None:
+        """A scenario's executor starts now and ends at ``end`` (loop time)."""
+        self.scenario_ends[scen.name] = end
+        self.rps_end = max(self.scenario_ends.values())
 
     def elapsed_s(self) -> float:
         return (_now() - self.start_ns) / 1e9
@@ -476,6 +539,7 @@ class Run:
     async def new_vu(self, scen: scenario.Scenario, data: object) -> VU:
         tags = {**self.global_tags, **dict(scen.tags), "scenario": scen.name, "group": ""}
         vu = VU(self.next_vu_id, scen, tags, data=data)
+        vu.counts = self.by_scenario[scen.name]
         self.next_vu_id += 1
         vu.code = await self.program.new_vu(self, vu)
         self.allocated += 1
@@ -483,22 +547,34 @@ class Run:
 
     async def iterate(self, vu: VU) -> None:
         """One iteration on ``vu``; script exceptions are counted, not raised."""
-        assert vu.code is not None
+        code = vu.code
+        assert code is not None
         begin = _now()
         if vu.intended_ns and begin - vu.intended_ns > LATE_S * 1e9:
             self.registry.counter("iterations_late").add()
         self.started += 1
         self.active += 1
         try:
-            await vu.code.iteration(vu)
+            await code.iteration(vu)
         except asyncio.CancelledError:
             self.interrupted += 1
-            self.by_scenario[vu.scen.name][1] += 1
+            vu.counts[1] += 1
             raise
+        except OutOfTime:
+            self.interrupted += 1
+            vu.counts[1] += 1
+            vu.iteration += 1
+            return
         except ScriptError as exc:
             self.errors[f"script: {exc}"] += 1
             self.interrupted += 1
-            self.by_scenario[vu.scen.name][1] += 1
+            vu.counts[1] += 1
+            vu.iteration += 1
+            return
+        except Exception as exc:
+            self.errors[f"script: {code.describe(exc)}"] += 1
+            self.interrupted += 1
+            vu.counts[1] += 1
             vu.iteration += 1
             return
         finally:
@@ -506,12 +582,12 @@ class Run:
             vu.group = ""
         took = _now() - begin
         self.iteration_duration.add(took)
-        self.iterations.add()
+        self.iterations.count += 1
         if self.tagged:
             self.emit("iterations", 1, vu.tags)
             self.emit("iteration_duration", took, vu.tags)
         self.complete += 1
-        self.by_scenario[vu.scen.name][0] += 1
+        vu.counts[0] += 1
         vu.iteration += 1
 
     def dropped(self, vu_tags: Mapping[str, str]) -> None:
@@ -520,6 +596,7 @@ class Run:
             self.emit("dropped_iterations", 1, vu_tags)
 
     def raw(self) -> RawResult:
+        self.sync_derived()
         return RawResult(
             registry=self.registry,
             duration_s=self.elapsed_s(),
@@ -546,6 +623,7 @@ async def _closed(run: Run, scen: scenario.Scenario, data: object) -> None:
         run.vus.set(len(vus))
     start = loop.time()
     end = start + scen.duration_s
+    run.scenario_started(scen, end)
     remaining = [scen.iterations or 0]
 
     async def shared(vu: VU) -> None:
@@ -623,6 +701,7 @@ async def _open(run: Run, scen: scenario.Scenario, data: object) -> None:
     everyone = list(free)
     start = loop.time()
     end = start + scen.duration_s
+    run.scenario_started(scen, end)
     tasks: set[asyncio.Task[None]] = set()
     growing = [0]
     tags = {**run.global_tags, **dict(scen.tags), "scenario": scen.name}
@@ -750,6 +829,10 @@ async def run_raw(
         state = Run(options, scens, prog, json_out)
         data = await prog.setup(state) if run_setup else setup_data
         state.start_ns = _now()
+        state._sec_end = 0  # setup's requests were timed from the old start
+        now = state.loop.time()
+        state.scenario_ends = {s.name: now + s.start_time_s + s.duration_s for s in scens}
+        state.rps_end = max(state.scenario_ends.values())
         tasks = [asyncio.create_task(_scenario(state, s, data)) for s in scens]
         ticker_task = asyncio.create_task(_ticker(state, progress, tasks))
         try:
@@ -789,6 +872,8 @@ async def _ticker(
         elapsed = state.elapsed_s()
         if elapsed - last_eval >= 1.0:
             last_eval = elapsed
+            if any(th.abort_on_fail for th in state.thresholds):
+                state.sync_derived()
             for th in state.thresholds:
                 if not th.abort_on_fail or elapsed < th.delay_abort_eval_s:
                     continue

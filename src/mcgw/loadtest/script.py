@@ -10,16 +10,14 @@ declaration (its name recorded), ``export default function`` → a function name
 is an error naming the line. The k6 API (``http.*``, ``check``, ``group``, ``sleep``,
 ``__VU``, ``__ITER``, ``__ENV``, ``open``) is a JS prelude over a few Python callables.
 
-QuickJS is synchronous, asyncio is not: each JS VU owns one OS thread holding its own
-QuickJS context. An iteration is handed to that thread; when the script calls
-``http.get`` the thread submits the request to the event loop
-(``run_coroutine_threadsafe``) and blocks until the response, which is then returned to
-JS as a plain object. ``sleep`` blocks the thread on an Event that the end of the test
-sets. Check and group results travel back with ``call_soon_threadsafe``, so all metric
-state is still touched by the loop thread only. Cost: two thread hand-offs per request
-and one per iteration (tens of µs, measured in bench/); the GIL means JS VUs share one
-core — ``--workers`` is the way to scale scripts. The plain-URL path does not use any of
-this.
+QuickJS is synchronous, asyncio is not: each JS VU owns a QuickJS context run on a
+greenlet of the event loop's thread. When the script calls ``http.get``, the Python
+callable switches to the loop's greenlet with the request's coroutine; the VU's asyncio
+task awaits it and switches back with the response, which reaches JS as a handle and a
+status (body, headers, timings and cookies cross over when read). ``sleep`` is an
+``asyncio.sleep`` the same way; checks, groups and metrics are recorded directly (one
+thread). Any number of VUs multiplex on one thread at about a microsecond per switch;
+``--workers`` uses more cores. The plain-URL path does not use any of this.
 
 **Python scenarios** are modules with ``options`` (a dict, k6's keys) and
 ``async def default(vu)`` (and optionally ``setup(vu)`` / ``teardown(vu, data)``, sync or
@@ -31,7 +29,6 @@ async); ``vu`` offers the same API: ``await vu.http.get(url, params)``,
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import importlib.util
 import inspect
@@ -40,19 +37,19 @@ import os
 import pathlib
 import re
 import sys
-import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcgw.loadtest import client, errors, runner
+from mcgw.loadtest import client, cookies, errors, runner
 
 _PRELUDE_OFFSET = 100_000
 """The JS prelude starts at this line, so frames in it are told apart from the script's."""
 
-_SUPPORTED_MODULES = ("k6", "k6/http")
+_SUPPORTED_MODULES = ("k6", "k6/http", "k6-summary")
+_K6_SUMMARY_RE = re.compile(r"^https://jslib\.k6\.io/k6-summary/[\d.]+/index\.js$")
 
 
 class ScriptLoadError(errors.LoadError):
@@ -62,20 +59,81 @@ class ScriptLoadError(errors.LoadError):
 # ---------------------------------------------------------------------------- HTTP API
 
 
-@dataclass(frozen=True, slots=True)
 class Response:
-    """What ``http.*`` returns (k6's Response, the common fields)."""
+    """What ``http.*`` returns (k6's Response, the common fields).
 
-    status: int
-    body: str
-    headers: dict[str, str]
-    url: str
-    error: str
-    error_code: int
-    timings: dict[str, float]
-    """k6's ``timings``: blocked, connecting, tls_handshaking, sending, waiting,
-    receiving, duration; in ms."""
-    method: str = "GET"
+    Lazy over the client's :class:`~mcgw.loadtest.client.Result`: most iterations read
+    ``status`` at most, so the body is decoded and the headers and timings built only when
+    read (they were a third of a Python scenario's cost per request when eager).
+    """
+
+    __slots__ = ("_body", "_headers", "_result", "method", "url")
+
+    def __init__(self, result: client.Result, url: str, method: str = "GET") -> None:
+        self._result = result
+        self.url = url
+        self.method = method
+        self._body: str | None = None
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def status(self) -> int:
+        return self._result.status
+
+    @property
+    def error(self) -> str:
+        return self._result.error
+
+    @property
+    def error_code(self) -> int:
+        return 1000 if self._result.error else 0
+
+    @property
+    def body(self) -> str:
+        if self._body is None:
+            self._body = self._result.body.decode("utf-8", "replace")
+        return self._body
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            out: dict[str, str] = {}
+            for name, value in self._result.headers:
+                key = canonical_header(name.decode("latin-1"))
+                text = value.decode("latin-1")
+                # Go's http.Header.Get and k6 show the first value; Set-Cookie lines are
+                # read by the cookie jar from the raw headers.
+                out.setdefault(key, text)
+            self._headers = out
+        return self._headers
+
+    @property
+    def cookies(self) -> dict[str, list[dict[str, object]]]:
+        """k6's ``res.cookies``: what this response set, by name."""
+        if not self._result.set_cookie:
+            return {}
+        return cookies.parse_set_cookie(_set_cookie_values(self._result))
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of header ``name`` (case-insensitive), in order."""
+        want = name.lower().encode("latin-1")
+        return [v.decode("latin-1") for k, v in self._result.headers if k.lower() == want]
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """k6's ``timings``: blocked, connecting, tls_handshaking, sending, waiting,
+        receiving, duration; in ms."""
+        r = self._result
+        ms = 1e-6
+        return {
+            "blocked": r.blocked * ms,
+            "connecting": r.connecting * ms,
+            "tls_handshaking": r.tls * ms,
+            "sending": r.sending * ms,
+            "waiting": r.waiting * ms,
+            "receiving": r.receiving * ms,
+            "duration": r.duration * ms,
+        }
 
     def json(self, selector: str | None = None) -> Any:
         doc = json.loads(self.body)
@@ -96,6 +154,10 @@ class Response:
             "proto": "HTTP/1.1",
             "request": {"method": self.method, "url": self.url},
         }
+
+
+def _set_cookie_values(result: client.Result) -> list[str]:
+    return [v.decode("latin-1") for k, v in result.headers if k.lower() == b"set-cookie"]
 
 
 def canonical_header(name: str) -> str:
@@ -133,14 +195,36 @@ def _encode_body(body: object, headers: dict[str, str]) -> bytes:
     return str(body).encode()
 
 
+_NO_PARAMS: Mapping[str, Any] = {}
+
+
 class Http:
-    """``http.*`` for one VU: keep-alive connections per host, k6's tags and metrics."""
+    """``http.*`` for one VU: keep-alive connections per host, a cookie jar, k6's tags
+    and metrics."""
 
     def __init__(self, run: runner.Run, vu: runner.VU) -> None:
         self._run = run
         self._vu = vu
         self._targets: dict[str, client.Target] = {}
-        self._plain: dict[tuple[str, str], bytes] = {}
+        self._plain: dict[tuple[str, str], tuple[client.Target, bytes, list[client.Client]]] = {}
+        self.jar = cookies.Jar()
+
+    def cookie_jar(self) -> cookies.Jar:
+        """k6's ``http.cookieJar()``: this VU's jar."""
+        return self.jar
+
+    def _target(self, url: str) -> client.Target:
+        target = self._targets.get(url)
+        if target is None:
+            target = client.parse_target(url, self._run.opts.host_map)
+            if len(self._targets) < 1024:
+                self._targets[url] = target
+        return target
+
+    def _pool(self, target: client.Target) -> list[client.Client]:
+        return self._vu.clients.setdefault(
+            (target.scheme, target.connect_host, target.connect_port), []
+        )
 
     async def request(
         self,
@@ -151,36 +235,45 @@ class Http:
         *,
         group: str | None = None,
     ) -> Response:
-        run, vu = self._run, self._vu
-        params = params or {}
+        run = self._run
+        vu = self._vu
         method = method.upper()
-        target = self._targets.get(url)
-        if target is None:
-            target = client.parse_target(url, run.opts.host_map)
-            if len(self._targets) < 1024:
-                self._targets[url] = target
-        if not params and body is None:
+        jar = self.jar
+        if not params and body is None and jar.empty:
             # The common call (``http.get(url)``): its bytes are the same every time.
-            raw = self._plain.get((method, url))
-            if raw is None:
-                raw = client.build_request(target, method)
+            plain = self._plain.get((method, url))
+            if plain is None:
+                target = self._target(url)
+                plain = (target, client.build_request(target, method), self._pool(target))
                 if len(self._plain) < 1024:
-                    self._plain[(method, url)] = raw
+                    self._plain[(method, url)] = plain
+            target, raw, pool = plain
             timeout = run.opts.timeout_s
+            params = _NO_PARAMS
         else:
+            params = params or _NO_PARAMS
+            target = self._target(url)
             headers = {
                 canonical_header(str(k)): str(v)
                 for k, v in dict(params.get("headers") or {}).items()
             }
+            cookie = self._cookie_header(url, params.get("cookies"))
+            if cookie and "Cookie" not in headers:
+                headers["Cookie"] = cookie
             raw_body = _encode_body(body, headers)
             raw = client.build_request(target, method, tuple(headers.items()), raw_body)
             timeout = _timeout_s(params.get("timeout"), run.opts.timeout_s)
-        key = (target.connect_host, target.connect_port)
-        pool = vu.clients.setdefault(key, [])
+            pool = self._pool(target)
         conn = (
             pool.pop()
             if pool
-            else client.Client(target, timeout_s=timeout, capture=True, collect=run.collect)
+            else client.Client(
+                target,
+                timeout_s=timeout,
+                capture=True,
+                collect=run.collect,
+                insecure=run.opts.insecure_skip_tls_verify,
+            )
         )
         if run.rps_interval:
             await run.rps_wait()
@@ -188,6 +281,9 @@ class Http:
             result = await conn.request(raw, timeout)
         finally:
             pool.append(conn)
+        head = result.head  # = result.set_cookie, inlined (every scripted request)
+        if b"ookie" in head or b"OOKIE" in head:
+            jar.extract(url, _set_cookie_values(result))
         tags: dict[str, str] | None = None
         if run.tagged:  # only JSON output and tag-selecting submetrics read them
             user_tags = {str(k): str(v) for k, v in dict(params.get("tags") or {}).items()}
@@ -203,51 +299,62 @@ class Http:
         run.record(result, vu, tags)
         if run.opts.throw and result.error:
             raise runner.ScriptError(f"{method} {url}: {result.error}")
-        ms = 1e-6
-        return Response(
-            status=result.status,
-            body=result.body.decode("utf-8", "replace"),
-            headers={canonical_header(k): v for k, v in result.headers},
-            url=url,
-            error=result.error,
-            error_code=1000 if result.error else 0,
-            timings={
-                "blocked": result.blocked * ms,
-                "connecting": result.connecting * ms,
-                "tls_handshaking": 0.0,
-                "sending": result.sending * ms,
-                "waiting": result.waiting * ms,
-                "receiving": result.receiving * ms,
-                "duration": result.duration * ms,
-            },
-            method=method,
-        )
+        return Response(result, url, method)
 
-    async def get(self, url: str, params: Mapping[str, Any] | None = None) -> Response:
-        return await self.request("GET", url, None, params)
+    def _cookie_header(self, url: str, extra: object) -> str:
+        """The jar's cookies for ``url`` with ``params.cookies`` (k6: ``{name: value}`` or
+        ``{name: {value, replace}}``; without ``replace`` both are sent)."""
+        jar_cookies = self.jar.cookies_for_url(url) if not self.jar.empty else {}
+        pairs: list[tuple[str, str]] = []
+        replaced: set[str] = set()
+        if isinstance(extra, Mapping):
+            for name, spec in extra.items():
+                if isinstance(spec, Mapping):
+                    value = str(spec.get("value", ""))
+                    if spec.get("replace"):
+                        replaced.add(str(name))
+                else:
+                    value = str(spec)
+                pairs.append((str(name), value))
+        out = [
+            (name, value)
+            for name, values in jar_cookies.items()
+            if name not in replaced
+            for value in values
+        ]
+        return "; ".join(f"{n}={v}" for n, v in [*out, *pairs])
 
-    async def head(self, url: str, params: Mapping[str, Any] | None = None) -> Response:
-        return await self.request("HEAD", url, None, params)
+    def get(
+        self, url: str, params: Mapping[str, Any] | None = None
+    ) -> Coroutine[Any, Any, Response]:
+        # Not async: the caller awaits request's coroutine itself (one frame less).
+        return self.request("GET", url, None, params)
 
-    async def post(
+    def head(
+        self, url: str, params: Mapping[str, Any] | None = None
+    ) -> Coroutine[Any, Any, Response]:
+        # Not async: the caller awaits request's coroutine itself (one frame less).
+        return self.request("HEAD", url, None, params)
+
+    def post(
         self, url: str, body: object = None, params: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self.request("POST", url, body, params)
+    ) -> Coroutine[Any, Any, Response]:
+        return self.request("POST", url, body, params)
 
-    async def put(
+    def put(
         self, url: str, body: object = None, params: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self.request("PUT", url, body, params)
+    ) -> Coroutine[Any, Any, Response]:
+        return self.request("PUT", url, body, params)
 
-    async def patch(
+    def patch(
         self, url: str, body: object = None, params: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self.request("PATCH", url, body, params)
+    ) -> Coroutine[Any, Any, Response]:
+        return self.request("PATCH", url, body, params)
 
-    async def delete(
+    def delete(
         self, url: str, body: object = None, params: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self.request("DELETE", url, body, params)
+    ) -> Coroutine[Any, Any, Response]:
+        return self.request("DELETE", url, body, params)
 
     del_ = delete
 
@@ -357,7 +464,7 @@ class PyProgram:
             result = fn(*args)
             if inspect.isawaitable(result):
                 result = await result
-        except (asyncio.CancelledError, runner.ScriptError):
+        except (asyncio.CancelledError, runner.ScriptError, runner.OutOfTime):
             raise
         except Exception as exc:
             raise runner.ScriptError(_py_where(exc, self.path)) from exc
@@ -376,6 +483,20 @@ class PyProgram:
             vu = runner.VU(0, run.scenarios[0], {"scenario": "teardown"}, data=data)
             await self._call(fn, PyVu(run, vu, self.env), data)
 
+    def handle_summary(self, data: Mapping[str, object], text: str) -> Mapping[str, str] | None:
+        """The module's ``handle_summary(data)`` (or ``handleSummary``), as k6's: what
+        to write where; None when the module has neither."""
+        fn = getattr(self.module, "handle_summary", None) or getattr(
+            self.module, "handleSummary", None
+        )
+        if fn is None:
+            return None
+        try:
+            out = fn(dict(data))
+        except Exception as exc:
+            raise runner.ScriptError(_py_where(exc, self.path)) from exc
+        return _summary_outputs(out, self.path)
+
     async def new_vu(self, run: runner.Run, vu: runner.VU) -> runner.VuCode:
         fn = getattr(self.module, vu.scen.exec_name)
         if not inspect.iscoroutinefunction(fn):
@@ -391,8 +512,13 @@ class _PyVuCode:
         self._fn = fn
         self._api = api
 
-    async def iteration(self, vu: runner.VU) -> None:
-        await self._program._call(self._fn, self._api)
+    def iteration(self, vu: runner.VU) -> Awaitable[None]:
+        # The scenario's own coroutine, awaited by Run.iterate: no wrapping frame (each
+        # level of coroutines costs on every suspension). Its exceptions: see describe.
+        return self._fn(self._api)  # type: ignore[no-any-return]
+
+    def describe(self, exc: Exception) -> str:
+        return _py_where(exc, self._program.path)
 
     def close(self) -> None:
         return None
@@ -484,6 +610,8 @@ def transform(source: str, path: str = "<script>") -> tuple[str, tuple[str, ...]
     def on_import(m: re.Match[str]) -> str:
         line = _line_of(source, m.start())
         module = m["mod"]
+        if _K6_SUMMARY_RE.match(module):
+            module = "k6-summary"  # jslib's textSummary: mcgw's own end-of-test text
         if module not in _SUPPORTED_MODULES:
             raise ScriptLoadError(
                 f"{path}:{line}: import from {module!r} is not supported "
@@ -568,28 +696,92 @@ _PRELUDE = r"""
 var __k6 = (function () {
   function call(fn, args) {
     var out = JSON.parse(fn.apply(null, args));
-    if (out.__error) { throw new Error(out.__error); }
+    if (out !== null && typeof out === 'object' && out.__error) { throw new Error(out.__error); }
     return out;
   }
-  function response(r) {
-    r.json = function (selector) {
-      var doc = JSON.parse(this.body);
-      if (selector) {
-        var parts = String(selector).split('.');
-        for (var i = 0; i < parts.length; i++) { doc = doc[parts[i]]; }
-      }
-      return doc;
-    };
-    r.html = function () { throw new Error('Response.html() is not supported by mcgw load'); };
-    return r;
+  // A response is a handle into the VU's recent responses on the Python side plus its
+  // status; body, headers, timings, cookies and error cross over only when read.
+  function Response(code, method, url) {
+    this._h = (code / 1000) | 0;
+    this.status = code % 1000;
+    this.url = url;
+    this._m = method;
   }
-  function params(p) { return JSON.stringify(p === undefined || p === null ? {} : p); }
-  function body(b) { return JSON.stringify(b === undefined ? null : b); }
+  Response.prototype.proto = 'HTTP/1.1';
+  Object.defineProperty(Response.prototype, 'request', {
+    configurable: true,
+    get: function () { return { method: this._m, url: this.url }; },
+  });
+  function lazy(name, parse) {
+    Object.defineProperty(Response.prototype, name, {
+      configurable: true,
+      get: function () {
+        var raw = __py_res(this._h, name);
+        var v = parse ? JSON.parse(raw) : raw;
+        Object.defineProperty(this, name, {
+          value: v, writable: true, enumerable: true, configurable: true });
+        return v;
+      },
+      set: function (v) {
+        Object.defineProperty(this, name, {
+          value: v, writable: true, enumerable: true, configurable: true });
+      },
+    });
+  }
+  lazy('body', false);
+  lazy('error', false);
+  lazy('headers', true);
+  lazy('timings', true);
+  lazy('cookies', true);
+  lazy('error_code', true);
+  Response.prototype.json = function (selector) {
+    var doc = JSON.parse(this.body);
+    if (selector) {
+      var parts = String(selector).split('.');
+      for (var i = 0; i < parts.length; i++) { doc = doc[parts[i]]; }
+    }
+    return doc;
+  };
+  Response.prototype.html = function () {
+    throw new Error('Response.html() is not supported by mcgw load');
+  };
+  function send(method, url, b, p) {
+    var code;
+    if ((b === undefined || b === null) && (p === undefined || p === null)) {
+      code = __py_get(method, url);
+    } else {
+      code = __py_request(method, url, JSON.stringify(b === undefined ? null : b),
+                          JSON.stringify(p === undefined || p === null ? {} : p));
+    }
+    if (code < 0) { throw new Error(__py_last_error()); }
+    return new Response(code, method, url);
+  }
   function request(method, url, b, p) {
-    return response(call(__py_request, [String(method), String(url), body(b), params(p)]));
+    return send(String(method).toUpperCase(), String(url), b, p);
   }
+  function describe(item) {
+    if (typeof item === 'string') { return ['GET', item]; }
+    if (Array.isArray(item)) { return [String(item[0]).toUpperCase(), String(item[1])]; }
+    return [String(item.method || 'GET').toUpperCase(), String(item.url)];
+  }
+  function CookieJar() {}
+  CookieJar.prototype.set = function (url, name, value, opts) {
+    call(__py_jar, ['set', JSON.stringify([url, name, value, opts || {}])]);
+  };
+  CookieJar.prototype.cookiesForURL = function (url) {
+    return call(__py_jar, ['cookiesForURL', JSON.stringify([url])]);
+  };
+  CookieJar.prototype.clear = function (url) {
+    call(__py_jar, ['clear', JSON.stringify([url])]);
+  };
+  CookieJar.prototype.delete = function (url, name) {
+    call(__py_jar, ['delete', JSON.stringify([url, name])]);
+  };
+  var jar = new CookieJar();
   var http = {
-    get: function (url, p) { return request('GET', url, null, p); },
+    get: function (url, p) {
+      return send('GET', typeof url === 'string' ? url : String(url), null, p);
+    },
     head: function (url, p) { return request('HEAD', url, null, p); },
     options: function (url, b, p) { return request('OPTIONS', url, b, p); },
     post: function (url, b, p) { return request('POST', url, b, p); },
@@ -597,11 +789,15 @@ var __k6 = (function () {
     patch: function (url, b, p) { return request('PATCH', url, b, p); },
     del: function (url, b, p) { return request('DELETE', url, b, p); },
     request: function (method, url, b, p) { return request(method, url, b, p); },
+    cookieJar: function () { return jar; },
     batch: function (reqs) {
       var out = call(__py_batch, [JSON.stringify(reqs)]);
-      if (Array.isArray(out)) { return out.map(response); }
-      for (var k in out) { out[k] = response(out[k]); }
-      return out;
+      var res = Array.isArray(out) ? [] : {};
+      for (var k in out) {
+        var d = describe(reqs[k]);
+        res[k] = new Response(out[k], d[0], d[1]);
+      }
+      return res;
     },
   };
   function check(value, sets, tags) {
@@ -619,15 +815,21 @@ var __k6 = (function () {
     try { return fn(); } finally { __py_group_exit(); }
   }
   function sleep(seconds) {
-    var out = JSON.parse(__py_sleep(Number(seconds)));
-    if (out.__error) { throw new Error(out.__error); }
+    var err = __py_sleep(Number(seconds));
+    if (err) { throw new Error(err); }
   }
   function fail(message) { throw new Error(message === undefined ? 'fail' : String(message)); }
+  function textSummary(data, opts) { return __py_text_summary(); }
   var k6 = { check: check, group: group, sleep: sleep, fail: fail };
-  var modules = { 'k6': k6, 'k6/http': http };
+  var modules = { 'k6': k6, 'k6/http': http, 'k6-summary': { textSummary: textSummary } };
   return { modules: modules };
 })();
 function __k6mod(name) { return __k6.modules[name]; }
+var __k6data = null;
+function __k6iter(name, iter) {
+  __ITER = iter;
+  globalThis.__k6exports[name](__k6data);
+}
 var console = (function () {
   function log() {
     var parts = [];
@@ -648,7 +850,12 @@ function open(path) {
 
 
 class _Interrupted(Exception):
-    """The test ended while this VU was blocked in a request or a sleep."""
+    """The test ended while this VU was waiting in a request or a sleep."""
+
+
+_INTERRUPTED = "iteration interrupted: the test ended"
+_RECENT_RESPONSES = 256
+"""Responses a JS VU keeps for lazy reads (body, headers…): its latest ones."""
 
 
 def _js_error(exc: Exception, path: str, source: str = "") -> str:
@@ -677,34 +884,74 @@ def _js_error(exc: Exception, path: str, source: str = "") -> str:
     return f"{path}: {first}"
 
 
+class _InitHost:
+    """What the script's Python callables do in the init context (and in
+    handleSummary): no requests, no sleeping, no metrics."""
+
+    last_error = "http requests are not allowed in the init context"
+    text_summary = ""
+
+    def get(self, method: str, url: str) -> int:
+        return -1
+
+    def request(self, method: str, url: str, body: str, params: str) -> int:
+        return -1
+
+    def batch(self, reqs: str) -> str:
+        return json.dumps({"__error": self.last_error})
+
+    def res(self, handle: int, name: str) -> str:
+        return "null"
+
+    def jar(self, op: str, args: str) -> str:
+        return json.dumps({"__error": "http.cookieJar() is not available in the init context"})
+
+    def check(self, name: str, ok: bool) -> None:
+        return None
+
+    def group_enter(self, name: str) -> None:
+        return None
+
+    def group_exit(self) -> None:
+        return None
+
+    def sleep(self, seconds: float) -> str:
+        return "sleep() is not allowed in the init context"
+
+
 class _JsContext:
-    """One QuickJS context with the k6 prelude and the script, used from one thread."""
+    """One QuickJS context with the k6 prelude and the script."""
 
     def __init__(
         self,
         program: JsProgram,
         vu_id: int,
         env: Mapping[str, str],
-        bridge: _Bridge | None,
+        host: _InitHost | _JsVu,
     ) -> None:
         import quickjs  # type: ignore[import-untyped]
 
         self._quickjs = quickjs
+        self.js_exception: type[Exception] = quickjs.JSException
         self.program = program
         self.ctx = quickjs.Context()
         self.ctx.set_max_stack_size(4 * 1024 * 1024)
-        self.bridge = bridge
-        for name in (
-            "__py_request",
-            "__py_batch",
-            "__py_check",
-            "__py_group_enter",
-            "__py_group_exit",
-            "__py_sleep",
-        ):
-            self.ctx.add_callable(name, getattr(self, "_" + name.removeprefix("__py_")))
-        self.ctx.add_callable("__py_open", self._open)
-        self.ctx.add_callable("__py_log", self._log)
+        add = self.ctx.add_callable
+        # Callables never raise into QuickJS (its binding mishandles that): errors come
+        # back as -1 / {"__error": ...} / a message, and the prelude throws them in JS.
+        add("__py_get", host.get)
+        add("__py_request", host.request)
+        add("__py_batch", host.batch)
+        add("__py_res", host.res)
+        add("__py_last_error", lambda: host.last_error)
+        add("__py_jar", host.jar)
+        add("__py_check", host.check)
+        add("__py_group_enter", host.group_enter)
+        add("__py_group_exit", host.group_exit)
+        add("__py_sleep", host.sleep)
+        add("__py_text_summary", lambda: host.text_summary)
+        add("__py_open", self._open)
+        add("__py_log", self._log)
         self.ctx.eval("\n" * _PRELUDE_OFFSET + _PRELUDE)
         self.ctx.set("__VU", vu_id)
         self.ctx.set("__ITER", 0)
@@ -713,35 +960,6 @@ class _JsContext:
             self.ctx.eval(program.code)
         except quickjs.JSException as exc:
             raise ScriptLoadError(_js_error(exc, program.path, program.code)) from None
-
-    # Callables never raise into QuickJS (its binding mishandles that): errors come back
-    # as {"__error": ...} and the prelude throws them in JS.
-    def _request(self, method: str, url: str, body: str, params: str) -> str:
-        if self.bridge is None:
-            return json.dumps({"__error": "http requests are not allowed in the init context"})
-        return self.bridge.request(method, url, json.loads(body), json.loads(params))
-
-    def _batch(self, reqs: str) -> str:
-        if self.bridge is None:
-            return json.dumps({"__error": "http requests are not allowed in the init context"})
-        return self.bridge.batch(json.loads(reqs))
-
-    def _check(self, name: str, ok: bool) -> None:
-        if self.bridge is not None:
-            self.bridge.check(str(name), bool(ok))
-
-    def _group_enter(self, name: str) -> None:
-        if self.bridge is not None:
-            self.bridge.group_enter(name)
-
-    def _group_exit(self) -> None:
-        if self.bridge is not None:
-            self.bridge.group_exit()
-
-    def _sleep(self, seconds: float) -> str:
-        if self.bridge is None:
-            return json.dumps({"__error": "sleep() is not allowed in the init context"})
-        return self.bridge.sleep(float(seconds))
 
     def _log(self, text: str) -> None:
         # k6 logs to stderr with a level and source; mcgw keeps the message.
@@ -774,92 +992,9 @@ class _JsContext:
             raise runner.ScriptError(_js_error(exc, self.program.path, self.program.code)) from None
 
 
-class _Bridge:
-    """The blocking side of a JS VU: runs on its thread, waits on the event loop."""
-
-    def __init__(self, run: runner.Run, vu: runner.VU) -> None:
-        self.run = run
-        self.vu = vu
-        self.loop = run.loop
-        self.http = Http(run, vu)
-        self.groups: list[tuple[str, int]] = []
-        self.group = ""
-        self.stop = threading.Event()
-        self.pending: concurrent.futures.Future[Any] | None = None
-
-    def _wait(self, coro: Awaitable[Any]) -> Any:
-        if self.stop.is_set():
-            raise _Interrupted
-        fut: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(
-            coro,  # type: ignore[arg-type]
-            self.loop,
-        )
-        self.pending = fut
-        try:
-            return fut.result()
-        except concurrent.futures.CancelledError:
-            raise _Interrupted from None
-        finally:
-            self.pending = None
-
-    def request(self, method: str, url: str, body: object, params: object) -> str:
-        try:
-            res = self._wait(
-                self.http.request(
-                    method,
-                    url,
-                    body,
-                    params if isinstance(params, Mapping) else None,
-                    group=self.group,
-                )
-            )
-        except _Interrupted:
-            return json.dumps({"__error": "iteration interrupted: the test ended"})
-        except (runner.ScriptError, errors.LoadError) as exc:
-            return json.dumps({"__error": str(exc)})
-        return json.dumps(res.to_js())
-
-    def batch(self, reqs: object) -> str:
-        try:
-            res = self._wait(self.http.batch(reqs, group=self.group))
-        except _Interrupted:
-            return json.dumps({"__error": "iteration interrupted: the test ended"})
-        except (runner.ScriptError, errors.LoadError) as exc:
-            return json.dumps({"__error": str(exc)})
-        if isinstance(res, dict):
-            return json.dumps({k: v.to_js() for k, v in res.items()})
-        return json.dumps([r.to_js() for r in res])
-
-    def check(self, name: str, ok: bool) -> None:
-        vu = self.vu
-        group = self.group
-
-        def record() -> None:
-            vu.group = group
-            self.run.check(vu, name, ok)
-
-        self.loop.call_soon_threadsafe(record)
-
-    def group_enter(self, name: str) -> None:
-        self.groups.append((self.group, time.perf_counter_ns()))
-        self.group = f"{self.group}::{name}"
-
-    def group_exit(self) -> None:
-        path = self.group
-        outer, begin = self.groups.pop()
-        self.group = outer
-        took = time.perf_counter_ns() - begin
-        self.loop.call_soon_threadsafe(self.run.group_done, self.vu, path, took)
-
-    def sleep(self, seconds: float) -> str:
-        if self.stop.wait(max(0.0, seconds)):
-            return json.dumps({"__error": "iteration interrupted: the test ended"})
-        return "{}"
-
-
 @dataclass
 class JsProgram:
-    """A k6 script, transformed; each VU evaluates it in its own context and thread."""
+    """A k6 script, transformed; each VU evaluates it in its own QuickJS context."""
 
     path: str
     code: str
@@ -870,84 +1005,276 @@ class JsProgram:
     def exports(self) -> frozenset[str]:
         return frozenset(self.export_names)
 
-    async def _in_thread(
-        self, run: runner.Run, fn: Callable[[], object], timeout_s: float
-    ) -> object:
-        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="k6-setup")
+    async def _once(self, run: runner.Run, vu: runner.VU, name: str, data: object) -> object:
+        code = _JsVu(self, run, vu, self.env)
         try:
-            return await asyncio.wait_for(run.loop.run_in_executor(pool, fn), timeout_s)
+            out = await asyncio.wait_for(
+                code.drive(code.ctx.call, name, json.dumps(data)), run.opts.setup_timeout_s
+            )
         finally:
-            pool.shutdown(wait=False)
+            code.close()
+        return json.loads(str(out))
 
     async def setup(self, run: runner.Run) -> object:
         if "setup" not in self.export_names:
             return None
         vu = runner.VU(0, run.scenarios[0], {"scenario": "setup", "group": "::setup"})
-
-        def go() -> object:
-            ctx = _JsContext(self, 0, self.env, _Bridge(run, vu))
-            return json.loads(ctx.call("setup", "null"))
-
-        return await self._in_thread(run, go, run.opts.setup_timeout_s)
+        return await self._once(run, vu, "setup", None)
 
     async def teardown(self, run: runner.Run, data: object) -> None:
         if "teardown" not in self.export_names:
             return
         vu = runner.VU(0, run.scenarios[0], {"scenario": "teardown", "group": "::teardown"})
-
-        def go() -> object:
-            ctx = _JsContext(self, 0, self.env, _Bridge(run, vu))
-            return ctx.call("teardown", json.dumps(data))
-
-        await self._in_thread(run, go, run.opts.setup_timeout_s)
+        await self._once(run, vu, "teardown", data)
 
     async def new_vu(self, run: runner.Run, vu: runner.VU) -> runner.VuCode:
-        code = _JsVu(self, run, vu)
-        await code.start()
-        return code
+        return _JsVu(self, run, vu, {**self.env, **dict(vu.scen.env)})
+
+    def handle_summary(self, data: Mapping[str, object], text: str) -> Mapping[str, str] | None:
+        """k6's ``handleSummary(data)``: what to write where (``stdout``, ``stderr``,
+        file paths), or None when the script does not export it."""
+        if "handleSummary" not in self.export_names:
+            return None
+        host = _InitHost()
+        host.text_summary = text
+        ctx = _JsContext(self, 0, self.env, host)
+        out = json.loads(ctx.call("handleSummary", json.dumps(data)))
+        return _summary_outputs(out, self.path)
+
+
+def _summary_outputs(out: object, path: str) -> Mapping[str, str]:
+    if out is None:
+        return {}
+    if not isinstance(out, Mapping):
+        raise runner.ScriptError(f"{path}: handleSummary must return an object")
+    return {str(k): v if isinstance(v, str) else json.dumps(v, indent=2) for k, v in out.items()}
 
 
 class _JsVu:
-    def __init__(self, program: JsProgram, run: runner.Run, vu: runner.VU) -> None:
-        self.program = program
+    """One JS VU: a QuickJS context run on a greenlet of the event loop's thread.
+
+    QuickJS is synchronous and k6's API is blocking (``http.get`` returns the response);
+    asyncio is not. So each VU's script runs in its own greenlet: when the script calls
+    ``http.get``, the Python callable switches back to the event loop's greenlet with the
+    request's coroutine, the VU's task awaits it like any other, and switches into the
+    greenlet again with the response. Any number of VUs multiplex on the loop's one
+    thread, with two greenlet switches (about a microsecond each) per request instead of
+    thread hand-offs. Cost of that design: a script busy in a loop that makes no request
+    and no sleep holds up the whole process (all VUs of this worker) until it returns.
+    """
+
+    def __init__(
+        self, program: JsProgram, run: runner.Run, vu: runner.VU, env: Mapping[str, str]
+    ) -> None:
+        import greenlet  # type: ignore[import-untyped]
+
         self.run = run
         self.vu = vu
-        self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"vu-{vu.id}")
-        self.bridge = _Bridge(run, vu)
-        self.ctx: _JsContext | None = None
-        self.data_json = json.dumps(vu.data)
+        self.http = Http(run, vu)
+        self.responses: dict[int, Response] = {}
+        self.next_handle = 1
+        self.last_error = ""
+        self.text_summary = ""
+        self.interrupting = False
+        """The VU's task was cancelled mid-iteration: the script is being unwound."""
+        self.closed = False
+        self.out_of_time = False
+        self.groups: list[tuple[str, int]] = []
+        self.ctx = _JsContext(program, vu.id, env, self)
+        if vu.data is not None:
+            self.ctx.ctx.eval(f"__k6data = {json.dumps(vu.data)};")
+        # A function object called with arguments: no JS source compiled per iteration.
+        self._iter = self.ctx.ctx.get("__k6iter")
+        self.glet = greenlet.greenlet(self._body)
+        self._exit = greenlet.GreenletExit
 
-    async def start(self) -> None:
-        env = {**self.program.env, **dict(self.vu.scen.env)}
+    # -- on the loop's greenlet --
+    async def drive(self, fn: Callable[..., object], *args: object) -> object:
+        """Run ``fn(*args)`` in the VU's greenlet, awaiting what it waits for."""
+        msg = self.glet.switch((fn, args))
+        while msg[0] == "await":
+            try:
+                value = await msg[1]
+            except asyncio.CancelledError:
+                # Unwind the script: its pending call fails, and so does every later one
+                # until the iteration is over (the VU itself lives on: ramping-vus parks
+                # interrupted VUs and runs them again).
+                self.interrupting = True
+                try:
+                    msg = self.glet.switch(("err", _Interrupted()))
+                    for _ in range(10_000):
+                        if msg[0] != "await":
+                            break
+                        msg[1].close()
+                        msg = self.glet.switch(("err", _Interrupted()))
+                finally:
+                    self.interrupting = False
+                raise
+            except Exception as exc:
+                msg = self.glet.switch(("err", exc))
+                continue
+            msg = self.glet.switch(("ok", value))
+        if msg[0] == "error":
+            if self.out_of_time:
+                self.out_of_time = False
+                raise runner.OutOfTime
+            raise msg[1]
+        return msg[1]
 
-        def init() -> None:
-            self.ctx = _JsContext(self.program, self.vu.id, env, self.bridge)
+    def iteration(self, vu: runner.VU) -> Awaitable[None]:
+        return self.drive(self._iterate, vu.iteration)  # type: ignore[return-value]
 
-        await self.run.loop.run_in_executor(self.thread, init)
-
-    def _iterate(self, iteration: int) -> None:
-        assert self.ctx is not None
-        self.ctx.ctx.set("__ITER", iteration)
-        self.bridge.group = ""
-        self.ctx.call(self.vu.scen.exec_name, self.data_json)
-
-    async def iteration(self, vu: runner.VU) -> None:
-        try:
-            await self.run.loop.run_in_executor(self.thread, self._iterate, vu.iteration)
-        except asyncio.CancelledError:
-            # The thread cannot be cancelled: make its next request or sleep fail fast.
-            self.bridge.stop.set()
-            pending = self.bridge.pending
-            if pending is not None:
-                pending.cancel()
-            raise
+    def describe(self, exc: Exception) -> str:
+        return f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
-        self.bridge.stop.set()
-        pending = self.bridge.pending
-        if pending is not None:
-            pending.cancel()
-        self.thread.shutdown(wait=False)
+        self.closed = True
+        if not self.glet.dead:
+            self.glet.throw(self._exit)
+
+    # -- on the VU's greenlet --
+    def _body(self, first: tuple[Callable[..., object], tuple[object, ...]]) -> None:
+        fn, args = first
+        while True:
+            try:
+                out: tuple[str, object] = ("done", fn(*args))
+            except runner.ScriptError as exc:
+                out = ("error", exc)
+            if self.closed:
+                return
+            fn, args = self.glet.parent.switch(out)
+
+    def _iterate(self, iteration: int) -> None:
+        self.responses.clear()
+        try:
+            self._iter(self.vu.scen.exec_name, iteration)
+        except self.ctx.js_exception as exc:
+            program = self.ctx.program
+            raise runner.ScriptError(_js_error(exc, program.path, program.code)) from None
+
+    def _await(self, aw: Awaitable[Any]) -> Any:
+        if self.interrupting or self.closed:
+            if inspect.iscoroutine(aw):
+                aw.close()
+            raise _Interrupted
+        kind, value = self.glet.parent.switch(("await", aw))
+        if kind == "err":
+            raise value
+        return value
+
+    def _store(self, res: Response) -> int:
+        handle = self.next_handle
+        self.next_handle += 1
+        self.responses[handle] = res
+        self.responses.pop(handle - _RECENT_RESPONSES, None)
+        return handle * 1000 + res.status
+
+    def _send(self, method: str, url: str, body: object, params: object) -> int:
+        try:
+            res = self._await(
+                self.http.request(
+                    method,
+                    url,
+                    body,
+                    # (not isinstance first: an ABC check of None costs a µs per request)
+                    params if params is not None and isinstance(params, Mapping) else None,
+                )
+            )
+        except (_Interrupted, self._exit):
+            self.last_error = _INTERRUPTED
+            return -1
+        except runner.OutOfTime:
+            self.out_of_time = True
+            self.last_error = _INTERRUPTED
+            return -1
+        except (runner.ScriptError, errors.LoadError) as exc:
+            self.last_error = str(exc)
+            return -1
+        except Exception as exc:  # never into QuickJS (see _JsContext)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return -1
+        return self._store(res)
+
+    # The script's callables (see the prelude).
+    def get(self, method: str, url: str) -> int:
+        return self._send(method, url, None, None)
+
+    def request(self, method: str, url: str, body: str, params: str) -> int:
+        return self._send(method, url, json.loads(body), json.loads(params))
+
+    def batch(self, reqs: str) -> str:
+        try:
+            res = self._await(self.http.batch(json.loads(reqs)))
+        except (_Interrupted, self._exit):
+            return json.dumps({"__error": _INTERRUPTED})
+        except runner.OutOfTime:
+            self.out_of_time = True
+            return json.dumps({"__error": _INTERRUPTED})
+        except (runner.ScriptError, errors.LoadError) as exc:
+            return json.dumps({"__error": str(exc)})
+        except Exception as exc:  # never into QuickJS (see _JsContext)
+            return json.dumps({"__error": f"{type(exc).__name__}: {exc}"})
+        if isinstance(res, dict):
+            return json.dumps({k: self._store(v) for k, v in res.items()})
+        return json.dumps([self._store(r) for r in res])
+
+    def res(self, handle: int, name: str) -> str:
+        r = self.responses.get(int(handle))
+        if r is None:
+            return "" if name in ("body", "error") else "null"
+        if name == "body":
+            return r.body
+        if name == "error":
+            return r.error
+        if name == "headers":
+            return json.dumps(r.headers)
+        if name == "timings":
+            return json.dumps(r.timings)
+        if name == "cookies":
+            return json.dumps(r.cookies)
+        return json.dumps(r.error_code)
+
+    def jar(self, op: str, args_json: str) -> str:
+        args = json.loads(args_json)
+        jar = self.http.jar
+        try:
+            if op == "set":
+                url, name, value, opts = args
+                jar.set(str(url), str(name), str(value), opts if isinstance(opts, dict) else {})
+                return "null"
+            if op == "cookiesForURL":
+                return json.dumps(jar.cookies_for_url(str(args[0])))
+            if op == "clear":
+                jar.clear(str(args[0]))
+                return "null"
+            if op == "delete":
+                jar.delete(str(args[0]), str(args[1]))
+                return "null"
+        except (ValueError, TypeError) as exc:
+            return json.dumps({"__error": f"cookieJar.{op}: {exc}"})
+        return json.dumps({"__error": f"cookieJar.{op} is not supported"})
+
+    def check(self, name: str, ok: bool) -> None:
+        self.run.check(self.vu, str(name), bool(ok))
+
+    def group_enter(self, name: str) -> None:
+        vu = self.vu
+        self.groups.append((vu.group, time.perf_counter_ns()))
+        vu.group = f"{vu.group}::{name}"
+
+    def group_exit(self) -> None:
+        vu = self.vu
+        path = vu.group
+        outer, begin = self.groups.pop()
+        vu.group = outer
+        self.run.group_done(vu, path, time.perf_counter_ns() - begin)
+
+    def sleep(self, seconds: float) -> str:
+        try:
+            self._await(asyncio.sleep(max(0.0, float(seconds))))
+        except (_Interrupted, self._exit):
+            return _INTERRUPTED
+        return ""
 
 
 def load_js(path: str, env: Mapping[str, str]) -> JsProgram:
@@ -957,7 +1284,7 @@ def load_js(path: str, env: Mapping[str, str]) -> JsProgram:
         raise ScriptLoadError(f"{path}: {exc.strerror or exc}") from exc
     code, names = transform(source, path)
     program = JsProgram(path, code, names, {}, env)
-    ctx = _JsContext(program, 0, env, None)  # the init context: options and exports
+    ctx = _JsContext(program, 0, env, _InitHost())  # the init context: options and exports
     opts = ctx.export_json("options") if "options" in names else None
     if opts is not None and not isinstance(opts, dict):
         raise ScriptLoadError(f"{path}: options must be an object")

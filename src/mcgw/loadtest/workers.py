@@ -86,7 +86,11 @@ def run(
             if not mine:
                 continue
             worker_opts = replace(
-                opts, workers=1, out_json=f"{opts.out_json}.{i}" if opts.out_json else None
+                opts,
+                workers=1,
+                out_json=f"{opts.out_json}.{i}" if opts.out_json else None,
+                # --rps caps the whole test: each worker gets its share of the rate.
+                rps=opts.rps / n if opts.rps else None,
             )
             futures.append(pool.submit(_worker, worker_opts, mine, data, start_at))
         began = time.monotonic()
