@@ -73,9 +73,9 @@ def parse(data: bytes, splits: list[int] | None = None, **limits: int) -> tuple[
     parser = http1.RequestParser(
         rec,
         max_target=s.max_request_line_bytes,
-        max_head=s.max_request_line_bytes + s.max_header_bytes + 8 * s.max_headers + 64,
+        max_fields=s.max_header_bytes + 8 * s.max_headers + 64,
     )
-    cuts = sorted(set(splits or [])) + [len(data)]
+    cuts = [*sorted(set(splits or [])), len(data)]
     start = 0
     try:
         for cut in cuts:
@@ -131,7 +131,7 @@ def test_h2_preface_is_told_apart() -> None:
 def test_keep_alive_follows_version_and_connection() -> None:
     def keep(data: bytes) -> bool:
         rec = Recorder()
-        p = http1.RequestParser(rec, max_target=100, max_head=1000)
+        p = http1.RequestParser(rec, max_target=100, max_fields=1000)
         p.feed_data(data)
         return p.should_keep_alive()
 

@@ -141,6 +141,8 @@ _CLOSED = 6
 _DEAD = 7
 
 _PREFACE_LINE = b"PRI * HTTP/2.0"
+_LINE_OVERHEAD = 64
+"""Request line bytes allowed beyond the target's limit: method, spaces, version."""
 
 
 class Callbacks(Protocol):
@@ -240,7 +242,7 @@ class RequestParser:
     Args:
         cb: the callbacks (the client protocol).
         max_target: longest request target, in bytes (414 beyond).
-        max_head: largest request head, in bytes, request line included (431 beyond).
+        max_fields: largest field section (headers, and trailers), in bytes (431 beyond).
     """
 
     __slots__ = (
@@ -249,7 +251,7 @@ class RequestParser:
         "_cb",
         "_chunked",
         "_keep_alive",
-        "_max_head",
+        "_max_fields",
         "_max_target",
         "_method",
         "_remaining",
@@ -259,10 +261,10 @@ class RequestParser:
         "_version",
     )
 
-    def __init__(self, cb: Callbacks, *, max_target: int, max_head: int) -> None:
+    def __init__(self, cb: Callbacks, *, max_target: int, max_fields: int) -> None:
         self._cb = cb
         self._max_target = max_target
-        self._max_head = max_head
+        self._max_fields = max_fields
         self._buf = b""
         self._begun = False
         self._state = _HEAD
@@ -385,8 +387,6 @@ class RequestParser:
         if end < 0:
             self._incomplete(buf[pos:])
             return -1
-        if end - pos > self._max_head:
-            raise errors.HeadersTooLarge("request head too large")
         self._head_parsed(buf[pos:end])
         return end + 4
 
@@ -396,19 +396,23 @@ class RequestParser:
             raise _bad("bare LF in the request head")
         eol = rest.find(b"\r\n")
         if eol < 0:
-            if len(rest) > self._max_target + 64:
+            if len(rest) > self._max_target + _LINE_OVERHEAD:
                 raise errors.UriTooLong("request line too long")
             sp = rest.find(b" ")
             method = rest if sp < 0 else rest[:sp]
             if method and not re.fullmatch(_TOKEN, method):
                 raise _bad("invalid method")
-        elif len(rest) > self._max_head:
+        elif len(rest) - eol > self._max_fields:
             raise errors.HeadersTooLarge("request head too large")
 
     def _head_parsed(self, head: bytes) -> None:
         cb = self._cb
         eol = head.find(b"\r\n")
         line = head if eol < 0 else head[:eol]
+        if len(head) - len(line) > self._max_fields:
+            raise errors.HeadersTooLarge("request head too large")
+        if len(line) > self._max_target + _LINE_OVERHEAD:
+            raise errors.UriTooLong("request line too long")
         m = _REQUEST_LINE.fullmatch(line)
         if m is None:
             raise self._line_error(line)
@@ -466,6 +470,9 @@ class RequestParser:
                     hosts += 1
                     host = value
                 elif kind == _CL:
+                    # Checked before the callback sees it: it may convert it.
+                    if not value.isdigit() or not value.isascii():
+                        raise _bad("invalid Content-Length")
                     lengths.append(value)
                 elif kind == _TE:
                     te = value if not tes else te + b"," + value
@@ -546,7 +553,7 @@ class RequestParser:
 
     def _trailer(self, line: bytes) -> None:
         self._trailer_bytes += len(line)
-        if self._trailer_bytes > self._max_head:
+        if self._trailer_bytes > self._max_fields:
             raise errors.HeadersTooLarge("trailer section too large")
         if _FIELD_LINES.fullmatch(line + b"\r\n") is None:
             raise _bad("trailer: " + field_line_problem(line))

@@ -483,8 +483,8 @@ class ClientConnection(asyncio.Protocol):
         self._parser = http1.RequestParser(
             self,
             max_target=s.max_request_line_bytes,
-            # The request line, the header bytes and per line ": " CRLF and some OWS.
-            max_head=s.max_request_line_bytes + s.max_header_bytes + 8 * s.max_headers + 64,
+            # The header bytes, and per line ": " CRLF and some OWS.
+            max_fields=s.max_header_bytes + 8 * s.max_headers + 64,
         )
         self._body_timeout = s.body_timeout_s
         self._min_body_rate = s.min_body_rate_bps
@@ -620,14 +620,16 @@ class ClientConnection(asyncio.Protocol):
 
     def _parse_failed(self, err: errors.ProxyError) -> None:
         """The parser refused a request: answer it (in turn) and close; read no more."""
-        self._dead()
         ex = self._current or self._active
-        if ex is None:
-            return
-        if ex is not self._active:
+        if ex is not None and ex is not self._active:
             # A later pipelined request is broken: it is answered after the ones before
-            # it (see _finish), then the connection closes.
+            # it (see _finish), then the connection closes. (The parser reads nothing
+            # more; _parse_dead would close before that answer.)
+            self._pause(_PAUSE_DEAD)
             self._late_error = (ex, err)
+            return
+        self._dead()
+        if ex is None:
             return
         self._pending_start = False
         self._fail(ex, err)

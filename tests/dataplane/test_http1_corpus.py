@@ -1,0 +1,62 @@
+"""Every case of testdata/http1_corpus.yaml through a real gateway over real sockets.
+
+Per case: the raw bytes go out in one write; each expected response is read back;
+the gateway must close when the case says (always after an error); the backend must
+receive exactly the requests expected, and for a refused request no connection at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mcgw.testing import tables
+from mcgw.testing.client import RawClient
+from mcgw.testing.gateway import serve
+from mcgw.testing.runner import run
+from mcgw.testing.upstream import FakeUpstream
+
+CORPUS = Path(__file__).parent / "testdata" / "http1_corpus.yaml"
+
+
+def load_corpus() -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = yaml.safe_load(CORPUS.read_text())
+    return cases
+
+
+async def run_case(case: dict[str, Any]) -> tuple[list[int], bool, int, int]:
+    """Return the statuses read, whether the gateway closed, requests and connections
+    the backend saw."""
+    statuses = case.get("statuses", [case["status"]])
+    async with FakeUpstream() as up:
+        t = tables.route_table([tables.route("r", "b")], [tables.backend("b", up.address)])
+        async with serve(t, **case.get("settings", {})) as (_, addr):
+            c = await RawClient.connect(addr)
+            try:
+                await c.send(case["raw"].encode("latin-1"))
+                got = []
+                for _ in statuses:
+                    got.append((await c.response(timeout_s=3.0)).status)
+                closed = await c.closed(timeout_s=1.0 if case_closes(case) else 0.2)
+            finally:
+                await c.close()
+        return got, closed, len(up.seen), up.connections
+
+
+def case_closes(case: dict[str, Any]) -> bool:
+    return bool(case.get("close", case["status"] != 200))
+
+
+@pytest.mark.parametrize("case", load_corpus(), ids=lambda c: c["name"])
+def test_corpus_case_over_sockets(case: dict[str, Any]) -> None:
+    statuses = case.get("statuses", [case["status"]])
+    forwarded = case.get("forwarded", 1 if case["status"] == 200 else 0)
+    got, closed, seen, connections = run(run_case(case))
+    assert got == statuses
+    assert closed == case_closes(case)
+    assert seen == forwarded
+    if forwarded == 0:
+        assert connections == 0, "a refused request must not reach the backend at all"
