@@ -96,7 +96,7 @@ _REG_NAME = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|" + _PCT + rb")*"
 _IP_LITERAL = rb"\[[0-9A-Fa-f:.]+\]|\[[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]"
 _HOST = rb"(?:" + _IP_LITERAL + rb"|" + _REG_NAME + rb")(?::[0-9]*)?"
 
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^ \r\n]+) HTTP/([0-9])\.([0-9])")
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^ \r\n]+) HTTP/([0-9])\.([0-9])\r\n")
 _ORIGIN_FORM = re.compile(rb"/(?:" + _PCHAR + rb"|/)*" + _QUERY)
 _ABSOLUTE_FORM = re.compile(
     rb"[Hh][Tt][Tt][Pp][Ss]?://(" + _HOST + rb")(?:/(?:" + _PCHAR + rb"|/)*)?" + _QUERY
@@ -169,6 +169,24 @@ class Upgrade(Exception):
 
 class H2Preface(Exception):
     """The connection opened with the HTTP/2 preface (prior knowledge)."""
+
+
+_PATH_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?"
+"""Characters an origin-form target may hold anywhere (``%`` aside): when nothing else
+is in it, the regular expression need not run (the common case, cheaper)."""
+_NAME_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;="
+
+
+def _valid_host(host: bytes) -> bool:
+    """Whether ``host`` is ``uri-host [":" port]`` (RFC 9110 7.2), the common forms fast."""
+    name, colon, port = host.rpartition(b":")
+    if not colon:
+        name = port
+    elif not (port.isdigit() or not port) or not port.isascii():
+        return _HOST_VALUE.fullmatch(host) is not None
+    if name and not name.translate(None, _NAME_CHARS):
+        return True
+    return _HOST_VALUE.fullmatch(host) is not None
 
 
 def _bad(message: str) -> errors.BadRequest:
@@ -387,38 +405,46 @@ class RequestParser:
         if end < 0:
             self._incomplete(buf[pos:])
             return -1
-        self._head_parsed(buf[pos:end])
+        self._head_parsed(buf, pos, end + 2)
         return end + 4
 
     def _incomplete(self, rest: bytes) -> None:
-        """Reject an unfinished head early when it can never become valid."""
+        """Reject an unfinished head early when it can never become valid (checks in
+        the order :meth:`_head_parsed` makes them, so splits do not change the status)."""
+        eol = rest.find(b"\r\n")
+        if eol < 0 and len(rest) > self._max_target + _LINE_OVERHEAD:
+            raise errors.UriTooLong("request line too long")
+        if eol >= 0 and len(rest) - eol > self._max_fields:
+            raise errors.HeadersTooLarge("request head too large")
         if rest.count(b"\n") != rest.count(b"\r\n"):
             raise _bad("bare LF in the request head")
-        eol = rest.find(b"\r\n")
         if eol < 0:
-            if len(rest) > self._max_target + _LINE_OVERHEAD:
-                raise errors.UriTooLong("request line too long")
             sp = rest.find(b" ")
             method = rest if sp < 0 else rest[:sp]
             if method and not re.fullmatch(_TOKEN, method):
                 raise _bad("invalid method")
-        elif len(rest) - eol > self._max_fields:
-            raise errors.HeadersTooLarge("request head too large")
 
-    def _head_parsed(self, head: bytes) -> None:
+    def _head_parsed(self, buf: bytes, pos: int, end: int) -> None:
+        """Check and call back the head in ``buf[pos:end]`` (its last line's CRLF
+        included, not the empty line)."""
         cb = self._cb
-        eol = head.find(b"\r\n")
-        line = head if eol < 0 else head[:eol]
-        if len(head) - len(line) > self._max_fields:
-            raise errors.HeadersTooLarge("request head too large")
-        if len(line) > self._max_target + _LINE_OVERHEAD:
+        eol = buf.find(b"\r\n", pos)
+        if eol - pos > self._max_target + _LINE_OVERHEAD:
             raise errors.UriTooLong("request line too long")
-        m = _REQUEST_LINE.fullmatch(line)
+        if end - eol - 2 > self._max_fields:
+            raise errors.HeadersTooLarge("request head too large")
+        m = _REQUEST_LINE.match(buf, pos, end)
         if m is None:
-            raise self._line_error(line)
+            raise self._line_error(buf[pos:eol])
+        fields = m.end()
+        if _FIELD_LINES.fullmatch(buf, fields, end) is None:
+            for bad in buf[fields:end].split(b"\r\n"):
+                if bad and not _FIELD_LINES.fullmatch(bad + b"\r\n"):
+                    raise _bad(field_line_problem(bad))
+            raise _bad("invalid field line")
         method, target, major, minor = m.groups()
         if major != b"1":
-            if line == _PREFACE_LINE and eol < 0:
+            if buf.startswith(_PREFACE_LINE, pos) and fields == end:
                 raise H2Preface()
             raise errors.VersionNotSupported(f"HTTP/{major.decode()}.{minor.decode()}")
         version = "1.0" if minor == b"0" else "1.1"
@@ -430,7 +456,7 @@ class RequestParser:
             raise errors.UriTooLong("request target too long")
         absolute: bytes | None = None
         if target[:1] == b"/":
-            if _ORIGIN_FORM.fullmatch(target) is None:
+            if target.translate(None, _PATH_CHARS) and _ORIGIN_FORM.fullmatch(target) is None:
                 raise _bad("invalid request target")
         elif target == b"*":
             if method != b"OPTIONS":
@@ -440,12 +466,6 @@ class RequestParser:
             if am is None or not am.group(1) or am.group(1)[:1] == b":":
                 raise _bad("invalid request target")
             absolute = am.group(1).lower()
-        block = b"" if eol < 0 else head[eol + 2 :] + b"\r\n"
-        if _FIELD_LINES.fullmatch(block) is None:
-            for bad in block.split(b"\r\n"):
-                if bad and not _FIELD_LINES.fullmatch(bad + b"\r\n"):
-                    raise _bad(field_line_problem(bad))
-            raise _bad("invalid field line")
         self._method = method
         self._version = version
         cb.on_url(target)
@@ -457,7 +477,7 @@ class RequestParser:
         conn = b""
         upgrade = False
         cache = _kind_cache
-        for field in block.split(b"\r\n")[:-1]:
+        for field in buf[fields : end - 2].split(b"\r\n") if fields < end else ():
             name, _, value = field.partition(b":")
             value = value.strip(b" \t")
             kind = cache.get(name)
@@ -487,7 +507,7 @@ class RequestParser:
         if host is None:
             if version == "1.1":
                 raise _bad("HTTP/1.1 request without Host")
-        elif _HOST_VALUE.fullmatch(host) is None:
+        elif not _valid_host(host):
             raise _bad("invalid Host")
         if absolute is not None and host is not None and host.lower() != absolute:
             raise _bad("absolute-form target disagrees with Host")

@@ -676,7 +676,7 @@ class ClientConnection(asyncio.Protocol):
                 # Read no further: the requests queued are answered, then the
                 # connection closes and the client retries the rest.
                 self._current = None
-                self._dead()
+                self._pause(_PAUSE_DEAD)  # not _dead(): the queued ones are answered
                 raise _StopReading
             self._pipeline.append(ex)
             self._pause(_PAUSE_PIPELINE)
@@ -1510,6 +1510,9 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self._deadline = now + self._header_timeout
                 self._deadline_kind = _HEADERS
+            return
+        if self._read_pause & _PAUSE_DEAD:
+            self._close()  # reading stopped (pipeline limit): no request will follow
             return
         self._deadline = now + self._idle_timeout
         self._deadline_kind = _IDLE
