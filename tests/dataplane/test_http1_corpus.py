@@ -7,11 +7,16 @@ receive exactly the requests expected, and for a refused request no connection a
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
 from pathlib import Path
 from typing import Any
 
+import hypothesis.strategies as st
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
 
 from mcgw.testing import tables
 from mcgw.testing.client import RawClient
@@ -60,3 +65,49 @@ def test_corpus_case_over_sockets(case: dict[str, Any]) -> None:
     assert seen == forwarded
     if forwarded == 0:
         assert connections == 0, "a refused request must not reach the backend at all"
+
+
+# -- the same cases arriving in random pieces ---------------------------------------------
+
+SPLIT_EXAMPLES = int(os.environ.get("MCGW_SOCKET_FUZZ_EXAMPLES", "15"))
+"""Hypothesis examples of the split variant (``make fuzz`` raises it)."""
+
+
+async def run_split(case: dict[str, Any], cuts: list[int]) -> tuple[list[int], bool, int, int]:
+    """:func:`run_case`, the bytes sent in pieces cut at ``cuts``, each its own read."""
+    data = case["raw"].encode("latin-1")
+    statuses = case.get("statuses", [case["status"]])
+    async with FakeUpstream() as up:
+        t = tables.route_table([tables.route("r", "b")], [tables.backend("b", up.address)])
+        async with serve(t, **case.get("settings", {})) as (_, addr):
+            c = await RawClient.connect(addr)
+            try:
+                bounds = [0, *sorted({x for x in cuts if 0 < x < len(data)}), len(data)]
+                for a, b in itertools.pairwise(bounds):
+                    try:
+                        await c.send(data[a:b])
+                    except ConnectionError:
+                        break  # refused early: the rest is not wanted
+                    await asyncio.sleep(0.003)
+                got = []
+                for _ in statuses:
+                    got.append((await c.response(timeout_s=3.0)).status)
+                closed = await c.closed(timeout_s=1.0 if case_closes(case) else 0.2)
+            finally:
+                await c.close()
+        return got, closed, len(up.seen), up.connections
+
+
+@settings(max_examples=SPLIT_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(load_corpus()), st.lists(st.integers(1, 200), max_size=5))
+def test_corpus_cases_split_anywhere_get_the_same_answers(
+    case: dict[str, Any], cuts: list[int]
+) -> None:
+    statuses = case.get("statuses", [case["status"]])
+    forwarded = case.get("forwarded", 1 if case["status"] == 200 else 0)
+    got, closed, seen, connections = run(run_split(case, cuts))
+    assert got == statuses, case["name"]
+    assert closed == case_closes(case), case["name"]
+    assert seen == forwarded, case["name"]
+    if forwarded == 0:
+        assert connections == 0, case["name"]

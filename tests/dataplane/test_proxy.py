@@ -467,6 +467,7 @@ def test_header_read_timeout_is_408_and_idle_keep_alive_closes() -> None:
             r = await c.response()
             assert r.status == 408
             assert await c.closed()
+            await c.close()  # (else the gateway lingers, reading what it might still send)
             c = await client(addr)
             assert (await c.request()).status == 200
             assert await c.closed(timeout_s=2.0)

@@ -107,6 +107,12 @@ _STREAM = 5
 """A route's timeout reached after the response head: cut the connection."""
 _TUNNEL = 6
 """An upgraded connection relaying bytes: closed when idle for ``tunnel_idle_timeout_s``."""
+_LINGER = 7
+"""After a refused request: reading and dropping what the client still sends."""
+_LINGER_S = 0.5
+"""How long a refused client's late bytes are read and dropped before the close. Closing
+at once with unread bytes would reset the connection, and a reset can destroy the error
+response before the client reads it."""
 
 _H2C = table.BackendProtocol.H2C
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\n"
@@ -1490,7 +1496,10 @@ class ClientConnection(asyncio.Protocol):
             or self._draining
             or self._half_closed
         ):
-            self._close()
+            if self._parse_dead and not self._half_closed:
+                self._linger()
+            else:
+                self._close()
             return
         self._active = None
         pipeline = self._pipeline
@@ -1516,6 +1525,22 @@ class ClientConnection(asyncio.Protocol):
             return
         self._deadline = now + self._idle_timeout
         self._deadline_kind = _IDLE
+
+    def _linger(self) -> None:
+        """Close after a refused request: FIN now, then read and drop until the client
+        closes too or :data:`_LINGER_S` passes."""
+        self._active = None
+        self._pipeline.clear()
+        if self._closed:
+            return
+        if not self._transport.can_write_eof():
+            self._close()
+            return
+        self._transport.write_eof()
+        self._read_pause = 0
+        self._transport.resume_reading()
+        self._deadline = time.monotonic() + _LINGER_S
+        self._deadline_kind = _LINGER
 
     def _close(self) -> None:
         self._deadline_kind = _NONE
@@ -1620,6 +1645,8 @@ class ClientConnection(asyncio.Protocol):
             self._fail(ex, errors.UpstreamTimeout())
         elif kind == _TUNNEL:
             self._check_tunnel(now)
+        elif kind == _LINGER:
+            self._close()
         elif kind in (_REQUEST, _STREAM):
             # The route's own timeouts: 504 before any response byte, else a cut.
             ex = self._active
