@@ -27,7 +27,10 @@ settings.register_profile(
     "test", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
-    "fuzz", max_examples=200_000, deadline=None, suppress_health_check=list(HealthCheck)
+    "fuzz",
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "50000")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 
@@ -190,6 +193,8 @@ def test_valid_requests_parse_the_same_however_split(
     rec, exc = parse(data, [s for s in splits if s < len(data)])
     assert exc is None, exc
     assert [m["body"] for m in rec.messages] == bodies
+    for message in rec.messages:
+        assert_unambiguous(message)
 
 
 @given(valid_requests(), st.data())
@@ -216,9 +221,26 @@ def test_mutated_requests_parse_or_fail_with_a_status(
         assert exc is None or isinstance(exc, (errors.ProxyError, http1.Upgrade)), exc
     assert split.messages == whole.messages
     assert getattr(split_exc, "status", None) == getattr(whole_exc, "status", None)
-    # Unambiguous: whatever parsed re-frames to a prefix of exactly what was sent.
     for message in whole.messages:
-        assert message["target"][:1] in (b"/", b"h", b"H", b"*")
+        assert_unambiguous(message)
+
+
+def assert_unambiguous(message: dict[str, Any]) -> None:
+    """What the parser accepted has one framing and one Host, all consistent."""
+    names = [n.lower() for n, _ in message["headers"]]
+    lengths = [v for n, v in message["headers"] if n.lower() == b"content-length"]
+    codings = [v for n, v in message["headers"] if n.lower() == b"transfer-encoding"]
+    assert names.count(b"host") <= 1
+    assert len(lengths) <= 1
+    assert not (lengths and codings)
+    if lengths:
+        assert lengths[0].isdigit() and int(lengths[0]) == len(message["body"])
+    if codings:
+        listed = [c.strip(b" \t").lower() for c in b",".join(codings).split(b",")]
+        assert [c for c in listed if c] == [b"chunked"]
+    if not lengths and not codings:
+        assert message["body"] == b""
+    assert message["target"][:1] in (b"/", b"h", b"H", b"*")
 
 
 @given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=4))

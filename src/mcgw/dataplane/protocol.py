@@ -1533,10 +1533,16 @@ class ClientConnection(asyncio.Protocol):
         self._pipeline.clear()
         if self._closed:
             return
-        if not self._transport.can_write_eof():
+        transport = self._transport
+        # (An HTTP/2 stream's in-memory transport is not one: it just closes.)
+        if (
+            not isinstance(transport, asyncio.Transport)
+            or transport.is_closing()
+            or not transport.can_write_eof()
+        ):
             self._close()
             return
-        self._transport.write_eof()
+        transport.write_eof()
         self._read_pause = 0
         self._transport.resume_reading()
         self._deadline = time.monotonic() + _LINGER_S
