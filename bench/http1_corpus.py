@@ -92,7 +92,7 @@ async def exchange(addr: tuple[str, int], case: dict[str, Any]) -> list[int]:
             except (ConnectionError, TimeoutError):
                 got.append(0)  # no response
                 break
-            except Exception:  # noqa: BLE001 (an unparsable answer, e.g. an HTTP/0.9 one)
+            except Exception:  # an unparsable answer, e.g. an HTTP/0.9 one
                 got.append(-1)
                 break
     finally:
@@ -101,8 +101,8 @@ async def exchange(addr: tuple[str, int], case: dict[str, Any]) -> list[int]:
 
 
 def verdict(case: dict[str, Any], got: list[int], seen: int) -> bool:
-    want = case.get("statuses", [case["status"]])
-    forwarded = case.get("forwarded", 1 if case["status"] == 200 else 0)
+    want: list[int] = case.get("statuses", [case["status"]])
+    forwarded: int = case.get("forwarded", 1 if case["status"] == 200 else 0)
     return got == want and seen == forwarded
 
 
