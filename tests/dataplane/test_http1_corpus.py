@@ -22,7 +22,7 @@ from mcgw.testing import tables
 from mcgw.testing.client import RawClient
 from mcgw.testing.gateway import serve
 from mcgw.testing.runner import run
-from mcgw.testing.upstream import FakeUpstream
+from mcgw.testing.upstream import FakeUpstream, Seen
 
 CORPUS = Path(__file__).parent / "testdata" / "http1_corpus.yaml"
 
@@ -32,7 +32,7 @@ def load_corpus() -> list[dict[str, Any]]:
     return cases
 
 
-async def run_case(case: dict[str, Any]) -> tuple[list[int], bool, int, int]:
+async def run_case(case: dict[str, Any]) -> tuple[list[int], bool, list[Seen], int]:
     """Return the statuses read, whether the gateway closed, requests and connections
     the backend saw."""
     statuses = case.get("statuses", [case["status"]])
@@ -48,7 +48,7 @@ async def run_case(case: dict[str, Any]) -> tuple[list[int], bool, int, int]:
                 closed = await c.closed(timeout_s=1.0 if case_closes(case) else 0.2)
             finally:
                 await c.close()
-        return got, closed, len(up.seen), up.connections
+        return got, closed, up.seen, up.connections
 
 
 def case_closes(case: dict[str, Any]) -> bool:
@@ -62,9 +62,20 @@ def test_corpus_case_over_sockets(case: dict[str, Any]) -> None:
     got, closed, seen, connections = run(run_case(case))
     assert got == statuses
     assert closed == case_closes(case)
-    assert seen == forwarded
+    assert len(seen) == forwarded
     if forwarded == 0:
         assert connections == 0, "a refused request must not reach the backend at all"
+    for request in seen:
+        # Forwarded requests are re-framed: one Content-Length or chunked, no look-alike.
+        names = [n.lower() for n, _ in request.headers]
+        assert names.count("host") == 1
+        assert names.count("content-length") + names.count("transfer-encoding") <= 1
+        assert not any("_" in n and n.replace("_", "-") in FRAMING for n in names)
+        if "transfer-encoding" in names:
+            assert request.header("transfer-encoding") == "chunked"
+
+
+FRAMING = ("host", "content-length", "transfer-encoding")
 
 
 # -- the same cases arriving in random pieces ---------------------------------------------

@@ -118,6 +118,9 @@ _CL = 2
 _TE = 3
 _CONN = 4
 _UPGRADE = 5
+_LOOKALIKE = 6
+"""``Transfer_Encoding``, ``Content_Length``, ``Host``-alikes: dropped, never passed on
+(servers that map ``_`` to ``-``, as CGI does, would read them as framing)."""
 _KINDS = {
     b"host": _HOST_KIND,
     b"content-length": _CL,
@@ -187,6 +190,14 @@ def _valid_host(host: bytes) -> bool:
     if name and not name.translate(None, _NAME_CHARS):
         return True
     return _HOST_VALUE.fullmatch(host) is not None
+
+
+def _kind(name: bytes) -> int:
+    lower = name.lower()
+    kind = _KINDS.get(lower, _OTHER)
+    if not kind and b"_" in lower and lower.replace(b"_", b"-") in _KINDS:
+        return _LOOKALIKE
+    return kind
 
 
 def _bad(message: str) -> errors.BadRequest:
@@ -268,6 +279,7 @@ class RequestParser:
         "_buf",
         "_cb",
         "_chunked",
+        "_crlfs",
         "_keep_alive",
         "_max_fields",
         "_max_target",
@@ -285,6 +297,8 @@ class RequestParser:
         self._max_fields = max_fields
         self._buf = b""
         self._begun = False
+        self._crlfs = 0
+        """Empty lines read since the last request (bounded)."""
         self._state = _HEAD
         self._method = b""
         self._version = "1.1"
@@ -334,11 +348,12 @@ class RequestParser:
             state = self._state
             if state == _HEAD:
                 if not self._begun:
-                    skipped = 0
                     while buf.startswith(b"\r\n", pos):
                         pos += 2
-                        skipped += 1
-                        if skipped > MAX_LEADING_CRLF:
+                        self._crlfs += 1
+                        if self._crlfs > MAX_LEADING_CRLF:
+                            self._begun = True
+                            cb.on_message_begin()  # the error is this request's
                             raise _bad("too many empty lines before the request")
                     if pos >= n or buf[pos:] == b"\r":
                         return pos
@@ -409,20 +424,25 @@ class RequestParser:
         return end + 4
 
     def _incomplete(self, rest: bytes) -> None:
-        """Reject an unfinished head early when it can never become valid (checks in
-        the order :meth:`_head_parsed` makes them, so splits do not change the status)."""
+        """Reject an unfinished head early when it can never become valid.
+
+        Each check, true of a prefix, stays true of anything longer, and they are made
+        in the order :meth:`_head_parsed` makes them: however the bytes are split, the
+        answer is the same.
+        """
         eol = rest.find(b"\r\n")
-        if eol < 0 and len(rest) > self._max_target + _LINE_OVERHEAD:
+        line_limit = self._max_target + _LINE_OVERHEAD
+        if eol > line_limit or (eol < 0 and len(rest) > line_limit):
             raise errors.UriTooLong("request line too long")
         if eol >= 0 and len(rest) - eol > self._max_fields:
             raise errors.HeadersTooLarge("request head too large")
         if rest.count(b"\n") != rest.count(b"\r\n"):
             raise _bad("bare LF in the request head")
-        if eol < 0:
-            sp = rest.find(b" ")
-            method = rest if sp < 0 else rest[:sp]
-            if method and not re.fullmatch(_TOKEN, method):
-                raise _bad("invalid method")
+        line = rest if eol < 0 else rest[:eol]
+        sp = line.find(b" ")
+        method = line if sp < 0 else line[:sp]
+        if method and not re.fullmatch(_TOKEN, method):
+            raise _bad("invalid method")
 
     def _head_parsed(self, buf: bytes, pos: int, end: int) -> None:
         """Check and call back the head in ``buf[pos:end]`` (its last line's CRLF
@@ -482,10 +502,12 @@ class RequestParser:
             value = value.strip(b" \t")
             kind = cache.get(name)
             if kind is None:
-                kind = _KINDS.get(name.lower(), _OTHER)
+                kind = _kind(name)
                 if len(cache) < _KIND_CACHE_MAX:
                     cache[name] = kind
             if kind:
+                if kind == _LOOKALIKE:
+                    continue
                 if kind == _HOST_KIND:
                     hosts += 1
                     host = value
@@ -582,6 +604,7 @@ class RequestParser:
         """The message ended at ``pos``: call back, then get ready for the next one."""
         self._state = _HEAD
         self._begun = False
+        self._crlfs = 0
         self._cb.on_message_complete()
         if self._upgrade:
             self._state = _CLOSED
