@@ -357,10 +357,15 @@ class RequestParser:
                             raise _bad("too many empty lines before the request")
                     if pos >= n or buf[pos:] == b"\r":
                         return pos
-                end = self._head(buf, pos)
+                    # The first byte of a request: its head deadline starts now.
+                    self._begun = True
+                    cb.on_message_begin()
+                end = buf.find(b"\r\n\r\n", pos)
                 if end < 0:
+                    self._incomplete(buf[pos:])
                     return pos
-                pos = end
+                self._head_parsed(buf, pos, end + 2)
+                pos = end + 4
                 if self._state == _HEAD:  # no body: the message is complete
                     pos = self._complete(pos, prev)
             elif state == _BODY:
@@ -408,20 +413,6 @@ class RequestParser:
         return pos
 
     # -- the head ---------------------------------------------------------------------
-
-    def _head(self, buf: bytes, pos: int) -> int:
-        """Parse the head starting at ``pos`` (past any empty lines); return its end, or
-        -1 while it is incomplete."""
-        if not self._begun:
-            # The first byte of a request: its head deadline starts now.
-            self._begun = True
-            self._cb.on_message_begin()
-        end = buf.find(b"\r\n\r\n", pos)
-        if end < 0:
-            self._incomplete(buf[pos:])
-            return -1
-        self._head_parsed(buf, pos, end + 2)
-        return end + 4
 
     def _incomplete(self, rest: bytes) -> None:
         """Reject an unfinished head early when it can never become valid.
