@@ -181,3 +181,26 @@ def test_slowloris_crowd_does_not_starve_a_normal_client() -> None:
                     await c.close()
 
     run(main(), timeout_s=30.0)
+
+
+def test_a_refused_client_still_sending_gets_its_response_then_a_close() -> None:
+    """After a refusal the gateway half-closes and drops what still comes for a moment,
+    so the client reads its 400 instead of a reset."""
+
+    async def main() -> None:
+        async with FakeUpstream() as up, serve(one_backend(up)) as (_, addr):
+            c = await RawClient.connect(addr)
+            await c.send(b"POST / HTTP/1.1\r\nHost : h\r\nContent-Length: 100000\r\n\r\n")
+            await asyncio.sleep(0.05)
+            for _ in range(20):  # body bytes the gateway never reads as a request
+                try:
+                    await c.send(b"z" * 4096)
+                except ConnectionError:
+                    break
+            r = await c.response(timeout_s=3.0)
+            assert r.status == 400
+            assert await c.closed(timeout_s=2.0)
+            await c.close()
+            assert up.connections == 0
+
+    run(main())

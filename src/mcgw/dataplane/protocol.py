@@ -1534,9 +1534,9 @@ class ClientConnection(asyncio.Protocol):
         if self._closed:
             return
         transport = self._transport
-        # (An HTTP/2 stream's in-memory transport is not one: it just closes.)
+        # (An HTTP/2 stream's in-memory transport cannot half-close: it just closes.)
         if (
-            not isinstance(transport, asyncio.Transport)
+            not hasattr(transport, "can_write_eof")
             or transport.is_closing()
             or not transport.can_write_eof()
         ):
