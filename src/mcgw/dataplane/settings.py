@@ -29,7 +29,9 @@ class ProxySettings:
     max_body_bytes: int = 100 * MiB
     """Largest request body accepted, in bytes (413 beyond)."""
     header_read_timeout_s: float = 10.0
-    """Seconds a client has to send a complete request head (408 beyond)."""
+    """Seconds a client has to send a complete request head, counted from the accept
+    (first request) or from the first byte after a keep-alive wait; bytes dripping in
+    do not extend it (408 beyond)."""
     body_timeout_s: float = 10.0
     """Seconds of grace a request body has before :attr:`min_body_rate_bps` applies."""
     min_body_rate_bps: int = 1024
