@@ -119,6 +119,10 @@ def test_corpus_cases_split_anywhere_get_the_same_answers(
     got, closed, seen, connections = run(run_split(case, cuts))
     assert got == statuses, case["name"]
     assert closed == case_closes(case), case["name"]
+    # No refused request is ever received whole. (When its head came in a read of its
+    # own, the head was already streamed, re-framed, before the bad body bytes came: the
+    # backend then sees that request cut, its connection closed, never the bad bytes.)
     assert seen == forwarded, case["name"]
-    if forwarded == 0:
+    head_end = case["raw"].find("\r\n\r\n") + 4
+    if forwarded == 0 and all(c < head_end for c in cuts):
         assert connections == 0, case["name"]
