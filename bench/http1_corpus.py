@@ -168,8 +168,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 )
     print("\n".join(rows))
     n = len(cases)
-    print(f"\n{n} cases: mcgw passes {passed['mcgw']}, nginx passes {passed['nginx']}, ")
-    print(f"same answer and forwarding on {agree}")
+    print(f"\n{n} cases: mcgw passes {passed['mcgw']}, nginx passes {passed['nginx']};")
+    print(f"they give the same answers and forward the same on {agree}")
     return 0 if passed["mcgw"] == n else 1
 
 
