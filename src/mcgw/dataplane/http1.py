@@ -7,10 +7,11 @@ raises a :class:`errors.ProxyError` carrying the status to answer for anything i
 does not accept. After an error the parser is dead: the connection must close.
 
 Why not llhttp (httptools) alone: it hides the request line it rejected (so 400,
-501 and 505 cannot be told apart), accepts bare LF, chunk sizes with trailing
-whitespace and lenient forms a proxy must not pass on, and cannot stop between
-pipelined requests. Here the whole head is checked against the grammar before
-anything is called back, so no request the gateway forwards was ambiguous:
+501 and 505 cannot be told apart) and has no say on several forms a proxy must not
+pass on. Here the whole head is checked against the grammar (compiled regular
+expressions, one pass each) before anything is called back, so no request the gateway
+forwards was ambiguous. It costs about 4 µs of CPU for a small GET where llhttp takes
+under 1 µs (the Python loop over header lines dominates):
 
 * request line: ``token SP request-target SP HTTP/d.d``, one space each (400);
   a major version other than 1 is 505, HTTP/1.x above 1.1 is read as 1.1 (RFC
@@ -360,9 +361,12 @@ class RequestParser:
                     # The first byte of a request: its head deadline starts now.
                     self._begun = True
                     cb.on_message_begin()
-                end = buf.find(b"\r\n\r\n", pos)
+                # Bytes buffered from earlier reads were searched already: a head
+                # dripping in a byte at a time costs linear time, not quadratic.
+                seen = max(pos, prev - 3)
+                end = buf.find(b"\r\n\r\n", seen)
                 if end < 0:
-                    self._incomplete(buf[pos:])
+                    self._incomplete(buf[pos:], seen - pos)
                     return pos
                 self._head_parsed(buf, pos, end + 2)
                 pos = end + 4
@@ -414,12 +418,12 @@ class RequestParser:
 
     # -- the head ---------------------------------------------------------------------
 
-    def _incomplete(self, rest: bytes) -> None:
+    def _incomplete(self, rest: bytes, seen: int) -> None:
         """Reject an unfinished head early when it can never become valid.
 
         Each check, true of a prefix, stays true of anything longer, and they are made
         in the order :meth:`_head_parsed` makes them: however the bytes are split, the
-        answer is the same.
+        answer is the same. ``rest[:seen]`` was checked by earlier calls already.
         """
         eol = rest.find(b"\r\n")
         line_limit = self._max_target + _LINE_OVERHEAD
@@ -427,7 +431,8 @@ class RequestParser:
             raise errors.UriTooLong("request line too long")
         if eol >= 0 and len(rest) - eol > self._max_fields:
             raise errors.HeadersTooLarge("request head too large")
-        if rest.count(b"\n") != rest.count(b"\r\n"):
+        new = rest[seen:]  # (from up to 3 bytes before the new ones: CR LF split by reads)
+        if new.count(b"\n") != new.count(b"\r\n") + (seen > 0 and new[:1] == b"\n"):
             raise _bad("bare LF in the request head")
         line = rest if eol < 0 else rest[:eol]
         sp = line.find(b" ")
