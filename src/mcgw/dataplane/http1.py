@@ -276,6 +276,7 @@ class RequestParser:
     """
 
     __slots__ = (
+        "_acc",
         "_begun",
         "_buf",
         "_cb",
@@ -297,6 +298,9 @@ class RequestParser:
         self._max_target = max_target
         self._max_fields = max_fields
         self._buf = b""
+        """Unparsed bytes of a chunk line or CRLF split by reads."""
+        self._acc: bytearray | None = None
+        """The unfinished head of a request (all of it from its first byte)."""
         self._begun = False
         self._crlfs = 0
         """Empty lines read since the last request (bounded)."""
@@ -329,16 +333,32 @@ class RequestParser:
         state = self._state
         if state >= _CLOSED:
             return
-        prev = len(self._buf)
-        buf = self._buf + data if prev else data
-        self._buf = b""
         try:
+            acc = self._acc
+            if acc is not None:
+                # A head arriving in pieces: grown in place and searched only where it
+                # is new, so a head dripping in byte by byte costs linear time.
+                prev = len(acc)
+                acc += data
+                seen = max(0, prev - 3)
+                if acc.find(b"\r\n\r\n", seen) < 0:
+                    self._incomplete(acc, seen)
+                    return
+                self._acc = None
+                buf = bytes(acc)
+            else:
+                prev = len(self._buf)
+                buf = self._buf + data if prev else data
+                self._buf = b""
             pos = self._parse(buf, prev)
         except BaseException:
             self._state = _DEAD
             raise
         if pos < len(buf) and self._state < _CLOSED:
-            self._buf = buf[pos:]
+            if self._state == _HEAD and self._begun:
+                self._acc = bytearray(buf[pos:])
+            else:
+                self._buf = buf[pos:]
 
     def _parse(self, buf: bytes, prev: int) -> int:
         """Consume what it can of ``buf``; return where the unconsumed bytes begin."""
@@ -418,7 +438,7 @@ class RequestParser:
 
     # -- the head ---------------------------------------------------------------------
 
-    def _incomplete(self, rest: bytes, seen: int) -> None:
+    def _incomplete(self, rest: bytes | bytearray, seen: int) -> None:
         """Reject an unfinished head early when it can never become valid.
 
         Each check, true of a prefix, stays true of anything longer, and they are made
