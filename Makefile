@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-full test check lint fmt bench install clean browser
+.PHONY: demo demo-full test check lint fmt bench fuzz install clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ fmt: $(STAMP)
 ## mcgw vs nginx vs the backend direct, with wrk (installs nginx and wrk via apt if missing).
 bench: $(STAMP)
 	$(BIN)/python bench/proxy.py
+
+## Property-based fuzzing of the HTTP/1.1 parser (pure: FUZZ_EXAMPLES, 50k by default, per property; then
+## the corpus split over real sockets). FUZZ_ARGS="-x" stops at the first failure.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q --timeout 0 \
+		tests/dataplane/test_http1_parser.py -k "split or mutated or arbitrary" $(FUZZ_ARGS)
+	MCGW_SOCKET_FUZZ_EXAMPLES=500 $(BIN)/python -m pytest -q --timeout 0 \
+		tests/dataplane/test_http1_corpus.py -k split $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

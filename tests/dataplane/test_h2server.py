@@ -628,3 +628,29 @@ def test_idle_connection_is_closed() -> None:
             assert gw.connections == 0
 
     run(main())
+
+
+def test_h2_requests_get_the_http1_strictness() -> None:
+    """Each stream becomes an HTTP/1.1 head read by the strict parser: what h2 lets
+    through but HTTP/1.1 forbids (a space in :path, a non-token name, a method no one
+    implements, two content-lengths) is refused before any byte reaches the backend."""
+
+    async def main() -> None:
+        async with FakeUpstream(echo) as up, serve(http1_table(up.address)) as (_, addr):
+            c = await H2Client.connect(addr)
+            c.h2.config.validate_outbound_headers = False
+            cases: list[tuple[str, str, tuple[tuple[str, str], ...], int]] = [
+                ("GET", "/a b", (), 400),
+                ("GET", "/a#frag", (), 400),
+                ("GET", "/", (("x(y)", "v"),), 400),
+                ("FOO", "/", (), 501),
+                ("POST", "/", (("content-length", "0"), ("content-length", "0")), 400),
+            ]
+            for method, path, headers, status in cases:
+                r = await c.request(method, path, headers=headers)
+                assert r.status == status, (method, path, headers)
+            assert (await c.request("GET", "/ok")).status == 200
+            c.close()
+            assert [s.target for s in up.seen] == ["/ok"]
+
+    run(main())

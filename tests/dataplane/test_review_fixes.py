@@ -162,9 +162,15 @@ def test_absolute_form_routes_and_forwards_by_its_authority() -> None:
             r = await raw(
                 addr,
                 b"GET http://admin.internal/secret?k=v HTTP/1.1\r\n"
-                b"Host: public.example\r\nX-Kept: 1\r\n\r\n",
+                b"Host: admin.internal\r\nX-Kept: 1\r\n\r\n",
             )
             assert (r.status, r.body) == (200, b"admin")
+            # An authority that disagrees with Host is refused (400), never routed.
+            r = await raw(
+                addr,
+                b"GET http://admin.internal/secret HTTP/1.1\r\nHost: public.example\r\n\r\n",
+            )
+            assert r.status == 400
             # Without a Host line (HTTP/1.0) the authority is added.
             r = await raw(addr, b"GET http://public.example:8080/p HTTP/1.0\r\n\r\n")
             assert (r.status, r.body) == (200, b"public")

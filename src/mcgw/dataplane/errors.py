@@ -60,6 +60,47 @@ class HeadersTooLarge(ProxyError):
     close = True
 
 
+class UriTooLong(ProxyError):
+    """The request line (its target) exceeds ``max_request_line_bytes``."""
+
+    status = 414
+    details = "request_uri_too_long"
+    close = True
+
+
+class NotImplementedMethod(ProxyError):
+    """A well-formed request the gateway does not implement: an unknown method, CONNECT
+    (RFC 9110 9.1)."""
+
+    status = 501
+    details = "method_not_implemented"
+    close = True
+
+
+class NotImplementedCoding(ProxyError):
+    """A transfer coding other than chunked (RFC 9112 6.1): the body cannot be read."""
+
+    status = 501
+    details = "transfer_coding_not_implemented"
+    close = True
+
+
+class VersionNotSupported(ProxyError):
+    """An HTTP major version other than 1 on an HTTP/1 connection (RFC 9110 15.6.6)."""
+
+    status = 505
+    details = "http_version_not_supported"
+    close = True
+
+
+class SlowClient(ProxyError):
+    """The request body arrived slower than ``min_body_rate_bps`` (a slow POST)."""
+
+    status = 408
+    details = "client_body_too_slow"
+    close = True
+
+
 class NoRoute(ProxyError):
     """No virtual host or route matches the request."""
 

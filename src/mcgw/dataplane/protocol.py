@@ -7,12 +7,13 @@ upstream pool. Nothing else is looked up or compiled per request.
 
 Life of a request (an :class:`_Exchange`):
 
-1. httptools callbacks collect the head; header lines to forward are built as they
-   arrive, hop-by-hop ones dropped. X-Forwarded-For/-Proto/-Host are the gateway's
-   own unless the peer is a trusted proxy (``ProxySettings.trusted_peers``), whose
-   values are kept and appended to; the same trust guards the entry-region header.
-   Limits (line, header bytes and count, body) are checked on the way (431/413);
-   malformed or ambiguous framing is 400.
+1. The strict parser (:mod:`http1`) checks the head against RFC 9112 and calls back;
+   header lines to forward are built as they arrive, hop-by-hop ones dropped. Limits
+   (line, header bytes and count, body) are checked on the way (414/431/413);
+   malformed or ambiguous framing is 400, an unknown method or coding 501.
+   X-Forwarded-For/-Proto/-Host are the gateway's own unless the peer is a trusted
+   proxy (``ProxySettings.trusted_peers``), whose values are kept and appended to; the
+   same trust guards the entry-region header.
 2. After the network read that completed the head is parsed, the request is
    started: the head, plus whatever body arrived in the same read, goes out in
    one write, on a pooled connection if one is idle, else after a connect task.
@@ -53,10 +54,18 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-import httptools
-
 from mcgw import logschema
-from mcgw.dataplane import errors, filters, h2upstream, mirror, snapshot, tls, tunnel, upstream
+from mcgw.dataplane import (
+    errors,
+    filters,
+    h2upstream,
+    http1,
+    mirror,
+    snapshot,
+    tls,
+    tunnel,
+    upstream,
+)
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 
@@ -115,11 +124,13 @@ _STREAM = 5
 _TUNNEL = 6
 """An upgraded connection relaying bytes: closed when idle for ``tunnel_idle_timeout_s``."""
 _LINGER = 7
-"""A draining connection sent its FIN and drops what it reads until the client closes
-too; closed anyway at this deadline."""
+"""A closing connection sent its FIN and drops what it reads until the client closes
+too (:meth:`ClientConnection._linger`); closed anyway at its deadline."""
 
 LINGER_S = 2.0
 """How long a draining connection waits for the client to close after the server's FIN."""
+_REFUSED_LINGER_S = 0.5
+"""How long a refused client's late bytes are read and dropped before the close."""
 
 _H2C = table.BackendProtocol.H2C
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\n"
@@ -165,11 +176,14 @@ _REASONS = {
     421: b"Misdirected Request",
     408: b"Request Timeout",
     413: b"Content Too Large",
+    414: b"URI Too Long",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
+    501: b"Not Implemented",
     502: b"Bad Gateway",
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
+    505: b"HTTP Version Not Supported",
 }
 
 
@@ -205,6 +219,7 @@ class Context:
         "h2",
         "health",
         "holder",
+        "listener_connections",
         "metrics",
         "mirrors",
         "pool",
@@ -229,6 +244,8 @@ class Context:
         self.metrics = counters
         """Request counters for /metrics; None: nothing is counted."""
         self.connections: set[ClientConnection | h2server.ServerConnection] = set()
+        self.listener_connections: dict[str, int] = {}
+        """Open HTTP/1 client connections per listener (``max_connections_per_listener``)."""
         self.h2 = h2upstream.Pool(
             connect_timeout_s=pool.connect_timeout_s, idle_s=settings.upstream_idle_s, via=pool.via
         )
@@ -432,7 +449,11 @@ def _with_edits(
 
 
 class _ParseAbort(Exception):
-    """Raised inside an httptools callback to stop parsing (the reason is kept aside)."""
+    """Raised inside a parser callback to stop parsing (the reason is kept aside)."""
+
+
+class _StopReading(Exception):
+    """Raised inside a parser callback to stop reading without an error response."""
 
 
 class ClientConnection(asyncio.Protocol):
@@ -441,7 +462,10 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_access_log",
         "_active",
+        "_body_b0",
         "_body_limit",
+        "_body_t0",
+        "_body_timeout",
         "_closed",
         "_connect_task",
         "_ctx",
@@ -461,13 +485,16 @@ class ClientConnection(asyncio.Protocol):
         "_health",
         "_holder",
         "_idle_timeout",
+        "_late_error",
         "_line_limit",
         "_listener",
         "_log_protocol",
         "_max_header_bytes",
         "_max_headers",
+        "_max_pipelined",
         "_max_retries",
         "_metrics",
+        "_min_body_rate",
         "_out",
         "_parse_dead",
         "_parse_error",
@@ -521,7 +548,21 @@ class ClientConnection(asyncio.Protocol):
         self._via_line = b"Via: " + self._via_value + _CRLF
         self._debug = s.debug_headers
         self._transport: asyncio.Transport = None  # type: ignore[assignment]
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser = http1.RequestParser(
+            self,
+            max_target=s.max_request_line_bytes,
+            # The header bytes, and per line ": " CRLF and some OWS.
+            max_fields=s.max_header_bytes + 8 * s.max_headers + 64,
+        )
+        self._body_timeout = s.body_timeout_s
+        self._min_body_rate = s.min_body_rate_bps
+        self._body_t0 = 0.0
+        """Monotonic start of the body-rate window of the active request (0.0: none)."""
+        self._body_b0 = 0
+        """Body bytes the active request had received at ``_body_t0``."""
+        self._max_pipelined = s.max_pipelined_requests
+        self._late_error: tuple[_Exchange, errors.ProxyError] | None = None
+        """A pipelined request that failed to parse, answered when its turn comes."""
         self._current: _Exchange | None = None
         """The request being parsed."""
         self._active: _Exchange | None = None
@@ -584,12 +625,25 @@ class ClientConnection(asyncio.Protocol):
         self._wall_offset = time.time() - now
         self._deadline = now + self._header_timeout
         self._deadline_kind = _HEADERS
+        counts = self._ctx.listener_connections
+        open_now = counts.get(self._listener, 0)
+        if open_now >= self._ctx.settings.max_connections_per_listener:
+            # Over the listener's limit: say so and close, before reading anything.
+            self._closed = True
+            self._parse_dead = True
+            self._deadline_kind = _NONE
+            transport.write(_ERROR_RESPONSES[503, True])  # type: ignore[attr-defined]
+            transport.close()
+            return
+        counts[self._listener] = open_now + 1
         self._ctx.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._deadline_kind = _NONE
-        self._ctx.connections.discard(self)
+        if self in self._ctx.connections:
+            self._ctx.connections.discard(self)
+            self._ctx.listener_connections[self._listener] -= 1
         if self._connect_task is not None:
             self._connect_task.cancel()
             self._connect_task = None
@@ -620,10 +674,10 @@ class ClientConnection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            # The parser cannot go on after an upgrade request: this connection ends
-            # with its response, or becomes a tunnel if it is a WebSocket handshake
-            # the endpoint accepts. Other upgrades are forwarded without the header.
+        except http1.Upgrade as exc:
+            # The parser stops after an upgrade request: this connection ends with its
+            # response, or becomes a tunnel if it is a WebSocket handshake the endpoint
+            # accepts. Other upgrades are forwarded without the header.
             self._dead()
             ex = self._active
             if (
@@ -632,36 +686,44 @@ class ClientConnection(asyncio.Protocol):
                 and not self._pipeline
                 and tunnel.is_websocket_upgrade(ex.method, ex.headers)
             ):
-                self._upgrade_request(ex, data[exc.args[0] :])
-        except httptools.HttpParserError as exc:
-            # -- HTTP/2 prior knowledge (begin): the parser stops on the preface's PRI
-            # line, so HTTP/1.1 requests never come here for it.
+                self._upgrade_request(ex, data[exc.offset :])
+        except http1.H2Preface:
+            # -- HTTP/2 prior knowledge (begin): the preface's PRI line opens a connection.
             ex = self._current
-            if (
-                ex is not None
-                and ex is self._active
-                and ex.target == b"*"
-                and self._parser.get_method() == b"PRI"
-                and self._parser.get_http_version() == "2.0"
-            ):
+            if ex is not None and ex is self._active and not self._pipeline:
                 self._to_h2(data)
                 return
             # -- HTTP/2 prior knowledge (end)
-            err = self._parse_error or errors.BadRequest(str(exc))
+            self._parse_failed(errors.VersionNotSupported("HTTP/2 preface after requests"))
+        except _StopReading:
+            pass
+        except _ParseAbort:
+            err = self._parse_error or errors.BadRequest()
             self._parse_error = None
-            self._dead()
-            ex = self._current or self._active
-            if ex is None or ex is not self._active:
-                # A later pipelined request is broken: close after the active one.
-                return
-            self._pending_start = False
-            self._fail(ex, err)
-            return
+            self._parse_failed(err)
+        except errors.ProxyError as err:
+            self._parse_failed(err)
         if self._pending_start:
             self._pending_start = False
             ex = self._active
             if ex is not None:
                 self._start(ex)
+
+    def _parse_failed(self, err: errors.ProxyError) -> None:
+        """The parser refused a request: answer it (in turn) and close; read no more."""
+        ex = self._current or self._active
+        if ex is not None and ex is not self._active:
+            # A later pipelined request is broken: it is answered after the ones before
+            # it (see _finish), then the connection closes. (The parser reads nothing
+            # more; _parse_dead would close before that answer.)
+            self._pause(_PAUSE_DEAD)
+            self._late_error = (ex, err)
+            return
+        self._dead()
+        if ex is None:
+            return
+        self._pending_start = False
+        self._fail(ex, err)
 
     def _to_h2(self, data: bytes) -> None:
         """Hand this connection over to an HTTP/2 server connection."""
@@ -672,6 +734,7 @@ class ClientConnection(asyncio.Protocol):
         self._closed = True
         self._deadline_kind = _NONE
         self._ctx.connections.discard(self)
+        self._ctx.listener_connections[self._listener] -= 1  # HTTP/2 ones are not counted
         conn = h2server.ServerConnection(self._ctx, self._listener, self._transport)
         conn.start(h2server.preface_rest(data))
 
@@ -687,16 +750,25 @@ class ClientConnection(asyncio.Protocol):
         if ex is not None and ex.upstream is not None:
             ex.upstream.resume_reading()
 
-    # -- httptools callbacks --------------------------------------------------
+    # -- parser callbacks -----------------------------------------------------
 
     def on_message_begin(self) -> None:
         ex = _Exchange(time.monotonic())
         self._current = ex
         if self._active is None:
             self._active = ex
-            self._deadline = ex.start + self._header_timeout
-            self._deadline_kind = _HEADERS
+            if self._deadline_kind != _HEADERS:
+                # After a keep-alive wait; a connection's first request keeps the
+                # deadline set when it was accepted (late first bytes do not extend it).
+                self._deadline = ex.start + self._header_timeout
+                self._deadline_kind = _HEADERS
         else:
+            if len(self._pipeline) >= self._max_pipelined:
+                # Read no further: the requests queued are answered, then the
+                # connection closes and the client retries the rest.
+                self._current = None
+                self._pause(_PAUSE_DEAD)  # not _dead(): the queued ones are answered
+                raise _StopReading
             self._pipeline.append(ex)
             self._pause(_PAUSE_PIPELINE)
 
@@ -705,7 +777,7 @@ class ClientConnection(asyncio.Protocol):
         assert ex is not None
         ex.target += url
         if len(ex.target) > self._line_limit:
-            self._parse_error = errors.HeadersTooLarge("request target too long")
+            self._parse_error = errors.UriTooLong("request target too long")
             raise _ParseAbort
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -735,7 +807,8 @@ class ClientConnection(asyncio.Protocol):
             if ex.content_length >= 0:
                 self._parse_error = errors.BadRequest("several Content-Length headers")
                 raise _ParseAbort
-            ex.content_length = int(value)
+            # The parser checked it is digits; more than 18 are beyond any limit.
+            ex.content_length = int(value) if len(value) < 19 else self._body_limit + 1
         elif kind == _TRANSFER_ENCODING:
             ex.te = value if not ex.te else ex.te + b", " + value
             ex.chunked = True
@@ -772,10 +845,15 @@ class ClientConnection(asyncio.Protocol):
         if ex.content_length > self._body_limit:
             self._parse_error = errors.BodyTooLarge()
             raise _ParseAbort
+        if ex.chunked:
+            ex.te = b"chunked"  # the parser accepts only a final chunked: re-framed as such
         ex.head_done = True
         if ex is self._active:
             self._deadline_kind = _NONE
             self._pending_start = True
+            if ex.chunked or ex.content_length > 0:
+                self._body_t0 = time.monotonic()
+                self._body_b0 = 0
 
     def on_body(self, body: bytes) -> None:
         ex = self._current
@@ -815,6 +893,7 @@ class ClientConnection(asyncio.Protocol):
         ex = self._current
         assert ex is not None
         self._current = None
+        self._body_t0 = 0.0
         ex.body_done = True
         fx = ex.extra
         if fx is not None and fx.mirror_keys:
@@ -1600,7 +1679,10 @@ class ClientConnection(asyncio.Protocol):
             or self._draining
             or self._half_closed
         ):
-            self._close()
+            if self._parse_dead and not self._half_closed:
+                self._linger(_REFUSED_LINGER_S)
+            else:
+                self._close()
             return
         self._active = None
         pipeline = self._pipeline
@@ -1609,12 +1691,20 @@ class ClientConnection(asyncio.Protocol):
             if not pipeline:
                 self._resume(_PAUSE_PIPELINE)
             self._active = nxt
+            late = self._late_error
+            if late is not None and late[0] is nxt:
+                self._late_error = None
+                self._fail(nxt, late[1])
+                return
             if nxt.head_done:
                 self._deadline_kind = _NONE
                 self._start(nxt)
             else:
                 self._deadline = now + self._header_timeout
                 self._deadline_kind = _HEADERS
+            return
+        if self._read_pause & _PAUSE_DEAD:
+            self._close()  # reading stopped (pipeline limit): no request will follow
             return
         self._deadline = now + self._idle_timeout
         self._deadline_kind = _IDLE
@@ -1624,23 +1714,40 @@ class ClientConnection(asyncio.Protocol):
         self._active = None
         self._pipeline.clear()
         if not self._closed:
-            self._closed = True
-            if self._draining and self._transport.can_write_eof():
-                self._linger()
+            if self._draining:
+                self._linger(LINGER_S)
             else:
+                self._closed = True
                 self._transport.close()
 
-    def _linger(self) -> None:
-        """Close gently (RFC 9112 9.6): FIN now, then read and drop what the client
-        still sends until it closes too. A request it sent as the gateway was closing
-        then meets an orderly end it can retry on, never a reset, which closing a
-        socket with unread bytes would send."""
+    def _linger(self, seconds: float) -> None:
+        """Close gently (RFC 9112 9.6): FIN now, after the buffered response bytes, then
+        read and drop what the client still sends until it closes too or ``seconds``
+        pass. Closing a socket with unread bytes sends a reset, which can destroy the
+        response before the client reads it (a refused request's error) and meets a
+        request sent while the gateway was closing (a drain) with an error instead of an
+        orderly end the client can retry on."""
+        self._active = None
+        self._pipeline.clear()
+        if self._closed:
+            return
+        self._closed = True
         self._parse_dead = True  # data_received drops everything from now on
-        self._transport.write_eof()  # after the buffered response bytes
+        transport = self._transport
+        # (An HTTP/2 stream's in-memory transport cannot half-close: it just closes.)
+        if (
+            not hasattr(transport, "can_write_eof")
+            or transport.is_closing()
+            or not transport.can_write_eof()
+        ):
+            self._deadline_kind = _NONE
+            transport.close()
+            return
+        transport.write_eof()
         if self._read_pause:
             self._read_pause = 0
-            self._transport.resume_reading()
-        self._deadline = time.monotonic() + LINGER_S
+            transport.resume_reading()
+        self._deadline = time.monotonic() + seconds
         self._deadline_kind = _LINGER
 
     def _log(self, ex: _Exchange, now: float) -> None:
@@ -1742,6 +1849,8 @@ class ClientConnection(asyncio.Protocol):
 
     def check(self, now: float) -> None:
         """Enforce this connection's deadline (called by the server's sweeper)."""
+        if self._body_t0 and now - self._body_t0 > self._body_timeout:
+            self._check_body_rate(now)
         kind = self._deadline_kind
         if kind == _NONE or now < self._deadline:
             return
@@ -1772,12 +1881,34 @@ class ClientConnection(asyncio.Protocol):
         elif kind == _TUNNEL:
             self._check_tunnel(now)
         elif kind == _LINGER:
+            self._deadline_kind = _NONE
             self._transport.close()
         elif kind in (_REQUEST, _STREAM):
             # The route's own timeouts: 504 before any response byte, else a cut.
             ex = self._active
             if ex is not None:
                 self._fail(ex, errors.UpstreamTimeout(details="request_timeout"))
+
+    def _check_body_rate(self, now: float) -> None:
+        """408 and close when the active request's body is slower than the least rate.
+
+        Past ``body_timeout_s`` of grace, the client must have sent on average
+        ``min_body_rate_bps`` since; trickling a byte now and then does not extend it.
+        Time the gateway does not read (paused for a slow backend) restarts the window.
+        """
+        ex = self._active
+        if ex is None or ex.body_done or ex.response_started or self._closed:
+            self._body_t0 = 0.0
+            return
+        if self._read_pause:
+            self._body_t0 = now
+            self._body_b0 = ex.body_size
+            return
+        due = (now - self._body_t0 - self._body_timeout) * self._min_body_rate
+        if ex.body_size - self._body_b0 < due:
+            self._body_t0 = 0.0
+            self._dead()
+            self._fail(ex, errors.SlowClient())
 
     @property
     def listener(self) -> str:

@@ -22,7 +22,7 @@ class ProxySettings:
     """(listener port, local port) pairs: a Gateway's port 80 may be served on an
     unprivileged local port. Local port 0 binds an ephemeral port (tests)."""
     max_request_line_bytes: int = 8 * KiB
-    """Longest request target accepted, in bytes (431 beyond)."""
+    """Longest request target accepted, in bytes (414 beyond)."""
     max_header_bytes: int = 64 * KiB
     """Total size of all request header names and values, in bytes (431 beyond)."""
     max_headers: int = 100
@@ -30,7 +30,20 @@ class ProxySettings:
     max_body_bytes: int = 100 * MiB
     """Largest request body accepted, in bytes (413 beyond)."""
     header_read_timeout_s: float = 10.0
-    """Seconds a client has to send a complete request head (408 beyond)."""
+    """Seconds a client has to send a complete request head, counted from the accept
+    (first request) or from the first byte after a keep-alive wait; bytes dripping in
+    do not extend it (408 beyond)."""
+    body_timeout_s: float = 10.0
+    """Seconds of grace a request body has before :attr:`min_body_rate_bps` applies."""
+    min_body_rate_bps: int = 1024
+    """Least average request body rate, in bytes/s, past ``body_timeout_s`` (a slow
+    POST gets 408 and the connection is closed). Time the gateway itself stops reading
+    (a slow backend) does not count."""
+    max_connections_per_listener: int = 10_000
+    """Most open client connections per listener; more are answered 503 and closed."""
+    max_pipelined_requests: int = 32
+    """Most requests read ahead on one connection while an earlier one is proxied;
+    the connection closes after those (the client retries what was not answered)."""
     idle_timeout_s: float = 60.0
     """Seconds an idle keep-alive client connection is kept open."""
     tunnel_idle_timeout_s: float = 3600.0
