@@ -175,13 +175,15 @@ async def _failover(running: run.Running, host: str, port: int) -> None:
         raise ScenarioFailed(f"{failed} requests failed during the fail-over")
 
 
-def _distribution(running: run.Running) -> None:
+def _distribution(running: run.Running, keep: bool) -> None:
     """Point to the dashboard and print what it counted, per cluster and zone."""
     admin = running.admin
     if admin is None:
         return
     _title("the dashboard, and the distribution it counted")
     print(f"dashboard: {admin.url}/dashboard  (Prometheus: {admin.url}/metrics)")
+    if not keep:
+        print("(live while the demo ran; `make demo DEMO_ARGS=--keep` keeps it up afterwards)")
     doc = views.stats_doc(admin.src)
     total = doc["totals"]["requests"] or 1
     header = f"{'cluster':<14} {'zone':<12} {'requests':>9} {'share':>7} {'errors':>7}"
@@ -239,7 +241,7 @@ async def scenario(
         await running.flush_logs()
         _seed_query(log_dir)
         await _failover(running, host, port)
-        _distribution(running)
+        _distribution(running, keep)
         if keep:
             await _keep(running)
     finally:
