@@ -28,12 +28,12 @@ Everything runs on one event loop; nothing here is thread-safe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from mcgw.dataplane import conditions
 from mcgw.ir import table
 
 log = logging.getLogger(__name__)
@@ -423,22 +423,9 @@ class HealthChecker:
 
 
 async def http_probe(address: str, port: int, request: bytes, timeout_s: float) -> bool:
-    """Send one health-check request; True iff the answer's status is 200."""
-    try:
-        async with asyncio.timeout(timeout_s if timeout_s > 0 else None):
-            reader, writer = await asyncio.open_connection(address, port)
-            try:
-                writer.write(request)
-                status_line = await reader.readline()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-    except (OSError, TimeoutError, ValueError):
-        # Refused, reset, unreachable, timed out, or a status line over the limit.
-        return False
-    parts = status_line.split(None, 2)
-    return len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1] == b"200"
+    """Send one health-check request; True iff the answer's status is 200 (refused,
+    reset, unreachable, timed out or not HTTP: False)."""
+    return await conditions.probe_status(address, port, request, timeout_s) == 200
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

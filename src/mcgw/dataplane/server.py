@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from mcgw.dataplane import (
     accesslog,
@@ -211,23 +212,22 @@ class Gateway:
         self, name: str, spec: _Spec, terminator: tls.Terminator | None
     ) -> asyncio.Server:
         ctx = self._ctx
-        if terminator is None:
-            return await asyncio.get_running_loop().create_server(
-                lambda: protocol.ClientConnection(ctx, name),
-                spec[0],
-                spec[1],
-                reuse_address=True,
-                backlog=_BACKLOG,
-            )
+        secure: dict[str, Any] = (
+            {}
+            if terminator is None
+            # A handshake is part of the request head: same deadline.
+            else {
+                "ssl": terminator.base,
+                "ssl_handshake_timeout": self.settings.header_read_timeout_s,
+            }
+        )
         return await asyncio.get_running_loop().create_server(
             lambda: protocol.ClientConnection(ctx, name),
             spec[0],
             spec[1],
             reuse_address=True,
             backlog=_BACKLOG,
-            ssl=terminator.base,
-            # A handshake is part of the request head: same deadline.
-            ssl_handshake_timeout=self.settings.header_read_timeout_s,
+            **secure,
         )
 
     async def _bind_new(
