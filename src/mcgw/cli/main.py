@@ -60,6 +60,14 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
         "--no-watch", dest="watch", action="store_false", help="do not reload on file changes"
     )
     parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="data-plane worker processes sharing the listeners (SO_REUSEPORT), fed by one "
+        "control plane (default 1: the gateway runs in the main process)",
+    )
+    parser.add_argument(
         "--admin",
         default=None,
         metavar="HOST:PORT|off",
@@ -67,6 +75,16 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
         "(default 127.0.0.1:19000, or a free port if taken; off: none, and no request "
         "counting)",
     )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,6 +212,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             simulate_latency=getattr(args, "simulate_latency", False),
             admin=run.parse_admin(args.admin),
             admin_fallback=args.admin is None,
+            workers=args.workers,
         )
         run.run(lambda: run.serve_forever(options))
         return EXIT_OK

@@ -21,7 +21,7 @@ from mcgw.admin import server as admin_server
 from mcgw.admin import sources as admin_sources
 from mcgw.config import resources as res
 from mcgw.controller import runner
-from mcgw.dataplane import server, settings
+from mcgw.dataplane import server, settings, workers
 from mcgw.fleet import runtime
 from mcgw.provider import base, file
 from mcgw.translate import translator
@@ -49,6 +49,9 @@ class RunOptions:
     """Where the admin server (health, JSON API, /metrics, /dashboard) listens; None:
     no admin server, and no request counting. The CLI's default is
     :data:`mcgw.admin.server.DEFAULT_ADDRESS`."""
+    workers: int = 1
+    """Data-plane worker processes (:mod:`mcgw.dataplane.workers`); 1: the gateway
+    runs in this process."""
     admin_fallback: bool = False
     """When ``admin``'s port is taken, listen on a free port of the same host instead
     of failing (for the default address: another mcgw may hold it)."""
@@ -58,7 +61,8 @@ class RunOptions:
 class Running:
     """What a run holds while it serves: handy for the demo and for tests."""
 
-    gateway: server.Gateway
+    gateway: server.Gateway | workers.Workers
+    """The data plane: one gateway in this process, or worker processes."""
     controller: runner.Controller
     fleet: runtime.FleetRuntime | None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -78,7 +82,10 @@ class Running:
         if self.fleet is not None:
             await asyncio.sleep(_POD_LOG_INTERVAL_S)
             self.fleet.flush_logs()
-        await self.gateway.access_log.flush()
+        if isinstance(self.gateway, workers.Workers):
+            await self.gateway.flush_logs()
+        else:
+            await self.gateway.access_log.flush()
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -117,14 +124,18 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
         say(f"warning: {warning}")
 
     project = resources.fleet.spec.project
-    gateway = server.Gateway(
-        settings.ProxySettings(
-            port_map=options.port_map,
-            access_log_dir=options.log_dir if options.access_log else None,
-            project_id=project,
-            metrics=options.admin is not None,
-        )
+    proxy_settings = settings.ProxySettings(
+        port_map=options.port_map,
+        access_log_dir=options.log_dir if options.access_log else None,
+        project_id=project,
+        metrics=options.admin is not None,
     )
+    gateway: server.Gateway | workers.Workers
+    if options.workers > 1:
+        gateway = workers.Workers(proxy_settings, options.workers)
+        await gateway.start()
+    else:
+        gateway = server.Gateway(proxy_settings)
     reloads = admin_sources.Reloads()
     fleet: runtime.FleetRuntime | None = None
     try:
@@ -183,6 +194,9 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
     for name, (host, port) in sorted(gateway.addresses().items()):
         scheme = "https" if name in secure else "http"
         say(f"gateway: listener {name} on {scheme}://{host}:{port}")
+    if isinstance(gateway, workers.Workers):
+        pids = ", ".join(str(pid) for pid in gateway.pids())
+        say(f"gateway: {gateway.count} worker processes (pids {pids})")
     if running.admin is not None:
         url = running.admin.url
         say(f"admin: {url}/dashboard (API {url}/api/stats, Prometheus {url}/metrics)")

@@ -69,6 +69,10 @@ class ProxySettings:
     """Count every request for Prometheus and the admin API (:mod:`mcgw.dataplane.metrics`);
     off, nothing is counted per request."""
 
+    reuse_port: bool = False
+    """Bind listeners with SO_REUSEPORT, so that several worker processes share each
+    port and the kernel spreads connections between them (:mod:`.workers`)."""
+
     def local_port(self, listener_port: int) -> int:
         """Return the local port serving a listener port (``port_map`` or itself)."""
         for port, local in self.port_map:
