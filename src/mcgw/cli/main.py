@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -61,11 +62,11 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_positive,
+        type=_workers,
         default=1,
-        metavar="N",
+        metavar="N|auto",
         help="data-plane worker processes sharing the listeners (SO_REUSEPORT), fed by one "
-        "control plane (default 1: the gateway runs in the main process)",
+        "control plane; auto: one per core (default 1: the gateway runs in the main process)",
     )
     parser.add_argument(
         "--admin",
@@ -77,13 +78,15 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(text: str) -> int:
+def _workers(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1 or auto, got {text!r}")
     return value
 
 

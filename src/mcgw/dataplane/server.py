@@ -197,7 +197,7 @@ class Gateway:
             spec[0],
             spec[1],
             reuse_address=True,
-                reuse_port=self.settings.reuse_port or None,
+            reuse_port=self.settings.reuse_port or None,
             backlog=_BACKLOG,
             ssl=terminator.base,
             # A handshake is part of the request head: same deadline.

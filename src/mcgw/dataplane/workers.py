@@ -368,7 +368,8 @@ class Workers:
                 worker.send({"t": "health", "down": sorted(self._down())})
                 self._workers[index] = worker
                 worker.task = asyncio.get_running_loop().create_task(self._follow(worker))
-                if self._table is not None:
+                # Until it serves the table in force (a reload may finish meanwhile).
+                while self._table is not None and worker.version != self._table.version:
                     await self._apply_one(worker, self._table, self._key_pairs)
         except BaseException:
             self._workers[index] = None
@@ -614,10 +615,16 @@ async def _serve(fd: int) -> int:
     send({"t": "hello", "pid": os.getpid()})
 
     async def commands() -> None:
+        try:
+            await follow()
+        finally:
+            stop.set()  # the parent is gone (or this task failed): drain and exit
+
+    async def follow() -> None:
         while True:
             message = await receive(reader)
             if message is None:
-                break  # the parent is gone
+                return
             kind = message["t"]
             if kind == "table":
                 await apply(message)
@@ -634,14 +641,14 @@ async def _serve(fd: int) -> int:
             elif kind == "flush":
                 await gateway.access_log.flush()
                 send({"t": "flushed"})
-        stop.set()
 
     async def apply(message: Message) -> None:
-        route_table = codec.decode(table.RouteTable, message["table"])
+        version = str(message["table"].get("version", ""))
         try:
+            route_table = codec.decode(table.RouteTable, message["table"])
             await gateway.apply(route_table, key_pairs_from_wire(message["key_pairs"]))
         except Exception as exc:
-            send({"t": "failed", "version": route_table.version, "error": str(exc)})
+            send({"t": "failed", "version": version, "error": str(exc)})
             return
         addresses = {k: list(v) for k, v in gateway.addresses().items()}
         send({"t": "applied", "version": route_table.version, "addresses": addresses})
