@@ -8,17 +8,23 @@ access log: each worker writes its own file, named by its pid.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
+import ssl
 from collections import Counter
 from pathlib import Path
+
+import trustme
 
 from mcgw.config import load
 from mcgw.dataplane import workers
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
+from mcgw.testing import manifests
 from mcgw.testing.client import RawClient
+from mcgw.testing.gateway import translate_yaml
 from mcgw.testing.runner import run
 from mcgw.testing.upstream import FakeUpstream
 from mcgw.translate import translator
@@ -88,18 +94,18 @@ def target_of(entry: dict[str, object]) -> str:
     request = entry["httpRequest"]
     assert isinstance(request, dict)
     url = str(request["requestUrl"])
-    return url.split(HOST, 1)[1]
+    return url.split(HOST, 1)[1] if HOST in url else url
 
 
 async def _start(tmp_path: Path, **knobs: object) -> tuple[list[FakeUpstream], workers.Workers]:
     ups = [await FakeUpstream(name=f"pod-{i}").start() for i in range(4)]
-    settings = ProxySettings(
-        port_map=((80, 0),),
-        active_health_checks=False,
-        access_log_dir=tmp_path / "log",
-        drain_timeout_s=3.0,
-        **knobs,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "port_map": ((80, 0),),
+        "active_health_checks": False,
+        "access_log_dir": tmp_path / "log",
+        "drain_timeout_s": 3.0,
+    }
+    settings = ProxySettings(**(values | knobs))  # type: ignore[arg-type]
     pool = workers.Workers(settings, 2)
     try:
         await pool.start()
@@ -315,3 +321,70 @@ def test_waterfall_with_two_workers_splits_twenty_ten(tmp_path: Path) -> None:
     assert west + east == int(offered * seconds)
     # 20/10 per second, within 10 % of the offered rate (3 RPS).
     assert abs(west / seconds - 20) <= 3 and abs(east / seconds - 10) <= 3, (west, east)
+
+
+def test_https_key_pairs_travel_to_every_worker(tmp_path: Path) -> None:
+    """The translator's key pairs go beside the table, over the pipe, to both workers."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("secure.example.test")
+    crt = base64.b64encode(cert.cert_chain_pems[0].bytes()).decode()
+    key = base64.b64encode(cert.private_key_pem.bytes()).decode()
+
+    async def main() -> None:
+        ups, pool = await _start(tmp_path, port_map=((443, 0),))
+        try:
+            yaml = (
+                manifests.GATEWAY_CLASS
+                + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: mcgw
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: 443
+    tls: {mode: Terminate, certificateRefs: [{name: cert}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: app, port: 80}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: cert, namespace: default}
+type: kubernetes.io/tls
+"""
+                + f"data: {{tls.crt: {crt}, tls.key: {key}}}\n"
+                + manifests.service("app", ups[0].address[1])
+            )
+            (tmp_path / "tls").mkdir()
+            result = translate_yaml(tmp_path / "tls", yaml)
+            assert result.key_pairs
+            await pool.apply(result.table, result.key_pairs)
+            (address,) = pool.addresses().values()
+            ctx = ssl.create_default_context()
+            ca.configure_trust(ctx)
+            for i in range(20):
+                reader, writer = await asyncio.open_connection(
+                    *address, ssl=ctx, server_hostname="secure.example.test"
+                )
+                writer.write(
+                    f"GET /t{i} HTTP/1.1\r\nHost: secure.example.test\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                )
+                answer = await asyncio.wait_for(reader.read(), 5)
+                assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+                writer.close()
+            await pool.flush_logs()
+            served = {pid for pid, entries in log_lines(tmp_path / "log").items() if entries}
+            assert served == set(pool.pids())
+        finally:
+            await _stop(ups, pool)
+
+    run(main(), timeout_s=40)
