@@ -16,6 +16,7 @@ import ssl
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import trustme
 
 from mcgw.config import load
@@ -384,6 +385,28 @@ type: kubernetes.io/tls
             await pool.flush_logs()
             served = {pid for pid, entries in log_lines(tmp_path / "log").items() if entries}
             assert served == set(pool.pids())
+        finally:
+            await _stop(ups, pool)
+
+    run(main(), timeout_s=40)
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.1], ids=["dying", "dead"])
+def test_a_reload_during_a_restart_reaches_the_new_worker(tmp_path: Path, delay_s: float) -> None:
+    async def main() -> None:
+        ups, pool = await _start(tmp_path)
+        try:
+            first = capacity_table(tmp_path / "c", _ports(ups[:2]), _ports(ups[2:]))
+            await pool.apply(first)
+            os.kill(pool.pids()[0], signal.SIGKILL)
+            await asyncio.sleep(delay_s)  # dying (the reload is sent to it), or dead
+            second = capacity_table(tmp_path / "c", _ports(ups[:2]), [])
+            await pool.apply(second)  # the dead worker does not make the reload fail
+            for _ in range(100):
+                if pool.restarts and len(pool.pids()) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert pool.versions() == [second.version] * 2
         finally:
             await _stop(ups, pool)
 

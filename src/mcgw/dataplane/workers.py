@@ -239,13 +239,23 @@ class _Worker:
         self.addresses: dict[str, tuple[str, int]] = {}
         self.connections = 0
         self.counts: dict[str, dict[str, int]] = {}
-        self.pending: dict[str, asyncio.Future[Message]] = {}
-        """Table version (or ``flush``) → the answer awaited."""
+        self.pending: dict[str, list[asyncio.Future[Message]]] = {}
+        """Table version (or ``flush``) → the answers awaited."""
         self.task: asyncio.Task[None] | None = None
 
     def send(self, message: Message) -> None:
         if not self.writer.is_closing():
             self.writer.write(frame(message))
+
+    def expect(self, what: str) -> asyncio.Future[Message]:
+        waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.pending.setdefault(what, []).append(waiter)
+        return waiter
+
+    def answer(self, what: str, message: Message) -> None:
+        for waiter in self.pending.pop(what, []):
+            if not waiter.done():
+                waiter.set_result(message)
 
 
 class Workers:
@@ -370,6 +380,8 @@ class Workers:
                 worker.task = asyncio.get_running_loop().create_task(self._follow(worker))
                 # Until it serves the table in force (a reload may finish meanwhile).
                 while self._table is not None and worker.version != self._table.version:
+                    if proc.returncode is not None:
+                        raise WorkerError(f"worker {index} (pid {proc.pid}) exited while starting")
                     await self._apply_one(worker, self._table, self._key_pairs)
         except BaseException:
             self._workers[index] = None
@@ -413,6 +425,17 @@ class Workers:
                 raise first
             raise WorkerError(f"workers: table {route_table.version} not applied: {first}")
         self._table, self._key_pairs = route_table, pairs
+        # A worker restarted meanwhile may have caught up with the previous table.
+        late = [w for w in self._workers if w is not None and w.version != route_table.version]
+        for worker, result in zip(
+            late,
+            await asyncio.gather(
+                *(self._apply_one(w, route_table, pairs) for w in late), return_exceptions=True
+            ),
+            strict=True,
+        ):
+            if isinstance(result, BaseException):
+                log.error("worker %d: table %s: %s", worker.index, route_table.version, result)
         self.holder.swap(
             snapshot.Snapshot(
                 route_table,
@@ -430,8 +453,7 @@ class Workers:
         self, worker: _Worker, route_table: table.RouteTable, key_pairs: Mapping[str, table.KeyPair]
     ) -> None:
         version = route_table.version
-        waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        worker.pending[version] = waiter
+        waiter = worker.expect(version)
         worker.send(
             {
                 "t": "table",
@@ -444,8 +466,8 @@ class Workers:
                 answer = await waiter
         except TimeoutError:
             raise WorkerError(f"worker {worker.index}: no answer to table {version}") from None
-        finally:
-            worker.pending.pop(version, None)
+        if answer["t"] == "exited":
+            return  # it is restarted with the table in force, whatever that will be
         if answer["t"] != "applied":
             raise WorkerError(str(answer.get("error", "table refused")))
 
@@ -455,10 +477,8 @@ class Workers:
         for worker in self._workers:
             if worker is None:
                 continue
-            waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-            worker.pending["flush"] = waiter
+            waiters.append(worker.expect("flush"))
             worker.send({"t": "flush"})
-            waiters.append(waiter)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await asyncio.gather(*waiters, return_exceptions=True)
@@ -474,9 +494,8 @@ class Workers:
             except Exception:
                 log.exception("worker %d: bad message %.200r", worker.index, message)
         code = await worker.proc.wait()
-        for waiter in worker.pending.values():
-            if not waiter.done():
-                waiter.set_result({"t": "failed", "error": f"worker {worker.index} exited"})
+        for what in list(worker.pending):
+            worker.answer(what, {"t": "exited"})
         worker.writer.close()
         if self.metrics is not None:
             self.metrics.retire(worker.index)
@@ -522,13 +541,9 @@ class Workers:
             if kind == "applied":
                 worker.version = message["version"]
                 worker.addresses = {k: (h, p) for k, (h, p) in message["addresses"].items()}
-            waiter = worker.pending.get(message["version"])
-            if waiter is not None and not waiter.done():
-                waiter.set_result(message)
+            worker.answer(message["version"], message)
         elif kind == "flushed":
-            waiter = worker.pending.pop("flush", None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(message)
+            worker.answer("flush", message)
         elif kind == "ejected":
             self.health.adopt(message["address"], message["port"], message["seconds"])
 
