@@ -393,7 +393,7 @@ class Workers:
         return worker
 
     def _down(self) -> list[list[Any]]:
-        return [[a, p] for a, p in self.health.down if not self.health.healthy(a, p)]
+        return [[a, p] for a, p in list(self.health.down) if not self.health.healthy(a, p)]
 
     async def apply(
         self,
