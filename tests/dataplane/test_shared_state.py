@@ -1,9 +1,13 @@
-"""What worker processes share, without sockets: window counts (Balancer.counts/share)
-and health verdicts (HealthMap.adopt/mirror/expire)."""
+"""What worker processes share, without sockets: window counts (Balancer.counts/share),
+health verdicts (HealthMap.adopt/mirror/expire) and the settings sent over the pipe."""
 
 from __future__ import annotations
 
-from mcgw.dataplane import balancer, health
+import json
+from pathlib import Path
+
+from mcgw.dataplane import balancer, health, workers
+from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 
 WEST, EAST = "us-west1", "us-east1"
@@ -114,3 +118,12 @@ def test_mirrored_verdicts_override_and_end_local_ejections() -> None:
     assert not worker.healthy("10.1.0.1", 8080)
     worker.mirror("10.1.0.1", 8080, True)  # ... and ends when the control plane says so
     assert worker.healthy("10.1.0.1", 8080)
+
+
+def test_settings_survive_the_pipe() -> None:
+    settings = ProxySettings(
+        port_map=((80, 8080), (443, 0)), access_log_dir=Path("var/logs"), debug_headers=True
+    )
+    wire = json.loads(json.dumps(workers.settings_to_wire(settings)))
+    assert workers.settings_from_wire(wire) == settings
+    assert hash(workers.settings_from_wire(wire)) == hash(settings)

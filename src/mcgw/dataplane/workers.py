@@ -123,11 +123,15 @@ def settings_to_wire(settings: ProxySettings) -> Message:
 
 
 def settings_from_wire(data: Message) -> ProxySettings:
-    values = dict(data)
-    values["port_map"] = tuple((int(a), int(b)) for a, b in values["port_map"])
+    # JSON made every tuple a list (port_map's pairs too): settings hold tuples.
+    values = {key: _tuples(value) for key, value in data.items()}
     if values["access_log_dir"] is not None:
         values["access_log_dir"] = Path(values["access_log_dir"])
     return ProxySettings(**values)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
 
 
 def key_pairs_to_wire(key_pairs: Mapping[str, table.KeyPair]) -> dict[str, list[str]]:
