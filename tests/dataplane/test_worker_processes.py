@@ -307,6 +307,11 @@ def test_waterfall_with_two_workers_splits_twenty_ten(tmp_path: Path) -> None:
                     )
                 )
             assert loop.time() - start < seconds + 1.0
+            # The control plane's view of the rates (the admin API's): all workers'.
+            assert pool.holder.current is not None
+            (backend,) = pool.holder.current.table.backends
+            rates = pool.holder.current.balancer.rates(backend.name)
+            assert 20 <= sum(rates.values()) <= 40, rates
             for c in clients:
                 await c.close()
             await pool.flush_logs()

@@ -26,7 +26,8 @@ of a 4-byte big-endian length and one JSON object (``{"t": <type>, ...}``):
   per capacity-aware backend and region (``tick``, every :data:`TICK_S`); the parent
   answers every other worker with the sum of everyone else's latest counts
   (``rates``), which the balancer adds to its own (:meth:`balancer.Balancer.share`):
-  a region is full when all workers' requests together reach its capacity. The
+  a region is full when all workers' requests together reach its capacity (the
+  parent's own balancer holds the sum of all, for the admin API's region rates). The
   figure is at most about two ticks old; messages beat shared memory here because the
   counters are rebuilt with every table version and nothing would have to agree on
   a layout.
@@ -552,19 +553,26 @@ class Workers:
             self.health.adopt(message["address"], message["port"], message["seconds"])
 
     def _share_rates(self, changed: _Worker) -> None:
-        """Send every other worker the sum of everyone else's latest counts."""
+        """Send every other worker the sum of everyone else's latest counts; keep the
+        sum of all in this process's balancer, whose rates the admin API shows."""
         for worker in self._workers:
-            if worker is None or worker is changed:
+            if worker is not None and worker is not changed:
+                worker.send({"t": "rates", "others": self._sum(worker)})
+        snap = self.holder.current
+        if snap is not None:
+            snap.balancer.counts()  # starts (then slides) its window: it picks nothing
+            snap.balancer.share(self._sum(None))
+
+    def _sum(self, skip: _Worker | None) -> dict[str, dict[str, int]]:
+        total: dict[str, dict[str, int]] = {}
+        for other in self._workers:
+            if other is None or other is skip:
                 continue
-            others: dict[str, dict[str, int]] = {}
-            for other in self._workers:
-                if other is None or other is worker:
-                    continue
-                for backend, regions in other.counts.items():
-                    into = others.setdefault(backend, {})
-                    for region, n in regions.items():
-                        into[region] = into.get(region, 0) + n
-            worker.send({"t": "rates", "others": others})
+            for backend, regions in other.counts.items():
+                into = total.setdefault(backend, {})
+                for region, n in regions.items():
+                    into[region] = into.get(region, 0) + n
+        return total
 
     def _health_changed(self, address: str, port: int, healthy: bool) -> None:
         for worker in self._workers:
