@@ -10,10 +10,12 @@ machine, one after the other:
     mcgw     wrk → mcgw serve (1 process, access log on) → backend
 
 On a 2-core machine the proxy under test is pinned to CPU 1 and wrk plus the backend to
-CPU 0, so each proxy gets exactly one core. The report gives requests/s, p50 and p99
+CPU 0, so each proxy gets exactly one core. ``--workers N`` adds, in the same run,
+nginx with N worker processes against ``mcgw serve --workers N``, both unpinned (they
+share the machine's cores with wrk and the backend). The report gives requests/s, p50 and p99
 latency and the ratios to nginx; it is printed and written to bench/results/.
 
-Usage: python bench/proxy.py [--duration 10] [--connections 32] [--store]
+Usage: python bench/proxy.py [--duration 10] [--connections 32] [--store] [--workers 2]
 (installs nginx and wrk with apt-get when they are missing and we are root).
 """
 
@@ -115,13 +117,13 @@ def process(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[
             proc.wait()
 
 
-def nginx_conf(work: Path, name: str, server: str) -> Path:
+def nginx_conf(work: Path, name: str, server: str, workers: int = 1) -> Path:
     conf = work / f"{name}.conf"
     conf.write_text(
         f"""
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {workers};
 pid {work}/{name}.pid;
 error_log {work}/{name}.error.log warn;
 events {{ worker_connections 4096; }}
@@ -213,6 +215,13 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--store", action="store_true", help="also measure mcgw's Store API direct")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure nginx with N workers against mcgw --workers N (unpinned)",
+    )
     args = parser.parse_args()
     ensure_tools()
     python = sys.executable
@@ -255,6 +264,19 @@ def main() -> int:
             # The same without the access log, to show what logging costs.
             with process(pinned(1, [*argv, "--no-access-log"]), mcgw_port, work / "mcgw2.out"):
                 results.append(wrk("mcgw-no-log", mcgw_port, args.duration, args.connections))
+            if args.workers > 1:
+                n = args.workers
+                proxy_n = nginx_conf(
+                    work, f"nginx{n}", proxy_server(work, nginx_port, backend_port), n
+                )
+                with process(
+                    ["nginx", "-c", str(proxy_n), "-p", str(work)], nginx_port, work / "nginxn.out"
+                ):
+                    results.append(wrk(f"nginx-{n}w", nginx_port, args.duration, args.connections))
+                argv_n = [*argv, "--workers", str(n)]
+                argv_n[argv_n.index("--log-dir") + 1] = str(work / "mcgw-logs-n")
+                with process(argv_n, mcgw_port, work / "mcgwn.out"):
+                    results.append(wrk(f"mcgw-{n}w", mcgw_port, args.duration, args.connections))
             access_lines = sum(
                 sum(1 for _ in f.open()) for f in (work / "mcgw-logs").glob("*.jsonl")
             )
@@ -289,7 +311,13 @@ def render(results: list[Result], args: argparse.Namespace, access_lines: int) -
         f"# mcgw proxy benchmark ({datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores)",
         "",
         f"wrk -t1 -c{args.connections} -d{args.duration}s, keep-alive; proxies pinned to CPU 1,"
-        " wrk and the backend to CPU 0; access logs on (except mcgw-no-log).",
+        " wrk and the backend to CPU 0; access logs on (except mcgw-no-log)."
+        + (
+            f" nginx-{args.workers}w and mcgw-{args.workers}w: {args.workers} worker processes,"
+            " unpinned (sharing the cores with wrk and the backend)."
+            if args.workers > 1
+            else ""
+        ),
         "",
         "| target | requests/s | p50 ms | p99 ms | errors | rps vs nginx | p99 vs nginx |",
         "|---|---:|---:|---:|---:|---:|---:|",

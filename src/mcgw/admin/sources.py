@@ -4,10 +4,42 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mcgw.admin import stats
 from mcgw.controller import runner
-from mcgw.dataplane import metrics, server
+from mcgw.dataplane import health, metrics, snapshot
+
+
+class Counters(Protocol):
+    """Request counters: one gateway's (:class:`metrics.Metrics`) or the sum over
+    worker processes (:class:`mcgw.dataplane.workers.MergedMetrics`)."""
+
+    @property
+    def started(self) -> float: ...
+
+    def cells(self) -> list[tuple[metrics.Key, metrics.Cell]]: ...
+
+
+class GatewayView(Protocol):
+    """What the admin API reads of the data plane: a :class:`mcgw.dataplane.server.Gateway`,
+    or :class:`mcgw.dataplane.workers.Workers` for several worker processes (the
+    table in force and health are the control plane's, which every worker mirrors;
+    counters and connections are summed over the workers)."""
+
+    @property
+    def holder(self) -> snapshot.Holder: ...
+
+    @property
+    def health(self) -> health.HealthMap: ...
+
+    @property
+    def metrics(self) -> Counters | None: ...
+
+    @property
+    def connections(self) -> int: ...
+
+    def addresses(self) -> dict[str, tuple[str, int]]: ...
 
 
 @dataclass(slots=True)
@@ -30,7 +62,7 @@ class Reloads:
 class Sources:
     """Everything the admin API shows, read when asked."""
 
-    gateway: server.Gateway
+    gateway: GatewayView
     controller: runner.Controller | None = None
     reloads: Reloads = field(default_factory=Reloads)
     sampler: stats.Sampler = field(default_factory=stats.Sampler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +58,14 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-watch", dest="watch", action="store_false", help="do not reload on file changes"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N|auto",
+        help="data-plane worker processes sharing the listeners (SO_REUSEPORT), fed by one "
+        "control plane; auto: one per core (default 1: the gateway runs in the main process)",
     )
     parser.add_argument(
         "--admin",
@@ -121,6 +130,18 @@ def _access_log_flags(parser: argparse.ArgumentParser) -> None:
         help="remove access log files older than AGE (e.g. 12h, 7d; 0: never; default 30d, "
         "Cloud Logging's retention)",
     )
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1 or auto, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,6 +324,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             entry_region_header=args.entry_region_header,
             debug_headers=args.debug_headers,
             measure_rtt=args.measure_rtt,
+            workers=args.workers,
         )
         run.run(lambda: run.serve_forever(options))
         return EXIT_OK

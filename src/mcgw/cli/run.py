@@ -22,7 +22,7 @@ from mcgw.admin import server as admin_server
 from mcgw.admin import sources as admin_sources
 from mcgw.config import resources as res
 from mcgw.controller import runner
-from mcgw.dataplane import server, settings
+from mcgw.dataplane import server, settings, workers
 from mcgw.fleet import runtime
 from mcgw.provider import base, file
 from mcgw.translate import translator
@@ -52,6 +52,9 @@ class RunOptions:
     """Where the admin server (health, JSON API, /metrics, /dashboard) listens; None:
     no admin server, and no request counting. The CLI's default is
     :data:`mcgw.admin.server.DEFAULT_ADDRESS`."""
+    workers: int = 1
+    """Data-plane worker processes (:mod:`mcgw.dataplane.workers`); 1: the gateway
+    runs in this process."""
     admin_fallback: bool = False
     """When ``admin``'s port is taken, listen on a free port of the same host instead
     of failing (for the default address: another mcgw may hold it)."""
@@ -70,7 +73,8 @@ class RunOptions:
 class Running:
     """What a run holds while it serves: handy for the demo and for tests."""
 
-    gateway: server.Gateway
+    gateway: server.Gateway | workers.Workers
+    """The data plane: one gateway in this process, or worker processes."""
     controller: runner.Controller
     fleet: runtime.FleetRuntime | None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -90,7 +94,10 @@ class Running:
         if self.fleet is not None:
             await asyncio.sleep(_POD_LOG_INTERVAL_S)
             self.fleet.flush_logs()
-        await self.gateway.access_log.flush()
+        if isinstance(self.gateway, workers.Workers):
+            await self.gateway.flush_logs()
+        else:
+            await self.gateway.access_log.flush()
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -130,22 +137,26 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
 
     project = resources.fleet.spec.project
     placement = resources.fleet.spec.gateway
-    gateway = server.Gateway(
-        settings.ProxySettings(
-            port_map=options.port_map,
-            access_log_dir=options.log_dir if options.access_log else None,
-            access_log_max_bytes=options.access_log_retention.max_bytes,
-            access_log_keep_files=options.access_log_retention.keep_files,
-            access_log_max_age_s=options.access_log_retention.max_age_s,
-            project_id=project,
-            metrics=options.admin is not None,
-            # Read once: who to trust is a property of the running process.
-            trusted_peers=(*placement.trusted_peers, *options.trusted_peers),
-            entry_region_header=options.entry_region_header or placement.entry_region_header or "",
-            debug_headers=options.debug_headers,
-            measure_rtt=options.measure_rtt,
-        )
+    proxy_settings = settings.ProxySettings(
+        port_map=options.port_map,
+        access_log_dir=options.log_dir if options.access_log else None,
+        access_log_max_bytes=options.access_log_retention.max_bytes,
+        access_log_keep_files=options.access_log_retention.keep_files,
+        access_log_max_age_s=options.access_log_retention.max_age_s,
+        project_id=project,
+        metrics=options.admin is not None,
+        # Read once: who to trust is a property of the running process.
+        trusted_peers=(*placement.trusted_peers, *options.trusted_peers),
+        entry_region_header=options.entry_region_header or placement.entry_region_header or "",
+        debug_headers=options.debug_headers,
+        measure_rtt=options.measure_rtt,
     )
+    gateway: server.Gateway | workers.Workers
+    if options.workers > 1:
+        gateway = workers.Workers(proxy_settings, options.workers)
+        await gateway.start()
+    else:
+        gateway = server.Gateway(proxy_settings)
     reloads = admin_sources.Reloads()
     fleet: runtime.FleetRuntime | None = None
     try:
@@ -204,6 +215,9 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
     for name, (host, port) in sorted(gateway.addresses().items()):
         scheme = "https" if name in secure else "http"
         say(f"gateway: listener {name} on {scheme}://{host}:{port}")
+    if isinstance(gateway, workers.Workers):
+        pids = ", ".join(str(pid) for pid in gateway.pids())
+        say(f"gateway: {gateway.count} worker processes (pids {pids})")
     if running.admin is not None:
         url = running.admin.url
         say(f"admin: {url}/dashboard (API {url}/api/stats, Prometheus {url}/metrics)")

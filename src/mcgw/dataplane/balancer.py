@@ -187,6 +187,7 @@ class _RegionPlan:
         "name",
         "next",
         "rate",
+        "remote",
         "ring",
         "use_ring_hash",
     )
@@ -203,6 +204,9 @@ class _RegionPlan:
         self.ring: tuple[_Slot, ...] = _interleave(groups, self.group_rates)
         self.next = 0
         self.rate = _Rate()
+        self.remote = 0
+        """Requests other worker processes sent to this region in their window, as
+        last reported (:meth:`Balancer.share`); 0 with one process."""
         self.capacity = 0.0
         """Requests per second (refreshed once per bucket)."""
         self.healthy = len(self.ring)
@@ -588,7 +592,7 @@ class _Waterfall:
             if not self.spray:
                 # The waterfall: the first region in order under its capacity.
                 for region in order:
-                    if region.rate.total < region.capacity * span:
+                    if region.rate.total + region.remote < region.capacity * span:
                         slot = _grab(region, health, skip, h)
                         if slot is not None:
                             chosen = region
@@ -631,7 +635,9 @@ class _Waterfall:
         closest = self.rankings[rank][0]
         if chosen is closest:
             return slot.closest
-        if self.spray or (closest.fit and closest.rate.total >= closest.capacity * span):
+        if self.spray or (
+            closest.fit and closest.rate.total + closest.remote >= closest.capacity * span
+        ):
             return slot.spillover
         return slot.failover
 
@@ -643,7 +649,7 @@ class _Waterfall:
         for region in order:
             capacity = region.capacity
             if capacity > 0.0:
-                load = region.rate.total / capacity
+                load = (region.rate.total + region.remote) / capacity
                 if best is None or load < best_load:
                     best, best_load = region, load
         return best
@@ -652,7 +658,7 @@ class _Waterfall:
         """Region → requests per second over the window so far (for explain, tests)."""
         now = self.clock()
         span = max(now - self.window_start, self.bucket_s)
-        return {region.name: region.rate.total / span for region in self.regions}
+        return {region.name: (region.rate.total + region.remote) / span for region in self.regions}
 
 
 class _Tiers:
@@ -1157,6 +1163,26 @@ class Balancer:
     def entry_regions(self) -> tuple[str, ...]:
         """Every entry region with a ranking of its own, the gateway's location first."""
         return tuple(self._entries)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Backend → region → requests this process counted in the window, for every
+        capacity-aware backend (worker processes report it to the control plane)."""
+        out: dict[str, dict[str, int]] = {}
+        for name, plan in self._plans.items():
+            if isinstance(plan.waterfall, _Waterfall):
+                plan.waterfall.fresh(self._health)  # slide the window first
+                out[name] = {r.name: r.rate.total for r in plan.regions}
+        return out
+
+    def share(self, others: dict[str, dict[str, int]]) -> None:
+        """Take the other worker processes' window counts (backend → region →
+        requests) into the capacity decisions: a region is full when everyone's
+        requests together reach its capacity."""
+        for name, plan in self._plans.items():
+            if isinstance(plan.waterfall, _Waterfall):
+                regions = others.get(name, {})
+                for region in plan.regions:
+                    region.remote = regions.get(region.name, 0)
 
     def rates(self, backend_name: str) -> dict[str, float]:
         """Requests per second per region of a capacity-aware backend, over the window;

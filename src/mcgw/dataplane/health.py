@@ -99,6 +99,7 @@ class HealthMap:
         "_ejected",
         "_ejections",
         "_members",
+        "_mirrored",
         "consecutive_5xx",
         "down",
         "ejection_s",
@@ -107,6 +108,7 @@ class HealthMap:
         "max_ejection_percent",
         "max_ejection_s",
         "on_change",
+        "on_eject",
     )
 
     def __init__(
@@ -142,6 +144,11 @@ class HealthMap:
         """Endpoint → (times ejected, end of the last ejection): the growing time."""
         self._members: dict[Key, tuple[frozenset[Key], ...]] = {}
         """Endpoint → the ready endpoints of each backend it belongs to (see update)."""
+        self._mirrored: set[Key] = set()
+        """Worker processes: endpoints the control plane says are out (:meth:`mirror`)."""
+        self.on_eject: Callable[[str, int, float], None] | None = None
+        """Called with (address, port, seconds) when this map ejects an endpoint
+        passively: a worker process reports it to the control plane."""
 
     def healthy(self, address: str, port: int) -> bool:
         """Return whether the endpoint may receive traffic (unknown ones may)."""
@@ -227,6 +234,8 @@ class HealthMap:
             state.successes = 0  # Probes count from the ejection on.
         if key not in self.down:
             self._set(key, healthy=False, cause=f"ejected: {cause}, #{count}")
+        if self.on_eject is not None:
+            self.on_eject(key[0], key[1], until - now)
 
     def _may_eject(self, key: Key, now: float) -> bool:
         for members in self._members.get(key, ()):
@@ -242,12 +251,51 @@ class HealthMap:
             del self._ejected[key]
             until = None
         state = self._checked.get(key)
-        return until is not None or (state is not None and not state.healthy)
+        return (
+            until is not None
+            or (state is not None and not state.healthy)
+            or (bool(self._mirrored) and key in self._mirrored)
+        )
 
     def _refresh(self, key: Key, cause: str) -> None:
         out = self._out(key)
         if out != (key in self.down):
             self._set(key, healthy=not out, cause=cause)
+
+    # -- shared by worker processes (mcgw.dataplane.workers) -----------------
+
+    def adopt(self, address: str, port: int, seconds: float) -> None:
+        """Control plane: a worker ejected the endpoint for ``seconds``; hold it out
+        here too (unless it is out already), so that every worker hears of it."""
+        key = (address, port)
+        now = self._clock()
+        if self._ejected.get(key, 0.0) > now:
+            return
+        self._ejected[key] = now + seconds
+        state = self._checked.get(key)
+        if state is not None:
+            state.successes = 0  # Probes count from the ejection on.
+        if key not in self.down:
+            self._set(key, healthy=False, cause=f"ejected by a worker for {seconds:.0f} s")
+
+    def mirror(self, address: str, port: int, healthy: bool) -> None:
+        """Worker: the control plane's verdict on the endpoint. Out: out here until it
+        says otherwise; back: this worker's own ejection of it ends too."""
+        key = (address, port)
+        if healthy:
+            self._mirrored.discard(key)
+            self._ejected.pop(key, None)
+            self.failing.pop(key, None)
+            self._refresh(key, "control plane: healthy")
+        else:
+            self._mirrored.add(key)
+            self._refresh(key, "control plane: unhealthy")
+
+    def expire(self) -> None:
+        """Notice ejections that ended (:meth:`healthy` does it lazily, per endpoint):
+        the control plane calls it periodically so that workers hear of the return."""
+        for address, port in list(self.down):
+            self.healthy(address, port)
 
     # -- used by HealthChecker -------------------------------------------------
 

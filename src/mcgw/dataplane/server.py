@@ -226,6 +226,7 @@ class Gateway:
             spec[0],
             spec[1],
             reuse_address=True,
+            reuse_port=self.settings.reuse_port or None,
             backlog=_BACKLOG,
             **secure,
         )

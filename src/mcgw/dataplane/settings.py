@@ -108,6 +108,10 @@ class ProxySettings:
     rtt_probe_interval_s: float = 10.0
     """Seconds between two rounds of round-trip measurements."""
 
+    reuse_port: bool = False
+    """Bind listeners with SO_REUSEPORT, so that several worker processes share each
+    port and the kernel spreads connections between them (:mod:`.workers`)."""
+
     def __post_init__(self) -> None:
         for peer in self.trusted_peers:
             try:
