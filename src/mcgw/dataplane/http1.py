@@ -103,7 +103,11 @@ _ABSOLUTE_FORM = re.compile(
     rb"[Hh][Tt][Tt][Pp][Ss]?://(" + _HOST + rb")(?:/(?:" + _PCHAR + rb"|/)*)?" + _QUERY
 )
 _HOST_VALUE = re.compile(_HOST)
-_FIELD_LINES = re.compile(rb"(?:" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*\r\n)*")
+_FIELD_LINE = _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*\r\n"
+_FIELD_LINES = re.compile(rb"(?:" + _FIELD_LINE + rb")*")
+_HEAD_LINES = re.compile(_REQUEST_LINE.pattern + rb"(?:" + _FIELD_LINE + rb")*")
+"""A whole valid head at once (request line and field lines, one C pass): when it
+fails, the checks are made again one by one to say why."""
 _CHUNK_LINE = re.compile(
     rb"([0-9A-Fa-f]+)(?:[ \t]*;[ \t]*"
     + _TOKEN
@@ -133,6 +137,11 @@ _kind_cache: dict[bytes, int] = {}
 _KIND_CACHE_MAX = 4096
 """Raw spellings remembered; beyond, names are lower-cased each time (no growth from
 a client inventing names)."""
+_valid_hosts: set[bytes] = set()
+"""Host values found valid (a gateway sees few): a set lookup instead of the check."""
+_VALID_HOSTS_MAX = 4096
+_CACHED_MAX_LEN = 256
+"""Longer names and hosts are not remembered (both caches stay under a few MB)."""
 
 # Parser states.
 _HEAD = 0
@@ -178,6 +187,7 @@ class H2Preface(Exception):
 _PATH_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?"
 """Characters an origin-form target may hold anywhere (``%`` aside): when nothing else
 is in it, the regular expression need not run (the common case, cheaper)."""
+_HEX_DIGITS = b"0123456789ABCDEFabcdef"
 _NAME_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;="
 
 
@@ -469,21 +479,15 @@ class RequestParser:
             raise errors.UriTooLong("request line too long")
         if end - eol - 2 > self._max_fields:
             raise errors.HeadersTooLarge("request head too large")
-        m = _REQUEST_LINE.match(buf, pos, end)
+        m = _HEAD_LINES.fullmatch(buf, pos, end)
         if m is None:
-            raise self._line_error(buf[pos:eol])
-        fields = m.end()
-        if _FIELD_LINES.fullmatch(buf, fields, end) is None:
-            for bad in buf[fields:end].split(b"\r\n"):
-                if bad and not _FIELD_LINES.fullmatch(bad + b"\r\n"):
-                    raise _bad(field_line_problem(bad))
-            raise _bad("invalid field line")
+            raise self._head_error(buf, pos, eol, end)
         method, target, major, minor = m.groups()
         if major != b"1":
-            if buf.startswith(_PREFACE_LINE, pos) and fields == end:
+            if buf.startswith(_PREFACE_LINE, pos) and eol + 2 == end:
                 raise H2Preface()
             raise errors.VersionNotSupported(f"HTTP/{major.decode()}.{minor.decode()}")
-        version = "1.0" if minor == b"0" else "1.1"
+        http10 = minor == b"0"
         if method not in METHODS:
             if method == b"PRI":  # only ever the HTTP/2 preface (RFC 9113 3.4)
                 raise _bad("PRI request that is not the HTTP/2 preface")
@@ -503,23 +507,26 @@ class RequestParser:
                 raise _bad("invalid request target")
             absolute = am.group(1).lower()
         self._method = method
-        self._version = version
+        self._version = "1.0" if http10 else "1.1"
         cb.on_url(target)
         host: bytes | None = None
         hosts = 0
-        lengths: list[bytes] = []
+        length: bytes | None = None
+        lengths = 0
         te = b""
         tes = 0
         conn = b""
         upgrade = False
         cache = _kind_cache
-        for field in buf[fields : end - 2].split(b"\r\n") if fields < end else ():
+        on_header = cb.on_header
+        # The grammar held: each line is ``name ":" value``, the value's OWS stripped.
+        for field in buf[eol + 2 : end - 2].split(b"\r\n") if eol + 2 < end else ():
             name, _, value = field.partition(b":")
             value = value.strip(b" \t")
             kind = cache.get(name)
             if kind is None:
                 kind = _kind(name)
-                if len(cache) < _KIND_CACHE_MAX:
+                if len(cache) < _KIND_CACHE_MAX and len(name) <= _CACHED_MAX_LEN:
                     cache[name] = kind
             if kind:
                 if kind == _LOOKALIKE:
@@ -531,7 +538,8 @@ class RequestParser:
                     # Checked before the callback sees it: it may convert it.
                     if not value.isdigit() or not value.isascii():
                         raise _bad("invalid Content-Length")
-                    lengths.append(value)
+                    length = value
+                    lengths += 1
                 elif kind == _TE:
                     te = value if not tes else te + b"," + value
                     tes += 1
@@ -539,46 +547,78 @@ class RequestParser:
                     conn = value if not conn else conn + b"," + value
                 else:
                     upgrade = True
-            cb.on_header(name, value)
-        if hosts > 1:
-            raise _bad("several Host headers")
-        if host is None:
-            if version == "1.1":
+            on_header(name, value)
+        if hosts != 1:
+            if hosts:
+                raise _bad("several Host headers")
+            if not http10:
                 raise _bad("HTTP/1.1 request without Host")
-        elif not _valid_host(host):
-            raise _bad("invalid Host")
+        elif host not in _valid_hosts:
+            assert host is not None
+            if not _valid_host(host):
+                raise _bad("invalid Host")
+            if len(_valid_hosts) < _VALID_HOSTS_MAX and len(host) <= _CACHED_MAX_LEN:
+                _valid_hosts.add(host)
         if absolute is not None and host is not None and host.lower() != absolute:
             raise _bad("absolute-form target disagrees with Host")
-        keep = version == "1.1"
+        keep = not http10
         if conn:
-            tokens = [t.strip(b" \t").lower() for t in conn.split(b",")]
-            if b"close" in tokens:
-                keep = False
-            elif b"keep-alive" in tokens:
+            lower = conn.lower()
+            if lower == b"keep-alive":  # the common values without splitting
                 keep = True
-            upgrade = upgrade and b"upgrade" in tokens
+                upgrade = False
+            elif lower == b"close":
+                keep = False
+                upgrade = False
+            else:
+                tokens = [t.strip(b" \t") for t in lower.split(b",")]
+                if b"close" in tokens:
+                    keep = False
+                elif b"keep-alive" in tokens:
+                    keep = True
+                upgrade = upgrade and b"upgrade" in tokens
         else:
             upgrade = False
         self._keep_alive = keep
         self._upgrade = upgrade
-        self._chunked = False
-        self._remaining = 0
         if tes:
             if lengths:
                 raise _bad("both Content-Length and Transfer-Encoding")
-            if version == "1.0":
+            if http10:
                 raise _bad("Transfer-Encoding in an HTTP/1.0 request")
-            err = transfer_coding_error(te)
-            if err is not None:
-                raise err
+            if te != b"chunked":  # the one valid value, spelled as usual, not re-checked
+                err = transfer_coding_error(te)
+                if err is not None:
+                    raise err
             self._chunked = True
-        elif lengths:
-            self._remaining = content_length(lengths)
-        cb.on_headers_complete()
-        if self._chunked:
+            self._remaining = 0
+            cb.on_headers_complete()
             self._state = _CHUNK_SIZE
-        elif self._remaining:
+            return
+        self._chunked = False
+        if length is None:
+            self._remaining = 0
+        elif lengths > 1:
+            raise _bad("several Content-Length headers")
+        elif len(length) > 18:
+            # Valid but beyond any body limit; not converted (no huge integers).
+            raise errors.BodyTooLarge()
+        else:
+            self._remaining = int(length)
+        cb.on_headers_complete()
+        if self._remaining:
             self._state = _BODY
+
+    def _head_error(self, buf: bytes, pos: int, eol: int, end: int) -> errors.ProxyError:
+        """Why the head the whole-head grammar refused is invalid (cold path), the
+        checks made in the order a line-by-line reading would make them."""
+        m = _REQUEST_LINE.match(buf, pos, end)
+        if m is None:
+            return self._line_error(buf[pos:eol])
+        for bad in buf[m.end() : end].split(b"\r\n"):
+            if bad and not _FIELD_LINES.fullmatch(bad + b"\r\n"):
+                return _bad(field_line_problem(bad))
+        return _bad("invalid field line")
 
     @staticmethod
     def _line_error(line: bytes) -> errors.ProxyError:
@@ -595,10 +635,13 @@ class RequestParser:
     # -- bodies -----------------------------------------------------------------------
 
     def _chunk_size(self, line: bytes) -> None:
-        m = _CHUNK_LINE.fullmatch(line)
-        if m is None:
-            raise _bad("invalid chunk size line")
-        digits = m.group(1).lstrip(b"0")
+        if line and not line.translate(None, _HEX_DIGITS):
+            digits = line.lstrip(b"0")  # the usual line, bare hex, no regex needed
+        else:
+            m = _CHUNK_LINE.fullmatch(line)
+            if m is None:
+                raise _bad("invalid chunk size line")
+            digits = m.group(1).lstrip(b"0")
         if len(digits) > 15:
             raise _bad("chunk size too large")
         size = int(digits, 16) if digits else 0
