@@ -90,6 +90,7 @@ WebSocket upgrades)."""
 
 _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 _TOKEN = _TCHAR + rb"+"
+_TOKEN_RE = re.compile(_TOKEN)
 _PCT = rb"%[0-9A-Fa-f]{2}"
 _PCHAR = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|" + _PCT + rb")"
 _QUERY = rb"(?:\?(?:" + _PCHAR + rb"|[/?])*)?"
@@ -224,7 +225,7 @@ def field_line_problem(line: bytes) -> str:
         return "field line without a colon"
     if name[-1:] in (b" ", b"\t"):
         return "whitespace before the colon of a field name"
-    if not re.fullmatch(_TOKEN, name):
+    if not _TOKEN_RE.fullmatch(name):
         return "invalid character in a field name"
     if b"\n" in line:
         return "bare LF in a field line"
@@ -248,7 +249,7 @@ def transfer_coding_error(value: bytes) -> errors.ProxyError | None:
     names = []
     for coding in codings:
         name = coding.partition(b";")[0].rstrip(b" \t")
-        if not re.fullmatch(_TOKEN, name):
+        if not _TOKEN_RE.fullmatch(name):
             return _bad("invalid Transfer-Encoding")
         names.append(name.lower())
     if names[-1] != b"chunked" or b";" in codings[-1]:
@@ -356,23 +357,47 @@ class RequestParser:
                     return
                 self._acc = None
                 buf = bytes(acc)
-            else:
+            elif self._buf:
                 prev = len(self._buf)
-                buf = self._buf + data if prev else data
+                buf = self._buf + data
                 self._buf = b""
-            pos = self._parse(buf, prev)
+            else:
+                prev = 0
+                buf = data
+                if state == _HEAD and not self._begun:
+                    # The usual read: it starts with a whole request head. Straight to
+                    # it, without the general loop; whatever follows goes through it.
+                    end = data.find(b"\r\n\r\n")
+                    if end > 0 and data[0] != 13:
+                        self._begun = True
+                        self._cb.on_message_begin()
+                        self._head_parsed(data, 0, end + 2)
+                        pos = end + 4
+                        if self._state == _HEAD:  # no body: the message is complete
+                            pos = self._complete(pos, 0)
+                        if pos == len(data):
+                            return
+                        pos = self._parse(data, 0, pos)
+                        if pos < len(data) and self._state < _CLOSED:
+                            self._keep(data, pos)
+                        return
+            pos = self._parse(buf, prev, 0)
         except BaseException:
             self._state = _DEAD
             raise
         if pos < len(buf) and self._state < _CLOSED:
-            if self._state == _HEAD and self._begun:
-                self._acc = bytearray(buf[pos:])
-            else:
-                self._buf = buf[pos:]
+            self._keep(buf, pos)
 
-    def _parse(self, buf: bytes, prev: int) -> int:
-        """Consume what it can of ``buf``; return where the unconsumed bytes begin."""
-        pos = 0
+    def _keep(self, buf: bytes, pos: int) -> None:
+        """Keep ``buf[pos:]``, not parsed yet, for the next read."""
+        if self._state == _HEAD and self._begun:
+            self._acc = bytearray(buf[pos:])
+        else:
+            self._buf = buf[pos:]
+
+    def _parse(self, buf: bytes, prev: int, pos: int) -> int:
+        """Consume what it can of ``buf`` from ``pos``; return where the unconsumed
+        bytes begin."""
         n = len(buf)
         cb = self._cb
         while pos < n:
@@ -467,7 +492,7 @@ class RequestParser:
         line = rest if eol < 0 else rest[:eol]
         sp = line.find(b" ")
         method = line if sp < 0 else line[:sp]
-        if method and not re.fullmatch(_TOKEN, method):
+        if method and not _TOKEN_RE.fullmatch(method):
             raise _bad("invalid method")
 
     def _head_parsed(self, buf: bytes, pos: int, end: int) -> None:
@@ -495,7 +520,7 @@ class RequestParser:
         if len(target) > self._max_target:
             raise errors.UriTooLong("request target too long")
         absolute: bytes | None = None
-        if target[:1] == b"/":
+        if target[0] == 47:  # "/": origin-form
             if target.translate(None, _PATH_CHARS) and _ORIGIN_FORM.fullmatch(target) is None:
                 raise _bad("invalid request target")
         elif target == b"*":
@@ -624,7 +649,7 @@ class RequestParser:
     def _line_error(line: bytes) -> errors.ProxyError:
         """The error for a request line the grammar refused (cold path)."""
         parts = line.split(b" ")
-        if len(parts) == 2 and re.fullmatch(_TOKEN, parts[0]):
+        if len(parts) == 2 and _TOKEN_RE.fullmatch(parts[0]):
             return _bad("HTTP/0.9 request")
         if b"\0" in line:
             return _bad("NUL in the request line")
