@@ -247,3 +247,36 @@ def assert_unambiguous(message: dict[str, Any]) -> None:
 def test_arbitrary_bytes_never_raise_anything_else(data: bytes, splits: list[int]) -> None:
     _, exc = parse(data, [s for s in splits if s < len(data)])
     assert exc is None or isinstance(exc, (errors.ProxyError, http1.Upgrade, http1.H2Preface))
+
+
+def test_upgrade_offset_after_a_pipelined_request_in_the_same_read() -> None:
+    # The first head takes the one-read fast path, the second the general loop: the
+    # offset is still counted from the start of the read.
+    first = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    head = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    rec, exc = parse(first + head + b"\x81\x00")
+    assert isinstance(exc, http1.Upgrade)
+    assert (first + head + b"\x81\x00")[exc.offset :] == b"\x81\x00"
+    assert [m["target"] for m in rec.messages] == [b"/", b"/ws"]
+
+
+def test_name_and_host_caches_stay_bounded_and_never_change_an_answer() -> None:
+    # Clients inventing names and hosts fill the caches up to their bounds, no further.
+    for i in range(http1._VALID_HOSTS_MAX + 100):
+        _, exc = parse(b"GET / HTTP/1.1\r\nHost: h%d.example\r\nX-Made-Up-%d: v\r\n\r\n" % (i, i))
+        assert exc is None
+    assert len(http1._valid_hosts) <= http1._VALID_HOSTS_MAX
+    assert len(http1._kind_cache) <= http1._KIND_CACHE_MAX
+    # Long hosts are checked every time, not remembered.
+    long_host = b"a" * (http1._CACHED_MAX_LEN + 1)
+    _, exc = parse(b"GET / HTTP/1.1\r\nHost: " + long_host + b"\r\n\r\n")
+    assert exc is None and long_host not in http1._valid_hosts
+    # Full caches: valid and invalid Hosts and framing headers still get their answers.
+    _, exc = parse(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n")
+    assert isinstance(exc, errors.BadRequest) and "invalid Host" in str(exc)
+    _, exc = parse(b"GET / HTTP/1.1\r\nHost: new.example\r\n\r\n")
+    assert exc is None
+    _, exc = parse(b"POST / HTTP/1.1\r\nHost: h\r\ncOnTeNt-LeNgTh: 1\r\nContent-Length: 1\r\n\r\nx")
+    assert isinstance(exc, errors.BadRequest) and "several Content-Length" in str(exc)
+    _, exc = parse(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer_Encoding: chunked\r\n\r\n")
+    assert exc is None  # a lookalike: dropped, so no body is framed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mcgw import errors, logfiles
@@ -105,6 +105,85 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
         "region, region ranking and what the balancer saw",
     )
     _access_log_flags(parser)
+    _client_limit_flags(parser)
+
+
+def parse_rate(text: str) -> int:
+    """Parse a byte rate: ``1024``, ``1KiB/s``, ``64KB/s`` → bytes per second.
+
+    Raises:
+        ValueError: not a rate.
+    """
+    size = text.strip()
+    try:
+        return logfiles.parse_size(size[:-2] if size.lower().endswith("/s") else size)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a rate (e.g. 1KiB/s, 512)") from None
+
+
+def _count(text: str) -> int:
+    number = int(text) if text.strip().isdigit() else 0
+    if number < 1:
+        raise ValueError(f"{text!r}: expected a positive count")
+    return number
+
+
+def _timeout(text: str) -> float:
+    seconds = logfiles.parse_age(text)
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: expected a duration above zero (e.g. 10s, 2m)")
+    return seconds
+
+
+_CLIENT_LIMITS = (
+    # flag, ProxySettings field, parse, metavar, help ("%s": the default)
+    ("--header-timeout", "header_read_timeout_s", _timeout, "AGE",
+     "time a client has to send a whole request head (408 beyond; default %ss)"),
+    ("--body-timeout", "body_timeout_s", _timeout, "AGE",
+     "grace a request body has before --min-body-rate applies (default %ss)"),
+    ("--min-body-rate", "min_body_rate_bps", parse_rate, "RATE",
+     "least average request body rate past --body-timeout, e.g. 1KiB/s (408 below; "
+     "0: none; default %s bytes/s)"),
+    ("--idle-timeout", "idle_timeout_s", _timeout, "AGE",
+     "how long an idle keep-alive client connection stays open (default %ss)"),
+    ("--max-connections", "max_connections_per_listener", _count, "N",
+     "open client connections per listener; more are answered 503 (default %s)"),
+    ("--max-pipelined", "max_pipelined_requests", _count, "N",
+     "requests read ahead on one connection while one is proxied (default %s)"),
+)  # fmt: skip
+"""The slow and hostile client limits (README: Hardening)."""
+
+
+def _client_limit_flags(parser: argparse.ArgumentParser) -> None:
+    from mcgw.dataplane import settings  # small, and the defaults live there
+
+    defaults = settings.ProxySettings()
+    for flag, name, parse, metavar, help in _CLIENT_LIMITS:
+        parser.add_argument(
+            flag, dest=name, type=_argument_type(parse), default=None, metavar=metavar,
+            help=help % (getattr(defaults, name),),
+        )  # fmt: skip
+
+
+def _argument_type(parse: Callable[[str], float]) -> Callable[[str], float]:
+    """``parse`` with its ValueError's message shown by argparse (not "invalid value")."""
+
+    def checked(text: str) -> float:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return checked
+
+
+def client_limits(args: argparse.Namespace) -> dict[str, float]:
+    """The ProxySettings fields the client limit flags set (the others: defaults)."""
+    return {
+        name: getattr(args, name)
+        for _, name, _, _, _ in _CLIENT_LIMITS
+        if getattr(args, name) is not None
+    }
 
 
 def _access_log_flags(parser: argparse.ArgumentParser) -> None:
@@ -325,6 +404,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             debug_headers=args.debug_headers,
             measure_rtt=args.measure_rtt,
             workers=args.workers,
+            client_limits=client_limits(args),
         )
         run.run(lambda: run.serve_forever(options))
         return EXIT_OK

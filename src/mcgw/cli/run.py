@@ -12,7 +12,7 @@ import contextlib
 import ipaddress
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,9 @@ class RunOptions:
     Fleet's ``spec.gateway.trustedPeers``."""
     entry_region_header: str = ""
     """Header naming a request's entry region; empty: the Fleet's, if any."""
+    client_limits: Mapping[str, Any] = field(default_factory=dict)
+    """ProxySettings fields for slow and hostile clients (``--header-timeout``...),
+    only those given; the others keep their defaults."""
     debug_headers: bool = False
     """Add ``x-mcgw-*`` response headers: the route, the pick and the decision trace."""
     measure_rtt: bool = False
@@ -150,6 +153,7 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
         entry_region_header=options.entry_region_header or placement.entry_region_header or "",
         debug_headers=options.debug_headers,
         measure_rtt=options.measure_rtt,
+        **options.client_limits,
     )
     gateway: server.Gateway | workers.Workers
     if options.workers > 1:
