@@ -267,3 +267,40 @@ def test_js_vu_interrupted_by_ramp_down_runs_again(tmp_path: pathlib.Path) -> No
     assert iterations.get("count") <= reqs.get("count") == server.requests
     # Both phases ran: ~3 iterations per VU in each 600 ms phase.
     assert reqs.get("count") >= 8
+
+
+def test_js_lazy_response_fields_live_for_the_iteration_and_latest_256(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Body, headers… cross into JS when first read, from the VU's latest 256 responses of
+    # the current iteration; older ones (and any kept from an earlier iteration) read as
+    # empty. Status is always there.
+    from mcgw.loadtest import options, runner
+
+    with threaded.serving() as server:
+        url = f"http://127.0.0.1:{server.port}/"
+        path = _write(
+            tmp_path,
+            "lazy.js",
+            "import http from 'k6/http';\nimport { check } from 'k6';\nvar kept = null;\n"
+            "export default function () {\n"
+            "  if (kept !== null) {\n"
+            "    check(kept, { 'earlier iteration: body gone': (r) => r.body === '',\n"
+            "                  'earlier iteration: status kept': (r) => r.status === 200 });\n"
+            "    return;\n"
+            "  }\n"
+            f"  var first = http.get('{url}');\n"
+            f"  var second = http.get('{url}');\n"
+            "  check(second, { 'read in time': (r) => r.body.length > 0 });\n"
+            f"  for (var i = 0; i < 256; i++) {{ kept = http.get('{url}'); }}\n"
+            "  check(first, { 'evicted: body gone': (r) => r.body === '' });\n"
+            "  check(kept, { 'latest: body': (r) => r.body.length > 0 });\n"
+            "  kept = http.get('" + url + "');\n"
+            "}\n",
+        )
+        program = script.load(path, {})
+        opts = options.LoadOptions(url="", script=path, vus=1, iterations=2)
+        summary = runner.run_sync(opts, lambda p: None, program)
+    checks = summary.metric("checks")
+    assert checks is not None
+    assert (checks.get("passes"), checks.get("fails")) == (5, 0)
