@@ -304,3 +304,37 @@ def test_js_lazy_response_fields_live_for_the_iteration_and_latest_256(
     checks = summary.metric("checks")
     assert checks is not None
     assert (checks.get("passes"), checks.get("fails")) == (5, 0)
+
+
+def test_ready_vus_run_their_script_parts_before_their_writes(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each request first yields one loop pass (runner.yield_once), so VUs ready at the same
+    # time run their script parts back to back and send together. Client.request is wrapped
+    # (not replaced: the requests are real) only to see when each request is sent.
+    from mcgw.loadtest import client, options, runner
+
+    events: list[str] = []
+    real = client.Client.request
+
+    def sending(self: client.Client, *args: object, **kwargs: object) -> object:
+        events.append("send")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client.Client, "request", sending)
+    with threaded.serving() as server:
+        path = _write(
+            tmp_path,
+            "order.py",
+            "from __future__ import annotations\n\nimport sys\n\noptions = {}\n\n\n"
+            "async def default(vu):\n"
+            "    sys.modules['mcgw.loadtest.script'].ORDER_EVENTS.append('script')\n"
+            f"    await vu.http.get('http://127.0.0.1:{server.port}/')\n",
+        )
+        monkeypatch.setattr(script, "ORDER_EVENTS", events, raising=False)
+        program = script.load(path, {})
+        opts = options.LoadOptions(url="", script=path, vus=3, iterations=3)
+        summary = runner.run_sync(opts, lambda p: None, program)
+    reqs = summary.metric("http_reqs")
+    assert reqs is not None and reqs.get("count") == 3
+    assert events == ["script"] * 3 + ["send"] * 3
