@@ -267,3 +267,74 @@ def test_js_vu_interrupted_by_ramp_down_runs_again(tmp_path: pathlib.Path) -> No
     assert iterations.get("count") <= reqs.get("count") == server.requests
     # Both phases ran: ~3 iterations per VU in each 600 ms phase.
     assert reqs.get("count") >= 8
+
+
+def test_js_lazy_response_fields_live_for_the_iteration_and_latest_256(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Body, headers… cross into JS when first read, from the VU's latest 256 responses of
+    # the current iteration; older ones (and any kept from an earlier iteration) read as
+    # empty. Status is always there.
+    from mcgw.loadtest import options, runner
+
+    with threaded.serving() as server:
+        url = f"http://127.0.0.1:{server.port}/"
+        path = _write(
+            tmp_path,
+            "lazy.js",
+            "import http from 'k6/http';\nimport { check } from 'k6';\nvar kept = null;\n"
+            "export default function () {\n"
+            "  if (kept !== null) {\n"
+            "    check(kept, { 'earlier iteration: body gone': (r) => r.body === '',\n"
+            "                  'earlier iteration: status kept': (r) => r.status === 200 });\n"
+            "    return;\n"
+            "  }\n"
+            f"  var first = http.get('{url}');\n"
+            f"  var second = http.get('{url}');\n"
+            "  check(second, { 'read in time': (r) => r.body.length > 0 });\n"
+            f"  for (var i = 0; i < 256; i++) {{ kept = http.get('{url}'); }}\n"
+            "  check(first, { 'evicted: body gone': (r) => r.body === '' });\n"
+            "  check(kept, { 'latest: body': (r) => r.body.length > 0 });\n"
+            "  kept = http.get('" + url + "');\n"
+            "}\n",
+        )
+        program = script.load(path, {})
+        opts = options.LoadOptions(url="", script=path, vus=1, iterations=2)
+        summary = runner.run_sync(opts, lambda p: None, program)
+    checks = summary.metric("checks")
+    assert checks is not None
+    assert (checks.get("passes"), checks.get("fails")) == (5, 0)
+
+
+def test_ready_vus_run_their_script_parts_before_their_writes(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each request first yields one loop pass (runner.yield_once), so VUs ready at the same
+    # time run their script parts back to back and send together. Client.request is wrapped
+    # (not replaced: the requests are real) only to see when each request is sent.
+    from mcgw.loadtest import client, options, runner
+
+    events: list[str] = []
+    real = client.Client.request
+
+    def sending(self: client.Client, *args: object, **kwargs: object) -> object:
+        events.append("send")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client.Client, "request", sending)
+    with threaded.serving() as server:
+        path = _write(
+            tmp_path,
+            "order.py",
+            "from __future__ import annotations\n\nimport sys\n\noptions = {}\n\n\n"
+            "async def default(vu):\n"
+            "    sys.modules['mcgw.loadtest.script'].ORDER_EVENTS.append('script')\n"
+            f"    await vu.http.get('http://127.0.0.1:{server.port}/')\n",
+        )
+        monkeypatch.setattr(script, "ORDER_EVENTS", events, raising=False)
+        program = script.load(path, {})
+        opts = options.LoadOptions(url="", script=path, vus=3, iterations=3)
+        summary = runner.run_sync(opts, lambda p: None, program)
+    reqs = summary.metric("http_reqs")
+    assert reqs is not None and reqs.get("count") == 3
+    assert events == ["script"] * 3 + ["send"] * 3

@@ -26,7 +26,8 @@ import asyncio
 import collections
 import datetime
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,6 +42,20 @@ EXPECTED_DURATION = "http_req_duration{expected_response:true}"
 """k6's submetric of http_req_duration for responses with an expected status."""
 
 _now = time.perf_counter_ns
+
+
+@types.coroutine
+def yield_once() -> Generator[None, None, None]:
+    """One pass of the event loop (= ``asyncio.sleep(0)``, without its call).
+
+    Awaited before each request: the VUs ready in a loop pass then run their own part
+    (script, request building) back to back and their writes go out together, instead of
+    alternating with the kernel's network path per request — measured ~20% less CPU per
+    request for JS scripts, ~10% for Python scenarios, a few % for a plain URL, and less
+    system time (the backend gets requests, and we get responses, in larger batches).
+    Awaited before a request's clock starts, so no request timing includes it.
+    """
+    yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +299,7 @@ class _PlainVu:
         run = self.run
         if run.rps_interval:
             await run.rps_wait()
+        await yield_once()  # batch with the other ready VUs (see yield_once)
         run.record(await self.client.request(), vu, self.tags)
         if self.sleep_s:
             await asyncio.sleep(self.sleep_s)

@@ -264,6 +264,9 @@ class Http:
             raw = client.build_request(target, method, tuple(headers.items()), raw_body)
             timeout = _timeout_s(params.get("timeout"), run.opts.timeout_s)
             pool = self._pool(target)
+        # Batch with the other ready VUs (see runner.yield_once): before the connection is
+        # taken from the pool and before the request's clock starts.
+        await runner.yield_once()
         conn = (
             pool.pop()
             if pool
@@ -693,7 +696,11 @@ def transform(source: str, path: str = "<script>") -> tuple[str, tuple[str, ...]
 
 
 _PRELUDE = r"""
-var __k6 = (function () {
+// The Python callables as the closure's parameters: a local read per call instead of a
+// lookup in the global object.
+var __k6 = (function (
+    __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
+    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary) {
   function call(fn, args) {
     var out = JSON.parse(fn.apply(null, args));
     if (out !== null && typeof out === 'object' && out.__error) { throw new Error(out.__error); }
@@ -823,12 +830,18 @@ var __k6 = (function () {
   var k6 = { check: check, group: group, sleep: sleep, fail: fail };
   var modules = { 'k6': k6, 'k6/http': http, 'k6-summary': { textSummary: textSummary } };
   return { modules: modules };
-})();
+})(
+    __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
+    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary);
 function __k6mod(name) { return __k6.modules[name]; }
 var __k6data = null;
-function __k6iter(name, iter) {
-  __ITER = iter;
-  globalThis.__k6exports[name](__k6data);
+function __k6iter(name) {
+  // One closure per exec function: no export lookup, no name string per iteration.
+  var fn = globalThis.__k6exports[name];
+  return function (iter) {
+    __ITER = iter;
+    fn(__k6data);
+  };
 }
 var console = (function () {
   function log() {
@@ -856,6 +869,7 @@ class _Interrupted(Exception):
 _INTERRUPTED = "iteration interrupted: the test ended"
 _RECENT_RESPONSES = 256
 """Responses a JS VU keeps for lazy reads (body, headers…): its latest ones."""
+_EMPTY_SLOT: tuple[int, Response | None] = (0, None)
 
 
 def _js_error(exc: Exception, path: str, source: str = "") -> str:
@@ -1071,8 +1085,12 @@ class _JsVu:
         self.run = run
         self.vu = vu
         self.http = Http(run, vu)
-        self.responses: dict[int, Response] = {}
+        # The latest responses, by handle modulo the ring's size: a slot holds the handle
+        # it was stored under, so a stale handle misses (cheaper than a dict and a pop).
+        self.ring: list[tuple[int, Response | None]] = [_EMPTY_SLOT] * _RECENT_RESPONSES
         self.next_handle = 1
+        self.iteration_first = 1
+        """The first handle of the current iteration: older ones are not readable."""
         self.last_error = ""
         self.text_summary = ""
         self.interrupting = False
@@ -1083,8 +1101,9 @@ class _JsVu:
         self.ctx = _JsContext(program, vu.id, env, self)
         if vu.data is not None:
             self.ctx.ctx.eval(f"__k6data = {json.dumps(vu.data)};")
-        # A function object called with arguments: no JS source compiled per iteration.
-        self._iter = self.ctx.ctx.get("__k6iter")
+        # Function objects called with arguments: no JS source compiled per iteration.
+        self._bind = self.ctx.ctx.get("__k6iter")
+        self._iters: dict[str, Any] = {}
         self.glet = greenlet.greenlet(self._body)
         self._exit = greenlet.GreenletExit
 
@@ -1145,9 +1164,18 @@ class _JsVu:
             fn, args = self.glet.parent.switch(out)
 
     def _iterate(self, iteration: int) -> None:
-        self.responses.clear()
+        # Drop the last iteration's responses (their bodies), slot by slot: usually one.
+        ring = self.ring
+        first, end = self.iteration_first, self.next_handle
+        for handle in range(max(first, end - _RECENT_RESPONSES), end):
+            ring[handle % _RECENT_RESPONSES] = _EMPTY_SLOT
+        self.iteration_first = end
         try:
-            self._iter(self.vu.scen.exec_name, iteration)
+            name = self.vu.scen.exec_name
+            run = self._iters.get(name)
+            if run is None:
+                run = self._iters[name] = self._bind(name)
+            run(iteration)
         except self.ctx.js_exception as exc:
             program = self.ctx.program
             raise runner.ScriptError(_js_error(exc, program.path, program.code)) from None
@@ -1164,10 +1192,15 @@ class _JsVu:
 
     def _store(self, res: Response) -> int:
         handle = self.next_handle
-        self.next_handle += 1
-        self.responses[handle] = res
-        self.responses.pop(handle - _RECENT_RESPONSES, None)
+        self.next_handle = handle + 1
+        self.ring[handle % _RECENT_RESPONSES] = (handle, res)
         return handle * 1000 + res.status
+
+    def _stored(self, handle: int) -> Response | None:
+        if handle < self.iteration_first:
+            return None
+        stored, res = self.ring[handle % _RECENT_RESPONSES]
+        return res if stored == handle else None
 
     def _send(self, method: str, url: str, body: object, params: object) -> int:
         try:
@@ -1219,7 +1252,7 @@ class _JsVu:
         return json.dumps([self._store(r) for r in res])
 
     def res(self, handle: int, name: str) -> str:
-        r = self.responses.get(int(handle))
+        r = self._stored(int(handle))
         if r is None:
             return "" if name in ("body", "error") else "null"
         if name == "body":
