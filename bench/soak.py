@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import re
@@ -179,8 +180,8 @@ class HttpError(Exception):
     pass
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Read one response; return (status, whether the server keeps the connection)."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    """Read one response; return (status, whether the server keeps the connection, body)."""
     status_line = await reader.readline()
     if not status_line:
         raise HttpError("connection closed before a response")
@@ -204,18 +205,19 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
             chunked = True
         elif name == b"connection":
             close = close or b"close" in value
+    body = b""
     if chunked:
         while True:
             size = int((await reader.readline()).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
+            body += (await reader.readexactly(size + 2))[:-2]
             if size == 0:
                 break
     elif length is not None:
-        await reader.readexactly(length)
+        body = await reader.readexactly(length)
     else:
-        await reader.read()  # until close
+        body = await reader.read()  # until close
         close = True
-    return status, not close
+    return status, not close, body
 
 
 def request(method: str, path: str, body: bytes = b"", *, chunked: bool = False) -> bytes:
@@ -242,6 +244,11 @@ class Minute:
     kills: int = 0
     reloads: int = 0
     skipped: int = 0
+    pods: set[str] = field(default_factory=set)
+    """Pods that answered (the Store API names itself in its JSON)."""
+    root_west: int = 0
+    root_east: int = 0
+    """Answers to ``GET /`` by cluster: the HTTPRoute weights at work."""
 
 
 class Soak:
@@ -305,9 +312,10 @@ class Soak:
                 writer.write(data)
                 await writer.drain()
             for _ in range(count):
-                status, keep = await read_response(reader)
+                status, keep, answer = await read_response(reader)
                 if status >= 500:
                     raise HttpError(f"HTTP {status}")
+                self.served(path, answer)
         except (OSError, HttpError, asyncio.IncompleteReadError, ValueError) as exc:
             writer.close()
             self.failed(kind, f"{type(exc).__name__}: {exc}"[:120])
@@ -322,6 +330,21 @@ class Soak:
             self.idle.append((time.monotonic(), reader, writer))
         else:
             writer.close()
+
+    def served(self, path: str, answer: bytes) -> None:
+        try:
+            fields = json.loads(answer)
+        except ValueError:
+            return
+        if not isinstance(fields, dict):
+            return
+        m = self.minute()
+        m.pods.add(str(fields.get("pod_name")))
+        if path == "/":
+            if fields.get("cluster_name") == "gke-west-1":
+                m.root_west += 1
+            else:
+                m.root_east += 1
 
     def failed(self, kind: str, what: str) -> None:
         m = self.minute()
@@ -440,8 +463,8 @@ def percentile(values: list[float], q: float) -> float:
 def header() -> str:
     return (
         "| minute | rps | p50 ms | p99 ms | max ms | errors (expected) | errors (unexpected) "
-        "| skipped | kills | reloads | RSS MB |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| skipped | kills | reloads | pods answering | west share of / | RSS MB |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
 
 
@@ -451,7 +474,8 @@ def row(index: int, m: Minute) -> str:
     return (
         f"| {index + 1} | {m.ok / 60:.1f} | {percentile(m.latencies, 50):.2f} | "
         f"{percentile(m.latencies, 99):.2f} | {top:.1f} | {m.errors_expected} | "
-        f"{m.errors_unexpected} | {m.skipped} | {m.kills} | {m.reloads} | {rss} |"
+        f"{m.errors_unexpected} | {m.skipped} | {m.kills} | {m.reloads} | {len(m.pods)} | "
+        f"{m.root_west / max(1, m.root_west + m.root_east):.0%} | {rss} |"
     )
 
 
