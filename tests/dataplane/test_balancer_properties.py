@@ -3,7 +3,8 @@
 Socket-free: a fake clock, the real :class:`mcgw.dataplane.health.HealthMap` fed with
 passive reports, and generated backends (1-3 regions, zones, ready and not-ready
 endpoints, capacity, algorithms, thresholds, autoCapacityDrain). Bounded examples, so
-it runs in ``make test``; ``HYPOTHESIS_PROFILE=long`` runs many more.
+it runs in ``make test``; ``HYPOTHESIS_PROFILE=long`` runs many more (a few minutes:
+add ``--timeout 0`` to lift pytest-timeout's limit).
 
 Invariants checked after every step of a random history:
 
