@@ -166,7 +166,10 @@ async def start(options: RunOptions, say: Callable[[str], None] = _say) -> Runni
     try:
         if options.with_fleet:
             fleet = runtime.FleetRuntime(
-                resources, options.log_dir, simulate_latency=options.simulate_latency or None
+                resources,
+                options.log_dir,
+                simulate_latency=options.simulate_latency or None,
+                on_event=lambda line: say(f"fleet: {line}"),
             )
             say(f"fleet: starting {_describe(resources)}")
             await fleet.start()

@@ -21,7 +21,8 @@ Modules:
 Glossary: a *pod* is a group of processes (one per container) sharing one address;
 *ready* means every container with a port accepts TCP connections and none has exited;
 *terminating* means asked to stop — out of the Services at once, SIGKILLed after the
-grace period. Pods are not restarted when they die.
+grace period. A pod that dies unasked is restarted after a crash back-off (same name and
+address, ``restarts`` counted); a stopped one is not.
 """
 
 from __future__ import annotations

@@ -13,8 +13,13 @@ and the EndpointSlices publish the relays' addresses instead of the pods'. Readi
 probes still go straight to the pods, as the kubelet's do.
 
 A pod is ready once every container with a port accepts connections; it stops being
-ready when it is asked to stop (terminating) or when any of its processes exits. There
-is no restart: a pod that dies stays dead until the fleet is started again.
+ready when it is asked to stop (terminating) or when any of its processes exits.
+
+A pod that dies without being asked to (a crash, ``kill -9``, :meth:`FleetRuntime.kill_pod`)
+is restarted like a Deployment's pod under ``restartPolicy: Always``: same name, same
+address, after a crash back-off (:class:`mcgw.fleet.pods.Backoff`); its restart count
+goes up and it rejoins its Services once it accepts connections again. A pod stopped on
+purpose (:meth:`FleetRuntime.stop_cluster`, :meth:`FleetRuntime.close`) stays stopped.
 
 No process outlives the runtime: :meth:`FleetRuntime.close` stops everything, and a
 :func:`weakref.finalize` safety net (run at garbage collection or interpreter exit)
@@ -33,6 +38,7 @@ import socket
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from mcgw.config import core
@@ -43,6 +49,9 @@ from mcgw.fleet import pods as pods_
 DEFAULT_GRACE_S = 5.0
 """SIGTERM → SIGKILL delay when the pod template sets no terminationGracePeriodSeconds."""
 
+DEFAULT_RESTART = pods_.Backoff()
+"""How dead pods come back unless told otherwise: 1 s doubling to 30 s."""
+
 _READY_POLL_S = 0.05
 _LINE_LIMIT = 1 << 20
 """Longest line kept whole; a longer one is cut into pieces of this size."""
@@ -52,6 +61,24 @@ _TAIL_LINES = 5
 _BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 """Variables a pod inherits from the runtime's environment; the rest would leak the
 host's settings (an ``ECHO_HEADERS`` in the shell, say) into every pod."""
+
+
+FIRST_OCTET_ENV = "MCGW_FLEET_FIRST_OCTET"
+"""Environment variable: the default ``first_octet`` of a :class:`FleetRuntime`."""
+
+
+def _first_octet() -> int:
+    text = os.environ.get(FIRST_OCTET_ENV, "1")
+    try:
+        octet = int(text)
+    except ValueError:
+        octet = 0
+    if not 1 <= octet <= 254:
+        raise errors.FleetError(
+            f"{FIRST_OCTET_ENV}={text!r}: give a number from 1 to 254 (the second octet of "
+            "the first cluster's pod addresses, 127.<octet>.*)"
+        )
+    return octet
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +98,8 @@ class PodInfo:
     ready: bool
     labels: tuple[tuple[str, str], ...]
     """Labels (template labels and ``pod-template-hash``), sorted."""
+    restarts: int = 0
+    """How often it was restarted after dying (a pod's ``restartCount``)."""
 
 
 class _Pod:
@@ -86,6 +115,14 @@ class _Pod:
         self.exit_codes: dict[str, int] = {}
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self.tasks: list[asyncio.Task[None]] = []
+        self.watchers: list[asyncio.Task[None]] = []
+        """The tasks waiting for this life's processes to exit."""
+        self.restarts = 0
+        self.crashes = 0
+        """Consecutive crashes, for the back-off (reset after a long enough run)."""
+        self.started_at = 0.0
+        """``time.monotonic()`` when this life's processes were started."""
+        self.restarter: asyncio.Task[None] | None = None
 
     @property
     def all_exited(self) -> bool:
@@ -103,6 +140,7 @@ class _Pod:
             pid=self.procs[0].pid if self.procs else 0,
             ready=self.ready,
             labels=plan.labels,
+            restarts=self.restarts,
         )
 
 
@@ -155,8 +193,10 @@ class FleetRuntime:
         python: str = sys.executable,
         ready_timeout_s: float = 20,
         grace_s: float = DEFAULT_GRACE_S,
-        first_octet: int = 1,
+        first_octet: int | None = None,
         simulate_latency: bool | None = None,
+        restart: pods_.Backoff | None = DEFAULT_RESTART,
+        on_event: Callable[[str], None] | None = None,
     ) -> None:
         """
         Args:
@@ -167,15 +207,20 @@ class FleetRuntime:
             grace_s: SIGTERM → SIGKILL delay for pods whose template sets none.
             first_octet: pods of the first cluster get ``127.<first_octet>.*``, the next
                 cluster's the octet after; another fleet on the machine needs its own block.
+                None: :data:`FIRST_OCTET_ENV` if set (so a long ``mcgw up``, a soak run,
+                can live beside the tests' fleets), else 1.
             simulate_latency: put each pod behind a latency relay (see the module
                 docstring); None: as the Fleet's ``spec.network.simulateLatency`` says.
+            restart: back-off for restarting pods that die; None: a dead pod stays dead.
+            on_event: called with a line for each pod death and restart (what
+                ``kubectl get events`` would show); None: not reported.
         """
         self._resources = resources
         self._log_dir = log_dir
         self._python = python
         self._ready_timeout_s = ready_timeout_s
         self._grace_s = grace_s
-        self._first_octet = first_octet
+        self._first_octet = _first_octet() if first_octet is None else first_octet
         self._simulate_latency = (
             resources.fleet.spec.network.simulate_latency
             if simulate_latency is None
@@ -195,6 +240,10 @@ class FleetRuntime:
         self._changed = asyncio.Event()
         self._started = False
         self._closed = False
+        self._restart = restart
+        self._on_event = on_event
+        self._running = False
+        """Set once :meth:`start` succeeded: from then on dead pods are restarted."""
 
     # lifecycle
 
@@ -229,6 +278,10 @@ class FleetRuntime:
         except BaseException:
             await self.close()
             raise
+        self._running = True
+        for pod in self._pods.values():
+            if pod.exited.is_set() and not pod.terminating:
+                self._schedule_restart(pod)  # died between its probe and now
 
     async def close(self) -> None:
         """Stop every pod (SIGTERM, then SIGKILL after the grace period), flush the logs.
@@ -239,6 +292,7 @@ class FleetRuntime:
             return
         self._closed = True
         try:
+            await self._cancel_restarts(list(self._pods.values()))
             await asyncio.gather(*(self._stop(pod) for pod in self._pods.values()))
             await asyncio.gather(*(r.close() for rs in self._relays.values() for r in rs))
             tasks = [t for pod in self._pods.values() for t in pod.tasks]
@@ -355,6 +409,9 @@ class FleetRuntime:
         dead = [
             pod for pod in self._pods.values() if pod.plan.cluster == name and pod.exited.is_set()
         ]
+        # A pod that crashed may be waiting out its restart back-off: starting it here
+        # replaces that restart (two processes would want one address).
+        await self._cancel_restarts(dead)
         fresh: list[_Pod] = []
         for old in dead:
             # Its readers end at EOF; the new pod takes the name (and address) over.
@@ -411,6 +468,12 @@ class FleetRuntime:
     async def _spawn(self, plan: pods_.PodPlan) -> None:
         pod = _Pod(plan)
         self._pods[plan.name] = pod
+        await self._launch(pod)
+
+    async def _launch(self, pod: _Pod) -> None:
+        """Start the pod's containers (its first life, or the next after a restart)."""
+        plan = pod.plan
+        pod.started_at = time.monotonic()
         base = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
         assert self._log is not None
         for container in plan.containers:
@@ -444,7 +507,9 @@ class FleetRuntime:
             assert proc.stdout is not None and proc.stderr is not None
             pod.tasks.append(asyncio.create_task(self._read(proc.stdout, "stdout", source, pod)))
             pod.tasks.append(asyncio.create_task(self._read(proc.stderr, "stderr", source, pod)))
-            pod.tasks.append(asyncio.create_task(self._watch(pod, container.name, proc)))
+            watcher = asyncio.create_task(self._watch(pod, container.name, proc))
+            pod.tasks.append(watcher)
+            pod.watchers.append(watcher)
 
     async def _read(
         self, stream: asyncio.StreamReader, name: str, source: containerlog.Source, pod: _Pod
@@ -479,6 +544,8 @@ class FleetRuntime:
             if not pod.terminating:
                 # Any process of a pod ending kills the pod: make the others follow.
                 self._signal(pod, signal.SIGTERM)
+                if self._running and not self._closed:
+                    self._schedule_restart(pod)
 
     async def _wait_ready(self, todo: list[_Pod]) -> None:
         loop = asyncio.get_running_loop()
@@ -536,6 +603,9 @@ class FleetRuntime:
                 os.killpg(proc.pid, sig)
 
     async def _stop(self, pod: _Pod) -> None:
+        # Asked to stop: a pod that died just before must not come back either.
+        pod.terminating = True
+        await self._cancel_restarts([pod])
         if pod.all_exited:
             self._set_ready(pod, False)
             self._signal(pod, signal.SIGKILL)  # leftovers of an exited leader
@@ -549,3 +619,81 @@ class FleetRuntime:
         except TimeoutError:
             self._signal(pod, signal.SIGKILL)
             await asyncio.gather(*(proc.wait() for proc in pod.procs))
+
+    # restarts (restartPolicy: Always)
+
+    def _event(self, line: str) -> None:
+        if self._on_event is not None:
+            self._on_event(line)
+
+    def _schedule_restart(self, pod: _Pod) -> None:
+        if self._restart is None or pod.terminating:
+            return
+        if pod.restarter is None or pod.restarter.done():
+            pod.restarter = asyncio.create_task(self._restart_pod(pod, self._restart))
+
+    async def _cancel_restarts(self, pods: list[_Pod]) -> None:
+        tasks = [p.restarter for p in pods if p.restarter is not None and not p.restarter.done()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _restart_pod(self, pod: _Pod, backoff: pods_.Backoff) -> None:
+        """Wait for every process of the dead pod to end, back off, start it again and
+        probe it until it accepts connections (or dies again, which schedules the next
+        restart). Cancelled when the pod is asked to stop."""
+        plan = pod.plan
+        ran_s = time.monotonic() - pod.started_at
+        # The others were sent SIGTERM when the first one ended; a pod that ignores it
+        # is killed after its grace period, as the kubelet would.
+        waits = asyncio.gather(*(proc.wait() for proc in pod.procs))
+        try:
+            await asyncio.wait_for(waits, self._grace_for(pod))
+        except TimeoutError:
+            self._signal(pod, signal.SIGKILL)
+            await asyncio.gather(*(proc.wait() for proc in pod.procs))
+        # Their watchers record the exit codes; the next life must not see them finish.
+        await asyncio.gather(*pod.watchers, return_exceptions=True)
+        wait_s, pod.crashes = backoff.delay(pod.crashes, ran_s)
+        codes = ", ".join(f"{c} exit code {code}" for c, code in pod.exit_codes.items())
+        self._event(
+            f"pod {plan.cluster}/{plan.namespace}/{plan.name} died ({codes}) after "
+            f"{ran_s:.1f} s; restarting in {wait_s:g} s (restart {pod.restarts + 1})"
+        )
+        await asyncio.sleep(wait_s)
+        if pod.terminating or self._closed:
+            return
+        pod.tasks = [t for t in pod.tasks if not t.done()]
+        pod.watchers = []
+        pod.procs = []
+        pod.exit_codes = {}
+        pod.exited = asyncio.Event()
+        pod.restarts += 1
+        try:
+            await self._launch(pod)
+            for one in self._relays.get(plan.name, ()):
+                await one.start()
+        except errors.FleetError as exc:  # PodStartError too: cannot exec, relay busy
+            self._event(f"pod {plan.name}: restart failed: {exc}")
+            pod.exited.set()
+            self._signal(pod, signal.SIGTERM)
+            # Its own task is still this one: hand over to a fresh one.
+            pod.restarter = asyncio.create_task(self._restart_pod(pod, backoff))
+            return
+        loop = asyncio.get_running_loop()
+        while not pod.exited.is_set() and not pod.terminating:
+            try:
+                await self._probe(pod, loop.time() + self._ready_timeout_s)
+            except errors.PodStartError as exc:
+                if pod.exited.is_set() or pod.terminating:
+                    return  # its watcher schedules the next restart
+                self._event(f"{exc}; still probing")  # the kubelet keeps probing too
+                continue
+            if pod.ready:
+                self._event(
+                    f"pod {plan.cluster}/{plan.namespace}/{plan.name} ready again "
+                    f"(restartCount {pod.restarts})"
+                )
+            return
