@@ -78,7 +78,9 @@ def test_a_body_faster_than_the_least_rate_is_served() -> None:
     async def main() -> None:
         async with (
             FakeUpstream() as up,
-            serve(one_backend(up), body_timeout_s=0.1, min_body_rate_bps=1000) as (_, addr),
+            # The grace (0.3 s) is longer than the client's pauses: with a grace equal to
+            # them, a check landing just before the first piece would rightly refuse it.
+            serve(one_backend(up), body_timeout_s=0.3, min_body_rate_bps=1000) as (_, addr),
         ):
             c = await RawClient.connect(addr)
             await c.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3000\r\n\r\n")
