@@ -10,6 +10,7 @@ prints the last entries, filtered, and with ``--follow`` the new ones as they co
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from datetime import datetime
@@ -145,6 +146,9 @@ def _tail(args: argparse.Namespace) -> int:
     if not args.follow:
         return 0
     follower = tail.Follower(args.log_dir, where, ends)
+    # Ctrl-C (or SIGINT from a supervisor) ends the follow, even when this process was
+    # started with SIGINT ignored, as shells do for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while True:
             time.sleep(FOLLOW_POLL_S)

@@ -523,7 +523,10 @@ class Run:
         """
         now = self.loop.time()
         slot = max(now, self._rps_next)
-        if slot >= self.rps_end:
+        # (A microsecond of slack: slots are sums of the interval, whose rounding errors
+        # would otherwise let the slot that falls at the very end out, e.g. the 21st of
+        # --rps 20 over 1 s.)
+        if slot >= self.rps_end - 1e-6:
             # Hold the VU until the end (not a busy loop of cut iterations), then cut.
             if self.rps_end > now:
                 await asyncio.sleep(self.rps_end - now)
