@@ -9,21 +9,12 @@ import pytest
 
 from mcgw.dataplane import balancer, health
 from mcgw.ir import table
+from mcgw.testing.tables import FakeHealth
 
 WEST, EAST, EUROPE = "us-west1", "us-east1", "europe-west1"
 LOCALITY = table.Locality(
     entry_region=WEST, region_rtt_ms=((WEST, 1.0), (EAST, 62.0), (EUROPE, 140.0))
 )
-
-
-class FakeHealth:
-    def __init__(self, *down: tuple[str, int]) -> None:
-        self.down = set(down)
-        self.asked = 0
-
-    def healthy(self, address: str, port: int) -> bool:
-        self.asked += 1
-        return (address, port) not in self.down
 
 
 def ep(address: str, port: int = 8080, *, ready: bool = True) -> table.Endpoint:

@@ -37,6 +37,7 @@ from hypothesis.stateful import (
 
 from mcgw.dataplane import balancer, health
 from mcgw.ir import table
+from mcgw.testing.tables import Clock
 
 REGIONS = ("us-west1", "us-east1", "europe-west1")
 LOCALITY = table.Locality(
@@ -54,14 +55,6 @@ settings.register_profile(
 )
 settings.register_profile("long", max_examples=3000, stateful_step_count=60, deadline=None)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @st.composite

@@ -7,6 +7,7 @@ from collections import Counter
 from mcgw import logschema
 from mcgw.dataplane import balancer
 from mcgw.ir import table
+from mcgw.testing.tables import Clock, FakeHealth
 
 WEST, EAST, TOKYO = "us-west1", "us-east1", "asia-northeast1"
 LOCALITY = table.Locality(
@@ -17,22 +18,6 @@ LOCALITY = table.Locality(
         table.EntryRanking(WEST, ((WEST, 1.0), (EAST, 53.5))),
     ),
 )
-
-
-class FakeHealth:
-    def __init__(self, *down: tuple[str, int]) -> None:
-        self.down = set(down)
-
-    def healthy(self, address: str, port: int) -> bool:
-        return (address, port) not in self.down
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def store(rate: float = 1e8) -> table.Backend:

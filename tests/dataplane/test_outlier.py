@@ -12,17 +12,10 @@ from mcgw.testing import tables
 from mcgw.testing.client import RawClient
 from mcgw.testing.gateway import serve
 from mcgw.testing.runner import run
+from mcgw.testing.tables import Clock
 from mcgw.testing.upstream import FakeUpstream, Reply
 
 A = ("10.0.0.1", 80)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def hmap(clock: Clock, **kw: object) -> health.HealthMap:
@@ -35,7 +28,7 @@ def backend_of(n: int) -> table.RouteTable:
 
 
 def test_five_consecutive_5xx_eject_and_a_success_resets_the_count() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     m = hmap(clock)
     for _ in range(4):
         m.report_error_status(*A)
@@ -51,7 +44,7 @@ def test_five_consecutive_5xx_eject_and_a_success_resets_the_count() -> None:
 
 
 def test_gateway_errors_eject_at_their_threshold_and_count_as_5xx() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     m = hmap(clock, failure_threshold=3)
     m.report_error_status(*A)
     m.report_error_status(*A)
@@ -69,7 +62,7 @@ def test_gateway_errors_eject_at_their_threshold_and_count_as_5xx() -> None:
 
 
 def test_ejection_time_grows_with_each_ejection_up_to_the_cap_and_decays() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     m = hmap(clock, ejection_s=10.0, max_ejection_s=35.0)
     lengths = []
     for _ in range(5):
@@ -90,7 +83,7 @@ def test_ejection_time_grows_with_each_ejection_up_to_the_cap_and_decays() -> No
 
 
 def test_at_most_half_the_endpoints_of_a_backend_are_ejected() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     m = hmap(clock)
     m.update(backend_of(5))
     for i in range(1, 6):
@@ -105,7 +98,7 @@ def test_at_most_half_the_endpoints_of_a_backend_are_ejected() -> None:
 
 
 def test_the_only_endpoint_of_a_backend_is_never_ejected_but_unknown_ones_are() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     m = hmap(clock)
     m.update(backend_of(1))
     for _ in range(10):
@@ -117,7 +110,7 @@ def test_the_only_endpoint_of_a_backend_is_never_ejected_but_unknown_ones_are() 
 
 
 def test_max_ejection_percent_is_configurable() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     m = hmap(clock, max_ejection_percent=100)
     m.update(backend_of(2))
     m.report_failure("10.0.0.1", 80)

@@ -11,28 +11,13 @@ import pytest
 
 from mcgw.dataplane import balancer
 from mcgw.ir import table
+from mcgw.testing.tables import Clock, FakeHealth
 
 WEST, EAST = "us-west1", "us-east1"
 LOCALITY = table.Locality(entry_region=WEST, region_rtt_ms=((WEST, 1.0), (EAST, 60.0)))
 Algo = table.LocalityLbAlgorithm
 Aff = table.AffinityType
 NO_AFFINITY = table.SessionAffinity()
-
-
-class FakeHealth:
-    def __init__(self, *down: tuple[str, int]) -> None:
-        self.down = set(down)
-
-    def healthy(self, address: str, port: int) -> bool:
-        return (address, port) not in self.down
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def ep(address: str) -> table.Endpoint:

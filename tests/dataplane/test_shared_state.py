@@ -9,17 +9,10 @@ from pathlib import Path
 from mcgw.dataplane import balancer, health, workers
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
+from mcgw.testing.tables import Clock
 
 WEST, EAST = "us-west1", "us-east1"
 LOCALITY = table.Locality(entry_region=WEST, region_rtt_ms=((WEST, 1.0), (EAST, 53.0)))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _backend() -> table.Backend:

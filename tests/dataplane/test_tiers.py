@@ -13,15 +13,8 @@ from mcgw.testing import tables
 from mcgw.testing.client import RawClient
 from mcgw.testing.gateway import serve
 from mcgw.testing.runner import run
+from mcgw.testing.tables import FakeHealth
 from mcgw.testing.upstream import FakeUpstream
-
-
-class FakeHealth:
-    def __init__(self, *down: tuple[str, int]) -> None:
-        self.down = set(down)
-
-    def healthy(self, address: str, port: int) -> bool:
-        return (address, port) not in self.down
 
 
 def ep(address: str) -> table.Endpoint:

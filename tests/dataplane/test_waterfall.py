@@ -20,8 +20,10 @@ from mcgw.config import load
 from mcgw.dataplane import balancer, server
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
+from mcgw.testing import manifests
 from mcgw.testing.client import RawClient
 from mcgw.testing.runner import run
+from mcgw.testing.tables import Clock, FakeHealth
 from mcgw.testing.upstream import FakeUpstream
 from mcgw.translate import translator
 
@@ -30,22 +32,6 @@ LOCALITY = table.Locality(
     entry_region=WEST, region_rtt_ms=((WEST, 1.0), (EAST, 53.0), (EUROPE, 140.0))
 )
 EXAMPLE = Path(__file__).parents[2] / "examples" / "capacity"
-
-
-class FakeHealth:
-    def __init__(self, *down: tuple[str, int]) -> None:
-        self.down = set(down)
-
-    def healthy(self, address: str, port: int) -> bool:
-        return (address, port) not in self.down
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def ep(address: str) -> table.Endpoint:
@@ -246,41 +232,6 @@ def test_example_translates_with_its_capacity() -> None:
     assert result.table.locality.entry_region == WEST
 
 
-def _cluster(region: str, zone: str, ports: tuple[int, int], policy: str = "") -> str:
-    slices = "".join(
-        f"""---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: store-{i}
-  namespace: store
-  labels: {{kubernetes.io/service-name: store}}
-addressType: IPv4
-ports: [{{port: {port}}}]
-endpoints:
-- addresses: [127.0.0.1]
-  zone: {zone}
-  targetRef: {{kind: Pod, name: store-{region}-{i}}}
-"""
-        for i, port in enumerate(ports)
-    )
-    return (
-        """---
-apiVersion: v1
-kind: Service
-metadata: {name: store, namespace: store}
-spec:
-  ports: [{port: 8080, targetPort: 8080}]
----
-apiVersion: net.gke.io/v1
-kind: ServiceExport
-metadata: {name: store, namespace: store}
-"""
-        + slices
-        + policy
-    )
-
-
 def test_thirty_rps_through_the_gateway_splits_twenty_ten(tmp_path: Path) -> None:
     """Real sockets: the example's Gateway, route and policies; FakeUpstreams as pods."""
     offered, seconds = 30.0, 3.0
@@ -294,8 +245,8 @@ def test_thirty_rps_through_the_gateway_splits_twenty_ten(tmp_path: Path) -> Non
                 (config / name).mkdir(parents=True)
             (config / "fleet.yaml").write_text((EXAMPLE / "fleet.yaml").read_text())
             gateway_yaml = (EXAMPLE / "gke-west-1" / "gateway.yaml").read_text()
-            west = _cluster(WEST, "us-west1-a", (ups[0].address[1], ups[1].address[1]))
-            east = _cluster(EAST, "us-east1-b", (ups[2].address[1], ups[3].address[1]))
+            west = manifests.exported_store("us-west1-a", (ups[0].address[1], ups[1].address[1]))
+            east = manifests.exported_store("us-east1-b", (ups[2].address[1], ups[3].address[1]))
             (config / "gke-west-1" / "all.yaml").write_text(gateway_yaml + west)
             (config / "gke-east-1" / "all.yaml").write_text(east)
             rt = translator.translate(load.load([config]).resources).table

@@ -34,40 +34,6 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "capacity"
 HOST = "store.example.com"
 
 
-def _cluster(zone: str, ports: list[int]) -> str:
-    slices = "".join(
-        f"""---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: store-{i}
-  namespace: store
-  labels: {{kubernetes.io/service-name: store}}
-addressType: IPv4
-ports: [{{port: {port}}}]
-endpoints:
-- addresses: [127.0.0.1]
-  zone: {zone}
-  targetRef: {{kind: Pod, name: store-{zone}-{i}}}
-"""
-        for i, port in enumerate(ports)
-    )
-    return (
-        """---
-apiVersion: v1
-kind: Service
-metadata: {name: store, namespace: store}
-spec:
-  ports: [{port: 8080, targetPort: 8080}]
----
-apiVersion: net.gke.io/v1
-kind: ServiceExport
-metadata: {name: store, namespace: store}
-"""
-        + slices
-    )
-
-
 def capacity_table(config: Path, west: list[int], east: list[int]) -> table.RouteTable:
     """examples/capacity (20 RPS per region, gateway next to us-west1) with the given
     pods (ports of FakeUpstreams); no east pods: one region only."""
@@ -75,9 +41,11 @@ def capacity_table(config: Path, west: list[int], east: list[int]) -> table.Rout
         (config / name).mkdir(parents=True, exist_ok=True)
     (config / "fleet.yaml").write_text((EXAMPLE / "fleet.yaml").read_text())
     gateway_yaml = (EXAMPLE / "gke-west-1" / "gateway.yaml").read_text()
-    (config / "gke-west-1" / "all.yaml").write_text(gateway_yaml + _cluster("us-west1-a", west))
+    (config / "gke-west-1" / "all.yaml").write_text(
+        gateway_yaml + manifests.exported_store("us-west1-a", west)
+    )
     (config / "gke-east-1" / "all.yaml").write_text(
-        _cluster("us-east1-b", east) if east else "---\n"
+        manifests.exported_store("us-east1-b", east) if east else "---\n"
     )
     return translator.translate(load.load([config]).resources).table
 

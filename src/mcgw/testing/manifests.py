@@ -83,3 +83,40 @@ spec:
 """
         + service("app", backend_port, addresses=addresses, zone=zone)
     )
+
+
+def exported_store(zone: str, ports: tuple[int, ...] | list[int]) -> str:
+    """The Service ``store/store``, its ServiceExport and one EndpointSlice per port (an
+    endpoint on 127.0.0.1 in ``zone``, its pod named ``store-<zone>-<i>``) as YAML: one
+    cluster of ``examples/capacity`` with local servers as its pods."""
+    slices = "".join(
+        f"""---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: store-{i}
+  namespace: store
+  labels: {{kubernetes.io/service-name: store}}
+addressType: IPv4
+ports: [{{port: {port}}}]
+endpoints:
+- addresses: [127.0.0.1]
+  zone: {zone}
+  targetRef: {{kind: Pod, name: store-{zone}-{i}}}
+"""
+        for i, port in enumerate(ports)
+    )
+    return (
+        """---
+apiVersion: v1
+kind: Service
+metadata: {name: store, namespace: store}
+spec:
+  ports: [{port: 8080, targetPort: 8080}]
+---
+apiVersion: net.gke.io/v1
+kind: ServiceExport
+metadata: {name: store, namespace: store}
+"""
+        + slices
+    )

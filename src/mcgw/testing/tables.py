@@ -91,3 +91,26 @@ def route_table(
         locality=table.Locality(entry_region=entry_region),
         version=version,
     )
+
+
+class FakeHealth:
+    """A :class:`mcgw.dataplane.balancer.HealthView` where ``down`` endpoints are
+    unhealthy and every other one is healthy; ``asked`` counts the questions."""
+
+    def __init__(self, *down: tuple[str, int]) -> None:
+        self.down = set(down)
+        self.asked = 0
+
+    def healthy(self, address: str, port: int) -> bool:
+        self.asked += 1
+        return (address, port) not in self.down
+
+
+class Clock:
+    """A monotonic clock that moves only when a test sets ``now``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
