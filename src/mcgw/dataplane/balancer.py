@@ -1164,6 +1164,10 @@ class Balancer:
         """Every entry region with a ranking of its own, the gateway's location first."""
         return tuple(self._entries)
 
+    def ranks_from(self, entry_region: str) -> bool:
+        """Whether ``entry_region`` has a ranking of its own (no allocation: per request)."""
+        return entry_region in self._entries
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Backend → region → requests this process counted in the window, for every
         capacity-aware backend (worker processes report it to the control plane)."""

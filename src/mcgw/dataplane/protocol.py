@@ -1057,7 +1057,7 @@ class ClientConnection(asyncio.Protocol):
                 for name, value in ex.headers:
                     if name.lower() == header:
                         region = value.strip().decode("latin-1").lower()
-                        if region in snap.balancer.entry_regions():
+                        if snap.balancer.ranks_from(region):
                             return (region, "header")
                         break
             if ex.xff_in is not None and snap.client_networks:
