@@ -523,6 +523,14 @@ class Registry:
             else:
                 mine.merge(metric)  # type: ignore[arg-type]
 
+    def adopt(self, metric: Metric) -> Metric:
+        """Register a metric made elsewhere (a script's custom metric, or a submetric of
+        one) under its name. Not in ``submetrics``: custom samples are routed to their
+        submetrics by :class:`~mcgw.loadtest.custom.Recorder`, and the built-ins' tagged
+        path stays off when only custom metrics have submetrics."""
+        self._metrics[metric.name] = metric
+        return metric
+
     def counter(self, name: str, contains: Contains = "default") -> Counter:
         metric = self._metrics.get(name)
         if metric is None:

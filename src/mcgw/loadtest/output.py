@@ -18,6 +18,7 @@ from typing import IO
 from mcgw.loadtest import metrics
 
 _BUFFER = 1 << 20
+_UNKNOWN: tuple[metrics.MetricType, metrics.Contains] = ("trend", "default")
 
 
 class JsonOutput:
@@ -28,6 +29,7 @@ class JsonOutput:
         self._declared: set[str] = set()
         self._thresholds: dict[str, list[str]] = {}
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self._types: dict[str, tuple[metrics.MetricType, metrics.Contains]] = dict(metrics.BUILTIN)
 
     @classmethod
     def open(cls, path: str) -> JsonOutput:
@@ -40,8 +42,12 @@ class JsonOutput:
                 str(e.get("threshold") if isinstance(e, Mapping) else e) for e in exprs
             )
 
+    def declare_metric(self, name: str, kind: metrics.MetricType, contains: str) -> None:
+        """A script's custom metric: its type for the ``Metric`` line and its values."""
+        self._types[name] = (kind, contains)  # type: ignore[assignment]
+
     def point(self, name: str, raw: float, tags: Mapping[str, str]) -> None:
-        kind, contains = metrics.BUILTIN.get(name, ("trend", "default"))
+        kind, contains = self._types.get(name, _UNKNOWN)
         if name not in self._declared:
             self._declared.add(name)
             meta = {

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mcgw.loadtest import client, errors, metrics, output, scenario, thresholds
+from mcgw.loadtest import client, custom, errors, metrics, output, scenario, thresholds
 from mcgw.loadtest import options as options_mod
 
 PROGRESS_INTERVAL_S = 1.0
@@ -325,9 +325,13 @@ class Run:
         self.scenarios = scenarios
         self.program = program
         self.loop = asyncio.get_running_loop()
-        self.thresholds = thresholds.parse(opts.thresholds)
+        custom_defs: custom.Definitions = getattr(program, "custom_metrics", {})
+        self.thresholds = thresholds.parse(opts.thresholds, custom.kinds(custom_defs))
         self.registry = metrics.Registry()
         reg = self.registry
+        self.custom = custom.Recorder(
+            reg, json_out, custom_defs, tuple(th.metric for th in self.thresholds)
+        )
         for th in self.thresholds:
             if th.metric.partition("{")[0] not in thresholds.BREAKDOWN_METRICS:
                 reg.declare(th.metric)
@@ -909,7 +913,7 @@ def summarize(
     scens: tuple[scenario.Scenario, ...] | None = None,
 ) -> metrics.Summary:
     """Turn a run's state into its immutable summary, thresholds evaluated."""
-    ths = thresholds.parse(options.thresholds)
+    ths = thresholds.parse(options.thresholds, custom.registry_kinds(raw.registry))
     rows = tuple(
         metrics.ThresholdRow(
             th.metric,

@@ -43,12 +43,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcgw.loadtest import client, cookies, errors, runner
+from mcgw.loadtest import client, cookies, custom, errors, runner
 
 _PRELUDE_OFFSET = 100_000
 """The JS prelude starts at this line, so frames in it are told apart from the script's."""
 
-_SUPPORTED_MODULES = ("k6", "k6/http", "k6-summary")
+_SUPPORTED_MODULES = ("k6", "k6/http", "k6/metrics", "k6-summary")
 _K6_SUMMARY_RE = re.compile(r"^https://jslib\.k6\.io/k6-summary/[\d.]+/index\.js$")
 
 
@@ -449,6 +449,8 @@ class PyProgram:
     path: str
     module: Any
     env: Mapping[str, str] = field(default_factory=dict)
+    custom_metrics: custom.Definitions = field(default_factory=dict)
+    """:mod:`~mcgw.loadtest.custom` metrics the module declared at its top level."""
 
     @property
     def options(self) -> Mapping[str, object]:
@@ -514,8 +516,10 @@ class _PyVuCode:
         self._program = program
         self._fn = fn
         self._api = api
+        self._metrics = (api._run.custom, api._vu)
 
     def iteration(self, vu: runner.VU) -> Awaitable[None]:
+        custom.CURRENT.set(self._metrics)  # whose samples custom metrics record (per task)
         # The scenario's own coroutine, awaited by Run.iterate: no wrapping frame (each
         # level of coroutines costs on every suspension). Its exceptions: see describe.
         return self._fn(self._api)  # type: ignore[no-any-return]
@@ -544,12 +548,13 @@ def load_python(path: str, env: Mapping[str, str]) -> PyProgram:
         raise ScriptLoadError(f"{path}: cannot load as a Python module")
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        with custom.collecting() as defs:  # its custom metrics (the init context)
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise ScriptLoadError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from exc
     except Exception as exc:
         raise ScriptLoadError(_py_where(exc, path)) from exc
-    return PyProgram(path, module, env)
+    return PyProgram(path, module, env, defs)
 
 
 # ------------------------------------------------------------------------ JavaScript
@@ -967,6 +972,7 @@ class _JsContext:
         add("__py_open", self._open)
         add("__py_log", self._log)
         self.ctx.eval("\n" * _PRELUDE_OFFSET + _PRELUDE)
+        custom.install_js(self.ctx, program.custom_metrics, host)  # k6/metrics
         self.ctx.set("__VU", vu_id)
         self.ctx.set("__ITER", 0)
         self.ctx.eval(f"var __ENV = {json.dumps(dict(env))};")
@@ -1015,6 +1021,8 @@ class JsProgram:
     export_names: tuple[str, ...]
     options: Mapping[str, object]
     env: Mapping[str, str] = field(default_factory=dict)
+    custom_metrics: custom.Definitions = field(default_factory=dict)
+    """``k6/metrics`` metrics the init context declared."""
 
     def exports(self) -> frozenset[str]:
         return frozenset(self.export_names)

@@ -61,7 +61,7 @@ class Threshold:
         return _OPS[self.op](actual, self.value)
 
 
-def _parse_one(metric: str, raw: object) -> Threshold:
+def _parse_one(metric: str, raw: object, custom: Mapping[str, str] = {}) -> Threshold:
     abort, delay = False, 0.0
     if isinstance(raw, Mapping):
         source = raw.get("threshold")
@@ -84,20 +84,25 @@ def _parse_one(metric: str, raw: object) -> Threshold:
     stat, op, value = match.groups()
     parent, _ = metrics.parse_submetric(metric)
     kind = (
-        "rate" if parent in BREAKDOWN_METRICS else metrics.BUILTIN.get(parent, ("trend", "time"))[0]
+        "rate"
+        if parent in BREAKDOWN_METRICS
+        else custom.get(parent) or metrics.BUILTIN.get(parent, ("trend", "time"))[0]
     )
     if not any(stat.startswith(s) for s in _STATS_BY_TYPE[kind]):
         raise errors.LoadError(
             f"thresholds.{metric}: {stat!r} does not apply to a {kind} metric "
             f"(use {', '.join(_STATS_BY_TYPE[kind])})"
         )
-    if parent not in metrics.BUILTIN and parent not in BREAKDOWN_METRICS:
+    if parent not in metrics.BUILTIN and parent not in BREAKDOWN_METRICS and parent not in custom:
         raise errors.LoadError(f"thresholds: unknown metric {parent!r}")
     return Threshold(metric, source.strip(), stat, op, float(value), abort, delay)
 
 
-def parse(config: tuple[tuple[str, tuple[object, ...]], ...]) -> tuple[Threshold, ...]:
-    """Parse every metric's expressions.
+def parse(
+    config: tuple[tuple[str, tuple[object, ...]], ...], custom: Mapping[str, str] = {}
+) -> tuple[Threshold, ...]:
+    """Parse every metric's expressions; ``custom`` gives the script's own metrics' types
+    (name → counter/gauge/rate/trend).
 
     Raises:
         errors.LoadError: an expression k6 would reject, or an unknown metric.
@@ -108,7 +113,7 @@ def parse(config: tuple[tuple[str, tuple[object, ...]], ...]) -> tuple[Threshold
             metrics.parse_submetric(metric)
         except ValueError as exc:
             raise errors.LoadError(f"thresholds: {exc}") from exc
-        out.extend(_parse_one(metric, raw) for raw in exprs)
+        out.extend(_parse_one(metric, raw, custom) for raw in exprs)
     return tuple(out)
 
 
