@@ -79,6 +79,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--timeout", default="60s", help="per request (default 60s)")
     p.add_argument(
+        "--max-redirects", type=int, help="redirects a script's request follows (default 10)"
+    )
+    p.add_argument(
         "--breakdown", action="store_true", help="count responses per backend cluster and zone"
     )
 
@@ -132,6 +135,9 @@ def options_from_args(args: argparse.Namespace) -> tuple[load_options.LoadOption
             s.strip() for s in args.summary_trend_stats.split(",") if s.strip()
         )
         given.add("summary_trend_stats")
+    if args.max_redirects is not None:
+        kwargs["max_redirects"] = args.max_redirects
+        given.add("max_redirects")
     if args.throw:
         given.add("throw")
     if args.insecure_skip_tls_verify:

@@ -75,6 +75,9 @@ class LoadOptions:
     setup_timeout_s: float = 60.0
     insecure_skip_tls_verify: bool = False
     """k6's ``insecureSkipTLSVerify``: https without checking the server's certificate."""
+    max_redirects: int = 10
+    """k6's ``maxRedirects``: redirects a script's request follows (``params.redirects``
+    overrides it per request); 0 returns every 3xx as it is."""
 
     def __post_init__(self) -> None:
         if self.vus < 1:
@@ -93,6 +96,8 @@ class LoadOptions:
             raise errors.LoadError(f"bad HTTP method {self.method!r}")
         if self.workers < 1:
             raise errors.LoadError(f"workers must be at least 1, got {self.workers}")
+        if self.max_redirects < 0:
+            raise errors.LoadError(f"maxRedirects must not be negative, got {self.max_redirects}")
         if self.rps is not None and not self.rps > 0:
             raise errors.LoadError(f"rps must be positive, got {self.rps}")
         if not self.url and not self.script:
@@ -263,6 +268,8 @@ def with_script_options(
         take("throw", bool(script["throw"]))
     if "insecureSkipTLSVerify" in script:
         take("insecure_skip_tls_verify", bool(script["insecureSkipTLSVerify"]))
+    if "maxRedirects" in script:
+        take("max_redirects", int(script["maxRedirects"]))  # type: ignore[call-overload]
     if "setupTimeout" in script:
         changes["setup_timeout_s"] = _script_duration(script["setupTimeout"], "setupTimeout")
     if not changes:

@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcgw.loadtest import client, cookies, custom, errors, runner
+from mcgw.loadtest import client, cookies, custom, errors, redirects, runner
 
 _PRELUDE_OFFSET = 100_000
 """The JS prelude starts at this line, so frames in it are told apart from the script's."""
@@ -67,7 +67,7 @@ class Response:
     read (they were a third of a Python scenario's cost per request when eager).
     """
 
-    __slots__ = ("_body", "_headers", "_result", "method", "url")
+    __slots__ = ("_body", "_headers", "_result", "method", "redirected", "url")
 
     def __init__(self, result: client.Result, url: str, method: str = "GET") -> None:
         self._result = result
@@ -75,6 +75,8 @@ class Response:
         self.method = method
         self._body: str | None = None
         self._headers: dict[str, str] | None = None
+        self.redirected = False
+        """The end of a redirect chain (``url`` is then the final URL)."""
 
     @property
     def status(self) -> int:
@@ -302,6 +304,12 @@ class Http:
         run.record(result, vu, tags)
         if run.opts.throw and result.error:
             raise runner.ScriptError(f"{method} {url}: {result.error}")
+        if 300 <= result.status < 400:  # maybe a redirect to follow: the chain's last
+            last = await redirects.follow(
+                self, method, url, body, params, result, run.opts.max_redirects, group
+            )
+            if last is not None:
+                return last
         return Response(result, url, method)
 
     def _cookie_header(self, url: str, extra: object) -> str:
@@ -714,6 +722,11 @@ var __k6 = (function (
   // A response is a handle into the VU's recent responses on the Python side plus its
   // status; body, headers, timings, cookies and error cross over only when read.
   function Response(code, method, url) {
+    if (code < 0) {  // redirected: the chain's final URL and method (see _JsVu._send)
+      code = -code;
+      url = __py_res((code / 1000) | 0, 'url');
+      method = __py_res((code / 1000) | 0, 'method');
+    }
     this._h = (code / 1000) | 0;
     this.status = code % 1000;
     this.url = url;
@@ -765,7 +778,7 @@ var __k6 = (function (
       code = __py_request(method, url, JSON.stringify(b === undefined ? null : b),
                           JSON.stringify(p === undefined || p === null ? {} : p));
     }
-    if (code < 0) { throw new Error(__py_last_error()); }
+    if (code === -1) { throw new Error(__py_last_error()); }
     return new Response(code, method, url);
   }
   function request(method, url, b, p) {
@@ -1234,6 +1247,8 @@ class _JsVu:
         except Exception as exc:  # never into QuickJS (see _JsContext)
             self.last_error = f"{type(exc).__name__}: {exc}"
             return -1
+        if res.redirected:  # JS reads the chain's final URL (see the prelude's Response)
+            return -self._store(res)
         return self._store(res)
 
     # The script's callables (see the prelude).
@@ -1256,8 +1271,12 @@ class _JsVu:
         except Exception as exc:  # never into QuickJS (see _JsContext)
             return json.dumps({"__error": f"{type(exc).__name__}: {exc}"})
         if isinstance(res, dict):
-            return json.dumps({k: self._store(v) for k, v in res.items()})
-        return json.dumps([self._store(r) for r in res])
+            return json.dumps({k: self._store_batched(v) for k, v in res.items()})
+        return json.dumps([self._store_batched(r) for r in res])
+
+    def _store_batched(self, res: Response) -> int:
+        # A redirected response's final URL differs from the one requested.
+        return -self._store(res) if res.redirected else self._store(res)
 
     def res(self, handle: int, name: str) -> str:
         r = self._stored(int(handle))
@@ -1267,6 +1286,10 @@ class _JsVu:
             return r.body
         if name == "error":
             return r.error
+        if name == "url":
+            return r.url
+        if name == "method":
+            return r.method
         if name == "headers":
             return json.dumps(r.headers)
         if name == "timings":
