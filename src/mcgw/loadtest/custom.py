@@ -77,7 +77,7 @@ def define(defs: Definitions, name: object, kind: str, is_time: object = False) 
         )
     assert kind in _KINDS, kind
     contains: metrics.Contains = "time" if is_time else "default"
-    new = Definition(name, kind, contains)  # type: ignore[arg-type]
+    new = Definition(name, kind, contains)
     builtin = metrics.BUILTIN.get(name)
     old = defs.get(name) or (Definition(name, *builtin) if builtin else None)
     if old is not None:
@@ -118,7 +118,7 @@ class _Counter(metrics.Counter):
 
     __slots__ = ()
 
-    def add(self, value: float = 1) -> None:  # type: ignore[override]
+    def add(self, value: float = 1) -> None:
         self.count = self.count + value  # type: ignore[assignment]
 
 
@@ -177,15 +177,15 @@ def _new_metric(d: Definition, name: str) -> metrics.Metric:
 
 def _put(d: Definition, metric: metrics.Metric, value: float) -> None:
     """One sample into ``metric``: value as the script gave it (ms for time)."""
-    if d.kind == "trend":
+    if isinstance(metric, metrics.Trend):
         scale = 1_000_000 if d.contains == "time" else _THOUSANDTHS
-        metric.add(round(value * scale))  # type: ignore[arg-type]
-    elif d.kind == "rate":
-        metric.add(value != 0)  # type: ignore[arg-type]
-    elif d.kind == "gauge":
-        metric.set(value)  # type: ignore[union-attr]
+        metric.add(round(value * scale))
+    elif isinstance(metric, metrics.Rate):
+        metric.add(value != 0)
+    elif isinstance(metric, metrics.Gauge):
+        metric.set(value)
     else:
-        metric.add(value)  # type: ignore[arg-type]
+        metric.add(value)  # type: ignore[arg-type]  # _Counter takes fractions
 
 
 class TaggedVu(Protocol):
@@ -267,7 +267,7 @@ class Recorder:
             if d.kind == "trend" and d.contains == "time":
                 raw: float = value * 1_000_000
             else:  # k6 writes 2, not 2.0 (a JS number)
-                raw = int(value) if value.is_integer() else value
+                raw = int(value) if float(value).is_integer() else value
             self._json.point(name, raw, full)
 
 
