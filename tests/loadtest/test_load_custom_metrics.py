@@ -246,6 +246,10 @@ options = {
 }
 
 
+async def setup(vu):
+    pages.add(10, {"page": "setup"})  # k6: setup may add samples too
+
+
 async def default(vu):
     res = await vu.http.get("BASE/")
     waiting.add(res.timings["waiting"])
@@ -259,7 +263,7 @@ async def default(vu):
 def test_python_custom_metrics(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, m, _ = _run_cli(tmp_path, "m.py", PY)
     assert rc == 0, capsys.readouterr().out
-    assert m["pages"]["count"] == 9
+    assert m["pages"]["count"] == 19
     assert m["pages{page:home}"]["count"] == 3
     assert m["pages{page:home}"]["thresholds"] == {"count==3": False}
     assert m["waiting_time"]["max"] > 0  # type: ignore[operator]
@@ -277,7 +281,7 @@ def test_python_metric_made_in_an_iteration_is_an_error(
         summary = runner.run_sync(opts, program=program)
     assert summary.complete == 2 and summary.interrupted == 1
     (error, _), *_ = summary.errors
-    assert f"{path}:19: CustomMetricError: metric 'late_metric': metrics must be declared" in error
+    assert f"{path}:23: CustomMetricError: metric 'late_metric': metrics must be declared" in error
 
 
 def test_workers_merge_custom_metrics(
@@ -292,3 +296,19 @@ def test_workers_merge_custom_metrics(
     assert m["sizes{kind:big}"]["count"] == 6
     assert m["ok_rate"]["passes"] == 6
     assert m["waiting_time"]["max"] > 0  # type: ignore[operator]
+
+
+def test_handle_summary_sees_custom_metrics(tmp_path: pathlib.Path) -> None:
+    text = JS.replace(
+        "export default function",
+        "export function handleSummary(data) {\n"
+        "  const w = data.metrics.waiting_time;\n"
+        "  return { 'BASE_OUT': JSON.stringify({ type: w.type, contains: w.contains,\n"
+        "           hits: data.metrics.hits.values.count }) };\n"
+        "}\n"
+        "export default function",
+    ).replace("BASE_OUT", str(tmp_path / "handled.json"))
+    rc, _, _ = _run_cli(tmp_path, "h.js", text)
+    assert rc == 0
+    handled = json.loads((tmp_path / "handled.json").read_text())
+    assert handled == {"type": "trend", "contains": "time", "hits": 8}

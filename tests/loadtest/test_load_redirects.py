@@ -176,6 +176,8 @@ export default function () {
   check(plain, { '3xx without Location is returned': (x) => x.status === 302 });
   const other = http.get(`${B}/go/300?to=${encodeURIComponent(B + '/final')}`);
   check(other, { '300 is not followed': (x) => x.status === 300 && x.url.indexOf('/go/300') > 0 });
+  const [batched] = http.batch([['GET', `${B}/chain/1`]]);
+  check(batched, { 'batch follows too': (x) => x.status === 200 && x.url === `${B}/chain/0` });
 }
 """
 
@@ -186,8 +188,9 @@ def test_js_redirect_codes_and_methods(tmp_path: pathlib.Path) -> None:
         rc, summary, _ = _load(tmp_path, "codes.js", JS_CODES.replace("BASE", base))
     assert rc == 0, summary
     assert _metric(summary, "checks")["value"] == 1
-    # Each hop is a request: 5 redirected requests of 2 hops each, then 2 single ones.
-    assert _metric(summary, "http_reqs")["count"] == 12 == len(server.seen)
+    # Each hop is a request: 5 redirected requests of 2 hops each, 2 single ones, a
+    # batched one of 2 hops.
+    assert _metric(summary, "http_reqs")["count"] == 14 == len(server.seen)
     finals = [s for s in server.seen if s.path == "/final"]
     assert [f.method for f in finals] == ["GET", "GET", "GET", "POST", "POST"]
     assert [f.body for f in finals] == [b"", b"", b"", b"payload", b"payload"]

@@ -15,6 +15,8 @@ Modules:
 * :mod:`~mcgw.loadtest.client` — its own HTTP/1.1 client (httptools), keep-alive
   connections, http and https, each phase timed with ``perf_counter_ns``;
 * :mod:`~mcgw.loadtest.cookies` — k6's per-VU cookie jar over :mod:`http.cookiejar`;
+* :mod:`~mcgw.loadtest.redirects` — following redirects as k6 (Go's client) does;
+* :mod:`~mcgw.loadtest.custom` — ``k6/metrics`` custom metrics (JS and Python scenarios);
 * :mod:`~mcgw.loadtest.metrics` — Counter/Gauge/Rate/Trend, submetrics
   ``metric{tag:value}``, trends in HdrHistograms (bounded memory, mergeable);
 * :mod:`~mcgw.loadtest.thresholds` — k6's threshold syntax, plus ``cluster{name:X}`` /
@@ -38,13 +40,14 @@ read). All VUs of a process share its core: scale with ``--workers``. Figures ag
 wrk, hey and Locust: docs/load.md (bench/load.py).
 
 Knowingly left out (k6 features): HTTP/2, WebSockets and gRPC; client certificates and
-``tlsVersion``/``tlsCipherSuites`` options; ``k6/metrics`` custom metrics, ``k6/crypto``,
+``tlsVersion``/``tlsCipherSuites`` options; ``k6/crypto``,
 ``k6/encoding``, ``k6/html`` (``Response.html``), ``k6/experimental/*`` and remote module
 imports other than jslib's ``k6-summary`` (a load-time error naming the line); ``async``
-default functions; redirects (``maxRedirects`` is accepted and ignored, as are
-``noConnectionReuse``, ``batchPerHost``, ``discardResponseBodies``, ``systemTags``,
-``ext``, ``cloud``); the externally-controlled executor; interrupting a JS iteration busy
-in a loop that makes no request nor sleep (it holds up its process until it returns).
+default functions; ``noConnectionReuse``, ``batchPerHost``, ``discardResponseBodies``,
+``systemTags``, ``ext``, ``cloud`` (accepted and ignored); following redirects in
+plain-URL mode (scripts follow them); the externally-controlled executor; interrupting a
+JS iteration busy in a loop that makes no request nor sleep (it holds up its process until
+it returns).
 
 Distributing one test over several machines (plan). ``--workers`` already splits a test
 into shares (:meth:`Scenario.share`: VUs and shared iterations split evenly, ramping

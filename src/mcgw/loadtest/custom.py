@@ -90,6 +90,7 @@ def define(defs: Definitions, name: object, kind: str, is_time: object = False) 
                 f"metric {name!r} already exists but with a value type {old.contains}, "
                 f"instead of {contains}"
             )
+        defs[name] = old  # a built-in's name: samples go to the built-in
         return old
     defs[name] = new
     return new
@@ -224,18 +225,22 @@ class Recorder:
         # the start when a threshold names it.
         for full in threshold_names:
             parent, selector = metrics.parse_submetric(full)
-            if parent not in defs:
+            if parent not in defs or parent in metrics.BUILTIN:
                 continue
             target = self._target(parent)
             if selector and registry.get(full) is None:
                 sub = registry.adopt(_new_metric(target.definition, full))
                 target.subs.append((selector, sub))
 
-    def _target(self, name: str) -> _Target:
+    def _target(self, name: str, declared: Definition | None = None) -> _Target:
         target = self._targets.get(name)
         if target is not None:
             return target
         d = self._defs.get(name)
+        if d is None and declared is not None:
+            # A Python metric declared where the scenario's import did not see it (a
+            # helper module imported before): its own definition, checked against ours.
+            d = define(self._defs, name, declared.kind, declared.contains == "time")
         if d is None:
             raise CustomMetricError(f"metric {name!r} was not declared in the init context")
         metric = self._registry.get(name)
@@ -247,10 +252,15 @@ class Recorder:
         return target
 
     def add(
-        self, vu: TaggedVu, name: str, value: float, tags: Mapping[str, str] | None = None
+        self,
+        vu: TaggedVu,
+        name: str,
+        value: float,
+        tags: Mapping[str, str] | None = None,
+        declared: Definition | None = None,
     ) -> None:
         """One sample of custom metric ``name`` (time in ms), tagged as the VU is."""
-        target = self._targets.get(name) or self._target(name)
+        target = self._targets.get(name) or self._target(name, declared)
         d = target.definition
         _put(d, target.metric, value)
         if not target.subs and self._json is None:
@@ -330,6 +340,17 @@ def collecting() -> Iterator[Definitions]:
         _LOADING.reset(token)
 
 
+@contextlib.contextmanager
+def adding(recorder: Recorder, vu: TaggedVu) -> Iterator[None]:
+    """Samples added in this block (a Python ``setup``/``teardown``) go to ``recorder``
+    with ``vu``'s tags; iterations set :data:`CURRENT` themselves (once per iteration)."""
+    token = CURRENT.set((recorder, vu))
+    try:
+        yield
+    finally:
+        CURRENT.reset(token)
+
+
 class _Metric:
     kind: metrics.MetricType = "counter"
 
@@ -362,7 +383,7 @@ class _Metric:
                 "a number or a boolean value is expected"
             )
         recorder, vu = current
-        recorder.add(vu, self._def.name, number, tag_map(tags))
+        recorder.add(vu, self._def.name, number, tag_map(tags), self._def)
 
 
 class Counter(_Metric):
