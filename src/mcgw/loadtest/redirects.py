@@ -9,8 +9,9 @@ Per hop, as Go's client: 301, 302 and 303 turn any method but GET and HEAD into 
 without a body (and without the body's ``Content-Type``); 307 and 308 repeat the method
 and the body. A relative ``Location`` resolves against the hop's URL, a redirect to
 another host is fine, and ``Set-Cookie`` along the chain goes into the VU's jar (each hop
-is an ordinary request) so the next hop sends it. ``Authorization`` and an explicit
-``Cookie`` header follow only to the same host or its subdomains; ``Referer`` is set to
+is an ordinary request) so the next hop sends it; as k6, each hop's ``Cookie`` is made
+again from the jar and ``params.cookies`` (an explicit ``Cookie`` header is not repeated).
+``Authorization`` follows only to the same host or its subdomains; ``Referer`` is set to
 the previous URL (not from https to http). A 3xx without ``Location``, or another 3xx
 code (300, 304…), is returned as is. Past the limit the last 3xx response is returned;
 when the limit is the global ``maxRedirects`` (not ``params.redirects``) k6's warning is
@@ -37,7 +38,8 @@ DEFAULT_MAX = 10
 
 _HOP = "__mcgw_redirect"
 """Params key carried from hop to hop: (first URL, hops so far, limit is global)."""
-_SENSITIVE = frozenset({"authorization", "www-authenticate", "cookie", "cookie2"})
+_SENSITIVE = frozenset({"authorization", "www-authenticate"})
+_COOKIE = frozenset({"cookie", "cookie2"})
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 
@@ -92,8 +94,8 @@ def next_headers(
     out: dict[str, str] = {}
     for name, value in headers.items():
         low = str(name).lower()
-        if low == "referer" or (not keep_body and low in _BODY_HEADERS):
-            continue
+        if low == "referer" or low in _COOKIE or (not keep_body and low in _BODY_HEADERS):
+            continue  # (k6 rebuilds Cookie on each hop from the jar and params.cookies)
         if low in _SENSITIVE and not trusted:
             continue
         out[str(name)] = str(value)
@@ -135,10 +137,11 @@ async def follow(
         remaining = int(params.get("redirects", 0))
     if remaining <= 0:
         if global_limit:
+            # k6 counts the requests made so far (its ``len(via)``), the message is its.
             print(
-                f"WARN Stopped after {hops} redirects and returned the redirection; pass "
-                "{ redirects: n } in request params or set global maxRedirects option  "
-                f"url={first}",
+                f"WARN Stopped after {hops + 1} redirects and returned the redirection; "
+                "pass { redirects: n } in request params or set global maxRedirects to "
+                f"silence this  url={first}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -152,11 +155,6 @@ async def follow(
         "redirects": remaining - 1,
         _HOP: (first, hops + 1, global_limit),
     }
-    if "cookies" in nxt:
-        # Request cookies are an explicit Cookie header: another host does not get them.
-        old_host = urllib.parse.urlsplit(url).hostname or ""
-        if not _domain_or_subdomain(urllib.parse.urlsplit(new_url).hostname or "", old_host):
-            del nxt["cookies"]
     last = await http.request(new_method, new_url, body if keep_body else None, nxt, group=group)
     last.redirected = True
     return last
