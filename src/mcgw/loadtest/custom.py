@@ -266,7 +266,8 @@ class Recorder:
         if not target.subs and self._json is None:
             return  # nothing reads the tags
         full = dict(vu.tags)
-        full["group"] = vu.group
+        if vu.group:  # in a group; else the VU's own (``::setup`` in setup)
+            full["group"] = vu.group
         if tags:
             full.update(tags)
         for selector, sub in target.subs:
