@@ -11,7 +11,8 @@ that queries written for Log Analytics read them unchanged:
   ``resource.labels.location`` the pod's zone.
 
 Records are built cheaply on the hot path (:class:`AccessRecord` is a slotted tuple of
-plain values) and turned into JSON later, in batches, by the log writer.
+plain values) and turned into JSON later, in batches, by the log writer process
+(:mod:`mcgw.dataplane.logwriter`).
 
 Files: ``<log dir>/access-<time>-<pid>.jsonl`` (rotated by size, kept by count and age:
 :mod:`mcgw.logfiles`) and ``<log dir>/containers-<pid>.jsonl``; readers take every
@@ -238,7 +239,10 @@ class AccessFormatter:
     _TAIL = 14
     """Index of :attr:`AccessRecord.gateway`: ``record[_TAIL:]`` keys the fragments."""
 
-    def __init__(self, project_id: str = DEFAULT_PROJECT) -> None:
+    def __init__(self, project_id: str = DEFAULT_PROJECT, *, pid: int | None = None) -> None:
+        self._pid = os.getpid() if pid is None else pid
+        """The gateway worker named in ``labels.worker_pid`` (the log writer process
+        formats for the worker that started it)."""
         self._prefix = os.urandom(4).hex()
         self._traces = ',"trace":' + _q(f"projects/{project_id}/traces/")[:-1]
         self._open = f'{{"insertId":"{self._prefix}'
@@ -285,7 +289,7 @@ class AccessFormatter:
             f'"endpoint":{name(r.endpoint)},"reason":{name(r.reason)},'
             f'"entryRegion":{name(r.entry_region)},"attempts":{r.attempts}'
             f"{self._trace(r)}}},"
-            f'"labels":{{"gateway":{gateway},"worker_pid":"{os.getpid()}"}}}}'
+            f'"labels":{{"gateway":{gateway},"worker_pid":"{self._pid}"}}}}'
         )
         if len(self._fragments) >= self._MAX_CACHED:
             self._fragments.clear()
