@@ -80,7 +80,7 @@ class AccessRecord(NamedTuple):
     user_agent: str
     trace_headers: Sequence[tuple[bytes, bytes]]
     """The request's header fields that may carry its trace context, as received
-    (:func:`trace_headers`; usually empty): the writer thread parses them."""
+    (:func:`trace_headers`; usually empty): the log writer process parses them."""
     gateway: str
     """``<namespace>/<name>`` of the Gateway."""
     route: str
