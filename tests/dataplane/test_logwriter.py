@@ -315,3 +315,33 @@ def test_writer_cpus_from_the_environment(tmp_path: Path) -> None:
         run(main())
     finally:
         del os.environ[logwriter.CPUS_ENV]
+
+
+def test_a_sampling_change_applies_from_the_next_record(tmp_path: Path) -> None:
+    """Records queued before set_sampling keep the old map, even when the change comes
+    while a large batch is being handed over frame by frame."""
+    backend = record(0).backend
+
+    async def main() -> None:
+        log = accesslog.AccessLog(tmp_path, "p", flush_interval_s=0.001)
+        await log.start()
+        try:
+            for i in range(3000):
+                log.write(record(i))
+            await asyncio.sleep(0)  # the flusher may be mid-batch now
+            log.set_sampling({backend: 0})
+            for i in range(3000, 3100):
+                log.write(record(i))
+            log.set_sampling({backend: 500_000})
+            for i in range(3100, 3110):
+                log.write(record(i))
+        finally:
+            await log.close()
+        assert log.stats.written == 3000 + 5 and log.stats.sampled_out == 100 + 5
+
+    run(main())
+    urls = [json.loads(line)["httpRequest"]["requestUrl"] for line in _whole_lines(tmp_path)]
+    kept = [int(u.rsplit("=", 1)[1]) for u in urls]
+    # The backend's sampling credit carries over (0 after the rate-0 stretch): every
+    # second record from the second on.
+    assert kept == [*range(3000), *range(3101, 3110, 2)]

@@ -66,7 +66,9 @@ _PIPE_BYTES = 1024 * 1024
 _RESTART_AFTER_S = 1.0
 """A writer that dies within this of its start is restarted only this much later."""
 _EXIT_WAIT_S = 10.0
-"""How long close() waits for the writer to write everything and exit."""
+"""How long close() waits for the writer to exit once it has everything."""
+_FLUSH_WAIT_S = 30.0
+"""How long flush() waits for the writer to acknowledge."""
 
 
 @dataclass(slots=True)
@@ -123,6 +125,7 @@ class AccessLog:
 
     __slots__ = (
         "_batch",
+        "_changes",
         "_closing",
         "_enabled",
         "_files",
@@ -165,6 +168,8 @@ class AccessLog:
         self._batch: list[logschema.AccessRecord] = []
         self._sampling: dict[str, int] = {}
         """Backend name → share logged in millionths, for backends not fully logged."""
+        self._changes: list[tuple[int, dict[str, int]]] = []
+        """Sampling maps set since the last send, with the batch length at the time."""
         self._files: list[Path] = []
         self._queue: deque[_Frame] = deque()
         """Frames not yet wholly in the pipe, oldest first."""
@@ -212,17 +217,15 @@ class AccessLog:
         """Log only ``rate`` millionths of the requests of each backend named (0: none).
 
         Backends not named are logged in full. Called on the loop when a new route
-        table is served; records queued before the call are sent first, so the writer
-        applies the new map from the next record on.
+        table is served; the writer applies the new map from the next record on.
         """
         sampling = {name: max(0, rate) for name, rate in rates.items() if rate < FULL_RATE}
         if sampling == self._sampling:
             return
         self._sampling = sampling
-        if self._enabled and (self._writer is not None or self._queue):
-            self._flush_now()
-            self._enqueue("s", sampling)
-            self._pump()
+        if self._enabled:
+            # Where in the batch it changed: the records before it keep the old map.
+            self._changes.append((len(self._batch), sampling))
 
     @property
     def enabled(self) -> bool:
@@ -254,7 +257,12 @@ class AccessLog:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((target, waiter))
-        await waiter
+        try:
+            await asyncio.wait_for(waiter, _FLUSH_WAIT_S)
+        except TimeoutError:
+            # A writer that takes in nothing (stopped, wedged) must not hang a shutdown
+            # or a query; what it lost is counted when its pipe breaks.
+            log.error("access log: the writer did not acknowledge in %.0f s", _FLUSH_WAIT_S)
 
     async def close(self) -> None:
         """Write everything queued, wait for the writer to exit; later writes are ignored."""
@@ -264,10 +272,7 @@ class AccessLog:
             await self._flusher
             self._flusher = None
         if self._enabled:
-            try:
-                await asyncio.wait_for(self.flush(), _EXIT_WAIT_S)
-            except TimeoutError:
-                log.error("access log: the writer did not acknowledge in %.0f s", _EXIT_WAIT_S)
+            await self.flush()
         self._enabled = False
         self._closing = True
         if self._restart is not None:
@@ -300,25 +305,28 @@ class AccessLog:
 
     async def _send(self) -> None:
         """Frame the batch for the writer, a few hundred records at a time."""
-        if not self._batch:
-            return
         if self._sending is None:
             self._sending = asyncio.Lock()
-        async with self._sending:  # batches go out whole and in order
+        # Batches go out whole and in order; flush() waits here for one in progress.
+        async with self._sending:
+            if not self._batch and not self._changes:
+                return
             batch, self._batch = self._batch, []
+            changes, self._changes = self._changes, []
             if self._writer is None and self._restart is None:
                 self._spawn()
-            for start in range(0, len(batch), _FRAME_RECORDS):
-                if start:
-                    await asyncio.sleep(0)  # a turn for requests between frames
-                self._enqueue("r", [tuple(r) for r in batch[start : start + _FRAME_RECORDS]])
-                self._pump()
-
-    def _flush_now(self) -> None:
-        """Frame the batch at once (before a sampling change), without yielding."""
-        batch, self._batch = self._batch, []
-        for start in range(0, len(batch), _FRAME_RECORDS):
-            self._enqueue("r", [tuple(r) for r in batch[start : start + _FRAME_RECORDS]])
+            done = 0
+            for at, sampling in [*changes, (len(batch), None)]:
+                for start in range(done, at, _FRAME_RECORDS):
+                    if start:
+                        await asyncio.sleep(0)  # a turn for requests between frames
+                    chunk = batch[start : min(start + _FRAME_RECORDS, at)]
+                    self._enqueue("r", [tuple(r) for r in chunk])
+                    self._pump()
+                done = at
+                if sampling is not None:
+                    self._enqueue("s", sampling)
+                    self._pump()
 
     def _enqueue(self, kind: str, body: list[tuple[object, ...]] | dict[str, int]) -> None:
         records = len(body) if kind == "r" else 0
