@@ -14,8 +14,8 @@ Records are built cheaply on the hot path (:class:`AccessRecord` is a slotted tu
 plain values) and turned into JSON later, in batches, by the log writer process
 (:mod:`mcgw.dataplane.logwriter`).
 
-Files: ``<log dir>/access-<time>-<pid>.jsonl`` (rotated by size, kept by count and age:
-:mod:`mcgw.logfiles`) and ``<log dir>/containers-<pid>.jsonl``; readers take every
+Files: ``<log dir>/access-<time>-<pid>.jsonl`` and ``<log dir>/containers-<time>-<pid>.jsonl``
+(both rotated by size, kept by count and age: :mod:`mcgw.logfiles`); readers take every
 ``*.jsonl`` below the log directory.
 """
 
