@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Coroutine
 from pathlib import Path
@@ -30,6 +31,9 @@ from mcgw.testing.upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTENER = re.compile(r"gateway: listener \S+ on http://([\d.]+):(\d+)")
+ADMIN = re.compile(r"admin: (http://[\d.]+:\d+)/dashboard")
+ADMINS: dict[int, str] = {}
+"""Serving process pid → its admin server's URL, as it said."""
 
 
 def run_long(coro: Coroutine[Any, Any, None]) -> None:
@@ -158,7 +162,9 @@ def test_killed_writer_is_restarted_and_the_gateway_keeps_serving(tmp_path: Path
     run(main())
 
 
-async def _serve(config: Path, logs: Path) -> tuple[asyncio.subprocess.Process, tuple[str, int]]:
+async def _serve(
+    config: Path, logs: Path, *extra: str
+) -> tuple[asyncio.subprocess.Process, tuple[str, int]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -173,6 +179,7 @@ async def _serve(config: Path, logs: Path) -> tuple[asyncio.subprocess.Process, 
         "--log-dir",
         str(logs),
         "--no-watch",
+        *extra,
         cwd=ROOT,
         stdin=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -189,6 +196,8 @@ async def _serve(config: Path, logs: Path) -> tuple[asyncio.subprocess.Process, 
                 said.append(line.rstrip())
                 if found := LISTENER.search(line):
                     address = (found[1], int(found[2]))
+                if found := ADMIN.search(line):
+                    ADMINS[proc.pid] = found[1]
                 if line.startswith("ready"):
                     break
     except BaseException:
@@ -345,3 +354,63 @@ def test_a_sampling_change_applies_from_the_next_record(tmp_path: Path) -> None:
     # The backend's sampling credit carries over (0 after the rate-0 stretch): every
     # second record from the second on.
     assert kept == [*range(3000), *range(3101, 3110, 2)]
+
+
+def _written(admin: str) -> float:
+    with urllib.request.urlopen(f"{admin}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    for line in text.splitlines():
+        if line.startswith('mcgw_access_log_records_total{outcome="written"}'):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no mcgw_access_log_records_total on /metrics")
+
+
+def test_two_workers_each_with_a_writer_of_their_own_files(tmp_path: Path) -> None:
+    """``mcgw serve --workers 2``: one writer process per worker, files named after the
+    worker, /metrics summing what both writers acknowledged, nothing lost on SIGTERM."""
+    config, logs = tmp_path / "config", tmp_path / "logs"
+    config.mkdir()
+    requests = 60
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            (config / "app.yaml").write_text(
+                manifests.gateway_to_endpoints(backend_port=up.address[1])
+            )
+            proc, address = await _serve(config, logs, "--workers", "2", "--admin", "127.0.0.1:0")
+            try:
+                workers = _children(proc.pid) - {
+                    c for c in _children(proc.pid) if "mcgw.dataplane.logwriter" in _cmdline(c)
+                }
+                writers = {w: _writer_of(w) for w in workers}
+                assert len(writers) == 2
+                for i in range(requests):  # a connection each: the kernel spreads them
+                    c = await RawClient.connect(address)
+                    assert (await c.request(target=f"/w?i={i}")).status == 200
+                    await c.close()
+                admin = ADMINS[proc.pid]
+                async with asyncio.timeout(15):
+                    while await asyncio.to_thread(_written, admin) < requests:
+                        await asyncio.sleep(0.1)
+                assert await asyncio.to_thread(_written, admin) == requests
+                proc.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(20):
+                    assert await proc.wait() == 0
+                for writer in writers.values():
+                    await _wait_gone(writer, 5)
+            finally:
+                _kill(proc)
+                await proc.wait()
+        named = {int(p.stem.rsplit("-", 1)[1]) for p in logs.glob("access-*.jsonl")}
+        assert named <= set(writers) and named  # the workers' pids, not the writers'
+        urls = [json.loads(line)["httpRequest"]["requestUrl"] for line in _whole_lines(logs)]
+        assert sorted(urls) == sorted(f"http://example.com/w?i={i}" for i in range(requests))
+
+    run_long(main())
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""

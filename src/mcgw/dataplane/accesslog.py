@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +83,15 @@ class AccessLogStats:
     bytes: int = 0
     restarts: int = 0
     """Writer processes started in place of one that died."""
+
+    def to_wire(self) -> list[int]:
+        return [self.written, self.dropped, self.sampled_out, self.bytes, self.restarts]
+
+    @classmethod
+    def total(cls, wires: Iterable[Sequence[int]]) -> AccessLogStats:
+        """The sum of several workers' :meth:`to_wire` values."""
+        sums = [sum(column) for column in zip(*wires, strict=True)] or [0] * 5
+        return cls(*sums)
 
 
 @dataclass(slots=True)
