@@ -414,3 +414,23 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text()
     except OSError:
         return ""
+
+
+def test_records_with_str_subclasses_still_go_through(tmp_path: Path) -> None:
+    """marshal takes exact types only; a record holding a str subclass (an enum member,
+    say) is sent in plain types instead of failing the batch."""
+    import enum
+
+    class Method(enum.StrEnum):
+        GET = "GET"
+
+    async def main() -> None:
+        log = accesslog.AccessLog(tmp_path, "p")
+        log.write(record(0)._replace(method=Method.GET))
+        log.write(record(1))
+        await log.close()
+        assert log.stats.written == 2
+
+    run(main())
+    methods = [json.loads(line)["httpRequest"]["requestMethod"] for line in _whole_lines(tmp_path)]
+    assert methods == ["GET", "GET"]

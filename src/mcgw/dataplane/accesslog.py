@@ -36,6 +36,7 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -433,10 +434,6 @@ class AccessLog:
         writer = _Writer(proc, pipe, acks, time.monotonic(), gone=loop.create_future())
         self._writer = writer
         loop.add_reader(acks, self._on_acks, writer)
-        # Frames cut off by the previous writer's death were counted; start afresh.
-        if self._queue and self._queue[0].sent:
-            head = self._queue.popleft()
-            self._queued_bytes -= len(head.data)
         self._pump()
 
     def _on_acks(self, writer: _Writer) -> None:
@@ -489,15 +486,22 @@ class AccessLog:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         proc = writer.proc
-        if proc.poll() is None:
+        try:
+            # Its end of the pipe closed: it is exiting, a moment's wait.
+            proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, 9)
-        # It closed its end, so it is exiting (or was just killed): a short wait.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=2.0)
+                os.kill(proc.pid, signal.SIGKILL)  # wedged (close() gave up on it)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2.0)
         lost = sum(frame.records for frame in writer.in_flight)
         if writer.in_flight:
             self._settle(writer.in_flight[-1].seq)
+        # A frame cut off in the pipe is among those counted: the next writer starts
+        # with the frame after it.
+        if self._queue and self._queue[0].sent:
+            head = self._queue.popleft()
+            self._queued_bytes -= len(head.data)
         if writer.gone is not None and not writer.gone.done():
             writer.gone.set_result(None)
         if self._closing and proc.returncode == 0 and not lost:
