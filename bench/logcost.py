@@ -1,25 +1,39 @@
-"""What the access log costs the gateway: requests/s and requests per CPU-second, with
-and without it, alternating in the same run.
+"""What the access log costs the gateway: requests/s, p50/p99 and requests per
+CPU-second, with and without it, alternating in the same run; and what the log writer
+process costs on its own, per 1,000 lines.
 
 Usage: python bench/logcost.py [--rounds 3] [--duration 8] [--connections 32]
+                               [--baseline SRC]
 
 Setup as ``proxy.py`` (whose helpers it reuses): an nginx backend and wrk on CPU 0,
-one ``mcgw serve`` process on CPU 1. Each round starts mcgw twice — access log on,
-then off (the order flips every round) — and measures wrk's requests/s and the mcgw
-process's CPU time (utime + stime from ``/proc``, the writer thread included) over the
-same window. Requests per CPU-second is robust to other work on the machine; medians
-over the rounds are reported, with every round's values. Reports land in
-``bench/results/logcost-<time>.md``.
+one ``mcgw serve`` process on CPU 1. Each round starts mcgw once per variant (the order
+flips every round) and measures wrk's requests/s and latency, and the CPU time
+(utime + stime from ``/proc``) over the same window of the gateway process and, apart,
+of its access-log writer process (a child, ``mcgw.dataplane.logwriter``):
+
+* ``access log on``: the writer inherits the gateway's affinity (CPU 1): the two share
+  one core, so whatever the writer spends is taken from the gateway;
+* ``access log on, writer on CPU 0``: ``MCGW_LOG_WRITER_CPUS=0``, the writer gets CPU
+  time of its own (from the core wrk and the backend use), as a deployment that gives
+  the gateway workers N cores and the writers some more would;
+* ``access log off``: ``--no-access-log``.
+
+Requests per CPU-second (of the gateway process alone) is robust to other work on the
+machine; medians over the rounds are reported, with every round's values. The writer's
+cost is its CPU time over the lines it wrote in the run (warm-up included on both
+sides). Reports land in ``bench/results/logcost-<time>.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,28 +41,154 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import proxy  # bench/proxy.py: nginx, wrk and process helpers
 
+from mcgw import logschema
+
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
+WRITER = "mcgw.dataplane.logwriter"
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    per_cpu_s: float
+    """Requests per CPU-second of the gateway process."""
+    writer_cpu_s: float
+    lines: int
 
 
 def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-def measure(argv: list[str], port: int, log: Path, args: argparse.Namespace) -> tuple[float, float]:
-    """(requests/s, requests per CPU-second of mcgw) for one mcgw process."""
-    with proxy.process(proxy.pinned(1, argv), port, log) as proc:
+def writer_of(pid: int) -> int | None:
+    """The access-log writer process among ``pid``'s children, if any."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                if WRITER in Path(f"/proc/{child}/cmdline").read_text():
+                    return int(child)
+            except OSError:
+                continue
+    return None
+
+
+def count_lines(directory: Path) -> int:
+    return sum(f.read_bytes().count(b"\n") for f in directory.glob("access-*.jsonl"))
+
+
+def measure(
+    argv: list[str], port: int, out: Path, logs: Path, args: argparse.Namespace, nice: int = 0
+) -> Run:
+    lines_before = count_lines(logs)
+    with proxy.process(proxy.pinned(1, argv), port, out) as proc:
+        writer = None
+        for _ in range(50):  # the gateway starts its writer with the table
+            writer = writer_of(proc.pid)
+            if writer is not None or "--no-access-log" in argv:
+                break
+            time.sleep(0.1)
+        if nice and writer is not None:
+            os.setpriority(os.PRIO_PROCESS, writer, nice)
         before = cpu_s(proc.pid)
         t0 = time.perf_counter()
         result = proxy.wrk("mcgw", port, args.duration, args.connections)
         elapsed = time.perf_counter() - t0
         used = cpu_s(proc.pid) - before
+        writer_cpu = cpu_s(writer) if writer is not None else 0.0
+    lines = count_lines(logs) - lines_before
     # proxy.wrk runs a 2 s warm-up before the measured run: count only the latter's
     # requests against the CPU the process used over both, scaled to the measured part.
     measured_share = args.duration / max(elapsed, args.duration)
     rps = result.requests_per_s
-    return rps, rps * args.duration / max(used * measured_share, 1e-9)
+    per_cpu = rps * args.duration / max(used * measured_share, 1e-9)
+    return Run(rps, result.p50_ms, result.p99_ms, per_cpu, writer_cpu, lines)
+
+
+def handover(records: int = 100_000) -> float:
+    """CPU µs per record the gateway's process spends on its side of the access log:
+    ``AccessLog.write`` and the flusher's framing and pipe writes (the writer process,
+    on the other side, is not counted)."""
+    import asyncio
+
+    from mcgw.dataplane import accesslog
+
+    record = _record()
+
+    async def run(directory: str) -> float:
+        log = accesslog.AccessLog(Path(directory), "bench", flush_interval_s=0.05)
+        await log.start()
+        try:
+            await asyncio.sleep(0.5)  # the writer started
+            t0 = time.process_time()
+            for i in range(records):
+                log.write(record._replace(timestamp=record.timestamp + i / 1e4))
+                if i % 500 == 0:
+                    await asyncio.sleep(0)  # the flusher's turns come as under traffic
+            await log.flush()
+            used = time.process_time() - t0
+            t0 = time.process_time()
+            for i in range(records):  # the records alone, to subtract
+                record._replace(timestamp=record.timestamp + i / 1e4)
+                if i % 500 == 0:
+                    await asyncio.sleep(0)
+            used -= time.process_time() - t0
+        finally:
+            await log.close()
+        return used * 1e6 / records
+
+    with tempfile.TemporaryDirectory(prefix="mcgw-handover-") as tmp:
+        return asyncio.run(run(tmp))
+
+
+def _record() -> logschema.AccessRecord:
+    return logschema.AccessRecord(
+        1_700_000_000.0, "GET", "http", "bench.local", "/", "HTTP/1.1", 200, 0.0021, 80, 230,
+        "127.0.0.1", "127.0.0.1", "wrk", (), "default/bench", "default/bench/rule/0/match/0",
+        "default/app:80", "local", "local", "local-a", "", "127.0.0.1:8080", "closest",
+        "local", 1, "response_sent_by_backend",
+    )  # fmt: skip
+
+
+def writer_alone(records: int = 100_000) -> tuple[float, float]:
+    """(CPU ms per 1,000 lines, lines/s) of one writer process fed ``records`` records
+    through its pipe as the gateway frames them, rotation on, nothing else running."""
+    import resource
+    import subprocess
+
+    from mcgw.dataplane import logwriter
+
+    record = _record()
+    with tempfile.TemporaryDirectory(prefix="mcgw-writer-") as tmp:
+        config = {
+            "directory": tmp, "project_id": "bench", "pid": os.getpid(),
+            "max_bytes": 16 << 20, "keep_files": 0, "max_age_s": 0,
+        }  # fmt: skip
+        batch = [tuple(record._replace(timestamp=record.timestamp + i / 1e4)) for i in range(256)]
+        frames = [logwriter.frame(("r", n + 1, batch)) for n in range(records // 256)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mcgw.dataplane.logwriter", json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
+        assert proc.stdin is not None
+        for data in frames:
+            proc.stdin.write(data)
+        proc.stdin.close()
+        proc.wait()
+        elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        lines = count_lines(Path(tmp))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu * 1e6 / lines, lines / elapsed
 
 
 def main() -> int:
@@ -63,16 +203,35 @@ def main() -> int:
         help="also run the mcgw of another source tree (its src/ folder), e.g. main's, "
         "in the same rounds",
     )
+    parser.add_argument(
+        "--writer-only", action="store_true", help="only the writer process fed alone"
+    )
     args = parser.parse_args()
+    alone_ms, alone_rate = writer_alone()
+    alone = (
+        f"The writer process alone (100,000 records through its pipe, start-up included): "
+        f"{alone_ms:.1f} ms CPU per 1,000 lines, {alone_rate:,.0f} lines/s. The gateway's "
+        f"side (write, framing, pipe): {handover():.2f} µs CPU per record."
+    )
+    if args.writer_only:
+        print(alone)
+        return 0
     proxy.ensure_tools()
-    variants = {"access log on": [], "access log off": ["--no-access-log"]}
-    env: dict[str, list[str]] = {"access log on": [], "access log off": []}
+    on, spread, off = "access log on", "access log on, writer on CPU 0", "access log off"
+    niced = "access log on, writer nice 5"
+    variants = {on: [], niced: [], spread: [], off: ["--no-access-log"]}
+    env: dict[str, list[str]] = {
+        on: [],
+        niced: [],
+        spread: ["env", "MCGW_LOG_WRITER_CPUS=0"],
+        off: [],
+    }
     if args.baseline is not None:
         pythonpath = ["env", f"PYTHONPATH={args.baseline.resolve()}"]
         variants["baseline, access log on"] = []
         variants["baseline, access log off"] = ["--no-access-log"]
         env["baseline, access log on"] = env["baseline, access log off"] = pythonpath
-    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    rows: dict[str, list[Run]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="mcgw-logcost-") as tmp:
         work = Path(tmp)
         backend_port, mcgw_port = proxy.free_port(), proxy.free_port()
@@ -104,13 +263,13 @@ def main() -> int:
                     order.reverse()
                 for name in order:
                     command = [*env[name], *argv, *variants[name]]
-                    rows[name].append(measure(command, mcgw_port, work / f"{round_}.out", args))
-        lines = sum(sum(1 for _ in f.open("rb")) for f in (work / "logs").glob("access-*.jsonl"))
-    on, off = rows["access log on"], rows["access log off"]
-    med = {
-        k: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v))
-        for k, v in rows.items()
-    }
+                    out = work / f"{round_}.out"
+                    nice = 5 if name == niced else 0
+                    rows[name].append(measure(command, mcgw_port, out, work / "logs", args, nice))
+
+    def med(name: str, attr: str) -> float:
+        return statistics.median(getattr(run, attr) for run in rows[name])
+
     report = [
         f"# Cost of the access log ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f})",
@@ -119,26 +278,26 @@ def main() -> int:
         f"an nginx backend (CPU 0); {args.rounds} rounds, order alternating; medians, then "
         "every round.",
         "",
-        "| variant | requests/s | requests per CPU-second | rounds (rps / per CPU-s) |",
-        "|---|---:|---:|---|",
+        "| variant | requests/s | p50 ms | p99 ms | requests per gateway CPU-second "
+        "| writer CPU ms per 1,000 lines | rounds (rps / p99 ms) |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for name, values in rows.items():
-        rounds = ", ".join(f"{r:,.0f} / {c:,.0f}" for r, c in values)
-        report.append(f"| {name} | {med[name][0]:,.0f} | {med[name][1]:,.0f} | {rounds} |")
-    cost_rps = 1 - med["access log on"][0] / med["access log off"][0]
-    cost_cpu = 1 - med["access log on"][1] / med["access log off"][1]
+    for name, runs in rows.items():
+        lines = sum(run.lines for run in runs)
+        writer = sum(run.writer_cpu_s for run in runs)
+        per_k = f"{writer * 1e6 / lines:.1f}" if lines and writer else "–"
+        rounds = ", ".join(f"{run.rps:,.0f} / {run.p99_ms:.1f}" for run in runs)
+        report.append(
+            f"| {name} | {med(name, 'rps'):,.0f} | {med(name, 'p50_ms'):.2f} "
+            f"| {med(name, 'p99_ms'):.2f} | {med(name, 'per_cpu_s'):,.0f} | {per_k} | {rounds} |"
+        )
     report += [
         "",
-        f"Logging costs {cost_rps:.1%} of requests/s and {cost_cpu:.1%} of requests per "
-        f"CPU-second (medians); {lines:,} access-log lines were written by the logged runs "
-        f"({len(on)} runs, {len(off)} without).",
+        f"Logging (writer sharing CPU 1) costs {1 - med(on, 'rps') / med(off, 'rps'):.1%} of "
+        f"requests/s; with the writer on CPU 0, {1 - med(spread, 'rps') / med(off, 'rps'):.1%}. "
+        f"Lines written: {sum(r.lines for r in rows[on] + rows[spread]):,}.",
+        alone,
     ]
-    if args.baseline is not None:
-        base_on, base_off = med["baseline, access log on"], med["baseline, access log off"]
-        report.append(
-            f"Baseline ({args.baseline}): logging costs {1 - base_on[0] / base_off[0]:.1%} "
-            f"of requests/s and {1 - base_on[1] / base_off[1]:.1%} per CPU-second."
-        )
     text = "\n".join(report) + "\n"
     print(text)
     results = ROOT / "bench" / "results"

@@ -8,6 +8,8 @@ machine, one after the other:
     direct   wrk → backend
     nginx    wrk → nginx (1 worker, upstream keep-alive, access log on) → backend
     mcgw     wrk → mcgw serve (1 process, access log on) → backend
+             (mcgw-writer-cpu0: its access-log writer process on CPU 0, not CPU 1;
+             mcgw-no-log: access log off)
 
 On a 2-core machine the proxy under test is pinned to CPU 1 and wrk plus the backend to
 CPU 0, so each proxy gets exactly one core. ``--workers N`` adds, in the same run,
@@ -261,6 +263,12 @@ def main() -> int:
             ]
             with process(pinned(1, argv), mcgw_port, work / "mcgw.out"):
                 results.append(wrk("mcgw", mcgw_port, args.duration, args.connections))
+            # The access-log writer process with CPU time of its own (CPU 0, with wrk and
+            # the backend) instead of sharing the gateway's one core (bench/README.md).
+            writer_cpu0 = ["env", "MCGW_LOG_WRITER_CPUS=0", *argv]
+            writer_cpu0[writer_cpu0.index("--log-dir") + 1] = str(work / "mcgw-logs-cpu0")
+            with process(pinned(1, writer_cpu0), mcgw_port, work / "mcgw1.out"):
+                results.append(wrk("mcgw-writer-cpu0", mcgw_port, args.duration, args.connections))
             # The same without the access log, to show what logging costs.
             with process(pinned(1, [*argv, "--no-access-log"]), mcgw_port, work / "mcgw2.out"):
                 results.append(wrk("mcgw-no-log", mcgw_port, args.duration, args.connections))

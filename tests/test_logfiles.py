@@ -122,3 +122,24 @@ def test_parse_size_and_age() -> None:
             logfiles.parse_age(bad)
     with pytest.raises(ValueError, match="> 0"):
         logfiles.Retention(max_bytes=0)
+
+
+def test_files_named_after_another_pid_and_a_torn_tail_mended(tmp_path: Path) -> None:
+    """A writer process names its files after the gateway worker it writes for; the one
+    started after it was killed mid-line cuts the torn tail off that worker's newest file
+    (and leaves another worker's files alone)."""
+    clock = Clock()
+    worker = os.getppid()  # any live pid other than ours
+    first = logfiles.RotatingFiles(tmp_path, "access", clock=clock, pid=worker)
+    first.write(lines(3))
+    (path,) = first.files
+    assert path.name.endswith(f"-{worker}.jsonl")
+    with path.open("ab") as file:
+        file.write(b'{"insertId":"torn')  # as if killed in the middle of a write
+    other = tmp_path / f"access-20231114T221320.000000Z-{NO_SUCH_PID}.jsonl"
+    other.write_bytes(b"whole\npart")
+    second = logfiles.RotatingFiles(tmp_path, "access", clock=clock, pid=worker)
+    assert second.mend() == len(b'{"insertId":"torn')
+    assert path.read_bytes() == b"".join(lines(3))
+    assert second.mend() == 0  # nothing left to cut
+    assert other.read_bytes() == b"whole\npart"

@@ -1,7 +1,7 @@
 """Log files rotated by size and kept by age and count: whole lines, never torn.
 
-A :class:`RotatingFiles` belongs to one writer thread (the access log's, the fleet's
-container log's): it is handed batches of complete lines and appends them with one
+A :class:`RotatingFiles` belongs to one writer (the access log's writer process, the
+fleet's container log's thread): it is handed batches of complete lines and appends them with one
 ``write`` per file, starting a new file at a line boundary when the current one would
 grow past ``max_bytes``. Nothing else ever writes to its files (they are created with
 ``O_EXCL``), so a line is either wholly in one file or not written at all, and a reader
@@ -35,6 +35,8 @@ DEFAULT_MAX_AGE_S = 30 * 86_400.0
 """Cloud Logging's retention for the ``_Default`` bucket: 30 days."""
 
 _PRUNE_EVERY_S = 60.0
+_MEND_WINDOW = 1 << 20
+"""How far back from a file's end :meth:`RotatingFiles.mend` looks for the last line end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ class RotatingFiles:
         prefix: the kind of file, e.g. ``access``.
         retention: size, count and age limits.
         clock: epoch seconds, for file names and ages.
+        pid: the process the files are named after (default: this one); a writer
+            process working for a gateway worker names its files after the worker.
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class RotatingFiles:
         retention: Retention | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        pid: int | None = None,
     ) -> None:
         self.directory = directory
         self.prefix = prefix
@@ -128,7 +133,7 @@ class RotatingFiles:
         self._clock = clock
         self._file: BinaryIO | None = None
         self._file_bytes = 0
-        self._pid = os.getpid()
+        self._pid = os.getpid() if pid is None else pid
         self._next_prune = 0.0
 
     @property
@@ -195,6 +200,43 @@ class RotatingFiles:
         self._file_bytes = 0
         self.files.append(path)
         self.prune()
+
+    def mend(self) -> int:
+        """Cut a torn last line off the newest file named after this writer's pid.
+
+        A writer killed in the middle of a ``write`` may leave part of a line at the end
+        of its file; the writer started in its place calls this first, so that readers
+        only ever see whole lines. Returns how many bytes were cut.
+        """
+        newest: tuple[str, Path] | None = None
+        try:
+            listing = list(self.directory.glob(f"{self.prefix}-*-{self._pid}*.jsonl"))
+        except OSError:
+            return 0
+        for path in listing:
+            match = _NAME_RE.search(path.name)
+            if match is None or int(match.group(2)) != self._pid:
+                continue
+            if newest is None or path.name > newest[0]:
+                newest = (path.name, path)
+        if newest is None:
+            return 0
+        try:
+            with newest[1].open("r+b") as file:
+                size = file.seek(0, os.SEEK_END)
+                tail = min(size, _MEND_WINDOW)
+                file.seek(size - tail)
+                data = file.read(tail)
+                if not data or data.endswith(b"\n"):
+                    return 0
+                end = data.rfind(b"\n")
+                if end < 0 and tail < size:
+                    return 0  # no line end in the window: a huge line, left alone
+                keep = size - tail + end + 1
+                file.truncate(keep)
+                return size - keep
+        except OSError:
+            return 0
 
     def close(self) -> None:
         """Close the current file; the next write opens a new one."""

@@ -11,10 +11,11 @@ that queries written for Log Analytics read them unchanged:
   ``resource.labels.location`` the pod's zone.
 
 Records are built cheaply on the hot path (:class:`AccessRecord` is a slotted tuple of
-plain values) and turned into JSON later, in batches, by the log writer.
+plain values) and turned into JSON later, in batches, by the log writer process
+(:mod:`mcgw.dataplane.logwriter`).
 
-Files: ``<log dir>/access-<time>-<pid>.jsonl`` (rotated by size, kept by count and age:
-:mod:`mcgw.logfiles`) and ``<log dir>/containers-<pid>.jsonl``; readers take every
+Files: ``<log dir>/access-<time>-<pid>.jsonl`` and ``<log dir>/containers-<time>-<pid>.jsonl``
+(both rotated by size, kept by count and age: :mod:`mcgw.logfiles`); readers take every
 ``*.jsonl`` below the log directory.
 """
 
@@ -79,7 +80,7 @@ class AccessRecord(NamedTuple):
     user_agent: str
     trace_headers: Sequence[tuple[bytes, bytes]]
     """The request's header fields that may carry its trace context, as received
-    (:func:`trace_headers`; usually empty): the writer thread parses them."""
+    (:func:`trace_headers`; usually empty): the log writer process parses them."""
     gateway: str
     """``<namespace>/<name>`` of the Gateway."""
     route: str
@@ -238,7 +239,10 @@ class AccessFormatter:
     _TAIL = 14
     """Index of :attr:`AccessRecord.gateway`: ``record[_TAIL:]`` keys the fragments."""
 
-    def __init__(self, project_id: str = DEFAULT_PROJECT) -> None:
+    def __init__(self, project_id: str = DEFAULT_PROJECT, *, pid: int | None = None) -> None:
+        self._pid = os.getpid() if pid is None else pid
+        """The gateway worker named in ``labels.worker_pid`` (the log writer process
+        formats for the worker that started it)."""
         self._prefix = os.urandom(4).hex()
         self._traces = ',"trace":' + _q(f"projects/{project_id}/traces/")[:-1]
         self._open = f'{{"insertId":"{self._prefix}'
@@ -285,7 +289,7 @@ class AccessFormatter:
             f'"endpoint":{name(r.endpoint)},"reason":{name(r.reason)},'
             f'"entryRegion":{name(r.entry_region)},"attempts":{r.attempts}'
             f"{self._trace(r)}}},"
-            f'"labels":{{"gateway":{gateway},"worker_pid":"{os.getpid()}"}}}}'
+            f'"labels":{{"gateway":{gateway},"worker_pid":"{self._pid}"}}}}'
         )
         if len(self._fragments) >= self._MAX_CACHED:
             self._fragments.clear()

@@ -88,6 +88,9 @@ def test_records_flushed_periodically_as_log_entries(tmp_path: Path) -> None:
             assert entries[1]["severity"] == "WARNING"
             assert entries[0]["resource"]["type"] == "http_load_balancer"
             assert entries[0]["logName"] == "projects/my-project/logs/requests"
+            # The writer process acknowledges after the lines are on disk: flush()
+            # waits for that, so the counts are current.
+            await log.flush()
             assert log.stats.written == 3
         finally:
             await log.close()

@@ -20,7 +20,7 @@ SOURCE = containerlog.Source(
 
 
 def test_text_and_json_lines_become_k8s_container_entries(tmp_path: Path) -> None:
-    log = containerlog.ContainerLog(tmp_path / "containers-1.jsonl", interval_s=60)
+    log = containerlog.ContainerLog(tmp_path, interval_s=60)
     try:
         log.append(1_701_317_000.25, "plain text", "stdout", SOURCE)
         log.append(1_701_317_000.5, "boom", "stderr", SOURCE)
@@ -35,7 +35,8 @@ def test_text_and_json_lines_become_k8s_container_entries(tmp_path: Path) -> Non
         log.append(1_701_317_001.0, json.dumps(special), "stdout", SOURCE)
     finally:
         log.close()
-    text, err, structured = (json.loads(x) for x in (tmp_path / "containers-1.jsonl").open())
+    (path,) = log.files
+    text, err, structured = (json.loads(x) for x in path.open())
     resource = {
         "type": "k8s_container",
         "labels": {
@@ -79,3 +80,44 @@ def test_a_json_line_that_is_not_an_object_stays_text() -> None:
         container="c",
     )
     assert entry["textPayload"] == "[1, 2]" and "labels" not in entry
+
+
+def test_container_log_rotates_by_size_and_keeps_every_line_whole(tmp_path: Path) -> None:
+    """Lines appended while the writer thread flushes on its own: every line once, whole,
+    across files that stay under the size limit; the count limit removes the oldest."""
+    import threading
+    import time
+
+    from mcgw import logfiles
+
+    log = containerlog.ContainerLog(
+        tmp_path, retention=logfiles.Retention(max_bytes=8 * 1024, keep_files=0), interval_s=0.005
+    )
+    total = 3000
+    try:
+        for i in range(total):
+            log.append(1_701_317_000.0 + i, f"line {i:05d} " + "x" * 40, "stdout", SOURCE)
+            if i % 300 == 0:
+                time.sleep(0.01)  # the thread writes meanwhile
+        assert threading.active_count() >= 2
+    finally:
+        log.close()
+    files = sorted(tmp_path.glob("containers-*.jsonl"))
+    assert files == log.files and len(files) > 10
+    seen: list[str] = []
+    for path in files:
+        data = path.read_bytes()
+        assert data.endswith(b"\n") and len(data) <= 8 * 1024
+        seen.extend(json.loads(line)["textPayload"].split()[1] for line in data.splitlines())
+    assert seen == [f"{i:05d}" for i in range(total)]
+
+    # Retention by count, as for access logs: a second writer keeps the newest three.
+    kept = containerlog.ContainerLog(
+        tmp_path, retention=logfiles.Retention(max_bytes=8 * 1024, keep_files=3), interval_s=60
+    )
+    try:
+        kept.append(1_701_320_000.0, "after", "stdout", SOURCE)
+    finally:
+        kept.close()
+    left = sorted(tmp_path.glob("containers-*.jsonl"))
+    assert len(left) == 3 and left[-1] == kept.path

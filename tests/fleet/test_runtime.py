@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -197,7 +198,9 @@ def test_pod_output_becomes_container_log_entries(seed: FleetThread) -> None:
         assert entry["severity"] == "INFO"
         assert entry["jsonPayload"]["path"] == f"{marker}/{pod.name}"
         assert entry["jsonPayload"]["status"] == 200
-    assert seed.runtime.log_path == seed.log_dir / f"containers-{os.getpid()}.jsonl"
+    path = seed.runtime.log_path
+    assert path is not None and path.parent == seed.log_dir
+    assert re.fullmatch(rf"containers-\d{{8}}T\d{{6}}\.\d{{6}}Z-{os.getpid()}\.jsonl", path.name)
 
 
 def test_stop_cluster_removes_its_endpoints_and_fires_changes(own: FleetThread) -> None:

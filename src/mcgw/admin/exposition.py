@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from prometheus_client import core, exposition, registry
 
 from mcgw.admin import sources, stats
-from mcgw.dataplane import balancer, metrics
+from mcgw.dataplane import accesslog, balancer, metrics
 
 CONTENT_TYPE = exposition.CONTENT_TYPE_LATEST
 
@@ -39,6 +39,7 @@ class Collector(registry.Collector):
         yield from self._endpoints()
         yield from self._groups()
         yield from self._config()
+        yield from self._access_log()
 
     def _requests(self) -> Iterator[core.Metric]:
         requests: dict[tuple[str, ...], int] = {}
@@ -194,6 +195,34 @@ class Collector(registry.Collector):
         counters = src.gateway.metrics
         started.add_metric((), 0.0 if counters is None else counters.started)
         yield started
+
+    def _access_log(self) -> Iterator[core.Metric]:
+        # Read if the data plane offers it (a Gateway or Workers do; a test double may not).
+        counts = getattr(self.src.gateway, "access_log_stats", None)
+        if not isinstance(counts, accesslog.AccessLogStats):
+            return
+        records = core.CounterMetricFamily(
+            "mcgw_access_log_records",
+            "Access-log records: written to disk, dropped (disk refused, writer process "
+            "died before acknowledging, or too far behind) or sampled_out (backend "
+            "logging policy).",
+            labels=("outcome",),
+        )
+        records.add_metric(("written",), counts.written)
+        records.add_metric(("dropped",), counts.dropped)
+        records.add_metric(("sampled_out",), counts.sampled_out)
+        yield records
+        size = core.CounterMetricFamily(
+            "mcgw_access_log_written_bytes", "Bytes of access-log lines written."
+        )
+        size.add_metric((), counts.bytes)
+        yield size
+        restarts = core.CounterMetricFamily(
+            "mcgw_access_log_writer_restarts",
+            "Access-log writer processes started in place of one that died.",
+        )
+        restarts.add_metric((), counts.restarts)
+        yield restarts
 
 
 class GroupCapacity:

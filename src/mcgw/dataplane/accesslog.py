@@ -2,45 +2,74 @@
 
 The request path pays for one ``list.append`` of an :class:`mcgw.logschema.AccessRecord`
 (a tuple of plain values) and nothing else. A flusher task wakes every
-``flush_interval_s``, takes the whole batch (swapping the list, which is atomic on
-the loop's thread), and hands it to one dedicated writer thread which samples it
-(GCPBackendPolicy ``logging``, :meth:`AccessLog.set_sampling`), turns it into
-``LogEntry`` JSON lines (:class:`mcgw.logschema.AccessFormatter`) and appends them to
-the current file. The loop never waits on disk, and sampling and JSON encoding run
-off the loop's critical path. Batches are written in order by a single thread, each
-as whole lines, so lines never interleave or tear; files rotate by size and are kept
-by count and age (:mod:`mcgw.logfiles`).
+``flush_interval_s``, takes the whole batch (swapping the list) and hands it, as frames
+of a few hundred ``marshal``-ed tuples, to a writer *process* of its own through a pipe
+(:mod:`mcgw.dataplane.logwriter`). That process samples the records (GCPBackendPolicy
+``logging``, :meth:`AccessLog.set_sampling`), turns them into ``LogEntry`` JSON lines
+(:class:`mcgw.logschema.AccessFormatter`) and appends them to the current file.
 
-Files: ``<directory>/access-<UTC time the file was opened>-<pid>.jsonl`` — the pid
-keeps several gateway workers apart, the time keeps rotations apart and sorts them.
+Why a process: formatting costs ten times what handing over does, and a writer
+thread held the GIL against the event loop while it formatted a batch (p99 on
+bench/proxy.py 5 → 13–18 ms with the log on). The loop never waits on the pipe either:
+writes are non-blocking and what the pipe does not take waits in memory (up to
+``_MAX_QUEUED_BYTES``, beyond which records are counted dropped).
+
+Guarantees: one writer per gateway worker writes its batches in order, as whole lines,
+so lines never interleave or tear; files rotate by size and are kept by count and age
+(:mod:`mcgw.logfiles`). :meth:`AccessLog.flush` returns once every record written
+before it is on disk; :meth:`AccessLog.close` (SIGTERM, drain, the CLI's shutdown)
+flushes and waits for the writer to exit. If the writer dies, the records it had been
+sent and not yet acknowledged are counted in ``stats.dropped``, a new writer is started
+(it first cuts a torn last line, if any) and the gateway keeps serving. If the gateway
+dies, the writer reads EOF, writes what it has and exits: no orphan.
+
+Files: ``<directory>/access-<UTC time the file was opened>-<pid>.jsonl`` — the gateway
+worker's pid (not the writer's) keeps several workers apart, the time keeps rotations
+apart and sorts them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import json
 import logging
+import os
+import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcgw import logfiles, logschema
+from mcgw.dataplane import logwriter
 from mcgw.dataplane.settings import ProxySettings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_BYTES = logfiles.DEFAULT_MAX_BYTES
 
-FULL_RATE = 1_000_000
+FULL_RATE = logwriter.FULL_RATE
 """A sample rate of every request, in millionths (GCPBackendPolicy ``sampleRate``)."""
-_FULL = FULL_RATE
 
-
-_SWITCH_INTERVAL_S = 0.0005
-"""The GIL switch interval while the writer thread runs (see :meth:`AccessLog.flush`)."""
+_FRAME_RECORDS = 256
+"""Records per frame: one ``marshal.dumps`` of this many holds the loop about 0.3 ms,
+and the loop gets a turn between frames of a large batch."""
+_MAX_QUEUED_BYTES = 64 * 1024 * 1024
+"""Frames waiting for the pipe beyond this are dropped (and counted): a writer that
+cannot keep up must not take the gateway's memory."""
+_PIPE_BYTES = 1024 * 1024
+"""Pipe buffer asked for (Linux's default limit for unprivileged processes)."""
+_RESTART_AFTER_S = 1.0
+"""A writer that dies within this of its start is restarted only this much later."""
+_EXIT_WAIT_S = 10.0
+"""How long close() waits for the writer to exit once it has everything."""
+_FLUSH_WAIT_S = 30.0
+"""How long flush() waits for the writer to acknowledge."""
 
 
 @dataclass(slots=True)
@@ -48,36 +77,80 @@ class AccessLogStats:
     written: int = 0
     """Records written to disk."""
     dropped: int = 0
-    """Records lost because the disk refused them (the error is logged)."""
+    """Records lost: the disk refused them, the writer died before acknowledging them,
+    or it fell too far behind (each is logged)."""
     sampled_out: int = 0
     """Records not written because their backend's sample rate left them out."""
     bytes: int = 0
+    restarts: int = 0
+    """Writer processes started in place of one that died."""
+
+    def to_wire(self) -> list[int]:
+        return [self.written, self.dropped, self.sampled_out, self.bytes, self.restarts]
+
+    @classmethod
+    def total(cls, wires: Iterable[Sequence[int]]) -> AccessLogStats:
+        """The sum of several workers' :meth:`to_wire` values."""
+        sums = [sum(column) for column in zip(*wires, strict=True)] or [0] * 5
+        return cls(*sums)
+
+
+@dataclass(slots=True)
+class _Frame:
+    seq: int
+    records: int
+    data: bytes
+    sent: int = 0
+    """Bytes of ``data`` already in the pipe."""
+
+
+@dataclass(slots=True)
+class _Writer:
+    proc: subprocess.Popen[bytes]
+    pipe: int
+    """Write end of the writer's stdin (non-blocking)."""
+    acks: int
+    """Read end of the writer's stdout (non-blocking)."""
+    started: float
+    buffer: bytearray = field(default_factory=bytearray)
+    in_flight: deque[_Frame] = field(default_factory=deque)
+    """Frames (partly) in the pipe and not yet acknowledged, oldest first."""
+    waiting: bool = False
+    """Whether the loop watches ``pipe`` for room."""
+    gone: asyncio.Future[None] | None = None
 
 
 class AccessLog:
-    """Buffered writer of access records.
+    """Buffered writer of access records, through a writer process.
 
     Args:
         directory: where the files go (created if missing); None disables logging.
         project_id: the Cloud project named in every entry.
-        flush_interval_s: how long a record may wait in memory.
+        flush_interval_s: how long a record may wait in the gateway's memory.
         max_file_bytes: size at which a new file is started (a single batch larger
             than this still goes whole lines into one file); ``retention`` wins.
         retention: file size, count and age limits (default: :class:`logfiles.Retention`
             with ``max_file_bytes``).
-        clock: epoch seconds, for file names and ages.
     """
 
     __slots__ = (
         "_batch",
-        "_credit",
+        "_changes",
+        "_closing",
         "_enabled",
-        "_executor",
         "_files",
         "_flusher",
-        "_formatter",
+        "_queue",
+        "_queued_bytes",
+        "_restart",
+        "_retention",
         "_sampling",
+        "_sending",
+        "_seq",
+        "_settled",
         "_stop",
+        "_waiters",
+        "_writer",
         "directory",
         "flush_interval_s",
         "project_id",
@@ -92,28 +165,33 @@ class AccessLog:
         flush_interval_s: float = 0.2,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         retention: logfiles.Retention | None = None,
-        clock: Callable[[], float] | None = None,
     ) -> None:
         self.directory = directory
         self.project_id = project_id
-        self._formatter = logschema.AccessFormatter(project_id)
         self.flush_interval_s = flush_interval_s
         self.stats = AccessLogStats()
-        if retention is None:
-            retention = logfiles.Retention(max_bytes=max_file_bytes)
-        self._files = logfiles.RotatingFiles(
-            directory if directory is not None else Path("."),
-            "access",
-            retention,
-            clock=clock if clock is not None else time.time,
+        self._retention = (
+            retention if retention is not None else logfiles.Retention(max_bytes=max_file_bytes)
         )
         self._enabled = directory is not None
+        self._closing = False
         self._batch: list[logschema.AccessRecord] = []
         self._sampling: dict[str, int] = {}
         """Backend name → share logged in millionths, for backends not fully logged."""
-        self._credit: dict[str, int] = {}
-        """Per-backend sampling accumulator (writer thread only)."""
-        self._executor: ThreadPoolExecutor | None = None
+        self._changes: list[tuple[int, dict[str, int]]] = []
+        """Sampling maps set since the last send, with the batch length at the time."""
+        self._files: list[Path] = []
+        self._queue: deque[_Frame] = deque()
+        """Frames not yet wholly in the pipe, oldest first."""
+        self._queued_bytes = 0
+        self._seq = 0
+        """Number of the last frame made."""
+        self._settled = 0
+        """Every frame up to this one is on disk or counted dropped."""
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._writer: _Writer | None = None
+        self._restart: asyncio.TimerHandle | None = None
+        self._sending: asyncio.Lock | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
 
@@ -132,20 +210,32 @@ class AccessLog:
 
     @property
     def files(self) -> list[Path]:
-        """Every file written, oldest first (some may since have been removed)."""
-        return self._files.files
+        """Every file written (as the writer acknowledged), oldest first (some may since
+        have been removed)."""
+        return list(self._files)
 
     @property
     def max_file_bytes(self) -> int:
-        return self._files.retention.max_bytes
+        return self._retention.max_bytes
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's pid, while one runs."""
+        return self._writer.proc.pid if self._writer is not None else None
 
     def set_sampling(self, rates: Mapping[str, int]) -> None:
         """Log only ``rate`` millionths of the requests of each backend named (0: none).
 
         Backends not named are logged in full. Called on the loop when a new route
-        table is served; the writer thread picks the new map up with its next batch.
+        table is served; the writer applies the new map from the next record on.
         """
-        self._sampling = {name: max(0, rate) for name, rate in rates.items() if rate < _FULL}
+        sampling = {name: max(0, rate) for name, rate in rates.items() if rate < FULL_RATE}
+        if sampling == self._sampling:
+            return
+        self._sampling = sampling
+        if self._enabled:
+            # Where in the batch it changed: the records before it keep the old map.
+            self._changes.append((len(self._batch), sampling))
 
     @property
     def enabled(self) -> bool:
@@ -157,95 +247,294 @@ class AccessLog:
             self._batch.append(record)
 
     async def start(self) -> None:
-        """Start the periodic flusher. Call once, from the loop that calls write."""
+        """Start the writer process and the periodic flusher. Call once, from the loop
+        that calls write."""
         if not self._enabled or self._flusher is not None:
             return
+        if self._writer is None:
+            self._spawn()
         self._stop = asyncio.Event()
         self._flusher = asyncio.get_running_loop().create_task(
             self._run(self._stop), name="access-log flusher"
         )
 
     async def flush(self) -> None:
-        """Write every record queued so far."""
-        if not self._batch:
+        """Write every record queued so far; return once the writer has them on disk
+        (or has died, and they are counted dropped)."""
+        await self._send()
+        target = self._seq
+        if self._settled >= target:
             return
-        batch, self._batch = self._batch, []
-        if self._executor is None:
-            # The writer thread formats a batch holding the GIL; the event loop gets it
-            # back only at a switch interval. Python's default of 5 ms made that wait
-            # most of the gateway's p99 with the log on; 0.5 ms keeps it in step with
-            # request latencies (bench/proxy.py: mcgw vs mcgw-no-log).
-            sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="mcgw-accesslog")
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._write_batch, batch)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
+        try:
+            await asyncio.wait_for(waiter, _FLUSH_WAIT_S)
+        except TimeoutError:
+            # A writer that takes in nothing (stopped, wedged) must not hang a shutdown
+            # or a query; what it lost is counted when its pipe breaks.
+            log.error("access log: the writer did not acknowledge in %.0f s", _FLUSH_WAIT_S)
 
     async def close(self) -> None:
-        """Write everything queued and close the file; later writes are ignored."""
+        """Write everything queued, wait for the writer to exit; later writes are ignored."""
         if self._flusher is not None and self._stop is not None:
-            # Not cancel(): a cancelled await does not stop the writer thread, and
-            # the final flush must come after the one in progress.
+            # Not cancel(): the last flush must not be cut in the middle of a batch.
             self._stop.set()
             await self._flusher
             self._flusher = None
-        await self.flush()
+        if self._enabled:
+            await self.flush()
         self._enabled = False
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            await asyncio.get_running_loop().run_in_executor(executor, self._close_file)
-            executor.shutdown(wait=True)
+        self._closing = True
+        if self._restart is not None:
+            self._restart.cancel()
+            self._restart = None
+        writer = self._writer
+        if writer is None:
+            self._drop_queue()
+            return
+        # EOF tells the writer to finish; it exits once its last batch is on disk.
+        self._unwatch_pipe(writer)
+        with contextlib.suppress(OSError):
+            os.close(writer.pipe)
+        writer.pipe = -1
+        assert writer.gone is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(writer.gone), _EXIT_WAIT_S)
+        except TimeoutError:
+            log.error("access log: writer pid %d did not exit; killed", writer.proc.pid)
+            self._died(writer)
+        self._drop_queue()
 
     async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.flush_interval_s)
-            await self.flush()
+            await self._send()
 
-    # -- writer thread ---------------------------------------------------------
+    # -- handing records over --------------------------------------------------------
 
-    def _write_batch(self, batch: list[logschema.AccessRecord]) -> None:
-        sampling = self._sampling
-        if sampling:
-            batch = self._sample(batch, sampling)
-        line_bytes = self._formatter.line_bytes
-        # One pass while holding the GIL: handing it back in between (sleep(0) per
-        # chunk) was measured to cost the event loop a third of its throughput, each
-        # hand-back becoming a forced switch (bench/logcost.py).
-        lines = [line_bytes(record) for record in batch]
-        try:
-            size = self._files.write(lines)
-        except OSError as exc:
-            written = int(getattr(exc, "written_lines", 0))
-            lost = len(lines) - written
-            self.stats.written += written
-            self.stats.dropped += lost
-            log.error("access log: %d records lost: %s", lost, exc)
+    async def _send(self) -> None:
+        """Frame the batch for the writer, a few hundred records at a time."""
+        if self._sending is None:
+            self._sending = asyncio.Lock()
+        # Batches go out whole and in order; flush() waits here for one in progress.
+        async with self._sending:
+            if not self._batch and not self._changes:
+                return
+            batch, self._batch = self._batch, []
+            changes, self._changes = self._changes, []
+            if self._writer is None and self._restart is None:
+                self._spawn()
+            done = 0
+            for at, sampling in [*changes, (len(batch), None)]:
+                for start in range(done, at, _FRAME_RECORDS):
+                    if start:
+                        await asyncio.sleep(0)  # a turn for requests between frames
+                    chunk = batch[start : min(start + _FRAME_RECORDS, at)]
+                    self._enqueue("r", [tuple(r) for r in chunk])
+                    self._pump()
+                done = at
+                if sampling is not None:
+                    self._enqueue("s", sampling)
+                    self._pump()
+
+    def _enqueue(self, kind: str, body: list[tuple[object, ...]] | dict[str, int]) -> None:
+        records = len(body) if kind == "r" else 0
+        if records and self._queued_bytes > _MAX_QUEUED_BYTES:
+            self.stats.dropped += records
+            log.error("access log: writer too far behind, %d records dropped", records)
             return
-        self.stats.written += len(lines)
-        self.stats.bytes += size
+        self._seq += 1
+        try:
+            data = logwriter.frame((kind, self._seq, body))
+        except ValueError:  # a str/int subclass somewhere: marshal takes exact types only
+            data = logwriter.frame((kind, self._seq, _plain(body)))
+        self._queue.append(_Frame(self._seq, records, data))
+        self._queued_bytes += len(data)
 
-    def _sample(
-        self, batch: list[logschema.AccessRecord], sampling: dict[str, int]
-    ) -> list[logschema.AccessRecord]:
-        """Keep each backend's share of records, deterministically: an accumulator per
-        backend gains the rate (millionths) per request and logs one when it reaches a
-        million, so 250000 logs the 1st, 5th, 9th… request and exactly a quarter."""
-        kept: list[logschema.AccessRecord] = []
-        credit = self._credit
-        for record in batch:
-            backend = record.backend
-            rate = sampling.get(backend)
-            if rate is None:
-                kept.append(record)
-                continue
-            # A backend's first request is logged (unless its rate is 0).
-            level = credit.get(backend, _FULL - rate if rate else 0) + rate
-            if level >= _FULL:
-                level -= _FULL
-                kept.append(record)
-            credit[backend] = level
-        self.stats.sampled_out += len(batch) - len(kept)
-        return kept
+    def _pump(self) -> None:
+        """Move queued frames into the pipe until it is full (then the loop tells us)."""
+        writer = self._writer
+        if writer is None or writer.pipe < 0:
+            return
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            try:
+                sent = os.write(writer.pipe, memoryview(head.data)[head.sent :])
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._died(writer)
+                return
+            if sent and not head.sent:
+                writer.in_flight.append(head)
+            head.sent += sent
+            if head.sent < len(head.data):
+                if not writer.waiting:
+                    writer.waiting = True
+                    asyncio.get_running_loop().add_writer(writer.pipe, self._pump)
+                return
+            queue.popleft()
+            self._queued_bytes -= len(head.data)
+        self._unwatch_pipe(writer)
 
-    def _close_file(self) -> None:
-        self._files.close()
+    def _unwatch_pipe(self, writer: _Writer) -> None:
+        if writer.waiting:
+            writer.waiting = False
+            asyncio.get_running_loop().remove_writer(writer.pipe)
+
+    def _drop_queue(self) -> None:
+        lost = sum(frame.records for frame in self._queue)
+        if lost:
+            self.stats.dropped += lost
+            log.error("access log: %d records lost: no writer", lost)
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._settle(self._seq)
+
+    # -- the writer process ----------------------------------------------------------
+
+    def _spawn(self) -> None:
+        self._restart = None
+        if self._closing:
+            return
+        assert self.directory is not None
+        loop = asyncio.get_running_loop()
+        config = {
+            "directory": str(self.directory),
+            "project_id": self.project_id,
+            "pid": os.getpid(),
+            "max_bytes": self._retention.max_bytes,
+            "keep_files": self._retention.keep_files,
+            "max_age_s": self._retention.max_age_s,
+            "sampling": self._sampling,
+        }
+        source, pipe = os.pipe()
+        acks, sink = os.pipe()
+        try:
+            with contextlib.suppress(OSError):  # a bigger pipe: fewer wake-ups
+                fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mcgw.dataplane.logwriter", json.dumps(config)],
+                stdin=source,
+                stdout=sink,
+                start_new_session=True,
+            )
+        except OSError:
+            for fd in (source, pipe, acks, sink):
+                os.close(fd)
+            log.exception("access log: cannot start the writer process")
+            self._restart = loop.call_later(_RESTART_AFTER_S, self._spawn)
+            return
+        os.close(source)
+        os.close(sink)
+        os.set_blocking(pipe, False)
+        os.set_blocking(acks, False)
+        writer = _Writer(proc, pipe, acks, time.monotonic(), gone=loop.create_future())
+        self._writer = writer
+        loop.add_reader(acks, self._on_acks, writer)
+        self._pump()
+
+    def _on_acks(self, writer: _Writer) -> None:
+        try:
+            data = os.read(writer.acks, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._died(writer)
+            return
+        writer.buffer += data
+        stats = self.stats
+        for _, seq, written, dropped, sampled_out, size, opened in logwriter.frames(writer.buffer):
+            stats.written += written
+            stats.dropped += dropped
+            stats.sampled_out += sampled_out
+            stats.bytes += size
+            self._files.extend(Path(path) for path in opened)
+            in_flight = writer.in_flight
+            while in_flight and in_flight[0].seq <= seq:
+                in_flight.popleft()
+            self._settle(seq)
+
+    def _settle(self, seq: int) -> None:
+        if seq <= self._settled:
+            return
+        self._settled = seq
+        waiting = []
+        for target, waiter in self._waiters:
+            if target <= seq:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._waiters = waiting
+
+    def _died(self, writer: _Writer) -> None:
+        """The writer's pipe broke (it exited, was killed, or we end it): reap it, count
+        what it had not acknowledged, and start another unless closing."""
+        if self._writer is not writer:
+            return
+        self._writer = None
+        loop = asyncio.get_running_loop()
+        self._unwatch_pipe(writer)
+        loop.remove_reader(writer.acks)
+        for fd in (writer.pipe, writer.acks):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        proc = writer.proc
+        try:
+            # Its end of the pipe closed: it is exiting, a moment's wait.
+            proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)  # wedged (close() gave up on it)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2.0)
+        lost = sum(frame.records for frame in writer.in_flight)
+        if writer.in_flight:
+            self._settle(writer.in_flight[-1].seq)
+        # A frame cut off in the pipe is among those counted: the next writer starts
+        # with the frame after it.
+        if self._queue and self._queue[0].sent:
+            head = self._queue.popleft()
+            self._queued_bytes -= len(head.data)
+        if writer.gone is not None and not writer.gone.done():
+            writer.gone.set_result(None)
+        if self._closing and proc.returncode == 0 and not lost:
+            return
+        self.stats.dropped += lost
+        log.error(
+            "access log: writer pid %d ended (status %s); %d records lost",
+            proc.pid,
+            proc.returncode,
+            lost,
+        )
+        if self._closing:
+            return
+        self.stats.restarts += 1
+        quick = time.monotonic() - writer.started < _RESTART_AFTER_S
+        self._restart = loop.call_later(_RESTART_AFTER_S if quick else 0.0, self._spawn)
+
+
+def _plain(value: object) -> object:
+    """``value`` with every str, bytes, int and float subclass made the plain type."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_plain(item) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    return str(value)

@@ -112,6 +112,11 @@ class Gateway:
         """Number of open client connections."""
         return len(self._ctx.connections)
 
+    @property
+    def access_log_stats(self) -> accesslog.AccessLogStats:
+        """Access-log lines written, dropped and sampled out (for the admin API)."""
+        return self.access_log.stats
+
     async def apply(
         self,
         route_table: table.RouteTable,

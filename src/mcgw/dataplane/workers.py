@@ -67,7 +67,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mcgw.dataplane import balancer, health, metrics, router, server, snapshot
+from mcgw.dataplane import accesslog, balancer, health, metrics, router, server, snapshot
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.errors import McgwError
 from mcgw.ir import codec, table
@@ -298,6 +298,8 @@ class Workers:
         self._key_pairs: Mapping[str, table.KeyPair] = {}
         self._expirer: asyncio.Task[None] | None = None
         self._closing = False
+        self._access_logs: dict[int, tuple[int, ...]] = {}
+        """Worker pid → its access log's counts (AccessLogStats.to_wire), as last sent."""
 
     # -- what the admin API reads -----------------------------------------------------
 
@@ -305,6 +307,11 @@ class Workers:
     def connections(self) -> int:
         """Client connections open in all workers (as last reported)."""
         return sum(w.connections for w in self._workers if w is not None)
+
+    @property
+    def access_log_stats(self) -> accesslog.AccessLogStats:
+        """Access-log counts summed over every worker process there has been."""
+        return accesslog.AccessLogStats.total(self._access_logs.values())
 
     def addresses(self) -> dict[str, tuple[str, int]]:
         """Listener name → (host, port) bound (every worker binds the same)."""
@@ -533,6 +540,9 @@ class Workers:
 
     def _handle(self, worker: _Worker, message: Message) -> None:
         kind = message["t"]
+        if "log" in message:
+            # By pid: a restarted worker's counts start again, its predecessor's stay.
+            self._access_logs[worker.pid] = tuple(message["log"])
         if kind == "tick":
             worker.connections = message["connections"]
             counts = message["counts"]
@@ -687,7 +697,14 @@ async def _serve(fd: int) -> int:
             await asyncio.sleep(TICK_S)
             snap = gateway.holder.current
             counts = snap.balancer.counts() if snap is not None else {}
-            send({"t": "tick", "counts": counts, "connections": gateway.connections})
+            send(
+                {
+                    "t": "tick",
+                    "counts": counts,
+                    "connections": gateway.connections,
+                    "log": gateway.access_log.stats.to_wire(),
+                }
+            )
             n += 1
             if n % every == 0 and gateway.metrics is not None:
                 send({"t": "metrics", "cells": cells_to_wire(gateway.metrics)})
@@ -699,6 +716,7 @@ async def _serve(fd: int) -> int:
         await stop.wait()
     finally:
         await gateway.close()
+        send({"t": "log", "log": gateway.access_log.stats.to_wire()})  # the last lines
         if gateway.metrics is not None:
             send({"t": "metrics", "cells": cells_to_wire(gateway.metrics)})
             with contextlib.suppress(ConnectionError):

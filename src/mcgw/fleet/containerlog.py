@@ -2,18 +2,20 @@
 
 The event loop only appends ``(time, text, stream, pod)`` to a list per line read; a
 background thread turns batches into :func:`mcgw.logschema.container_entry` JSON lines
-and writes each batch with one ``write`` to ``<log dir>/containers-<pid>.jsonl``, so
-lines are never torn and a slow disk never stalls the loop.
+and appends each batch whole to ``<log dir>/containers-<UTC open time>-<pid>.jsonl``,
+rotated by size and kept by count and age as the access log's files are
+(:mod:`mcgw.logfiles`), so lines are never torn and a slow disk never stalls the loop.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcgw import logschema
+from mcgw import logfiles, logschema
 
 FLUSH_INTERVAL_S = 0.2
 """How often buffered lines are written."""
@@ -37,18 +39,41 @@ _Line = tuple[float, str, str, Source]
 
 
 class ContainerLog:
-    """Buffered, thread-written JSONL file of container log entries."""
+    """Buffered, thread-written, size-rotated JSONL files of container log entries.
 
-    def __init__(self, path: Path, interval_s: float = FLUSH_INTERVAL_S) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._file = path.open("ab")
+    Args:
+        directory: where the files go (created if missing).
+        retention: file size, count and age limits (default: :class:`logfiles.Retention`).
+        interval_s: how often buffered lines are written.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        retention: logfiles.Retention | None = None,
+        interval_s: float = FLUSH_INTERVAL_S,
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._files = logfiles.RotatingFiles(directory, "containers", retention)
+        self._closed = False
         self._interval_s = interval_s
         self._lines: list[_Line] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-container-log", daemon=True)
         self._thread.start()
+
+    @property
+    def path(self) -> Path | None:
+        """The file written last (None before the first line)."""
+        return self._files.files[-1] if self._files.files else None
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file written, oldest first (some may since have been removed)."""
+        return list(self._files.files)
 
     def append(self, timestamp: float, text: str, stream: str, source: Source) -> None:
         """Remember one line; called on the event loop, so it only appends."""
@@ -58,10 +83,13 @@ class ContainerLog:
         """Write every line appended so far."""
         with self._lock:
             lines, self._lines = self._lines, []
-            if not lines or self._file.closed:
+            if not lines or self._closed:
                 return
-            self._file.write("".join(_format(line) for line in lines).encode())
-            self._file.flush()
+            try:
+                self._files.write([_format(line).encode() for line in lines])
+            except OSError as exc:
+                # The loop must not die of a full disk; the pods' lines are the loss.
+                print(f"mcgw: container log: {exc}", file=sys.stderr)
 
     def close(self) -> None:
         """Stop the writer thread, write what is left, close the file. Idempotent."""
@@ -70,7 +98,8 @@ class ContainerLog:
             self._thread.join()
         self.flush()
         with self._lock:
-            self._file.close()
+            self._closed = True
+            self._files.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):

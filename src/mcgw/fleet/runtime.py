@@ -41,6 +41,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+from mcgw import logfiles
 from mcgw.config import core
 from mcgw.config import resources as config_resources
 from mcgw.fleet import containerlog, endpoints, errors, relay
@@ -197,11 +198,13 @@ class FleetRuntime:
         simulate_latency: bool | None = None,
         restart: pods_.Backoff | None = DEFAULT_RESTART,
         on_event: Callable[[str], None] | None = None,
+        log_retention: logfiles.Retention | None = None,
     ) -> None:
         """
         Args:
             resources: the fleet; its Deployments become pods.
-            log_dir: where ``containers-<pid>.jsonl`` is written.
+            log_dir: where ``containers-<time>-<pid>.jsonl`` files are written.
+            log_retention: their size, count and age limits (:mod:`mcgw.logfiles`).
             python: interpreter that runs the Store API for whereami images.
             ready_timeout_s: how long :meth:`start` waits for every pod to accept connections.
             grace_s: SIGTERM → SIGKILL delay for pods whose template sets none.
@@ -219,6 +222,7 @@ class FleetRuntime:
         self._log_dir = log_dir
         self._python = python
         self._ready_timeout_s = ready_timeout_s
+        self._log_retention = log_retention
         self._grace_s = grace_s
         self._first_octet = _first_octet() if first_octet is None else first_octet
         self._simulate_latency = (
@@ -266,7 +270,7 @@ class FleetRuntime:
                 raise errors.NotRunnableError((str(exc),)) from None
             self._relayed = {link.target[0]: link.listen[0] for link in self._links}
         _check_free(plans, self._links)
-        self._log = containerlog.ContainerLog(self._log_dir / f"containers-{os.getpid()}.jsonl")
+        self._log = containerlog.ContainerLog(self._log_dir, retention=self._log_retention)
         try:
             # Relays first: they connect to their pod only when a client comes.
             started = await relay.start_all(self._links)
@@ -316,7 +320,7 @@ class FleetRuntime:
 
     @property
     def log_path(self) -> Path | None:
-        """The container log file, once started."""
+        """The container log file written last, once a line was."""
         return None if self._log is None else self._log.path
 
     def flush_logs(self) -> None:

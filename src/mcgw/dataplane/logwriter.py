@@ -1,0 +1,203 @@
+"""The access log's writer process: samples, formats and writes what one gateway worker
+sends it (``python -m mcgw.dataplane.logwriter <config JSON>``).
+
+Formatting a LogEntry line costs the CPU ten times what handing the record over does;
+done in a thread of the gateway it held the GIL against the event loop and tripled the
+gateway's p99. Here it runs in a process of its own, which the kernel schedules like
+any other, so the gateway's share per request is one ``list.append`` and, per batch,
+one ``marshal.dumps`` and one pipe write (:mod:`mcgw.dataplane.accesslog`).
+
+Wire (both ways): frames of a 4-byte big-endian length and a ``marshal`` payload.
+
+* stdin, gateway → writer: ``("r", seq, [record tuple, …])`` — records in the field
+  order of :class:`mcgw.logschema.AccessRecord`; ``("s", seq, {backend: rate})`` — a
+  new sampling map (rates in millionths).
+* stdout, writer → gateway: ``("a", seq, written, dropped, sampled_out, bytes,
+  (new file, …))`` — every frame up to ``seq`` is on disk (or counted dropped).
+
+The process ends on EOF of stdin, having written everything it was sent: the gateway
+closes the pipe on shutdown, and the kernel closes it when the gateway dies, so a
+writer never outlives its gateway. It runs in a session of its own, so that a
+terminal's Ctrl-C (or a signal to the gateway's process group) reaches only the
+gateway, which then flushes and closes the pipe in order.
+
+``MCGW_LOG_WRITER_CPUS`` (e.g. ``0`` or ``0,2-3``) sets the CPUs the writer runs on;
+by default it shares the gateway's (it inherits its affinity).
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mcgw import logfiles, logschema
+
+FULL_RATE = 1_000_000
+"""A sample rate of every request, in millionths (GCPBackendPolicy ``sampleRate``)."""
+
+HEADER_BYTES = 4
+CPUS_ENV = "MCGW_LOG_WRITER_CPUS"
+
+_READ_BYTES = 1 << 20
+
+
+def frame(payload: Any) -> bytes:
+    """One frame of the wire: length, then ``marshal`` of plain values."""
+    data = marshal.dumps(payload)
+    return len(data).to_bytes(HEADER_BYTES, "big") + data
+
+
+def frames(buffer: bytearray) -> list[Any]:
+    """Take every complete frame off the front of ``buffer`` (the rest stays)."""
+    out: list[Any] = []
+    start, end = 0, len(buffer)
+    while end - start >= HEADER_BYTES:
+        size = int.from_bytes(buffer[start : start + HEADER_BYTES], "big")
+        stop = start + HEADER_BYTES + size
+        if stop > end:
+            break
+        out.append(marshal.loads(buffer[start + HEADER_BYTES : stop]))
+        start = stop
+    del buffer[:start]
+    return out
+
+
+def parse_cpus(text: str) -> set[int]:
+    """``0,2-3`` → {0, 2, 3}.
+
+    Raises:
+        ValueError: not a CPU list.
+    """
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    if not cpus:
+        raise ValueError(f"{text!r} names no CPU")
+    return cpus
+
+
+class Sampler:
+    """Keeps each backend's share of records, deterministically: an accumulator per
+    backend gains the rate (millionths) per request and logs one when it reaches a
+    million, so 250000 logs the 1st, 5th, 9th… request and exactly a quarter."""
+
+    __slots__ = ("_credit", "rates")
+
+    def __init__(self, rates: Mapping[str, int] | None = None) -> None:
+        self.rates: dict[str, int] = dict(rates or {})
+        """Backend name → share logged in millionths, for backends not fully logged."""
+        self._credit: dict[str, int] = {}
+
+    def keep(self, batch: Sequence[logschema.AccessRecord]) -> list[logschema.AccessRecord]:
+        kept: list[logschema.AccessRecord] = []
+        rates, credit = self.rates, self._credit
+        for record in batch:
+            backend = record.backend
+            rate = rates.get(backend)
+            if rate is None:
+                kept.append(record)
+                continue
+            # A backend's first request is logged (unless its rate is 0).
+            level = credit.get(backend, FULL_RATE - rate if rate else 0) + rate
+            if level >= FULL_RATE:
+                level -= FULL_RATE
+                kept.append(record)
+            credit[backend] = level
+        return kept
+
+
+class Writer:
+    """The writer's state: files, formatter, sampler, and what is yet to be reported."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        pid = int(config["pid"])
+        self.files = logfiles.RotatingFiles(
+            Path(config["directory"]),
+            "access",
+            logfiles.Retention(
+                max_bytes=int(config["max_bytes"]),
+                keep_files=int(config["keep_files"]),
+                max_age_s=float(config["max_age_s"]),
+            ),
+            pid=pid,
+        )
+        self.formatter = logschema.AccessFormatter(str(config["project_id"]), pid=pid)
+        self.sampler = Sampler({str(k): int(v) for k, v in config.get("sampling", {}).items()})
+        self._reported_files = 0
+
+    def handle(self, messages: list[Any]) -> bytes:
+        """Write the records of ``messages`` as one batch; return the acknowledgement."""
+        line_bytes = self.formatter.line_bytes
+        new = tuple.__new__
+        record_type = logschema.AccessRecord
+        lines: list[bytes] = []
+        seq = sampled_out = 0
+        for message in messages:
+            kind, seq, body = message
+            if kind == "s":
+                self.sampler.rates = dict(body)
+                continue
+            records = [new(record_type, values) for values in body]
+            if self.sampler.rates:
+                kept = self.sampler.keep(records)
+                sampled_out += len(records) - len(kept)
+                records = kept
+            lines.extend([line_bytes(record) for record in records])
+        written = dropped = size = 0
+        if lines:
+            try:
+                size = self.files.write(lines)
+                written = len(lines)
+            except OSError as exc:
+                written = int(getattr(exc, "written_lines", 0))
+                dropped = len(lines) - written
+                print(f"mcgw access log: {dropped} records lost: {exc}", file=sys.stderr)
+        opened = tuple(str(path) for path in self.files.files[self._reported_files :])
+        self._reported_files = len(self.files.files)
+        return frame(("a", seq, written, dropped, sampled_out, size, opened))
+
+
+def serve(config: Mapping[str, Any], source: int = 0, sink: int = 1) -> int:
+    """Write what arrives on ``source`` until EOF; acknowledge on ``sink``."""
+    writer = Writer(config)
+    writer.files.mend()  # a writer before us may have been killed mid-line
+    buffer = bytearray()
+    reporting = True
+    while True:
+        data = os.read(source, _READ_BYTES)
+        buffer += data
+        messages = frames(buffer)
+        if messages:
+            ack = writer.handle(messages)
+            if reporting:
+                try:
+                    os.write(sink, ack)  # small, and the gateway always reads: no partial write
+                except OSError:
+                    reporting = False  # the gateway is gone: finish writing what we have
+        if not data:
+            writer.files.close()
+            return 0
+
+
+def main(argv: list[str]) -> int:
+    # Our parent ends us by closing the pipe: a Ctrl-C must not cut a batch in half.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    config = json.loads(argv[0])
+    cpus = os.environ.get(CPUS_ENV, "").strip()
+    if cpus:
+        try:
+            os.sched_setaffinity(0, parse_cpus(cpus))
+        except (ValueError, OSError) as exc:
+            print(f"mcgw access log: {CPUS_ENV}={cpus!r} ignored: {exc}", file=sys.stderr)
+    return serve(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,436 @@
+"""The access log's writer process: nothing lost under load and rotation, restarted when
+killed while the gateway keeps serving, everything flushed on SIGTERM, never an orphan.
+
+Real processes and real files throughout: the writer is ``python -m
+mcgw.dataplane.logwriter`` started by :class:`mcgw.dataplane.accesslog.AccessLog`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_accesslog import record, run  # the record builder of the access-log tests
+
+from mcgw.dataplane import accesslog, logwriter
+from mcgw.testing import gateway, manifests, tables
+from mcgw.testing.client import RawClient
+from mcgw.testing.upstream import FakeUpstream
+
+ROOT = Path(__file__).resolve().parents[2]
+LISTENER = re.compile(r"gateway: listener \S+ on http://([\d.]+):(\d+)")
+ADMIN = re.compile(r"admin: (http://[\d.]+:\d+)/dashboard")
+ADMINS: dict[int, str] = {}
+"""Serving process pid → its admin server's URL, as it said."""
+
+
+def run_long(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) is gone for our purposes.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with open(task / "children") as file:
+            out.update(int(child) for child in file.read().split())
+    return out
+
+
+def _whole_lines(directory: Path) -> list[bytes]:
+    lines: list[bytes] = []
+    for path in sorted(directory.glob("access-*.jsonl")):
+        data = path.read_bytes()
+        assert data == b"" or data.endswith(b"\n"), f"{path.name} ends in a torn line"
+        lines.extend(data.splitlines())
+    return lines
+
+
+async def _wait_gone(pid: int, timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while _alive(pid):
+            await asyncio.sleep(0.02)
+
+
+def test_writer_process_loses_nothing_under_load_and_rotation(tmp_path: Path) -> None:
+    tasks, per_task = 20, 1000
+
+    async def producer(log: accesslog.AccessLog, task: int) -> None:
+        for i in range(per_task):
+            log.write(record(i, task))
+            if i % 100 == 0:
+                await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        log = accesslog.AccessLog(tmp_path, "p", flush_interval_s=0.01, max_file_bytes=64 * 1024)
+        await log.start()
+        writer = log.writer_pid
+        try:
+            assert writer is not None and writer != os.getpid()
+            assert writer in _children(os.getpid())
+            await asyncio.gather(*(producer(log, t) for t in range(tasks)))
+        finally:
+            await log.close()
+        assert not _alive(writer)  # close() waits for the writer to exit
+        assert log.stats.written == tasks * per_task
+        assert log.stats.dropped == 0 and log.stats.restarts == 0
+        assert len(log.files) > 10
+        assert sorted(log.files) == log.files
+        for path in log.files:
+            assert path.stat().st_size <= 64 * 1024
+            # Named after the gateway (this process), not the writer.
+            assert path.name.endswith(f"-{os.getpid()}.jsonl")
+
+    run(main())
+    seen: dict[int, list[int]] = defaultdict(list)
+    for line in _whole_lines(tmp_path):
+        entry = json.loads(line)
+        query = entry["httpRequest"]["requestUrl"].split("?", 1)[1]
+        task, i = (int(part.split("=")[1]) for part in query.split("&"))
+        seen[task].append(i)
+        assert entry["jsonPayload"]["backend"] == "ServiceImport/store/store-west-1:8080"
+        assert entry["labels"]["worker_pid"] == str(os.getpid())
+    # Every record once, each producer's in the order it wrote them.
+    assert seen == {t: list(range(per_task)) for t in range(tasks)}
+
+
+def test_killed_writer_is_restarted_and_the_gateway_keeps_serving(tmp_path: Path) -> None:
+    connections, per_connection = 8, 120
+    total = connections * per_connection
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            t = tables.route_table([tables.route("r", "b")], [tables.backend("b", up.address)])
+            async with gateway.serve(t, access_log_dir=tmp_path) as (gw, addr):
+                first = gw.access_log.writer_pid
+                assert first is not None
+
+                async def client(n: int) -> None:
+                    c = await RawClient.connect(addr)
+                    for i in range(per_connection):
+                        r = await c.request(target=f"/k?c={n}&i={i}")
+                        assert r.status == 200
+                        if n == 0 and i == per_connection // 3:
+                            os.kill(first, signal.SIGKILL)
+                        await asyncio.sleep(0.001)
+                    await c.close()
+
+                await asyncio.wait_for(asyncio.gather(*(client(n) for n in range(connections))), 60)
+                await _wait_gone(first, 5)
+                async with asyncio.timeout(10):
+                    while gw.access_log.writer_pid in (None, first):
+                        await asyncio.sleep(0.02)
+                second = gw.access_log.writer_pid
+                assert second is not None and _alive(second)
+            stats = gw.access_log.stats
+        assert not _alive(second)
+        assert stats.restarts == 1
+        # Each request is written or counted lost (a record the dead writer had been
+        # sent but had not acknowledged), never both missing.
+        assert stats.written + stats.dropped == total
+        assert stats.written >= total // 2
+        lines = _whole_lines(tmp_path)  # the new writer cut any torn tail
+        urls = [json.loads(line)["httpRequest"]["requestUrl"] for line in lines]
+        assert len(urls) == len(set(urls))  # none twice
+        # Lines the dead writer wrote but never acknowledged are on disk and counted lost.
+        assert stats.written <= len(urls) <= total
+
+    run(main())
+
+
+async def _serve(
+    config: Path, logs: Path, *extra: str
+) -> tuple[asyncio.subprocess.Process, tuple[str, int]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mcgw",
+        "serve",
+        "-f",
+        str(config),
+        "--bind",
+        "127.0.0.1",
+        "--port-map",
+        "80:0",
+        "--log-dir",
+        str(logs),
+        "--no-watch",
+        *extra,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    said: list[str] = []
+    address: tuple[str, int] | None = None
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                line = (await proc.stderr.readline()).decode()
+                assert line, f"mcgw exited before ready: {said}"
+                said.append(line.rstrip())
+                if found := LISTENER.search(line):
+                    address = (found[1], int(found[2]))
+                if found := ADMIN.search(line):
+                    ADMINS[proc.pid] = found[1]
+                if line.startswith("ready"):
+                    break
+    except BaseException:
+        _kill(proc)
+        raise
+    assert address is not None, said
+    return proc, address
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _writer_of(pid: int) -> int:
+    (writer,) = (
+        child
+        for child in _children(pid)
+        if "mcgw.dataplane.logwriter" in Path(f"/proc/{child}/cmdline").read_text()
+    )
+    return writer
+
+
+def test_sigterm_flushes_every_line_and_ends_the_writer(tmp_path: Path) -> None:
+    config, logs = tmp_path / "config", tmp_path / "logs"
+    config.mkdir()
+    requests = 400
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            (config / "app.yaml").write_text(
+                manifests.gateway_to_endpoints(backend_port=up.address[1])
+            )
+            proc, address = await _serve(config, logs)
+            try:
+                writer = _writer_of(proc.pid)
+                c = await RawClient.connect(address)
+                for i in range(requests):
+                    assert (await c.request(target=f"/t?i={i}")).status == 200
+                await c.close()
+                # At once: most of these are still in the gateway's memory or the pipe.
+                proc.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(20):
+                    assert await proc.wait() == 0
+                await _wait_gone(writer, 5)
+            finally:
+                _kill(proc)
+                await proc.wait()
+
+    run_long(main())
+    urls = [json.loads(line)["httpRequest"]["requestUrl"] for line in _whole_lines(logs)]
+    assert [u.rsplit("=", 1)[1] for u in urls] == [str(i) for i in range(requests)]
+
+
+def test_writer_ends_when_its_gateway_is_killed(tmp_path: Path) -> None:
+    config, logs = tmp_path / "config", tmp_path / "logs"
+    config.mkdir()
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            (config / "app.yaml").write_text(
+                manifests.gateway_to_endpoints(backend_port=up.address[1])
+            )
+            proc, address = await _serve(config, logs)
+            try:
+                writer = _writer_of(proc.pid)
+                c = await RawClient.connect(address)
+                for i in range(50):
+                    assert (await c.request(target=f"/t?i={i}")).status == 200
+                await c.close()
+                await asyncio.sleep(0.5)  # past a flush interval: in the writer's hands
+                os.kill(proc.pid, signal.SIGKILL)
+                await proc.wait()
+                # The pipe's EOF ends it: no orphan, and what it had is on disk.
+                await _wait_gone(writer, 5)
+            finally:
+                _kill(proc)
+                await proc.wait()
+
+    run_long(main())
+    assert len(_whole_lines(logs)) == 50
+
+
+def test_frames_round_trip_whole_and_split() -> None:
+    payload = ("r", 7, [tuple(record(i)) for i in range(3)])
+    data = logwriter.frame(payload) + logwriter.frame(("s", 8, {"b": 250_000}))
+    buffer = bytearray(data[:10])
+    assert logwriter.frames(buffer) == []  # a partial frame waits for the rest
+    buffer += data[10:-3]
+    assert logwriter.frames(buffer) == [payload]
+    buffer += data[-3:]
+    assert logwriter.frames(buffer) == [("s", 8, {"b": 250_000})]
+    assert buffer == bytearray()
+
+
+def test_parse_cpus() -> None:
+    assert logwriter.parse_cpus("0") == {0}
+    assert logwriter.parse_cpus("0,2-3") == {0, 2, 3}
+
+
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2,
+    reason="needs two CPUs to tell a set affinity from the default",
+)
+def test_writer_cpus_from_the_environment(tmp_path: Path) -> None:
+    cpu = min(os.sched_getaffinity(0))
+    os.environ[logwriter.CPUS_ENV] = str(cpu)
+    try:
+
+        async def main() -> None:
+            log = accesslog.AccessLog(tmp_path, "p")
+            await log.start()
+            try:
+                pid = log.writer_pid
+                assert pid is not None
+                deadline = time.monotonic() + 5
+                while os.sched_getaffinity(pid) != {cpu} and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                assert os.sched_getaffinity(pid) == {cpu}
+            finally:
+                await log.close()
+
+        run(main())
+    finally:
+        del os.environ[logwriter.CPUS_ENV]
+
+
+def test_a_sampling_change_applies_from_the_next_record(tmp_path: Path) -> None:
+    """Records queued before set_sampling keep the old map, even when the change comes
+    while a large batch is being handed over frame by frame."""
+    backend = record(0).backend
+
+    async def main() -> None:
+        log = accesslog.AccessLog(tmp_path, "p", flush_interval_s=0.001)
+        await log.start()
+        try:
+            for i in range(3000):
+                log.write(record(i))
+            await asyncio.sleep(0)  # the flusher may be mid-batch now
+            log.set_sampling({backend: 0})
+            for i in range(3000, 3100):
+                log.write(record(i))
+            log.set_sampling({backend: 500_000})
+            for i in range(3100, 3110):
+                log.write(record(i))
+        finally:
+            await log.close()
+        assert log.stats.written == 3000 + 5 and log.stats.sampled_out == 100 + 5
+
+    run(main())
+    urls = [json.loads(line)["httpRequest"]["requestUrl"] for line in _whole_lines(tmp_path)]
+    kept = [int(u.rsplit("=", 1)[1]) for u in urls]
+    # The backend's sampling credit carries over (0 after the rate-0 stretch): every
+    # second record from the second on.
+    assert kept == [*range(3000), *range(3101, 3110, 2)]
+
+
+def _written(admin: str) -> float:
+    with urllib.request.urlopen(f"{admin}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    for line in text.splitlines():
+        if line.startswith('mcgw_access_log_records_total{outcome="written"}'):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no mcgw_access_log_records_total on /metrics")
+
+
+def test_two_workers_each_with_a_writer_of_their_own_files(tmp_path: Path) -> None:
+    """``mcgw serve --workers 2``: one writer process per worker, files named after the
+    worker, /metrics summing what both writers acknowledged, nothing lost on SIGTERM."""
+    config, logs = tmp_path / "config", tmp_path / "logs"
+    config.mkdir()
+    requests = 60
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            (config / "app.yaml").write_text(
+                manifests.gateway_to_endpoints(backend_port=up.address[1])
+            )
+            proc, address = await _serve(config, logs, "--workers", "2", "--admin", "127.0.0.1:0")
+            try:
+                workers = _children(proc.pid) - {
+                    c for c in _children(proc.pid) if "mcgw.dataplane.logwriter" in _cmdline(c)
+                }
+                writers = {w: _writer_of(w) for w in workers}
+                assert len(writers) == 2
+                for i in range(requests):  # a connection each: the kernel spreads them
+                    c = await RawClient.connect(address)
+                    assert (await c.request(target=f"/w?i={i}")).status == 200
+                    await c.close()
+                admin = ADMINS[proc.pid]
+                async with asyncio.timeout(15):
+                    while await asyncio.to_thread(_written, admin) < requests:
+                        await asyncio.sleep(0.1)
+                assert await asyncio.to_thread(_written, admin) == requests
+                proc.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(20):
+                    assert await proc.wait() == 0
+                for writer in writers.values():
+                    await _wait_gone(writer, 5)
+            finally:
+                _kill(proc)
+                await proc.wait()
+        named = {int(p.stem.rsplit("-", 1)[1]) for p in logs.glob("access-*.jsonl")}
+        assert named <= set(writers) and named  # the workers' pids, not the writers'
+        urls = [json.loads(line)["httpRequest"]["requestUrl"] for line in _whole_lines(logs)]
+        assert sorted(urls) == sorted(f"http://example.com/w?i={i}" for i in range(requests))
+
+    run_long(main())
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def test_records_with_str_subclasses_still_go_through(tmp_path: Path) -> None:
+    """marshal takes exact types only; a record holding a str subclass (an enum member,
+    say) is sent in plain types instead of failing the batch."""
+    import enum
+
+    class Method(enum.StrEnum):
+        GET = "GET"
+
+    async def main() -> None:
+        log = accesslog.AccessLog(tmp_path, "p")
+        log.write(record(0)._replace(method=Method.GET))
+        log.write(record(1))
+        await log.close()
+        assert log.stats.written == 2
+
+    run(main())
+    methods = [json.loads(line)["httpRequest"]["requestMethod"] for line in _whole_lines(tmp_path)]
+    assert methods == ["GET", "GET"]
