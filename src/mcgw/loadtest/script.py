@@ -787,7 +787,14 @@ var __k6 = (function (
   var jar = new CookieJar();
   var http = {
     get: function (url, p) {
-      return send('GET', typeof url === 'string' ? url : String(url), null, p);
+      // send('GET', url, null, p), inlined for the common call (one JS frame less
+      // on every request and on the greenlet's saved stack).
+      if (p === undefined || p === null) {
+        var code = __py_get('GET', typeof url === 'string' ? url : (url = String(url)));
+        if (code < 0) { throw new Error(__py_last_error()); }
+        return new Response(code, 'GET', url);
+      }
+      return send('GET', String(url), null, p);
     },
     head: function (url, p) { return request('HEAD', url, null, p); },
     options: function (url, b, p) { return request('OPTIONS', url, b, p); },
@@ -867,6 +874,29 @@ class _Interrupted(Exception):
 
 
 _INTERRUPTED = "iteration interrupted: the test ended"
+
+
+class _Failure:
+    """Into a VU's greenlet: what it awaited raised ``exc`` (raised there in turn)."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class _Outcome:
+    """Out of a VU's greenlet: the call it was started with returned or failed."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: object, error: Exception | None = None) -> None:
+        self.value = value
+        self.error = error
+
+
+_DONE = _Outcome(None)
+"""An iteration's end (one shared object: nothing allocated per iteration)."""
 _RECENT_RESPONSES = 256
 """Responses a JS VU keeps for lazy reads (body, headers…): its latest ones."""
 _EMPTY_SLOT: tuple[int, Response | None] = (0, None)
@@ -1108,40 +1138,49 @@ class _JsVu:
         self._exit = greenlet.GreenletExit
 
     # -- on the loop's greenlet --
-    async def drive(self, fn: Callable[..., object], *args: object) -> object:
+    def drive(self, fn: Callable[..., object], *args: object) -> Awaitable[object]:
         """Run ``fn(*args)`` in the VU's greenlet, awaiting what it waits for."""
-        msg = self.glet.switch((fn, args))
-        while msg[0] == "await":
+        return self._drive((fn, args))
+
+    async def _drive(self, start: object) -> object:
+        # The hot path of every JS iteration. Messages are the objects themselves, told
+        # apart by class (no tuple built and unpacked per switch): into the greenlet go an
+        # iteration number or a (fn, args) call to start, then an awaited value or a
+        # _Failure; out of it come awaitables until an _Outcome.
+        glet = self.glet
+        msg = glet.switch(start)
+        while msg.__class__ is not _Outcome:
             try:
-                value = await msg[1]
+                value = await msg
             except asyncio.CancelledError:
                 # Unwind the script: its pending call fails, and so does every later one
                 # until the iteration is over (the VU itself lives on: ramping-vus parks
                 # interrupted VUs and runs them again).
                 self.interrupting = True
                 try:
-                    msg = self.glet.switch(("err", _Interrupted()))
+                    msg = glet.switch(_Failure(_Interrupted()))
                     for _ in range(10_000):
-                        if msg[0] != "await":
+                        if msg.__class__ is _Outcome:
                             break
-                        msg[1].close()
-                        msg = self.glet.switch(("err", _Interrupted()))
+                        if inspect.iscoroutine(msg):
+                            msg.close()
+                        msg = glet.switch(_Failure(_Interrupted()))
                 finally:
                     self.interrupting = False
                 raise
             except Exception as exc:
-                msg = self.glet.switch(("err", exc))
+                msg = glet.switch(_Failure(exc))
                 continue
-            msg = self.glet.switch(("ok", value))
-        if msg[0] == "error":
+            msg = glet.switch(value)
+        if msg.error is not None:
             if self.out_of_time:
                 self.out_of_time = False
                 raise runner.OutOfTime
-            raise msg[1]
-        return msg[1]
+            raise msg.error
+        return msg.value
 
     def iteration(self, vu: runner.VU) -> Awaitable[None]:
-        return self.drive(self._iterate, vu.iteration)  # type: ignore[return-value]
+        return self._drive(vu.iteration)  # type: ignore[return-value]
 
     def describe(self, exc: Exception) -> str:
         return f"{type(exc).__name__}: {exc}"
@@ -1152,16 +1191,21 @@ class _JsVu:
             self.glet.throw(self._exit)
 
     # -- on the VU's greenlet --
-    def _body(self, first: tuple[Callable[..., object], tuple[object, ...]]) -> None:
-        fn, args = first
+    def _body(self, start: object) -> None:
+        parent = self.glet.parent
         while True:
             try:
-                out: tuple[str, object] = ("done", fn(*args))
+                if start.__class__ is int:
+                    self._iterate(start)  # type: ignore[arg-type]
+                    out = _DONE
+                else:
+                    fn, args = start  # type: ignore[misc]
+                    out = _Outcome(fn(*args))
             except runner.ScriptError as exc:
-                out = ("error", exc)
+                out = _Outcome(None, exc)
             if self.closed:
                 return
-            fn, args = self.glet.parent.switch(out)
+            start = parent.switch(out)
 
     def _iterate(self, iteration: int) -> None:
         # Drop the last iteration's responses (their bodies), slot by slot: usually one.
@@ -1185,9 +1229,9 @@ class _JsVu:
             if inspect.iscoroutine(aw):
                 aw.close()
             raise _Interrupted
-        kind, value = self.glet.parent.switch(("await", aw))
-        if kind == "err":
-            raise value
+        value = self.glet.parent.switch(aw)
+        if value.__class__ is _Failure:
+            raise value.exc
         return value
 
     def _store(self, res: Response) -> int:
@@ -1202,9 +1246,13 @@ class _JsVu:
         stored, res = self.ring[handle % _RECENT_RESPONSES]
         return res if stored == handle else None
 
-    def _send(self, method: str, url: str, body: object, params: object) -> int:
+    def _send(self, method: str, url: str, body: object = None, params: object = None) -> int:
+        if self.interrupting or self.closed:
+            self.last_error = _INTERRUPTED
+            return -1
         try:
-            res = self._await(
+            # = _await(request(...)), inlined: this runs for every scripted request.
+            res = self.glet.parent.switch(
                 self.http.request(
                     method,
                     url,
@@ -1213,24 +1261,33 @@ class _JsVu:
                     params if params is not None and isinstance(params, Mapping) else None,
                 )
             )
-        except (_Interrupted, self._exit):
+        except self._exit:
             self.last_error = _INTERRUPTED
             return -1
-        except runner.OutOfTime:
+        if res.__class__ is _Failure:
+            self.last_error = self._failed(res.exc)
+            return -1
+        # = _store(res), inlined
+        handle = self.next_handle
+        self.next_handle = handle + 1
+        self.ring[handle % _RECENT_RESPONSES] = (handle, res)
+        return handle * 1000 + res.status  # type: ignore[no-any-return]
+
+    def _failed(self, exc: BaseException) -> str:
+        """Why a request failed, for the script's exception."""
+        if isinstance(exc, _Interrupted):
+            return _INTERRUPTED
+        if isinstance(exc, runner.OutOfTime):
             self.out_of_time = True
-            self.last_error = _INTERRUPTED
-            return -1
-        except (runner.ScriptError, errors.LoadError) as exc:
-            self.last_error = str(exc)
-            return -1
-        except Exception as exc:  # never into QuickJS (see _JsContext)
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            return -1
-        return self._store(res)
+            return _INTERRUPTED
+        if isinstance(exc, runner.ScriptError | errors.LoadError):
+            return str(exc)
+        # never into QuickJS (see _JsContext)
+        return f"{type(exc).__name__}: {exc}"
 
     # The script's callables (see the prelude).
-    def get(self, method: str, url: str) -> int:
-        return self._send(method, url, None, None)
+    get = _send
+    """``http.get(url)`` and the other calls without a body or params: (method, url)."""
 
     def request(self, method: str, url: str, body: str, params: str) -> int:
         return self._send(method, url, json.loads(body), json.loads(params))
