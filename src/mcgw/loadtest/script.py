@@ -712,9 +712,11 @@ var __k6 = (function (
     this._h = (code / 1000) | 0;
     this.status = code % 1000;
     this.url = url;
-    this._m = method;
+    // GET from the prototype: one own property (a shape transition) less per request.
+    if (method !== 'GET') { this._m = method; }
   }
   Response.prototype.proto = 'HTTP/1.1';
+  Response.prototype._m = 'GET';
   Object.defineProperty(Response.prototype, 'request', {
     configurable: true,
     get: function () { return { method: this._m, url: this.url }; },
