@@ -844,14 +844,25 @@ var __k6 = (function (
     __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary);
 function __k6mod(name) { return __k6.modules[name]; }
 var __k6data = null;
-function __k6iter(name) {
-  // One closure per exec function: no export lookup, no name string per iteration.
-  var fn = globalThis.__k6exports[name];
-  return function (iter) {
-    __ITER = iter;
-    fn(__k6data);
+var __k6iter = (function () {
+  // __ITER reads a closure variable: each iteration sets that instead of a property of
+  // the global object.
+  var iteration = 0;
+  Object.defineProperty(globalThis, '__ITER', {
+    get: function () { return iteration; },
+    set: function (v) { iteration = v; },
+    enumerable: true,
+    configurable: true,
+  });
+  return function (name) {
+    // One closure per exec function: no export lookup, no name string per iteration.
+    var fn = globalThis.__k6exports[name];
+    return function (iter) {
+      iteration = iter;
+      fn(__k6data);
+    };
   };
-}
+})();
 var console = (function () {
   function log() {
     var parts = [];
@@ -1211,15 +1222,18 @@ class _JsVu:
 
     def _iterate(self, iteration: int) -> None:
         # Drop the last iteration's responses (their bodies), slot by slot: usually one.
-        ring = self.ring
         first, end = self.iteration_first, self.next_handle
-        for handle in range(max(first, end - _RECENT_RESPONSES), end):
-            ring[handle % _RECENT_RESPONSES] = _EMPTY_SLOT
+        if end - first == 1:
+            self.ring[first % _RECENT_RESPONSES] = _EMPTY_SLOT
+        elif end != first:
+            ring = self.ring
+            for handle in range(max(first, end - _RECENT_RESPONSES), end):
+                ring[handle % _RECENT_RESPONSES] = _EMPTY_SLOT
         self.iteration_first = end
         try:
-            name = self.vu.scen.exec_name
-            run = self._iters.get(name)
+            run = self._iters.get(self.vu.scen.exec_name)
             if run is None:
+                name = self.vu.scen.exec_name
                 run = self._iters[name] = self._bind(name)
             run(iteration)
         except self.ctx.js_exception as exc:
