@@ -713,8 +713,10 @@ var __k6 = (function (
     this.status = code % 1000;
     this.url = url;
     // GET from the prototype: one own property (a shape transition) less per request.
-    if (method !== 'GET') { this._m = method; }
+    if (method !== GET) { this._m = method; }
   }
+  // A closure variable: a string literal is converted from its atom on each use.
+  var GET = 'GET';
   Response.prototype.proto = 'HTTP/1.1';
   Response.prototype._m = 'GET';
   Object.defineProperty(Response.prototype, 'request', {
@@ -792,11 +794,11 @@ var __k6 = (function (
       // send('GET', url, null, p), inlined for the common call (one JS frame less
       // on every request and on the greenlet's saved stack).
       if (p === undefined || p === null) {
-        var code = __py_get('GET', typeof url === 'string' ? url : (url = String(url)));
+        var code = __py_get(GET, typeof url === 'string' ? url : (url = String(url)));
         if (code < 0) { throw new Error(__py_last_error()); }
-        return new Response(code, 'GET', url);
+        return new Response(code, GET, url);
       }
-      return send('GET', String(url), null, p);
+      return send(GET, String(url), null, p);
     },
     head: function (url, p) { return request('HEAD', url, null, p); },
     options: function (url, b, p) { return request('OPTIONS', url, b, p); },
@@ -843,15 +845,20 @@ var __k6 = (function (
     __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
     __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary);
 function __k6mod(name) { return __k6.modules[name]; }
-var __k6data = null;
 var __k6iter = (function () {
-  // __ITER reads a closure variable: each iteration sets that instead of a property of
-  // the global object.
+  // __ITER and setup's data are closure variables behind global accessors: each
+  // iteration sets and reads these instead of looking up the global object's properties.
   var iteration = 0;
+  var data = null;
   Object.defineProperty(globalThis, '__ITER', {
     get: function () { return iteration; },
     set: function (v) { iteration = v; },
     enumerable: true,
+    configurable: true,
+  });
+  Object.defineProperty(globalThis, '__k6data', {
+    get: function () { return data; },
+    set: function (v) { data = v; },
     configurable: true,
   });
   return function (name) {
@@ -859,7 +866,7 @@ var __k6iter = (function () {
     var fn = globalThis.__k6exports[name];
     return function (iter) {
       iteration = iter;
-      fn(__k6data);
+      fn(data);
     };
   };
 })();
