@@ -905,6 +905,10 @@ class _Failure:
         self.exc = exc
 
 
+_Call = tuple[Callable[..., object], tuple[object, ...]]
+"""Into a VU's greenlet: a call to run there (setup and teardown, via drive)."""
+
+
 class _Outcome:
     """Out of a VU's greenlet: the call it was started with returned or failed."""
 
@@ -1216,11 +1220,11 @@ class _JsVu:
         while True:
             try:
                 if start.__class__ is int:
-                    self._iterate(start)  # type: ignore[arg-type]
+                    self._iterate(start)
                     out = _DONE
                 else:
-                    fn, args = start  # type: ignore[misc]
-                    out = _Outcome(fn(*args))
+                    call: _Call = start  # type: ignore[assignment]
+                    out = _Outcome(call[0](*call[1]))
             except runner.ScriptError as exc:
                 out = _Outcome(None, exc)
             if self.closed:
