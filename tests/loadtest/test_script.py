@@ -338,3 +338,75 @@ def test_ready_vus_run_their_script_parts_before_their_writes(
     reqs = summary.metric("http_reqs")
     assert reqs is not None and reqs.get("count") == 3
     assert events == ["script"] * 3 + ["send"] * 3
+
+
+def test_js_get_fast_path_keeps_response_fields_and_errors(tmp_path: pathlib.Path) -> None:
+    # http.get without params takes the prelude's inlined path (one Python call, a
+    # Response with its method on the prototype for GET): the fields k6 scripts read are
+    # the same as on the general path, a non-string URL is converted, and a failed
+    # request under --throw is an exception the script can catch, with its message.
+    import socket
+
+    from mcgw.loadtest import options, runner
+
+    with socket.socket() as unused:  # a port with no listener: connection refused
+        unused.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{unused.getsockname()[1]}/"
+    with threaded.serving() as server:
+        url = f"http://127.0.0.1:{server.port}/"
+        path = _write(
+            tmp_path,
+            "fields.js",
+            "import http from 'k6/http';\nimport { check } from 'k6';\n"
+            "export default function () {\n"
+            f"  const g = http.get('{url}');\n"
+            f"  const p = http.post('{url}', 'x');\n"
+            f"  const o = http.get({{ toString: function () {{ return '{url}'; }} }});\n"
+            "  let message = '';\n"
+            f"  try {{ http.get('{refused}'); }} catch (e) {{ message = String(e.message); }}\n"
+            "  check(g, {\n"
+            "    'get status': (r) => r.status === 200,\n"
+            f"    'get url': (r) => r.url === '{url}',\n"
+            "    'get method': (r) => r.request.method === 'GET',\n"
+            "    'get body': (r) => r.body.length > 0,\n"
+            "  });\n"
+            "  check(p, { 'post method': (r) => r.request.method === 'POST' });\n"
+            f"  check(o, {{ 'converted url': (r) => r.status === 200 && r.url === '{url}' }});\n"
+            f"  check(message, {{ 'error named': (m) => m.indexOf('{refused}') >= 0 }});\n"
+            "}\n",
+        )
+        program = script.load(path, {})
+        opts = options.LoadOptions(url="", script=path, vus=1, iterations=2, throw=True)
+        summary = runner.run_sync(opts, lambda p: None, program)
+    checks = summary.metric("checks")
+    assert checks is not None
+    assert (checks.get("passes"), checks.get("fails")) == (14, 0)
+    assert server.requests == 6
+
+
+def test_js_response_handles_past_two_to_the_31(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A VU's handle × 1000 + status crosses into JS as a number; after ~2.1 million
+    # requests it passes 2^31, where a 32-bit truncation would wrap to another handle
+    # and lose the body. Start the handles there instead of making 2 million requests.
+    from mcgw.loadtest import options, runner
+
+    monkeypatch.setattr(script, "_FIRST_HANDLE", 2**31 // 1000 + 5)
+    with threaded.serving() as server:
+        url = f"http://127.0.0.1:{server.port}/"
+        path = _write(
+            tmp_path,
+            "handles.js",
+            "import http from 'k6/http';\nimport { check } from 'k6';\n"
+            "export default function () {\n"
+            f"  const g = http.get('{url}');\n"
+            "  check(g, { 'body read': (r) => r.status === 200 && r.body.length > 0 });\n"
+            "}\n",
+        )
+        program = script.load(path, {})
+        opts = options.LoadOptions(url="", script=path, vus=1, iterations=3)
+        summary = runner.run_sync(opts, lambda p: None, program)
+    checks = summary.metric("checks")
+    assert checks is not None
+    assert (checks.get("passes"), checks.get("fails")) == (3, 0)

@@ -727,15 +727,20 @@ var __k6 = (function (
   function Response(code, method, url) {
     if (code < 0) {  // redirected: the chain's final URL and method (see _JsVu._send)
       code = -code;
-      url = __py_res((code / 1000) | 0, 'url');
-      method = __py_res((code / 1000) | 0, 'method');
+      url = __py_res(Math.floor(code / 1000), 'url');
+      method = __py_res(Math.floor(code / 1000), 'method');
     }
-    this._h = (code / 1000) | 0;
+    // Math.floor, not |0: a VU's handles pass 2^31 / 1000 after ~2.1 million requests.
+    this._h = Math.floor(code / 1000);
     this.status = code % 1000;
     this.url = url;
-    this._m = method;
+    // GET from the prototype: one own property (a shape transition) less per request.
+    if (method !== GET) { this._m = method; }
   }
+  // A closure variable: a string literal is converted from its atom on each use.
+  var GET = 'GET';
   Response.prototype.proto = 'HTTP/1.1';
+  Response.prototype._m = 'GET';
   Object.defineProperty(Response.prototype, 'request', {
     configurable: true,
     get: function () { return { method: this._m, url: this.url }; },
@@ -808,7 +813,14 @@ var __k6 = (function (
   var jar = new CookieJar();
   var http = {
     get: function (url, p) {
-      return send('GET', typeof url === 'string' ? url : String(url), null, p);
+      // send('GET', url, null, p), inlined for the common call (one JS frame less
+      // on every request and on the greenlet's saved stack).
+      if (p === undefined || p === null) {
+        var code = __py_get(GET, typeof url === 'string' ? url : (url = String(url)));
+        if (code < 0) { throw new Error(__py_last_error()); }
+        return new Response(code, GET, url);
+      }
+      return send(GET, String(url), null, p);
     },
     head: function (url, p) { return request('HEAD', url, null, p); },
     options: function (url, b, p) { return request('OPTIONS', url, b, p); },
@@ -855,15 +867,31 @@ var __k6 = (function (
     __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
     __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary);
 function __k6mod(name) { return __k6.modules[name]; }
-var __k6data = null;
-function __k6iter(name) {
-  // One closure per exec function: no export lookup, no name string per iteration.
-  var fn = globalThis.__k6exports[name];
-  return function (iter) {
-    __ITER = iter;
-    fn(__k6data);
+var __k6iter = (function () {
+  // __ITER and setup's data are closure variables behind global accessors: each
+  // iteration sets and reads these instead of looking up the global object's properties.
+  var iteration = 0;
+  var data = null;
+  Object.defineProperty(globalThis, '__ITER', {
+    get: function () { return iteration; },
+    set: function (v) { iteration = v; },
+    enumerable: true,
+    configurable: true,
+  });
+  Object.defineProperty(globalThis, '__k6data', {
+    get: function () { return data; },
+    set: function (v) { data = v; },
+    configurable: true,
+  });
+  return function (name) {
+    // One closure per exec function: no export lookup, no name string per iteration.
+    var fn = globalThis.__k6exports[name];
+    return function (iter) {
+      iteration = iter;
+      fn(data);
+    };
   };
-}
+})();
 var console = (function () {
   function log() {
     var parts = [];
@@ -888,8 +916,39 @@ class _Interrupted(Exception):
 
 
 _INTERRUPTED = "iteration interrupted: the test ended"
+
+
+class _Failure:
+    """Into a VU's greenlet: what it awaited raised ``exc`` (raised there in turn)."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_Call = tuple[Callable[..., object], tuple[object, ...]]
+"""Into a VU's greenlet: a call to run there (setup and teardown, via drive)."""
+
+
+class _Outcome:
+    """Out of a VU's greenlet: the call it was started with returned or failed."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: object, error: Exception | None = None) -> None:
+        self.value = value
+        self.error = error
+
+
+_DONE = _Outcome(None)
+"""An iteration's end (one shared object: nothing allocated per iteration)."""
 _RECENT_RESPONSES = 256
 """Responses a JS VU keeps for lazy reads (body, headers…): its latest ones."""
+_FIRST_HANDLE = 1
+"""A VU's first response handle (a test starts it high, where long runs end up)."""
+_INT32 = 2**31
+"""Where the quickjs binding's int conversion wraps (handles pass it after ~2.1 M requests)."""
 _EMPTY_SLOT: tuple[int, Response | None] = (0, None)
 
 
@@ -1112,8 +1171,8 @@ class _JsVu:
         # The latest responses, by handle modulo the ring's size: a slot holds the handle
         # it was stored under, so a stale handle misses (cheaper than a dict and a pop).
         self.ring: list[tuple[int, Response | None]] = [_EMPTY_SLOT] * _RECENT_RESPONSES
-        self.next_handle = 1
-        self.iteration_first = 1
+        self.next_handle = _FIRST_HANDLE
+        self.iteration_first = _FIRST_HANDLE
         """The first handle of the current iteration: older ones are not readable."""
         self.last_error = ""
         self.text_summary = ""
@@ -1132,40 +1191,49 @@ class _JsVu:
         self._exit = greenlet.GreenletExit
 
     # -- on the loop's greenlet --
-    async def drive(self, fn: Callable[..., object], *args: object) -> object:
+    def drive(self, fn: Callable[..., object], *args: object) -> Awaitable[object]:
         """Run ``fn(*args)`` in the VU's greenlet, awaiting what it waits for."""
-        msg = self.glet.switch((fn, args))
-        while msg[0] == "await":
+        return self._drive((fn, args))
+
+    async def _drive(self, start: object) -> object:
+        # The hot path of every JS iteration. Messages are the objects themselves, told
+        # apart by class (no tuple built and unpacked per switch): into the greenlet go an
+        # iteration number or a (fn, args) call to start, then an awaited value or a
+        # _Failure; out of it come awaitables until an _Outcome.
+        glet = self.glet
+        msg = glet.switch(start)
+        while msg.__class__ is not _Outcome:
             try:
-                value = await msg[1]
+                value = await msg
             except asyncio.CancelledError:
                 # Unwind the script: its pending call fails, and so does every later one
                 # until the iteration is over (the VU itself lives on: ramping-vus parks
                 # interrupted VUs and runs them again).
                 self.interrupting = True
                 try:
-                    msg = self.glet.switch(("err", _Interrupted()))
+                    msg = glet.switch(_Failure(_Interrupted()))
                     for _ in range(10_000):
-                        if msg[0] != "await":
+                        if msg.__class__ is _Outcome:
                             break
-                        msg[1].close()
-                        msg = self.glet.switch(("err", _Interrupted()))
+                        if inspect.iscoroutine(msg):
+                            msg.close()
+                        msg = glet.switch(_Failure(_Interrupted()))
                 finally:
                     self.interrupting = False
                 raise
             except Exception as exc:
-                msg = self.glet.switch(("err", exc))
+                msg = glet.switch(_Failure(exc))
                 continue
-            msg = self.glet.switch(("ok", value))
-        if msg[0] == "error":
+            msg = glet.switch(value)
+        if msg.error is not None:
             if self.out_of_time:
                 self.out_of_time = False
                 raise runner.OutOfTime
-            raise msg[1]
-        return msg[1]
+            raise msg.error
+        return msg.value
 
     def iteration(self, vu: runner.VU) -> Awaitable[None]:
-        return self.drive(self._iterate, vu.iteration)  # type: ignore[return-value]
+        return self._drive(vu.iteration)  # type: ignore[return-value]
 
     def describe(self, exc: Exception) -> str:
         return f"{type(exc).__name__}: {exc}"
@@ -1176,28 +1244,36 @@ class _JsVu:
             self.glet.throw(self._exit)
 
     # -- on the VU's greenlet --
-    def _body(self, first: tuple[Callable[..., object], tuple[object, ...]]) -> None:
-        fn, args = first
+    def _body(self, start: object) -> None:
+        parent = self.glet.parent
         while True:
             try:
-                out: tuple[str, object] = ("done", fn(*args))
+                if start.__class__ is int:
+                    self._iterate(start)
+                    out = _DONE
+                else:
+                    call: _Call = start  # type: ignore[assignment]
+                    out = _Outcome(call[0](*call[1]))
             except runner.ScriptError as exc:
-                out = ("error", exc)
+                out = _Outcome(None, exc)
             if self.closed:
                 return
-            fn, args = self.glet.parent.switch(out)
+            start = parent.switch(out)
 
     def _iterate(self, iteration: int) -> None:
         # Drop the last iteration's responses (their bodies), slot by slot: usually one.
-        ring = self.ring
         first, end = self.iteration_first, self.next_handle
-        for handle in range(max(first, end - _RECENT_RESPONSES), end):
-            ring[handle % _RECENT_RESPONSES] = _EMPTY_SLOT
+        if end - first == 1:
+            self.ring[first % _RECENT_RESPONSES] = _EMPTY_SLOT
+        elif end != first:
+            ring = self.ring
+            for handle in range(max(first, end - _RECENT_RESPONSES), end):
+                ring[handle % _RECENT_RESPONSES] = _EMPTY_SLOT
         self.iteration_first = end
         try:
-            name = self.vu.scen.exec_name
-            run = self._iters.get(name)
+            run = self._iters.get(self.vu.scen.exec_name)
             if run is None:
+                name = self.vu.scen.exec_name
                 run = self._iters[name] = self._bind(name)
             run(iteration)
         except self.ctx.js_exception as exc:
@@ -1209,9 +1285,9 @@ class _JsVu:
             if inspect.iscoroutine(aw):
                 aw.close()
             raise _Interrupted
-        kind, value = self.glet.parent.switch(("await", aw))
-        if kind == "err":
-            raise value
+        value = self.glet.parent.switch(aw)
+        if value.__class__ is _Failure:
+            raise value.exc
         return value
 
     def _store(self, res: Response) -> int:
@@ -1226,9 +1302,15 @@ class _JsVu:
         stored, res = self.ring[handle % _RECENT_RESPONSES]
         return res if stored == handle else None
 
-    def _send(self, method: str, url: str, body: object, params: object) -> int:
+    def _send(
+        self, method: str, url: str, body: object = None, params: object = None
+    ) -> int | float:
+        if self.interrupting or self.closed:
+            self.last_error = _INTERRUPTED
+            return -1
         try:
-            res = self._await(
+            # = _await(request(...)), inlined: this runs for every scripted request.
+            res = self.glet.parent.switch(
                 self.http.request(
                     method,
                     url,
@@ -1237,28 +1319,39 @@ class _JsVu:
                     params if params is not None and isinstance(params, Mapping) else None,
                 )
             )
-        except (_Interrupted, self._exit):
+        except self._exit:
             self.last_error = _INTERRUPTED
             return -1
-        except runner.OutOfTime:
+        if res.__class__ is _Failure:
+            self.last_error = self._failed(res.exc)
+            return -1
+        # = _store(res), inlined
+        handle = self.next_handle
+        self.next_handle = handle + 1
+        self.ring[handle % _RECENT_RESPONSES] = (handle, res)
+        code: int | float = handle * 1000 + res.status
+        if code >= _INT32:  # the quickjs binding wraps ints past 2^31; a float crosses whole
+            code = float(code)
+        # JS reads a redirect chain's final URL (see the prelude's Response)
+        return -code if res.redirected else code
+
+    def _failed(self, exc: BaseException) -> str:
+        """Why a request failed, for the script's exception."""
+        if isinstance(exc, _Interrupted):
+            return _INTERRUPTED
+        if isinstance(exc, runner.OutOfTime):
             self.out_of_time = True
-            self.last_error = _INTERRUPTED
-            return -1
-        except (runner.ScriptError, errors.LoadError) as exc:
-            self.last_error = str(exc)
-            return -1
-        except Exception as exc:  # never into QuickJS (see _JsContext)
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            return -1
-        if res.redirected:  # JS reads the chain's final URL (see the prelude's Response)
-            return -self._store(res)
-        return self._store(res)
+            return _INTERRUPTED
+        if isinstance(exc, runner.ScriptError | errors.LoadError):
+            return str(exc)
+        # never into QuickJS (see _JsContext)
+        return f"{type(exc).__name__}: {exc}"
 
     # The script's callables (see the prelude).
-    def get(self, method: str, url: str) -> int:
-        return self._send(method, url, None, None)
+    get = _send
+    """``http.get(url)`` and the other calls without a body or params: (method, url)."""
 
-    def request(self, method: str, url: str, body: str, params: str) -> int:
+    def request(self, method: str, url: str, body: str, params: str) -> int | float:
         return self._send(method, url, json.loads(body), json.loads(params))
 
     def batch(self, reqs: str) -> str:
