@@ -817,7 +817,7 @@ var __k6 = (function (
       // on every request and on the greenlet's saved stack).
       if (p === undefined || p === null) {
         var code = __py_get(GET, typeof url === 'string' ? url : (url = String(url)));
-        if (code < 0) { throw new Error(__py_last_error()); }
+        if (code === -1) { throw new Error(__py_last_error()); }
         return new Response(code, GET, url);
       }
       return send(GET, String(url), null, p);
