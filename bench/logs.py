@@ -234,7 +234,7 @@ def write_steady(directory: Path, n: int, rate: int) -> float:
 
 
 def steady(
-    log_dir: Path, lines: int, rate: int, interval: str
+    log_dir: Path, lines: int, rate: int, interval: str, nice: str
 ) -> list[tuple[str, str, float, float]]:
     """Write at a steady rate with the indexer following; time the first queries after
     the last line, the indexer's cost, then the same first query cold."""
@@ -252,6 +252,8 @@ def steady(
             "--follow",
             "--interval",
             interval,
+            "--nice",
+            nice,
             str(log_dir),
         ],
         cwd=ROOT,
@@ -308,6 +310,7 @@ def main() -> int:
         help="write RATE lines/s with the log indexer following, then time the first queries",
     )
     parser.add_argument("--interval", default="2s", help="the indexer's --interval (--steady)")
+    parser.add_argument("--nice", default="19", help="the indexer's --nice (--steady)")
     args = parser.parse_args()
     log_dir: Path = args.dir
     gen_s = 0.0
@@ -315,10 +318,10 @@ def main() -> int:
         shutil.rmtree(log_dir, ignore_errors=True)
         load_before = os.getloadavg()[0]
         return _report(
-            steady(log_dir, args.lines, args.steady, args.interval),
+            steady(log_dir, args.lines, args.steady, args.interval, args.nice),
             f"{args.lines:,} access lines + {CONTAINER_LINES:,} container lines written at "
             f"{args.steady:,} lines/s (batches every {BATCH_S:g} s), log indexer "
-            f"`--interval {args.interval}`",
+            f"`--interval {args.interval} --nice {args.nice}`",
             log_dir,
             load_before,
             keep=args.keep,
