@@ -51,6 +51,12 @@ NICENESS = 19
 MEMORY_LIMIT = "256MB"
 """DuckDB's memory limit in the indexer (the default is 80 % of the machine's RAM)."""
 
+CHECKPOINT_THRESHOLD = "256MB"
+"""Write-ahead log the indexer's cache grows before DuckDB checkpoints it (the default
+is 16 MB). Most of a small pass's cost is the checkpoint, not the parse: measured,
+16 MB → 256 MB takes the indexer from 32 to 24 µs of CPU per line at 10 000 lines a
+pass. The query that makes the indexer close the cache waits for the last one."""
+
 WATCH_S = 0.05
 """How often the indexer looks for a waiting query, a signal or a dead parent."""
 
@@ -183,6 +189,7 @@ class _Pass:
             ingest.configure(self.con)
             self.con.execute("SET threads = 1")
             self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         try:
             with self.guard(self.con) if self.guard is not None else contextlib.nullcontext():
                 return ingest.refresh(self.con, files, budget=self.budget)
