@@ -270,15 +270,16 @@ async def _follow_fleet(controller: runner.Controller, fleet: runtime.FleetRunti
 async def serve_forever(options: RunOptions, say: Callable[[str], None] = _say) -> None:
     """Run until SIGINT/SIGTERM, then stop everything that was started."""
     running = await start(options, say)
-    log_index = indexer.spawn(options.log_dir) if options.log_index else None
-    if log_index is not None:
-        say(f"logs: indexer (pid {log_index.pid}) parses {options.log_dir} for queries")
+    log_index = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    say("ready; Ctrl-C to stop")
     try:
+        if options.log_index:
+            log_index = indexer.spawn(options.log_dir)
+            say(f"logs: indexer (pid {log_index.pid}) parses {options.log_dir} for queries")
+        say("ready; Ctrl-C to stop")
         await stop.wait()
     finally:
         say("stopping…")
