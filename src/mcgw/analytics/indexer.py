@@ -42,7 +42,7 @@ DEFAULT_INTERVAL_S = 2.0
 """Pause between passes once caught up: the most a query finds left to read."""
 
 PASS_BUDGET = 32 * 1024 * 1024
-"""Bytes of log lines one pass reads at most (about 28 000 access lines, a third of a
+"""Bytes of log lines one pass reads at most (about 28 000 access lines, half a
 second of one core): a pass given up for a query loses little."""
 
 NICENESS = 19
