@@ -1,6 +1,7 @@
 """Query timings over a million access-log lines: first query (parse) and cached ones.
 
 Usage: python bench/logs.py [--lines 1000000] [--dir var/bench-logs] [--keep]
+       python bench/logs.py --steady RATE [--lines 1000000] [--interval 2s]
 
 Writes ``--lines`` access-log lines shaped exactly as the gateway writes them
 (:class:`mcgw.logschema.AccessFormatter`: two clusters, spill-over and fail-over
@@ -15,6 +16,16 @@ warm but the OS page cache:
   the files' sizes and mtimes);
 * ``append``: the first query after another 1 % of lines were appended to the
   newest file (only that file is read again).
+
+With ``--steady RATE``, the logs are written instead as a gateway writes them during
+a run: RATE lines a second, in batches every 0.1 s, with the log indexer
+(``mcgw logs index --follow``) following them. Then, right after the last line:
+
+* ``indexed``: the first query after the run (and SEED.md's, and each named query),
+  each a new ``mcgw logs query`` process, the indexer still running;
+* the indexer's own CPU time and peak memory over the whole run;
+* ``cold``: the indexer stopped and the cache removed, the first query over the
+  same files (what a query paid before there was an indexer).
 
 Prints a table and writes ``bench/results/logs-<time>.md``.
 """
@@ -64,10 +75,11 @@ PATHS = ("/", "/west", "/east")
 NAMED = ("distribution", "latency", "errors", "failover")
 
 
-def records(n: int, seed: int = 1) -> list[logschema.AccessRecord]:
+def records(n: int, seed: int = 1, first: int = 0) -> list[logschema.AccessRecord]:
+    """``n`` access records, the ``first``-th onwards (100 a second of log time)."""
     rng = random.Random(seed)
     out = []
-    for i in range(n):
+    for i in range(first, first + n):
         ts = START + i * 0.01  # 100 requests/s: a million spans ~2.8 hours
         r = rng.random()
         if r < 0.85:
@@ -118,24 +130,31 @@ def write_logs(directory: Path, n: int) -> None:
     )
     step = 100_000
     for start in range(0, n, step):
-        batch = records(min(step, n - start), seed=start)
+        batch = records(min(step, n - start), seed=start, first=start)
         files.write([formatter.line_bytes(r) for r in batch])
     files.close()
     with (directory / "containers-1.jsonl").open("w") as f:
-        for i in range(20_000):
-            cluster, _, zone = CLUSTERS[i % 20 == 0]
-            entry = logschema.container_entry(
-                timestamp=START + 180 + i * 0.01,
-                text=f'127.0.0.1 - - "GET / HTTP/1.1" 200 {i}',
-                stream="stdout",
-                project_id="sandbox-mc-gateway",
-                cluster=cluster,
-                zone=zone,
-                namespace="store",
-                pod=f"store-{cluster}-0",
-                container="whereami",
-            )
-            f.write(json.dumps(entry) + "\n")
+        f.write("".join(container_lines(0, 20_000)))
+
+
+def container_lines(first: int, n: int) -> list[str]:
+    """Pod output lines ``first`` to ``first + n`` (of 20 000, in SEED.md's window)."""
+    out = []
+    for i in range(first, first + n):
+        cluster, _, zone = CLUSTERS[i % 20 == 0]
+        entry = logschema.container_entry(
+            timestamp=START + 180 + i * 0.01,
+            text=f'127.0.0.1 - - "GET / HTTP/1.1" 200 {i}',
+            stream="stdout",
+            project_id="sandbox-mc-gateway",
+            cluster=cluster,
+            zone=zone,
+            namespace="store",
+            pod=f"store-{cluster}-0",
+            container="whereami",
+        )
+        out.append(json.dumps(entry) + "\n")
+    return out
 
 
 def _children_cpu_s() -> float:
@@ -181,6 +200,101 @@ def startup_s() -> tuple[float, float]:
     return time.perf_counter() - t0, _children_cpu_s() - cpu0
 
 
+CONTAINER_LINES = 20_000
+BATCH_S = 0.1
+"""A gateway's access-log writer hands its lines to the file about this often."""
+
+
+def write_steady(directory: Path, n: int, rate: int) -> float:
+    """Write ``n`` access lines at ``rate`` a second (and the container lines spread
+    among them), as a run does; return the rate achieved."""
+    formatter = logschema.AccessFormatter("sandbox-mc-gateway")
+    files = logfiles.RotatingFiles(
+        directory, "access", logfiles.Retention(max_bytes=256 * 1024 * 1024, keep_files=0)
+    )
+    containers = (directory / "containers-1.jsonl").open("a")
+    written = pods = 0
+    t0 = time.monotonic()
+    try:
+        while written < n:
+            due = min(n, max(written + 1, int((time.monotonic() - t0 + BATCH_S) * rate)))
+            batch = records(due - written, seed=written, first=written)
+            files.write([formatter.line_bytes(r) for r in batch])
+            pods_due = CONTAINER_LINES * due // n
+            containers.write("".join(container_lines(pods, pods_due - pods)))
+            containers.flush()
+            written, pods = due, pods_due
+            pause = t0 + written / rate - BATCH_S - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+    finally:
+        files.close()
+        containers.close()
+    return n / (time.monotonic() - t0)
+
+
+def steady(
+    log_dir: Path, lines: int, rate: int, interval: str, nice: str
+) -> list[tuple[str, str, float, float]]:
+    """Write at a steady rate with the indexer following; time the first queries after
+    the last line, the indexer's cost, then the same first query cold."""
+    from mcgw.analytics import ingest
+
+    log_dir.mkdir(parents=True)
+    rows: list[tuple[str, str, float, float]] = []
+    indexer = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcgw",
+            "logs",
+            "index",
+            "--follow",
+            "--interval",
+            interval,
+            "--nice",
+            nice,
+            str(log_dir),
+        ],
+        cwd=ROOT,
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        t0 = time.perf_counter()
+        achieved = write_steady(log_dir, lines, rate)
+        took = time.perf_counter() - t0
+        print(f"wrote {lines:,} lines in {took:.0f} s ({achieved:,.0f} lines/s)", flush=True)
+        queries = [("distribution", ["--named", "distribution"]), ("SEED.md's query", [SEED_SQL])]
+        queries += [(f"named query {n}", ["--named", n]) for n in NAMED if n != "distribution"]
+        outputs = {}
+        for i, (what, query_args) in enumerate(queries):
+            wall, cpu, outputs[what] = timed_query(log_dir, query_args)
+            kind = "indexed, first after the run" if i == 0 else "indexed, next"
+            rows.append((f"{what} (indexer following)", kind, wall, cpu))
+    finally:
+        indexer.terminate()
+        _, status, usage = os.wait4(indexer.pid, 0)
+        indexer.returncode = os.waitstatus_to_exitcode(status)
+    rows.append(
+        (
+            f"log indexer, whole run ({took:.0f} s; peak RSS {usage.ru_maxrss / 1024:.0f} MiB; "
+            f"exit {indexer.returncode})",
+            "indexer CPU",
+            took,
+            usage.ru_utime + usage.ru_stime,
+        )
+    )
+    ingest.clear_cache(log_dir)
+    wall, cpu, cold = timed_query(log_dir, ["--named", "distribution"])
+    rows.append(("distribution, no indexer (parses every line)", "cold, first", wall, cpu))
+    if cold != outputs["distribution"]:
+        raise SystemExit(f"cold and indexed answers differ:\n{cold}\n{outputs['distribution']}")
+    wall, cpu, _ = timed_query(log_dir, [SEED_SQL])
+    rows.append(("SEED.md's query, after the cold one", "cold, next", wall, cpu))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -189,9 +303,29 @@ def main() -> int:
     parser.add_argument(
         "--reuse", action="store_true", help="reuse logs kept by --keep (only the cache is reset)"
     )
+    parser.add_argument(
+        "--steady",
+        type=int,
+        metavar="RATE",
+        help="write RATE lines/s with the log indexer following, then time the first queries",
+    )
+    parser.add_argument("--interval", default="2s", help="the indexer's --interval (--steady)")
+    parser.add_argument("--nice", default="19", help="the indexer's --nice (--steady)")
     args = parser.parse_args()
     log_dir: Path = args.dir
     gen_s = 0.0
+    if args.steady:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        load_before = os.getloadavg()[0]
+        return _report(
+            steady(log_dir, args.lines, args.steady, args.interval, args.nice),
+            f"{args.lines:,} access lines + {CONTAINER_LINES:,} container lines written at "
+            f"{args.steady:,} lines/s (batches every {BATCH_S:g} s), log indexer "
+            f"`--interval {args.interval} --nice {args.nice}`",
+            log_dir,
+            load_before,
+            keep=args.keep,
+        )
     if args.reuse and any(log_dir.glob("access-*.jsonl")):
         from mcgw.analytics import ingest
 
@@ -237,31 +371,48 @@ def main() -> int:
     wall, cpu, _ = timed_query(log_dir, ["--named", "distribution"])
     rows.append((f"after appending {len(extra):,} lines: distribution", "append", wall, cpu))
 
+    return _report(
+        rows,
+        f"{args.lines:,} access lines + 20,000 container lines",
+        log_dir,
+        load_before,
+        keep=args.keep,
+        answer=out,
+    )
+
+
+def _report(
+    rows: list[tuple[str, str, float, float]],
+    what: str,
+    log_dir: Path,
+    load_before: float,
+    *,
+    keep: bool,
+    answer: str = "",
+) -> int:
+    size = sum(p.stat().st_size for p in log_dir.glob("*.jsonl"))
+    files = len(list(log_dir.glob("*.jsonl")))
     report = [
         f"# mcgw logs query timings ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"{args.lines:,} access lines + 20,000 container lines in {files} files, "
-        f"{size / 2**20:.0f} MiB; {os.cpu_count()} CPUs, load average {load_before:.1f} "
-        f"before and {os.getloadavg()[0]:.1f} after. Each query is a new `mcgw logs query` "
-        "process: wall time and CPU time (user + system, every thread), start-up included. "
-        "On a busy machine the CPU time is the better guide to the wall time on an idle one.",
+        f"{what}; {files} files, {size / 2**20:.0f} MiB; {os.cpu_count()} CPUs, load "
+        f"average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after. Each query "
+        "is a new `mcgw logs query` process: wall time and CPU time (user + system, every "
+        "thread), start-up included. On a busy machine the CPU time is the better guide "
+        "to the wall time on an idle one.",
         "",
         "| what | kind | wall s | CPU s |",
         "|---|---|---:|---:|",
         *(f"| {what} | {kind} | {wall:.2f} | {cpu:.2f} |" for what, kind, wall, cpu in rows),
-        "",
-        "SEED.md's query answered:",
-        "",
-        "```",
-        out.rstrip(),
-        "```",
     ]
+    if answer:
+        report += ["", "SEED.md's query answered:", "", "```", answer.rstrip(), "```"]
     text = "\n".join(report) + "\n"
     print(text)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / f"logs-{datetime.now(UTC):%Y%m%dT%H%M%S}.md").write_text(text)
-    if not args.keep:
+    if not keep:
         shutil.rmtree(log_dir, ignore_errors=True)
     return 0
 

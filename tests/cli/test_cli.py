@@ -134,16 +134,39 @@ def test_serve_routes_to_endpoint_slices_and_stops_cleanly(
     logs = tmp_path / "logs"
     args = ("serve", "-f", str(config), "--bind", "127.0.0.1", "--port-map", "80:0")
     with running(*args, "--log-dir", str(logs), "--no-watch") as server:
+        indexer = _indexer_pid(server.said)
+        assert _alive(indexer)
         status, body = _get(server.address, "/hello?x=1", "app.example.com")
         assert status == 200
         answer = json.loads(body)
         assert answer["cluster_name"] == "outside"
         assert answer["echo"]["path"] == "/hello?x=1"
         assert _get(server.address, "/", "other.example.com")[0] == 404
+        # The log indexer parses the access log into the query cache as it is written.
+        deadline = time.monotonic() + 20
+        while not (logs / ".mcgw-analytics.duckdb").exists():
+            assert time.monotonic() < deadline, "the log indexer made no cache"
+            time.sleep(0.1)
         assert server.stop(signal.SIGTERM) == 0
+    assert not _alive(indexer), "the log indexer was stopped with the gateway"
     lines = [json.loads(x) for f in logs.glob("access-*.jsonl") for x in f.read_text().splitlines()]
     assert [e["httpRequest"]["status"] for e in lines] == [200, 404]
     assert lines[0]["httpRequest"]["requestUrl"] == "http://app.example.com/hello?x=1"
+
+
+def _indexer_pid(said: list[str]) -> int:
+    found = [line for line in said if line.startswith("logs: indexer (pid ")]
+    assert len(found) == 1, said
+    return int(found[0].split("(pid ")[1].split(")")[0])
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (not gone, not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_serve_reloads_changed_files_and_keeps_the_last_good_table(
@@ -175,7 +198,8 @@ def test_serve_reloads_changed_files_and_keeps_the_last_good_table(
 
 def test_up_runs_fleet_and_gateway_until_interrupted_and_leaves_no_pod(tmp_path: Path) -> None:
     args = ("up", "-f", STORE, "--bind", "127.0.0.1", "--port-map", "80:0", "--no-watch")
-    with running(*args, "--log-dir", str(tmp_path)) as server:
+    with running(*args, "--log-dir", str(tmp_path), "--no-log-index") as server:
+        assert not any(line.startswith("logs: indexer") for line in server.said)
         status, body = _get(server.address, "/east", "store.example.com")
         assert status == 200
         assert json.loads(body)["cluster_name"] == "gke-east-1"

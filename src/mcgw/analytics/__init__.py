@@ -8,6 +8,9 @@ on a laptop:
 * :mod:`~mcgw.analytics.ingest` parses the files with DuckDB into a table with Log
   Analytics' column names and types (``resource.labels`` and ``json_payload`` are JSON,
   ``http_request`` a record), cached per log directory and refreshed per changed file;
+* :mod:`~mcgw.analytics.indexer` keeps that cache current while logs are written (a
+  child of ``mcgw up``/``serve``), taking turns with queries through
+  :mod:`~mcgw.analytics.cachelock`;
 * :mod:`~mcgw.analytics.bigquery` translates BigQuery SQL with sqlglot and fixes up
   what Log Analytics means by it (``…_AllLogs`` tables, dotted access into JSON columns,
   ``JSON_VALUE``);

@@ -10,8 +10,13 @@ table is kept in a DuckDB file inside the log directory and brought up to date p
 file: lines appended to a file since the last query are read alone (from the offset
 where the last complete line ended), a file that was replaced or truncated is read
 again, a file that went away is dropped. Rotated files never change, so a long run
-costs one parse per line. When the cache cannot be opened (read-only directory,
-another process holds the lock) everything is read into memory instead.
+costs one parse per line. A file still being written is read up to its last newline,
+never further. When the cache cannot be opened (read-only directory, another query
+keeps it too long) everything is read into memory instead.
+
+One process at a time has the cache open (:mod:`mcgw.analytics.cachelock`). The log
+indexer (:mod:`mcgw.analytics.indexer`) refreshes it in small bounded passes while
+logs are written, so a query's own refresh has only the last seconds to read.
 
 Besides Log Analytics' columns, the table keeps the access log's string payload fields
 typed (``__lb``, :data:`mcgw.logschema.LB_PAYLOAD_STRINGS`): the BigQuery translation
@@ -25,7 +30,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +39,7 @@ from pathlib import Path
 import duckdb
 
 from mcgw import logschema
-from mcgw.analytics import errors
+from mcgw.analytics import cachelock, errors
 
 VIEW = "_AllLogs"
 """The name queries use; any ``…._AllLogs`` table in BigQuery SQL maps to it."""
@@ -168,37 +174,82 @@ def log_files(log_dir: Path) -> tuple[Path, ...]:
     return files
 
 
-def connect(log_dir: Path, *, cache: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open a connection whose ``logs`` table holds every log line under ``log_dir``.
+LOCK_WAIT_S = 30.0
+"""How long a query waits for a cache another query holds before it reads the logs
+into memory instead."""
+
+SETTLED_S = 10.0
+"""A file left alone this long is read whole, by DuckDB directly (in parallel, no
+copy); a younger one may still be written to, so it is read up to its last newline
+as it was before reading."""
+
+
+@contextlib.contextmanager
+def opened(
+    log_dir: Path,
+    *,
+    cache: bool = True,
+    wait_s: float = LOCK_WAIT_S,
+    say: Callable[[str], None] | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection whose ``logs`` table holds every log line under ``log_dir``.
 
     Args:
         log_dir: the directory the gateway and the fleet write to.
-        cache: keep the parsed table in ``log_dir/.mcgw-analytics.duckdb``.
+        cache: keep the parsed table in ``log_dir/.mcgw-analytics.duckdb``. The cache is
+            this connection's alone until it closes (:mod:`mcgw.analytics.cachelock`):
+            a log indexer steps aside at once, another query is waited for.
+        wait_s: longest wait for another query's turn; then the logs are read into
+            memory, as they are when the cache cannot be opened at all.
+        say: told (one line each) when the wait passes a second and when it gives up.
 
     Raises:
         AnalyticsError: no logs, or the files cannot be read.
     """
     files = log_files(log_dir)
-    con: duckdb.DuckDBPyConnection | None = None
-    if cache:
-        try:
-            con = duckdb.connect(str(log_dir / CACHE_NAME))
-        except (duckdb.Error, OSError):
-            con = None  # locked by another reader or not writable: parse in memory
+    lock = cachelock.CacheLock(log_dir, "query") if cache else None
+    con = _open_cache(log_dir, lock, wait_s, say) if lock is not None else None
     if con is None:
         con = duckdb.connect(":memory:")
+    try:
+        configure(con)
+        try:
+            refresh(con, files)
+        except duckdb.Error as exc:
+            raise errors.AnalyticsError(f"cannot read logs under {log_dir}: {exc}") from exc
+        yield con
+    finally:
+        con.close()
+        if lock is not None:
+            lock.close()
+
+
+def _open_cache(
+    log_dir: Path,
+    lock: cachelock.CacheLock,
+    wait_s: float,
+    say: Callable[[str], None] | None,
+) -> duckdb.DuckDBPyConnection | None:
+    """The cache, opened with the lock held; None: do without (lock released)."""
+    try:
+        if lock.acquire(wait_s, say):
+            return duckdb.connect(str(log_dir / CACHE_NAME))
+        if say is not None:
+            say(f"{lock.holder()} kept the log cache: reading the logs into memory instead")
+    except (duckdb.Error, OSError):
+        pass  # a read-only directory, or a program other than mcgw has the file open
+    lock.close()
+    return None
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> None:
+    """Settings every connection to the logs uses."""
     # Results show instants in UTC, as BigQuery does, whatever the machine's zone.
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     # Rows have no order in SQL without ORDER BY; not keeping the files' order lets
     # DuckDB parse and insert in parallel with less work (measured: 12 % less CPU).
     con.execute("SET preserve_insertion_order = false")
-    try:
-        _refresh(con, files)
-    except duckdb.Error as exc:
-        con.close()
-        raise errors.AnalyticsError(f"cannot read logs under {log_dir}: {exc}") from exc
-    return con
 
 
 def _read_sql(source: str) -> str:
@@ -215,23 +266,58 @@ def _read_sql(source: str) -> str:
     )
 
 
-def _last_newline(path: Path, size: int) -> int:
-    """Offset just past the last newline within the first ``size`` bytes of ``path``."""
+def _last_newline(path: Path, size: int, start: int = 0) -> int:
+    """Offset just past the last newline between ``start`` and ``size`` in ``path``
+    (``start`` if there is none)."""
     block = 1 << 16
     with path.open("rb") as f:
         end = size
-        while end > 0:
-            start = max(0, end - block)
-            f.seek(start)
-            cut = f.read(end - start).rfind(b"\n")
+        while end > start:
+            begin = max(start, end - block)
+            f.seek(begin)
+            cut = f.read(end - begin).rfind(b"\n")
             if cut >= 0:
-                return start + cut + 1
-            end = start
-    return 0
+                return begin + cut + 1
+            end = begin
+    return start
 
 
-def _refresh(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> None:
-    """Bring the ``logs`` table in line with ``files``, reading only what is new."""
+def _next_newline(path: Path, start: int, end: int) -> int:
+    """Offset just past the first newline between ``start`` and ``end`` (``end`` if none)."""
+    with path.open("rb") as f:
+        f.seek(start)
+        pos = start
+        while pos < end:
+            block = f.read(min(1 << 16, end - pos))
+            if not block:
+                break
+            cut = block.find(b"\n")
+            if cut >= 0:
+                return pos + cut + 1
+            pos += len(block)
+    return end
+
+
+def refresh(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[Path],
+    *,
+    budget: int | None = None,
+    now: float | None = None,
+) -> bool:
+    """Bring the ``logs`` table in line with ``files``, reading only what is new, in
+    one transaction.
+
+    Args:
+        budget: bytes of new lines to read at most (roughly: whole lines, and at least
+            one); None reads everything. The log indexer reads in bounded passes, so
+            that what one pass has done is kept when the next one is abandoned.
+        now: the time, for :data:`SETTLED_S`.
+
+    Returns:
+        Whether the table now holds every complete line (False: the budget ran out).
+    """
+    now = time.time() if now is None else now
     current: dict[str, os.stat_result] = {}
     for f in files:
         with contextlib.suppress(FileNotFoundError):
@@ -249,7 +335,7 @@ def _refresh(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> None:
     if not _table_exists(con):
         known = {}
     stale: list[str] = []  # rows to drop, file to read in full (if still there)
-    tails: list[tuple[str, int, int]] = []  # (path, from offset, to offset)
+    ranges: list[tuple[str, int, int]] = []  # (path, from offset, to offset)
     for path, state in known.items():
         st = current.get(path)
         if st is None:
@@ -260,29 +346,45 @@ def _refresh(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> None:
             if st.st_mtime_ns != state.mtime_ns:
                 stale.append(path)  # rewritten in place at the same size
         else:
-            end = _last_newline(Path(path), st.st_size)
+            end = _last_newline(Path(path), st.st_size, state.offset)
             if end > state.offset:
-                tails.append((path, state.offset, end))
-    full = [p for p in current if p not in known or p in stale]
-    if not stale and not tails and not full:
-        return
+                ranges.append((path, state.offset, end))
+    whole: list[str] = []  # files DuckDB reads itself, all of each
+    for path in current:
+        if path in known and path not in stale:
+            continue
+        st = current[path]
+        if budget is None and st.st_mtime < now - SETTLED_S:
+            whole.append(path)
+        else:
+            ranges.append((path, 0, _last_newline(Path(path), st.st_size)))
+    ranges, caught_up = _within(ranges, budget)
+    if not stale and not ranges and not whole:
+        return caught_up
     con.execute("BEGIN")
     try:
         if not known:
             # First load (or a cache from another schema): start from nothing.
             con.execute(f"DELETE FROM {_FILES}")
-            con.execute(f"CREATE OR REPLACE TABLE {_TABLE} AS {_read_sql('filename')}", [full])
-        else:
-            if stale:
-                con.execute(f"DELETE FROM {_TABLE} WHERE _file IN (SELECT unnest(?))", [stale])
-                con.execute(f"DELETE FROM {_FILES} WHERE path IN (SELECT unnest(?))", [stale])
-            if full:
-                con.execute(f"INSERT INTO {_TABLE} {_read_sql('filename')}", [full])
-        states = [_state_after_full_read(p, current[p]) for p in full]
-        for path, start, end in tails:
-            _read_tail(con, path, start, end)
+            con.execute(f"DROP TABLE IF EXISTS {_TABLE}")
+        elif stale:
+            con.execute(f"DELETE FROM {_TABLE} WHERE _file IN (SELECT unnest(?))", [stale])
+            con.execute(f"DELETE FROM {_FILES} WHERE path IN (SELECT unnest(?))", [stale])
+        created = bool(known)
+        if whole:
+            _insert(con, _read_sql("filename"), [whole], created=created)
+            created = True
+        states = [_state_after_full_read(p, current[p]) for p in whole]
+        for path, start, end in ranges:
+            if end > start or not created:
+                _read_range(con, path, start, end, created=created)
+                created = True
             st = current[path]
-            states.append(_FileState(path, st.st_ino, st.st_size, end, st.st_mtime_ns))
+            # Cut short by the budget (a newline follows): the next pass reads on.
+            cut = _last_newline(Path(path), st.st_size, end) > end
+            states.append(
+                _FileState(path, st.st_ino, end if cut else st.st_size, end, st.st_mtime_ns)
+            )
         if states:
             con.executemany(
                 f"INSERT OR REPLACE INTO {_FILES} VALUES (?, ?, ?, ?, ?)",
@@ -290,8 +392,42 @@ def _refresh(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> None:
             )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         raise
+    return caught_up
+
+
+def _within(
+    ranges: list[tuple[str, int, int]], budget: int | None
+) -> tuple[list[tuple[str, int, int]], bool]:
+    """The ranges (in order) that fit ``budget`` bytes, the last one cut at a newline;
+    and whether nothing was left out."""
+    if budget is None:
+        return ranges, True
+    taken: list[tuple[str, int, int]] = []
+    left = budget
+    for path, start, end in ranges:
+        if end - start <= left:
+            taken.append((path, start, end))
+            left -= end - start
+            continue
+        cut = _last_newline(Path(path), start + left, start)
+        if cut == start and not taken:
+            cut = _next_newline(Path(path), start + left, end)  # a line beyond the budget
+        if cut > start:
+            taken.append((path, start, cut))
+        return taken, False
+    return taken, True
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection, select: str, params: list[object], *, created: bool
+) -> None:
+    if created:
+        con.execute(f"INSERT INTO {_TABLE} {select}", params)
+    else:
+        con.execute(f"CREATE TABLE {_TABLE} AS {select}", params)
 
 
 def _state_after_full_read(path: str, before: os.stat_result) -> _FileState:
@@ -308,8 +444,11 @@ def _state_after_full_read(path: str, before: os.stat_result) -> _FileState:
     return _FileState(path, before.st_ino, size, end, before.st_mtime_ns)
 
 
-def _read_tail(con: duckdb.DuckDBPyConnection, path: str, start: int, end: int) -> None:
-    """Insert the complete lines appended to ``path`` between two offsets."""
+def _read_range(
+    con: duckdb.DuckDBPyConnection, path: str, start: int, end: int, *, created: bool
+) -> None:
+    """Insert the complete lines of ``path`` between two offsets (a copy of them, as
+    DuckDB reads whole files only)."""
     fd, tmp = tempfile.mkstemp(prefix="mcgw-logs-", suffix=".jsonl")
     try:
         with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
@@ -321,7 +460,7 @@ def _read_tail(con: duckdb.DuckDBPyConnection, path: str, start: int, end: int) 
                     break
                 out.write(chunk)
                 left -= len(chunk)
-        con.execute(f"INSERT INTO {_TABLE} {_read_sql('?')}", [path, [tmp]])
+        _insert(con, _read_sql("?"), [path, [tmp]], created=created)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -55,6 +55,8 @@ def run(
     dialect: str = "bigquery",
     shift_to: dt.datetime | None = None,
     cache: bool = True,
+    wait_s: float = ingest.LOCK_WAIT_S,
+    say: Callable[[str], None] | None = None,
 ) -> QueryResult:
     """Run one SQL statement over the logs under ``log_dir``.
 
@@ -66,6 +68,9 @@ def run(
         shift_to: replay option: rebase all timestamps by one delta so that the earliest
             entry appears at this instant (naive = UTC). Off by default.
         cache: keep parsed logs in ``log_dir/.mcgw-analytics.duckdb`` between runs.
+        wait_s: longest wait for the cache while another query has it (then the logs
+            are read into memory); a log indexer gives way at once.
+        say: where to tell about a wait longer than a second (None: nowhere).
 
     Returns:
         The columns and rows.
@@ -81,8 +86,7 @@ def run(
         duck_sql = translate(sql, dialect)
         if memo is not None:
             memo.put(dialect, sql, duck_sql)
-    con = ingest.connect(log_dir, cache=cache)
-    try:
+    with ingest.opened(log_dir, cache=cache, wait_s=wait_s, say=say) as con:
         ingest.create_view(con, shift_to=shift_to)
         try:
             cur = con.execute(duck_sql)
@@ -90,8 +94,6 @@ def run(
         except duckdb.Error as exc:
             raise _engine_error(exc, duck_sql) from exc
         columns = tuple(d[0] for d in cur.description or ())
-    finally:
-        con.close()
     return QueryResult(columns=columns, rows=tuple(tuple(r) for r in rows), sql=duck_sql)
 
 

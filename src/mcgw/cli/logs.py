@@ -1,10 +1,12 @@
-"""``mcgw logs``: SQL over the logs (``query``), the canned queries (``queries``) and the
-last entries as compact lines (``tail``).
+"""``mcgw logs``: SQL over the logs (``query``), the canned queries (``queries``), the
+query cache kept current (``index``) and the last entries as compact lines (``tail``).
 
 ``mcgw logs query SQL | --named NAME [-o table|json|csv]`` runs BigQuery SQL (or DuckDB's)
 over every ``*.jsonl`` below ``--log-dir``; ``mcgw logs queries`` lists the named ones
-shipped with mcgw; ``mcgw logs tail [-n N] [--follow] [--cluster C] [--status 5xx] …``
-prints the last entries, filtered, and with ``--follow`` the new ones as they come.
+shipped with mcgw; ``mcgw logs index [--follow] DIR`` parses new lines into the query
+cache (:mod:`mcgw.analytics.indexer`); ``mcgw logs tail [-n N] [--follow] [--cluster C]
+[--status 5xx] …`` prints the last entries, filtered, and with ``--follow`` the new ones
+as they come.
 """
 
 from __future__ import annotations
@@ -51,6 +53,52 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     queries = logs_sub.add_parser("queries", help="list the named queries shipped with mcgw")
     queries.add_argument("--show", metavar="NAME", help="print the SQL of one query")
 
+    index = logs_sub.add_parser(
+        "index",
+        help="parse new log lines into the query cache now, or (--follow) as they are written",
+    )
+    index.add_argument(
+        "log_dir",
+        nargs="?",
+        type=Path,
+        default=Path("var/logs"),
+        metavar="DIR",
+        help="the log directory (default var/logs)",
+    )
+    index.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep indexing new lines until SIGTERM/Ctrl-C (mcgw up and serve run this)",
+    )
+    index.add_argument(
+        "--interval",
+        type=_seconds,
+        default=2.0,
+        metavar="DURATION",
+        help="with --follow: pause between passes once caught up (default 2s)",
+    )
+    index.add_argument(
+        "--parent",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="with --follow: also stop when process PID is gone",
+    )
+    index.add_argument(
+        "--budget",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="with --follow: most bytes of lines one pass reads (default 32MiB)",
+    )
+    index.add_argument(
+        "--nice",
+        type=int,
+        default=19,
+        metavar="N",
+        help="with --follow: CPU priority increment (default 19: only idle CPU)",
+    )
+
     tail = logs_sub.add_parser("tail", help="the last log entries as compact lines, filtered")
     _log_dir(tail)
     tail.add_argument(
@@ -81,6 +129,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     tail.add_argument("--json", action="store_true", help="print each entry as its JSON line")
 
 
+def _seconds(text: str) -> float:
+    from mcgw import logfiles
+
+    try:
+        value = logfiles.parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration > 0, e.g. 2s, got {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    from mcgw import logfiles
+
+    try:
+        return logfiles.parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _log_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-dir", type=Path, default=Path("var/logs"), help="where logs are (default var/logs)"
@@ -95,14 +164,42 @@ def main(args: argparse.Namespace) -> int:
         return _queries(args)
     if args.logs_command == "tail":
         return _tail(args)
+    if args.logs_command == "index":
+        return _index(args)
     from mcgw.analytics import query
 
     if (args.sql is None) == (args.named is None):
         raise errors.AnalyticsError("give either SQL or --named NAME (see `mcgw logs queries`)")
     sql = args.sql if args.named is None else query.named(args.named)
     shift = datetime.fromisoformat(args.shift_to) if args.shift_to else None
-    result = query.run(sql, args.log_dir, dialect=args.dialect, shift_to=shift)
+    result = query.run(sql, args.log_dir, dialect=args.dialect, shift_to=shift, say=_note)
     sys.stdout.write(query.format(result, args.output))
+    return 0
+
+
+def _note(message: str) -> None:
+    print(f"mcgw: {message}", file=sys.stderr, flush=True)
+
+
+def _index(args: argparse.Namespace) -> int:
+    from mcgw.analytics import indexer, ingest
+
+    if args.follow:
+        indexer.follow(
+            args.log_dir,
+            interval_s=args.interval,
+            parent=args.parent,
+            niceness=args.nice,
+            budget=args.budget or indexer.PASS_BUDGET,
+        )
+        return 0
+    start = time.perf_counter()
+    with ingest.opened(args.log_dir, say=_note) as con:
+        row = con.execute("SELECT count(*) FROM logs").fetchone()
+    lines = row[0] if row else 0
+    _note(
+        f"{lines:,} log entries indexed under {args.log_dir} ({time.perf_counter() - start:.1f} s)"
+    )
     return 0
 
 

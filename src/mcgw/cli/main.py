@@ -60,6 +60,13 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
         "--no-watch", dest="watch", action="store_false", help="do not reload on file changes"
     )
     parser.add_argument(
+        "--no-log-index",
+        dest="log_index",
+        action="store_false",
+        help="do not parse logs for `mcgw logs query` while they are written (the first "
+        "query then parses them all)",
+    )
+    parser.add_argument(
         "--workers",
         type=_workers,
         default=1,
@@ -403,6 +410,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             entry_region_header=args.entry_region_header,
             debug_headers=args.debug_headers,
             measure_rtt=args.measure_rtt,
+            log_index=args.log_index,
             workers=args.workers,
             client_limits=client_limits(args),
         )

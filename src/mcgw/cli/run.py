@@ -20,6 +20,7 @@ from typing import Any
 from mcgw import logfiles
 from mcgw.admin import server as admin_server
 from mcgw.admin import sources as admin_sources
+from mcgw.analytics import indexer
 from mcgw.config import resources as res
 from mcgw.controller import runner
 from mcgw.dataplane import server, settings, workers
@@ -70,6 +71,9 @@ class RunOptions:
     """Add ``x-mcgw-*`` response headers: the route, the pick and the decision trace."""
     measure_rtt: bool = False
     """Rank regions by measured round trips (:mod:`mcgw.dataplane.rtt`)."""
+    log_index: bool = True
+    """Run the log indexer (:mod:`mcgw.analytics.indexer`) on ``log_dir`` while serving,
+    so that queries find the logs already parsed (``serve_forever`` only)."""
 
 
 @dataclass
@@ -266,16 +270,24 @@ async def _follow_fleet(controller: runner.Controller, fleet: runtime.FleetRunti
 async def serve_forever(options: RunOptions, say: Callable[[str], None] = _say) -> None:
     """Run until SIGINT/SIGTERM, then stop everything that was started."""
     running = await start(options, say)
+    log_index = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    say("ready; Ctrl-C to stop")
     try:
+        if options.log_index:
+            log_index = indexer.spawn(options.log_dir)
+            say(f"logs: indexer (pid {log_index.pid}) parses {options.log_dir} for queries")
+        say("ready; Ctrl-C to stop")
         await stop.wait()
     finally:
         say("stopping…")
-        await running.close()
+        try:
+            await running.close()
+        finally:
+            if log_index is not None:
+                indexer.stop(log_index)
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -1,0 +1,346 @@
+"""The log indexer (`mcgw logs index`) and the cache lock, with real processes and files.
+
+The indexer runs as `mcgw logs index --follow` in a subprocess, as `mcgw up` starts it;
+what it did is read from the cache itself (under the lock, read-only), never through a
+query, which would do the work itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from mcgw import logfiles, logschema
+from mcgw.analytics import cachelock, indexer, ingest, query
+
+ROOT = Path(__file__).resolve().parents[2]
+COUNT = "SELECT COUNT(*), COUNT(DISTINCT insert_id) FROM `p.global._Default._AllLogs`"
+FORMATTER = logschema.AccessFormatter("test-project")
+
+
+def _lines(first: int, n: int) -> list[bytes]:
+    return [
+        FORMATTER.line_bytes(
+            logschema.AccessRecord(
+                timestamp=1_700_000_000 + i,
+                method="GET",
+                scheme="http",
+                host="store.example.com",
+                target=f"/item/{i}",
+                protocol="HTTP/1.1",
+                status=200,
+                latency_s=0.001,
+                request_size=90,
+                response_size=300,
+                remote_ip="127.0.0.1",
+                server_ip="127.0.0.1",
+                user_agent="test",
+                trace_headers=(),
+                gateway="store/external-http",
+                route="store/route/0",
+                backend="ServiceImport/store/store:8080",
+                cluster="gke-west-1",
+                region="us-west1",
+                zone="us-west1-a",
+                pod="store-0",
+                endpoint="127.1.0.1:8080",
+                reason="closest",
+                entry_region="us-west1",
+                attempts=1,
+                status_details="response_sent_by_backend",
+            )
+        )
+        for i in range(first, first + n)
+    ]
+
+
+@contextlib.contextmanager
+def _indexer(log_dir: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    # --nice 0: the suite runs on a busy machine, and here the indexer is what is tested.
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcgw",
+            "logs",
+            "index",
+            "--follow",
+            "--nice",
+            "0",
+            *extra,
+            str(log_dir),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def _indexed(log_dir: Path) -> int:
+    """Rows the cache holds now, read without bringing it up to date."""
+    lock = cachelock.CacheLock(log_dir, "test")
+    try:
+        assert lock.acquire(10)
+        if not (log_dir / ingest.CACHE_NAME).exists():
+            return 0
+        con = duckdb.connect(str(log_dir / ingest.CACHE_NAME), read_only=True)
+        try:
+            tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+            if "logs" not in tables:
+                return 0
+            row = con.execute("SELECT count(*) FROM logs").fetchone()
+            return int(row[0]) if row else 0
+        finally:
+            con.close()
+    finally:
+        lock.close()
+
+
+def _wait_indexed(log_dir: Path, want: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (got := _indexed(log_dir)) != want:
+        assert time.monotonic() < deadline, f"indexer has {got} rows, not {want}"
+        time.sleep(0.3)  # each look makes the indexer give way: leave it time to work
+
+
+def _jsonl_lines(log_dir: Path) -> int:
+    return sum(p.read_bytes().count(b"\n") for p in log_dir.glob("*.jsonl"))
+
+
+def _wait_holding(log_dir: Path, proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """Until the indexer holds the cache lock (it is in a pass)."""
+    lock = cachelock.CacheLock(log_dir, "test")
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            assert proc.poll() is None, "the indexer exited"
+            assert time.monotonic() < deadline, "the indexer never took the cache"
+            if not lock.try_acquire():
+                if "indexer" in lock.holder():
+                    return
+            else:
+                lock.release()
+            time.sleep(0.005)
+    finally:
+        lock.close()
+
+
+def test_follow_picks_up_appended_and_rotated_files_and_drops_removed_ones(
+    tmp_path: Path,
+) -> None:
+    log_dir = tmp_path / "logs"
+    writer = logfiles.RotatingFiles(
+        log_dir, "access", logfiles.Retention(max_bytes=40_000, keep_files=3)
+    )
+    writer.write(_lines(0, 10))
+    with _indexer(log_dir, "--interval", "0.1s") as proc:
+        _wait_indexed(log_dir, 10)
+        writer.write(_lines(10, 15))  # appended to the same file
+        _wait_indexed(log_dir, 25)
+        assert len(writer.files) == 1
+        for i in range(25, 200, 25):
+            writer.write(_lines(i, 25))  # rotates every ~30 lines
+        assert len(writer.files) > 3 and writer.removed, "rotation and retention happened"
+        _wait_indexed(log_dir, _jsonl_lines(log_dir))  # rows of removed files dropped
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert query.run(COUNT, log_dir).rows == ((_jsonl_lines(log_dir),) * 2,)
+
+
+def test_a_query_during_a_pass_takes_over_and_answers_every_line(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    writer = logfiles.RotatingFiles(log_dir, "access")
+    for first in range(0, 60_000, 10_000):
+        writer.write(_lines(first, 10_000))
+    # One pass for all 70 MB: seconds of work the query must not wait for.
+    with _indexer(log_dir, "--interval", "0.1s", "--budget", "1GiB") as proc:
+        _wait_holding(log_dir, proc)
+        said: list[str] = []
+        result = query.run(COUNT, log_dir, say=said.append, wait_s=30)
+        assert result.rows == ((60_000, 60_000),)
+        # No message: the indexer gave way within a second, and the cache was used.
+        assert said == []
+        assert _indexed(log_dir) == 60_000
+        assert proc.poll() is None, "the indexer carries on after giving way"
+        writer.write(_lines(60_000, 5))
+        _wait_indexed(log_dir, 60_005)
+
+
+def test_a_query_waits_for_another_and_says_so(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 30))
+    holder = cachelock.CacheLock(log_dir, "query")
+    assert holder.try_acquire()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcgw",
+            "logs",
+            "query",
+            COUNT,
+            "-o",
+            "csv",
+            "--log-dir",
+            str(log_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # after a second of waiting
+        assert f"pid {os.getpid()} (query) has it" in line
+        assert proc.poll() is None
+        holder.close()
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert out.splitlines()[1] == "30,30"
+    finally:
+        holder.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_query_that_waits_too_long_reads_into_memory(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 7))
+    holder = cachelock.CacheLock(log_dir, "query")
+    assert holder.try_acquire()
+    try:
+        said: list[str] = []
+        assert query.run(COUNT, log_dir, wait_s=0.2, say=said.append).rows == ((7, 7),)
+        assert said == [
+            f"pid {os.getpid()} (query) kept the log cache: reading the logs into memory instead"
+        ]
+        assert not (log_dir / ingest.CACHE_NAME).exists()
+    finally:
+        holder.close()
+
+
+def test_sigterm_during_a_pass_ends_it_cleanly(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    writer = logfiles.RotatingFiles(log_dir, "access")
+    for first in range(0, 60_000, 10_000):
+        writer.write(_lines(first, 10_000))
+    with _indexer(log_dir, "--interval", "0.1s", "--budget", "1GiB") as proc:
+        _wait_holding(log_dir, proc)
+        proc.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - start < 3, "the pass was interrupted, not finished"
+    # The one pass was abandoned whole: nothing cached, and the next query reads all.
+    assert _indexed(log_dir) == 0
+    assert query.run(COUNT, log_dir).rows == ((60_000, 60_000),)
+
+
+def test_the_indexer_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 3))
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from mcgw.analytics import indexer; "
+            "p = indexer.spawn(Path(sys.argv[1]), interval_s=0.1); print(p.pid, flush=True); "
+            "time.sleep(60)",
+            str(log_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = 0
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        _wait_indexed(log_dir, 3)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(child):
+            assert time.monotonic() < deadline, "the indexer outlived its parent"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_index_once_parses_everything_and_queries_find_it_done(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 12))
+    done = subprocess.run(
+        [sys.executable, "-m", "mcgw", "logs", "index", str(log_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "12 log entries indexed" in done.stderr
+    assert _indexed(log_dir) == 12
+
+
+def test_stop_ends_a_spawned_indexer(tmp_path: Path) -> None:
+    log_dir = tmp_path / "missing-yet"
+    proc = indexer.spawn(log_dir, interval_s=0.1)  # the directory comes later
+    try:
+        time.sleep(0.5)
+        assert proc.poll() is None
+        logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 4))
+        _wait_indexed(log_dir, 4)
+    finally:
+        assert indexer.stop(proc) == 0
+
+
+@pytest.mark.parametrize("budget", [1, 700, 10**9])
+def test_bounded_passes_add_up_to_every_line(tmp_path: Path, budget: int) -> None:
+    log_dir = tmp_path / "logs"
+    writer = logfiles.RotatingFiles(log_dir, "access", logfiles.Retention(max_bytes=5_000))
+    writer.write(_lines(0, 20))
+    lock = cachelock.CacheLock(log_dir, "test")
+    try:
+        passes = 0
+        while indexer.index_pass(log_dir, lock, budget=budget) is False:
+            passes += 1
+            assert passes < 100
+        writer.write(_lines(20, 3))
+        while indexer.index_pass(log_dir, lock, budget=budget) is False:
+            passes += 1
+    finally:
+        lock.close()
+    assert (passes > 5) == (budget < 1000)
+    assert query.run(COUNT, log_dir).rows == ((23, 23),)
