@@ -179,6 +179,7 @@ async def _serve(
         "--log-dir",
         str(logs),
         "--no-watch",
+        "--no-log-index",  # the log indexer is another child; these tests count writers
         *extra,
         cwd=ROOT,
         stdin=asyncio.subprocess.DEVNULL,
