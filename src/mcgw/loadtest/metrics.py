@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -256,6 +257,28 @@ class Trend:
             self._counts[(bucket << _HALF_MAG) + (value >> bucket)] += 1
         else:
             self._add_clamped(value)
+
+    def add_many(self, values: Sequence[int]) -> None:
+        """``add`` each of ``values``: the bounds, count and sum in C (min, max, sum), one
+        tight loop for the counts — how the runner records a batch of requests."""
+        if not values:
+            return
+        low = min(values)
+        high = max(values)
+        if low < 0 or high > _HIGHEST_NS:
+            for value in values:
+                self.add(value)
+            return
+        if low < self._lo:
+            self._lo = low
+        if high > self.max:
+            self.max = high
+        self._n += len(values)
+        self.total += sum(values)
+        counts = self._counts
+        for value in values:
+            bucket = (value | _MASK).bit_length() - _SHIFT
+            counts[(bucket << _HALF_MAG) + (value >> bucket)] += 1
 
     def _add_clamped(self, value: int) -> None:
         self.total -= value
