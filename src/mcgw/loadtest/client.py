@@ -516,7 +516,12 @@ class Client:
             self._retry()
             return
         conn.begin(self, fut)
-        self._arm(self._loop.time() + self._send_timeout_s, conn)
+        deadline = self._loop.time() + self._send_timeout_s
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(deadline, conn)
+        else:  # = _arm's common case, inlined
+            self._deadline = deadline
+            self._inflight = conn
         sent_start = _now()
         conn.transport.write(self._raw)
         self._sent = _now()

@@ -404,9 +404,7 @@ class Run:
         self.scenario_ends: dict[str, float] = {}
         self.active = 0
         self.allocated = 0
-        self.complete = 0
         self.interrupted = 0
-        self.started = 0
         self.next_vu_id = 1
         self.breakdown: collections.Counter[tuple[str, str]] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
@@ -588,6 +586,15 @@ class Run:
         self.scenario_ends[scen.name] = end
         self.rps_end = max(self.scenario_ends.values())
 
+    @property
+    def complete(self) -> int:
+        """Iterations that ran to their end."""
+        return self.iterations.count
+
+    @property
+    def started(self) -> int:
+        return self.complete + self.interrupted + self.active
+
     def elapsed_s(self) -> float:
         return (_now() - self.start_ns) / 1e9
 
@@ -637,7 +644,6 @@ class Run:
             begin = _now()
             if vu.intended_ns and begin - vu.intended_ns > _LATE_NS:
                 self.registry.counter("iterations_late").add()
-            self.started += 1
             self.active += 1
             error: str | None = None  # None: complete; "": interrupted, not an error
             try:
@@ -668,7 +674,6 @@ class Run:
                 if self.tagged:
                     self.emit("iterations", 1, vu.tags)
                     self.emit("iteration_duration", took, vu.tags)
-                self.complete += 1
                 counts[0] += 1
             if until is None:
                 return
