@@ -333,7 +333,7 @@ class _Connection(asyncio.Protocol):
         """A :meth:`Client.send` request goes out now: its outcome goes to ``owner``."""
         self.owner = owner
         self._waiter = waiter
-        self._head = []
+        self._head.clear()  # (head() hands out bytes, never the list)
         self.first_byte_ns = 0
         self.done_ns = 0
         self.received = 0
@@ -558,7 +558,16 @@ class Client:
         )
         if not conn.keep_alive:
             self._drop()
-        self._resolve(fut, result)
+        on_result = self._on_result  # = _resolve, inlined
+        if on_result is None:
+            fut.set_result(result)
+            return
+        try:
+            value = on_result(self, result, self._ctx)
+        except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
 
     def _broken(self, conn: _Connection, exc: BaseException) -> None:
         """The request failed: lost connection, bad response or timeout."""
