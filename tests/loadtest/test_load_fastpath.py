@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import loadtest_server as fake
 import pytest
+from hdrh.histogram import HdrHistogram
 
 from mcgw.loadtest import client, metrics, options, runner, scenario
 
@@ -328,3 +329,11 @@ def test_batches_are_cut_at_each_second_of_the_timeline() -> None:
 
     run = asyncio.run(go())
     assert sorted((sec, s.count) for sec, s in run.timeline.items()) == [(0, 10), (1, 20)]
+
+
+def test_index_table_is_hdrhistograms_counts_index() -> None:
+    table = metrics._index_table(1 << 16)
+    assert table == [metrics._counts_index(v) for v in range(1 << 16)]
+    hist = HdrHistogram(1, 3_600 * 1_000_000_000, 3)
+    for v in (1, 2047, 2048, 2049, 4095, 4096, 40_000, 65_535):
+        assert table[v] == hist._counts_index_for(v)
