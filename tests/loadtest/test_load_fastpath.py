@@ -337,3 +337,46 @@ def test_index_table_is_hdrhistograms_counts_index() -> None:
     hist = HdrHistogram(1, 3_600 * 1_000_000_000, 3)
     for v in (1, 2047, 2048, 2049, 4095, 4096, 40_000, 65_535):
         assert table[v] == hist._counts_index_for(v)
+
+
+def test_fast_get_records_and_keeps_cookies_of_a_chunked_response() -> None:
+    from mcgw.loadtest import script
+
+    responses = [
+        RESPONSE,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Pad: "
+        + b"p" * 300
+        + b"\r\nSet-Cookie: sid=s2; Path=/\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    ]
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            for response in responses:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(response)
+                await writer.drain()
+            await reader.read()
+        writer.close()
+
+    async def go() -> None:
+        srv = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}/"
+        opts = options.LoadOptions(url=url)
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        vu = runner.VU(1, run.scenarios[0], {})
+        http = script.Http(run, vu)
+        try:
+            first = await http.get(url)  # a new connection: request()
+            sent = http.get(url)
+            assert isinstance(sent, asyncio.Future)  # the kept-alive one: the fast path
+            second = await sent
+            assert (first.status, second.status, second.body) == (200, 200, "hello world")
+            assert http.jar.cookies_for_url(url) == {"sid": ["s2"]}
+            run.sync_derived()
+            assert run.reqs.count == 2
+        finally:
+            vu.close()
+            srv.close()
+            await srv.wait_closed()
+
+    asyncio.run(go())

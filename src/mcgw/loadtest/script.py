@@ -316,8 +316,11 @@ class Http:
         """Record a completed request (cookies, metrics) and make its Response."""
         run = self._run
         vu = self._vu
-        head = result.head  # = result.set_cookie, inlined (every scripted request)
-        if b"ookie" in head or b"OOKIE" in head:
+        # = result.set_cookie (every scripted request), over the header block only: the
+        # bytes received less the body are at least that (a byte search costs ~2 ns a byte).
+        head = result.head
+        end = result.bytes_received - len(result.body)
+        if head.find(b"ookie", 0, end) >= 0 or head.find(b"OOKIE", 0, end) >= 0:
             self.jar.extract(url, _set_cookie_values(result))
         tags: dict[str, str] | None = None
         if run.tagged:  # only JSON output and tag-selecting submetrics read them
