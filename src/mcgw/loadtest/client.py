@@ -25,7 +25,9 @@ import ssl
 import time
 import typing
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httptools
 
@@ -217,6 +219,7 @@ class _Connection(asyncio.Protocol):
         "headers_complete",
         "keep_alive",
         "lost",
+        "owner",
         "parser",
         "received",
         "transport",
@@ -238,6 +241,9 @@ class _Connection(asyncio.Protocol):
         self.headers_complete = False
         self.cluster = ""
         self.zone = ""
+        self.owner: Client | None = None
+        """The client whose :meth:`Client.send` request is in flight (its outcome goes to
+        the client's callbacks instead of ``_waiter``); None for :meth:`Client.request`."""
 
     # -- asyncio.Protocol --
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -268,7 +274,10 @@ class _Connection(asyncio.Protocol):
             # A response without Content-Length or chunking ends when the connection does.
             self.keep_alive = False
             self.done_ns = _now()
-            waiter.set_result(None)
+            if self.owner is not None:
+                self.owner._complete(self)
+            else:
+                waiter.set_result(None)
         else:
             self._fail(_Lost("connection reset by peer" if exc else "connection closed"))
 
@@ -286,6 +295,10 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.done_ns = _now()
         self.keep_alive = self.parser.should_keep_alive()
+        owner = self.owner
+        if owner is not None:
+            owner._complete(self)
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -293,14 +306,18 @@ class _Connection(asyncio.Protocol):
     # -- use --
     def _fail(self, exc: Exception) -> None:
         self.keep_alive = False
-        if self._waiter is not None and not self._waiter.done():
+        if self.owner is not None:
+            self.owner._broken(self, exc)
+        elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
         if self.transport is not None:
             self.transport.close()
 
     def expire(self) -> None:
         """The request's deadline passed: its waiter raises TimeoutError."""
-        if self._waiter is not None and not self._waiter.done():
+        if self.owner is not None:
+            self.owner._broken(self, TimeoutError())
+        elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TimeoutError())
 
     def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
@@ -311,6 +328,16 @@ class _Connection(asyncio.Protocol):
         self.received = 0
         self.headers_complete = False
         return waiter
+
+    def begin(self, owner: Client, waiter: asyncio.Future[Any]) -> None:
+        """A :meth:`Client.send` request goes out now: its outcome goes to ``owner``."""
+        self.owner = owner
+        self._waiter = waiter
+        self._head.clear()  # (head() hands out bytes, never the list)
+        self.first_byte_ns = 0
+        self.done_ns = 0
+        self.received = 0
+        self.headers_complete = False
 
     def head(self) -> bytes:
         """The response's bytes up to its head's end (and maybe some body after it)."""
@@ -366,23 +393,47 @@ class _BodyConnection(_Connection):
         return out
 
 
+OnResult = Callable[["Client", Result, Any], object]
+"""What a :meth:`Client.send` future resolves to: ``on_result(client, result, context)``
+(or the exception it raises)."""
+
+
 class Client:
-    """One VU's HTTP client: a single connection, opened on demand and kept alive."""
+    """One VU's HTTP client: a single connection, opened on demand and kept alive.
+
+    Two ways to send. :meth:`request` is a coroutine for any request (it connects when
+    needed). :meth:`send` is the per-request fast path on a kept-alive connection: no
+    coroutine, no frames to resume — the write goes out in the loop's next pass (with the
+    other VUs' writes), and the protocol callback that completes the response builds the
+    :class:`Result`, hands it to ``on_result`` and resolves the one future the VU awaits.
+    """
 
     __slots__ = (
         "_capture",
         "_collect",
         "_conn",
+        "_ctx",
         "_deadline",
+        "_fut",
         "_inflight",
         "_insecure",
         "_loop",
+        "_on_result",
+        "_pending",
         "_protocol",
+        "_raw",
         "_request",
+        "_retrying",
+        "_send_timeout_s",
+        "_sent",
+        "_sent_start",
+        "_start",
         "_target",
         "_timeout_s",
         "_timer",
         "_timer_at",
+        "_write_cb",
+        "busy",
     )
 
     def __init__(
@@ -394,6 +445,7 @@ class Client:
         collect: bool = False,
         capture: bool = False,
         insecure: bool = False,
+        on_result: OnResult | None = None,
     ) -> None:
         self._target = target
         self._insecure = insecure
@@ -409,14 +461,188 @@ class Client:
         self._timer_at = 0.0
         self._deadline = 0.0
         self._inflight: _Connection | None = None
+        # send()'s request in flight (one at a time).
+        self._on_result = on_result
+        self._write_cb = self._write  # bound once, not per request
+        self.busy = False
+        """A :meth:`send` request is in flight (take another client from a pool)."""
+        self._send_timeout_s = timeout_s
+        self._fut: asyncio.Future[Any] | None = None
+        self._ctx: Any = None
+        self._raw = b""
+        self._pending: _Connection | None = None
+        self._start = 0
+        self._sent_start = 0
+        self._sent = 0
+        self._retrying: asyncio.Task[None] | None = None
 
-    async def request(self, request: bytes | None = None, timeout_s: float | None = None) -> Result:
+    def send(
+        self, raw: bytes, context: Any = None, timeout_s: float | None = None
+    ) -> asyncio.Future[Any] | None:
+        """The fast path: ``raw`` on the kept-alive connection, or None when there is none
+        (or a request is in flight) — then use :meth:`request`.
+
+        The request's clock starts when it is written, in the loop's next pass (as
+        :meth:`request` after ``runner.yield_once``). The future resolves to
+        ``on_result(self, result, context)``; network trouble is a Result, as with
+        :meth:`request` (a kept-alive connection found closed is retried once on a new
+        one). If the future is cancelled the connection is dropped on the outcome.
+        """
+        conn = self._conn
+        if conn is None or conn.lost or not conn.keep_alive or self.busy:
+            return None
+        self.busy = True
+        self._fut = fut = self._loop.create_future()
+        self._ctx = context
+        self._raw = raw
+        self._send_timeout_s = self._timeout_s if timeout_s is None else timeout_s
+        self._pending = conn
+        self._loop.call_soon(self._write_cb)
+        return fut
+
+    def _write(self) -> None:
+        conn = self._pending
+        if conn is None:
+            return  # resolved before its write (the connection was lost)
+        self._pending = None
+        fut = self._fut
+        assert fut is not None
+        if fut.done():  # cancelled before it went out: the connection is still clean
+            self.busy = False
+            return
+        start = _now()
+        self._start = start
+        if conn.lost or not conn.keep_alive or conn.transport is None:
+            self._retry()
+            return
+        conn.begin(self, fut)
+        deadline = self._loop.time() + self._send_timeout_s
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(deadline, conn)
+        else:  # = _arm's common case, inlined
+            self._deadline = deadline
+            self._inflight = conn
+        sent_start = _now()
+        conn.transport.write(self._raw)
+        self._sent = _now()
+        self._sent_start = sent_start
+
+    def _complete(self, conn: _Connection) -> None:
+        """The response is complete (from the protocol callback)."""
+        conn.owner = None
+        self._inflight = None
+        self.busy = False
+        body = conn.finish()
+        fut = self._fut
+        assert fut is not None
+        if fut.done():  # the VU was interrupted: nobody records this response
+            self._drop()
+            return
+        first_byte = conn.first_byte_ns
+        raw = self._raw
+        result = Result(
+            conn.parser.get_status_code(),
+            "",
+            self._sent_start - self._start,
+            0,
+            self._sent - self._sent_start,
+            first_byte - self._sent,
+            conn.done_ns - first_byte,
+            len(raw),
+            conn.received,
+            conn.cluster,
+            conn.zone,
+            conn.head() if self._capture else b"",
+            body,
+            0,
+        )
+        if not conn.keep_alive:
+            self._drop()
+        on_result = self._on_result  # = _resolve, inlined
+        if on_result is None:
+            fut.set_result(result)
+            return
+        try:
+            value = on_result(self, result, self._ctx)
+        except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+
+    def _broken(self, conn: _Connection, exc: BaseException) -> None:
+        """The request failed: lost connection, bad response or timeout."""
+        conn.owner = None
+        self._inflight = None
+        conn.finish()
+        self._drop()
+        fut = self._fut
+        assert fut is not None
+        if fut.done():
+            self.busy = False
+            return
+        if isinstance(exc, TimeoutError):
+            self.busy = False
+            self._resolve(fut, _failure(self._start, "request timeout"))
+        elif conn.received == 0:
+            # A kept-alive connection the server had already closed: retry once on a new
+            # one, as Go's transport (and so k6) does.
+            self._retry()
+        else:
+            self.busy = False
+            now = _now()
+            self._resolve(
+                fut,
+                Result(
+                    status=0,
+                    error=str(exc),
+                    blocked=self._sent_start - self._start,
+                    connecting=0,
+                    sending=self._sent - self._sent_start,
+                    waiting=(conn.first_byte_ns or now) - self._sent,
+                    receiving=0,
+                    bytes_sent=len(self._raw),
+                    bytes_received=conn.received,
+                ),
+            )
+
+    def _retry(self) -> None:
+        self._inflight = None
+        self._retrying = self._loop.create_task(self._resend())
+
+    async def _resend(self) -> None:
+        fut = self._fut
+        assert fut is not None
+        try:
+            result = await self.request(self._raw, self._send_timeout_s, retry=False)
+        finally:
+            self.busy = False
+            self._retrying = None
+        if not fut.done():
+            self._resolve(fut, result)
+
+    def _resolve(self, fut: asyncio.Future[Any], result: Result) -> None:
+        on_result = self._on_result
+        if on_result is None:
+            fut.set_result(result)
+            return
+        try:
+            value = on_result(self, result, self._ctx)
+        except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+
+    async def request(
+        self, request: bytes | None = None, timeout_s: float | None = None, *, retry: bool = True
+    ) -> Result:
         """Send the request (the one given at construction by default) and wait for the
         whole response.
 
         Never raises for network trouble: refused connections, resets and timeouts come
         back as a :class:`Result` with ``status=0`` and ``error`` set.
         """
+        if self.busy and self._retrying is None:
+            self._abandon()  # a send() whose VU was interrupted: its connection is unusable
         start = _now()
         raw = self._request if request is None else request
         deadline = self._loop.time() + (self._timeout_s if timeout_s is None else timeout_s)
@@ -444,7 +670,7 @@ class Client:
                 except _Lost as exc:
                     conn.finish()
                     self._drop()
-                    if reused and conn.received == 0:
+                    if reused and retry and conn.received == 0:
                         # A kept-alive connection the server had already closed: retry
                         # once on a new one, as Go's transport (and so k6) does.
                         continue
@@ -560,9 +786,19 @@ class Client:
             self._conn.close()
             self._conn = None
 
+    def _abandon(self) -> None:
+        if self._conn is not None:
+            self._conn.owner = None
+        self._pending = None
+        self.busy = False
+        self._drop()
+
     def close(self) -> None:
         """Close the VU's connection."""
-        self._drop()
+        self._abandon()
+        if self._retrying is not None:
+            self._retrying.cancel()
+            self._retrying = None
         self._inflight = None
         if self._timer is not None:
             self._timer.cancel()

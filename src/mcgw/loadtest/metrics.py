@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,6 +55,26 @@ def _counts_index(value: int) -> int:
     """HdrHistogram's counts index of ``value`` (0 ≤ value ≤ 1 h), as ``add`` inlines it."""
     bucket = (value | _MASK).bit_length() - _SHIFT
     return ((bucket + 1) << _HALF_MAG) + (value >> (bucket + _UNIT)) - _HALF
+
+
+def _index_table(limit: int) -> list[int]:
+    """The counts index of every value below ``limit`` (a power of two ≥ 2048), built a run
+    of equal indexes at a time: HdrHistogram's index of v is v below 2048, then each index
+    covers 2, 4, 8… consecutive values."""
+    runs: list[Iterable[int]] = [range(2 * _HALF)]
+    width = 1
+    while (2 * _HALF) << (width - 1) < limit:
+        low = (2 * _HALF) << (width - 1)
+        first = _counts_index(low)
+        runs.extend(itertools.repeat(i, 1 << width) for i in range(first, first + _HALF))
+        width += 1
+    return list(itertools.chain.from_iterable(runs))
+
+
+_TABLE_LIMIT = 1 << 16
+_INDEX_OF = _index_table(_TABLE_LIMIT)
+"""Counts indexes of values below 65.5 µs (most of a request's blocked, sending, receiving
+and, against a fast backend, waiting): one list lookup instead of bit_length and shifts."""
 
 
 def _index_low(index: int) -> int:
@@ -256,6 +277,32 @@ class Trend:
             self._counts[(bucket << _HALF_MAG) + (value >> bucket)] += 1
         else:
             self._add_clamped(value)
+
+    def add_many(self, values: Sequence[int]) -> None:
+        """``add`` each of ``values``: the bounds, count and sum in C (min, max, sum), one
+        tight loop for the counts — how the runner records a batch of requests."""
+        if not values:
+            return
+        low = min(values)
+        high = max(values)
+        if low < 0 or high > _HIGHEST_NS:
+            for value in values:
+                self.add(value)
+            return
+        if low < self._lo:
+            self._lo = low
+        if high > self.max:
+            self.max = high
+        self._n += len(values)
+        self.total += sum(values)
+        counts = self._counts
+        table = _INDEX_OF
+        for value in values:
+            if value < _TABLE_LIMIT:
+                counts[table[value]] += 1
+            else:
+                bucket = (value | _MASK).bit_length() - _SHIFT
+                counts[(bucket << _HALF_MAG) + (value >> bucket)] += 1
 
     def _add_clamped(self, value: int) -> None:
         self.total -= value

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+import itertools
+import operator
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
@@ -37,6 +39,23 @@ from mcgw.loadtest import options as options_mod
 PROGRESS_INTERVAL_S = 1.0
 LATE_S = 0.010
 """An arrival-rate iteration starting this much after its scheduled time is late."""
+_LATE_NS = int(LATE_S * 1e9)
+
+_BATCH = 256
+"""Results recorded per batch (a flush is also due at each second of the timeline and
+before metrics are read)."""
+_TIMINGS = operator.attrgetter(
+    "status",
+    "error",
+    "blocked",
+    "connecting",
+    "tls",
+    "sending",
+    "waiting",
+    "receiving",
+    "bytes_sent",
+    "bytes_received",
+)
 
 EXPECTED_DURATION = "http_req_duration{expected_response:true}"
 """k6's submetric of http_req_duration for responses with an expected status."""
@@ -153,6 +172,10 @@ def _bucket(us: int) -> int:
         return us
     exp = us.bit_length() - 3  # keep the top 3 bits: 4..7 → 4 sub-buckets per octave
     return (exp + 1) * _SUB + ((us >> exp) - _SUB)
+
+
+_BUCKET_TABLE = 1 << 14
+_BUCKET_OF = [_bucket(us) for us in range(_BUCKET_TABLE)]
 
 
 def _bucket_low(index: int) -> int:
@@ -279,30 +302,49 @@ class _PlainProgram:
 
 
 class _PlainVu:
-    __slots__ = ("client", "program", "run", "sleep_s", "tags")
+    __slots__ = ("client", "program", "raw", "run", "sleep_s", "tags")
 
     def __init__(self, program: _PlainProgram, run: Run, vu: VU) -> None:
         self.program = program
         self.run = run
         opts = program.opts
+        self.raw = program.request
         self.client = client.Client(
             program.target,
             program.request,
             timeout_s=opts.timeout_s,
             collect=run.collect,
             insecure=opts.insecure_skip_tls_verify,
+            on_result=self._done,
         )
         self.tags = {**program.base_tags, **vu.tags}
         self.sleep_s = opts.sleep_s
 
-    async def iteration(self, vu: VU) -> None:
+    def iteration(self, vu: VU) -> Awaitable[None]:
+        # On a kept-alive connection the request is recorded by the protocol callback
+        # that completes it (client.Client.send), and Run.iterate awaits its future
+        # directly: no coroutine of ours per request.
+        if not self.sleep_s and not self.run.rps_interval:
+            sent = self.client.send(self.raw, vu)
+            if sent is not None:
+                return sent
+        return self._iteration(vu)
+
+    async def _iteration(self, vu: VU) -> None:
         run = self.run
-        if run.rps_interval:
-            await run.rps_wait()
-        await yield_once()  # batch with the other ready VUs (see yield_once)
-        run.record(await self.client.request(), vu, self.tags)
+        sent = None if run.rps_interval else self.client.send(self.raw, vu)
+        if sent is not None:
+            await sent
+        else:
+            if run.rps_interval:
+                await run.rps_wait()
+            await yield_once()  # batch with the other ready VUs (see yield_once)
+            run.record(await self.client.request(), vu, self.tags)
         if self.sleep_s:
             await asyncio.sleep(self.sleep_s)
+
+    def _done(self, _: client.Client, result: client.Result, vu: VU) -> None:
+        self.run.record(result, vu, self.tags)
 
     def describe(self, exc: Exception) -> str:
         return f"{type(exc).__name__}: {exc}"
@@ -376,9 +418,7 @@ class Run:
         self.scenario_ends: dict[str, float] = {}
         self.active = 0
         self.allocated = 0
-        self.complete = 0
         self.interrupted = 0
-        self.started = 0
         self.next_vu_id = 1
         self.breakdown: collections.Counter[tuple[str, str]] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
@@ -387,6 +427,9 @@ class Run:
         self._sec_end = 0
         self._second = _Second()
         """The timeline's current second and its bucket (saves a dict lookup per request)."""
+        self._batch: list[client.Result] = []
+        """Results recorded but not yet added to the metrics (see _flush)."""
+        self._iteration_durations: list[int] = []
         self.by_scenario: dict[str, list[int]] = {s.name: [0, 0] for s in scenarios}
         self.start_ns = _now()
         self.aborted = ""
@@ -409,66 +452,27 @@ class Run:
             self.json.point(name, raw, tags)
 
     def record(self, r: client.Result, vu: VU, tags: Mapping[str, str] | None = None) -> None:
-        # The hot path, the same metrics as calling each metric's add: counters bumped in
-        # place, zeros (connecting and TLS on a reused connection) counted, not binned,
-        # and the expected-response durations derived at read time (see sync_derived).
-        self.reqs.count += 1
-        self.blocked.add(r.blocked)
-        if r.connecting:
-            self.connecting.add(r.connecting)
-        else:
-            self.connecting.zeros += 1
-        if r.tls:
-            self.tls.add(r.tls)
-        else:
-            self.tls.zeros += 1
-        sending = r.sending
-        waiting = r.waiting
-        receiving = r.receiving
-        self.sending.add(sending)
-        self.waiting.add(waiting)
-        self.receiving.add(receiving)
-        duration = sending + waiting + receiving
-        self.duration.add(duration)
-        error = r.error
-        status = r.status
-        ok = not error and 200 <= status < 400  # _expected(status)
-        if ok:
-            self.failed.fails += 1
-        else:
-            self.failed.passes += 1
-            self.unexpected_duration.add(duration)
-            if error:
-                self.errors[error] += 1
-        self.sent.count += r.bytes_sent
-        self.received.count += r.bytes_received
-        cluster = ""
-        if self.collect and status:
-            self.breakdown[(r.cluster, r.zone)] += 1
-            cluster = r.cluster or "(unknown)"
+        # The hot path: the result joins a batch (see _flush); only what needs the moment
+        # of completion is done here — the timeline's second, the response time from the
+        # intended start, tagged samples.
         now = _now()
+        if now >= self._sec_end:
+            self.flush()
+            self._next_second(now)
+        batch = self._batch
+        batch.append(r)
+        if len(batch) >= _BATCH:
+            self.flush()
         response_time = 0
         if self.response_time is not None:
             if vu.intended_ns:
                 response_time = now - vu.intended_ns
                 vu.intended_ns = 0  # later requests of the iteration start on time
             else:
-                response_time = r.blocked + duration
+                response_time = r.blocked + r.duration
             self.response_time.add(response_time)
-        bucket = self._second if now < self._sec_end else self._next_second(now)
-        bucket.count += 1
-        if not ok:
-            bucket.failed += 1
-        # = _bucket(duration // 1000), inlined
-        us = duration // 1000
-        if us < _SUB:
-            bucket.buckets[us] += 1
-        else:
-            exp = us.bit_length() - 3
-            bucket.buckets[(exp + 1) * _SUB + ((us >> exp) - _SUB)] += 1
-        if cluster:
-            bucket.clusters[cluster] += 1
         if self.tagged:
+            ok = not r.error and 200 <= r.status < 400  # _expected(status)
             full = dict(tags or {})
             full["status"] = str(r.status)
             full["expected_response"] = "true" if ok else "false"
@@ -476,16 +480,84 @@ class Run:
                 full["error"] = r.error
             self._emit_request(r, full, ok, response_time)
 
-    def _next_second(self, now: int) -> _Second:
+    def flush(self) -> None:
+        """Record the batched results: the same samples as one ``add`` per metric and
+        request, but a list per metric built by C (attrgetter, zip, map) and each trend's
+        bounds, count and sum taken in C (Trend.add_many). All in the current second."""
+        if self._iteration_durations:
+            self.iteration_duration.add_many(self._iteration_durations)
+            self._iteration_durations = []
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        n = len(batch)
+        self.reqs.count += n
+        (
+            statuses,
+            failures,
+            blocked,
+            connecting,
+            tls,
+            sending,
+            waiting,
+            receiving,
+            sent,
+            received,
+        ) = zip(*map(_TIMINGS, batch), strict=True)
+        duration = list(map(operator.add, map(operator.add, sending, waiting), receiving))
+        self.blocked.add_many(blocked)
+        self.sending.add_many(sending)
+        self.waiting.add_many(waiting)
+        self.receiving.add_many(receiving)
+        self.duration.add_many(duration)
+        # connecting and TLS are 0 on a reused connection: counted, not binned.
+        for trend, values in ((self.connecting, connecting), (self.tls, tls)):
+            if any(values):
+                nonzero = [v for v in values if v]
+                trend.zeros += n - len(nonzero)
+                trend.add_many(nonzero)
+            else:
+                trend.zeros += n
+        self.sent.count += sum(sent)
+        self.received.count += sum(received)
+        bucket = self._second
+        bucket.count += n
+        bad = (
+            []  # the usual batch, told in C
+            if statuses.count(200) == n and not any(failures)
+            else [i for i, r in enumerate(batch) if r.error or not 200 <= r.status < 400]
+        )
+        self.failed.fails += n - len(bad)
+        self.failed.passes += len(bad)
+        if bad:
+            bucket.failed += len(bad)
+            self.unexpected_duration.add_many([duration[i] for i in bad])
+            self.errors.update(batch[i].error for i in bad if batch[i].error)
+        # The timeline's latency buckets: _bucket(duration // 1000), from a table below 16 ms.
+        table = _BUCKET_OF
+        bucket.buckets.update(
+            [
+                table[us] if us < _BUCKET_TABLE else _bucket(us)
+                for us in map(operator.floordiv, duration, itertools.repeat(1000))
+            ]
+        )
+        if self.collect:
+            answered = [(r.cluster, r.zone) for r in batch if r.status]
+            self.breakdown.update(answered)
+            bucket.clusters.update(cluster or "(unknown)" for cluster, _ in answered)
+
+    def _next_second(self, now: int) -> None:
         sec = (now - self.start_ns) // 1_000_000_000
         found = self.timeline.get(sec)
         bucket = self.timeline[sec] = _Second() if found is None else found
         self._second = bucket
         self._sec_end = self.start_ns + (sec + 1) * 1_000_000_000
-        return bucket
 
     def sync_derived(self) -> None:
-        """Bring derived metrics up to date before they are read (thresholds, summary)."""
+        """Bring batched and derived metrics up to date before they are read (thresholds,
+        summary)."""
+        self.flush()
         self.expected_duration.assign_difference(self.duration, self.unexpected_duration)
 
     def _emit_request(
@@ -544,6 +616,15 @@ class Run:
         self.scenario_ends[scen.name] = end
         self.rps_end = max(self.scenario_ends.values())
 
+    @property
+    def complete(self) -> int:
+        """Iterations that ran to their end."""
+        return self.iterations.count
+
+    @property
+    def started(self) -> int:
+        return self.complete + self.interrupted + self.active
+
     def elapsed_s(self) -> float:
         return (_now() - self.start_ns) / 1e9
 
@@ -568,50 +649,64 @@ class Run:
         self.allocated += 1
         return vu
 
-    async def iterate(self, vu: VU) -> None:
-        """One iteration on ``vu``; script exceptions are counted, not raised."""
+    async def iterate(
+        self, vu: VU, until: float | None = None, budget: list[int] | None = None
+    ) -> None:
+        """Iterations on ``vu``; script exceptions are counted, not raised.
+
+        One iteration, or with ``until`` (loop time) iterations back to back while it is
+        before ``until`` and ``budget`` (a count shared by the VUs that draw on it) lasts:
+        the closed executors' loop is here rather than in a coroutine of theirs, so each
+        request's resumption passes one frame less.
+        """
         code = vu.code
         assert code is not None
-        begin = _now()
-        if vu.intended_ns and begin - vu.intended_ns > LATE_S * 1e9:
-            self.registry.counter("iterations_late").add()
-        self.started += 1
-        self.active += 1
-        try:
-            await code.iteration(vu)
-        except asyncio.CancelledError:
-            self.interrupted += 1
-            vu.counts[1] += 1
-            raise
-        except OutOfTime:
-            self.interrupted += 1
-            vu.counts[1] += 1
+        time = self.loop.time
+        counts = vu.counts
+        while True:
+            if until is not None:
+                if time() >= until:
+                    return
+                if budget is not None:
+                    if budget[0] <= 0:
+                        return
+                    budget[0] -= 1
+            begin = _now()
+            if vu.intended_ns and begin - vu.intended_ns > _LATE_NS:
+                self.registry.counter("iterations_late").add()
+            self.active += 1
+            error: str | None = None  # None: complete; "": interrupted, not an error
+            try:
+                await code.iteration(vu)
+            except asyncio.CancelledError:
+                self.interrupted += 1
+                counts[1] += 1
+                raise
+            except OutOfTime:
+                error = ""
+            except ScriptError as exc:
+                error = f"script: {exc}"
+            except Exception as exc:
+                error = f"script: {code.describe(exc)}"
+            finally:
+                self.active -= 1
+                vu.group = ""
             vu.iteration += 1
-            return
-        except ScriptError as exc:
-            self.errors[f"script: {exc}"] += 1
-            self.interrupted += 1
-            vu.counts[1] += 1
-            vu.iteration += 1
-            return
-        except Exception as exc:
-            self.errors[f"script: {code.describe(exc)}"] += 1
-            self.interrupted += 1
-            vu.counts[1] += 1
-            vu.iteration += 1
-            return
-        finally:
-            self.active -= 1
-            vu.group = ""
-        took = _now() - begin
-        self.iteration_duration.add(took)
-        self.iterations.count += 1
-        if self.tagged:
-            self.emit("iterations", 1, vu.tags)
-            self.emit("iteration_duration", took, vu.tags)
-        self.complete += 1
-        vu.counts[0] += 1
-        vu.iteration += 1
+            if error is not None:
+                if error:
+                    self.errors[error] += 1
+                self.interrupted += 1
+                counts[1] += 1
+            else:
+                took = _now() - begin
+                self._iteration_durations.append(took)
+                self.iterations.count += 1
+                if self.tagged:
+                    self.emit("iterations", 1, vu.tags)
+                    self.emit("iteration_duration", took, vu.tags)
+                counts[0] += 1
+            if until is None:
+                return
 
     def dropped(self, vu_tags: Mapping[str, str]) -> None:
         self.registry.counter("dropped_iterations").add()
@@ -649,20 +744,14 @@ async def _closed(run: Run, scen: scenario.Scenario, data: object) -> None:
     run.scenario_started(scen, end)
     remaining = [scen.iterations or 0]
 
-    async def shared(vu: VU) -> None:
-        while loop.time() < end and remaining[0] > 0:
-            remaining[0] -= 1
-            await run.iterate(vu)
+    def shared(vu: VU) -> Coroutine[None, None, None]:
+        return run.iterate(vu, end, remaining)
 
-    async def per_vu(vu: VU) -> None:
-        for _ in range(scen.iterations or 0):
-            if loop.time() >= end:
-                return
-            await run.iterate(vu)
+    def per_vu(vu: VU) -> Coroutine[None, None, None]:
+        return run.iterate(vu, end, [scen.iterations or 0])
 
-    async def looping(vu: VU) -> None:
-        while loop.time() < end:
-            await run.iterate(vu)
+    def looping(vu: VU) -> Coroutine[None, None, None]:
+        return run.iterate(vu, end)
 
     idle = asyncio.Event()
     running: dict[int, asyncio.Task[None]] = {}
@@ -851,8 +940,9 @@ async def run_raw(
             json_out.declare_thresholds(options.thresholds)
         state = Run(options, scens, prog, json_out)
         data = await prog.setup(state) if run_setup else setup_data
+        state.sync_derived()  # setup's requests: in the timeline's seconds from the old start
         state.start_ns = _now()
-        state._sec_end = 0  # setup's requests were timed from the old start
+        state._sec_end = 0
         now = state.loop.time()
         state.scenario_ends = {s.name: now + s.start_time_s + s.duration_s for s in scens}
         state.rps_end = max(state.scenario_ends.values())
@@ -886,6 +976,7 @@ async def _ticker(
     last_eval = 0.0
     while True:
         await asyncio.sleep(PROGRESS_INTERVAL_S)
+        state.flush()  # (bounds the batches when iterations make no requests)
         state.vus.set(state.active)
         if state.tagged:
             state.emit("vus", state.active, state.global_tags)

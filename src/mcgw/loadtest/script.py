@@ -199,6 +199,9 @@ def _encode_body(body: object, headers: dict[str, str]) -> bytes:
 
 _NO_PARAMS: Mapping[str, Any] = {}
 
+_Plain = tuple[client.Target, bytes, list[client.Client], str, str]
+"""A plain request's target, bytes, connection pool, method and URL (built once)."""
+
 
 class Http:
     """``http.*`` for one VU: keep-alive connections per host, a cookie jar, k6's tags
@@ -208,7 +211,7 @@ class Http:
         self._run = run
         self._vu = vu
         self._targets: dict[str, client.Target] = {}
-        self._plain: dict[tuple[str, str], tuple[client.Target, bytes, list[client.Client]]] = {}
+        self._plain: dict[tuple[str, str], _Plain] = {}
         self.jar = cookies.Jar()
 
     def cookie_jar(self) -> cookies.Jar:
@@ -238,7 +241,6 @@ class Http:
         group: str | None = None,
     ) -> Response:
         run = self._run
-        vu = self._vu
         method = method.upper()
         jar = self.jar
         if not params and body is None and jar.empty:
@@ -246,10 +248,11 @@ class Http:
             plain = self._plain.get((method, url))
             if plain is None:
                 target = self._target(url)
-                plain = (target, client.build_request(target, method), self._pool(target))
+                raw = client.build_request(target, method)
+                plain = (target, raw, self._pool(target), method, url)
                 if len(self._plain) < 1024:
                     self._plain[(method, url)] = plain
-            target, raw, pool = plain
+            target, raw, pool, _, _ = plain
             timeout = run.opts.timeout_s
             params = _NO_PARAMS
         else:
@@ -271,13 +274,14 @@ class Http:
         await runner.yield_once()
         conn = (
             pool.pop()
-            if pool
+            if pool and not pool[-1].busy  # (busy: a _send of this VU's in flight)
             else client.Client(
                 target,
                 timeout_s=timeout,
                 capture=True,
                 collect=run.collect,
                 insecure=run.opts.insecure_skip_tls_verify,
+                on_result=self._sent,
             )
         )
         if run.rps_interval:
@@ -286,9 +290,40 @@ class Http:
             result = await conn.request(raw, timeout)
         finally:
             pool.append(conn)
-        head = result.head  # = result.set_cookie, inlined (every scripted request)
-        if b"ookie" in head or b"OOKIE" in head:
-            jar.extract(url, _set_cookie_values(result))
+        return self._finish(result, method, url, params, group)
+
+    def _send(self, method: str, url: str) -> asyncio.Future[Response] | None:
+        """The fast path of a plain ``http.get(url)`` seen before, on an idle kept-alive
+        connection: no coroutine — the protocol callback completing the response records
+        it (:meth:`_sent`) and resolves the future. None: take :meth:`request`."""
+        run = self._run
+        if not self.jar.empty or run.rps_interval:
+            return None
+        plain = self._plain.get((method, url))
+        if plain is None or not plain[2]:
+            return None
+        return plain[2][-1].send(plain[1], plain, run.opts.timeout_s)
+
+    def _sent(self, _: client.Client, result: client.Result, plain: _Plain) -> Response:
+        return self._finish(result, plain[3], plain[4], _NO_PARAMS, None)
+
+    def _finish(
+        self,
+        result: client.Result,
+        method: str,
+        url: str,
+        params: Mapping[str, Any],
+        group: str | None,
+    ) -> Response:
+        """Record a completed request (cookies, metrics) and make its Response."""
+        run = self._run
+        vu = self._vu
+        # = result.set_cookie (every scripted request), over the header block only: the
+        # bytes received less the body are at least that (a byte search costs ~2 ns a byte).
+        head = result.head
+        end = result.bytes_received - len(result.body)
+        if head.find(b"ookie", 0, end) >= 0 or head.find(b"OOKIE", 0, end) >= 0:
+            self.jar.extract(url, _set_cookie_values(result))
         tags: dict[str, str] | None = None
         if run.tagged:  # only JSON output and tag-selecting submetrics read them
             user_tags = {str(k): str(v) for k, v in dict(params.get("tags") or {}).items()}
@@ -335,16 +370,20 @@ class Http:
         ]
         return "; ".join(f"{n}={v}" for n, v in [*out, *pairs])
 
-    def get(
-        self, url: str, params: Mapping[str, Any] | None = None
-    ) -> Coroutine[Any, Any, Response]:
-        # Not async: the caller awaits request's coroutine itself (one frame less).
+    def get(self, url: str, params: Mapping[str, Any] | None = None) -> Awaitable[Response]:
+        # Not async: the caller awaits the fast path's future, or request's coroutine,
+        # itself (no frame of ours in between).
+        if not params:
+            sent = self._send("GET", url)
+            if sent is not None:
+                return sent
         return self.request("GET", url, None, params)
 
-    def head(
-        self, url: str, params: Mapping[str, Any] | None = None
-    ) -> Coroutine[Any, Any, Response]:
-        # Not async: the caller awaits request's coroutine itself (one frame less).
+    def head(self, url: str, params: Mapping[str, Any] | None = None) -> Awaitable[Response]:
+        if not params:
+            sent = self._send("HEAD", url)
+            if sent is not None:
+                return sent
         return self.request("HEAD", url, None, params)
 
     def post(

@@ -1,0 +1,382 @@
+"""The per-request fast path: Client.send completing in the protocol callback, and the
+runner's batched recording (the same metrics as one sample at a time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+
+import loadtest_server as fake
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from mcgw.loadtest import client, metrics, options, runner, scenario
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _client(port: int, **kwargs: object) -> client.Client:
+    target = client.parse_target(f"http://127.0.0.1:{port}/")
+    return client.Client(
+        target,
+        client.build_request(target),
+        timeout_s=float(kwargs.pop("timeout_s", 5.0)),  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _label(c: client.Client, result: client.Result, context: object) -> tuple[object, int]:
+    return context, result.status
+
+
+@contextlib.asynccontextmanager
+async def _scripted(answers: list[int]) -> AsyncIterator[tuple[int, list[int]]]:
+    """A server whose n-th connection answers ``answers[n]`` requests, then closes on
+    the next one without a byte (-1, or no entry: answers all). Yields its port and the
+    requests seen per connection."""
+    seen: list[int] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        index = len(seen)
+        seen.append(0)
+        budget = answers[index] if index < len(answers) else -1
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                seen[index] += 1
+                if budget == 0:
+                    return
+                budget -= 1
+                writer.write(RESPONSE)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            writer.close()
+            tasks.discard(task)
+
+    srv = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    try:
+        yield int(srv.sockets[0].getsockname()[1]), seen
+    finally:
+        srv.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await srv.wait_closed()
+
+
+def test_send_completes_in_the_callback_with_k6_timings() -> None:
+    async def go() -> None:
+        async with fake.serve() as server:
+            c = _client(server.port, on_result=_label)
+            assert c.send(b"", "ctx") is None  # no connection yet: request() opens one
+            first = await c.request()
+            assert first.status == 200 and first.connecting > 0
+            raw = client.build_request(client.parse_target(f"http://127.0.0.1:{server.port}/x"))
+            sent = c.send(raw, "ctx")
+            assert sent is not None and c.busy
+            assert c.send(raw, "other") is None  # one request in flight per client
+            assert await sent == ("ctx", 200)
+            assert not c.busy and server.targets == ["/", "/x"]
+            assert server.connections == 1  # the fast path reuses the kept-alive connection
+            c.close()
+
+    asyncio.run(go())
+
+
+def test_send_result_fields_match_request() -> None:
+    results: list[client.Result] = []
+
+    def keep(c: client.Client, result: client.Result, context: object) -> None:
+        results.append(result)
+
+    async def go() -> None:
+        async with fake.serve() as server:
+            c = _client(server.port, on_result=keep, capture=True)
+            slow = await c.request()
+            sent = c.send(
+                client.build_request(client.parse_target(f"http://127.0.0.1:{server.port}/"))
+            )
+            assert sent is not None
+            await sent
+            fast = results[0]
+            assert (fast.status, fast.error, fast.body) == (slow.status, "", slow.body)
+            assert fast.bytes_sent == slow.bytes_sent and fast.bytes_received == slow.bytes_received
+            assert fast.headers == slow.headers
+            assert fast.connecting == 0 and fast.tls == 0
+            assert min(fast.blocked, fast.sending, fast.waiting, fast.receiving) >= 0
+            assert fast.duration == fast.sending + fast.waiting + fast.receiving > 0
+            c.close()
+
+    asyncio.run(go())
+
+
+def test_send_raises_what_on_result_raises() -> None:
+    def boom(c: client.Client, result: client.Result, context: object) -> None:
+        raise ValueError("from on_result")
+
+    async def go() -> None:
+        async with fake.serve() as server:
+            c = _client(server.port, on_result=boom)
+            await c.request()
+            sent = c.send(c._request)
+            assert sent is not None
+            with pytest.raises(ValueError, match="from on_result"):
+                await sent
+            assert not c.busy
+            c.close()
+
+    asyncio.run(go())
+
+
+def test_send_timeout_is_a_failed_result_and_the_next_request_reconnects() -> None:
+    async def go() -> None:
+        behaviour = fake.Behaviour()
+        async with fake.serve(behaviour) as server:
+            c = _client(server.port, on_result=lambda c, r, x: r)
+            assert (await c.request()).status == 200
+            behaviour.respond = False
+            sent = c.send(c._request, None, 0.2)
+            assert sent is not None
+            timed_out = await sent
+            assert (timed_out.status, timed_out.error) == (0, "request timeout")
+            assert timed_out.blocked >= 150_000_000  # the whole wait, as request() reports it
+            behaviour.respond = True
+            assert c.send(c._request) is None  # the timed-out connection was dropped
+            assert (await c.request()).status == 200
+            assert server.connections == 2
+            c.close()
+
+    asyncio.run(go())
+
+
+def test_send_on_a_connection_closed_under_it_is_retried_once_on_a_new_one() -> None:
+    async def go() -> None:
+        async with _scripted([1]) as (port, seen):
+            # The first connection answers one request and closes on the second without a
+            # byte (a keep-alive timeout racing our request): like Go's transport, the
+            # request is sent again on a new connection.
+            c = _client(port, on_result=lambda c, r, x: r)
+            assert (await c.request()).status == 200
+            sent = c.send(c._request)
+            assert sent is not None
+            retried = await sent
+            assert (retried.status, retried.error) == (200, "")
+            assert retried.connecting > 0  # a new connection's connect time
+            assert seen == [2, 1]
+            c.close()
+
+    asyncio.run(go())
+
+
+def test_cancelled_send_leaves_the_client_usable() -> None:
+    async def go() -> None:
+        async with _scripted([1]) as (port, seen):
+            c = _client(port, on_result=lambda c, r, x: r)
+            assert (await c.request()).status == 200
+            # The VU is interrupted (ramp-down, gracefulStop) with a request in flight.
+            sent = c.send(c._request)
+            assert sent is not None
+            await asyncio.sleep(0.05)
+            sent.cancel()
+            # Its connection cannot carry another request: request() starts afresh.
+            again = await c.request()
+            assert (again.status, again.error) == (200, "")
+            assert len(seen) == 2 and not c.busy
+            c.close()
+
+    asyncio.run(go())
+
+
+# -- batched recording --
+
+
+def test_trend_add_many_equals_add() -> None:
+    rng = random.Random(5)
+    values = [rng.randint(0, 5_000_000_000) for _ in range(3000)] + [0, 1, 2047, 2048]
+    one, many = metrics.Trend("a"), metrics.Trend("b")
+    for v in values:
+        one.add(v)
+    many.add_many(values[:1000])
+    many.add_many(values[1000:])
+    many.add_many([])
+    stats = ("avg", "min", "med", "max", "p(90)", "p(99)", "p(99.99)", "count")
+    assert one.summary(1.0, stats).values == many.summary(1.0, stats).values
+    # Out of range (clamped as add clamps them).
+    one.add(-5)
+    one.add(10**15)
+    many.add_many([-5, 10**15])
+    assert one.summary(1.0, stats).values == many.summary(1.0, stats).values
+
+
+def _results(n: int, seed: int) -> list[client.Result]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        status = rng.choice((200, 200, 200, 302, 404, 500, 0))
+        out.append(
+            client.Result(
+                status=status,
+                error="request timeout" if status == 0 else "",
+                blocked=rng.randint(100, 50_000),
+                connecting=rng.choice((0, 0, 0, rng.randint(10_000, 900_000))),
+                sending=rng.randint(1_000, 40_000),
+                waiting=rng.randint(20_000, 90_000_000),
+                receiving=rng.randint(0, 200_000),
+                bytes_sent=60 + i % 7,
+                bytes_received=300 + i % 11,
+                cluster=rng.choice(("a", "b", "")),
+                zone="z",
+                tls=rng.choice((0, 0, 123_456)),
+            )
+        )
+    return out
+
+
+def test_batched_recording_equals_a_sample_per_metric() -> None:
+    results = _results(1500, seed=7)
+
+    async def go() -> runner.Run:
+        opts = options.LoadOptions(url="http://127.0.0.1:9/", breakdown=True)
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        vu = runner.VU(1, run.scenarios[0], {})
+        for r in results:
+            run.record(r, vu)
+        run.sync_derived()
+        return run
+
+    run = asyncio.run(go())
+    reference = {
+        name: metrics.Trend(name)
+        for name in (
+            "http_req_blocked",
+            "http_req_connecting",
+            "http_req_tls_handshaking",
+            "http_req_sending",
+            "http_req_waiting",
+            "http_req_receiving",
+            "http_req_duration",
+            runner.EXPECTED_DURATION,
+        )
+    }
+    for r in results:
+        reference["http_req_blocked"].add(r.blocked)
+        reference["http_req_connecting"].add(r.connecting)
+        reference["http_req_tls_handshaking"].add(r.tls)
+        reference["http_req_sending"].add(r.sending)
+        reference["http_req_waiting"].add(r.waiting)
+        reference["http_req_receiving"].add(r.receiving)
+        reference["http_req_duration"].add(r.duration)
+        if not r.error and 200 <= r.status < 400:
+            reference[runner.EXPECTED_DURATION].add(r.duration)
+    stats = ("avg", "min", "med", "max", "p(95)", "count")
+    for name, trend in reference.items():
+        got = run.registry.get(name)
+        assert isinstance(got, metrics.Trend), name
+        want = trend.summary(1.0, stats).values
+        if name == runner.EXPECTED_DURATION:  # derived: min/max at histogram precision
+            assert got.summary(1.0, ("avg", "med", "p(95)", "count")).values == tuple(
+                kv for kv in want if kv[0] not in ("min", "max")
+            )
+        else:
+            assert got.summary(1.0, stats).values == want, name
+    bad = [r for r in results if r.error or not 200 <= r.status < 400]
+    assert (run.failed.passes, run.failed.fails) == (len(bad), len(results) - len(bad))
+    assert run.reqs.count == len(results)
+    assert run.sent.count == sum(r.bytes_sent for r in results)
+    assert run.received.count == sum(r.bytes_received for r in results)
+    assert dict(run.errors) == {"request timeout": sum(1 for r in results if r.status == 0)}
+    answered = [r for r in results if r.status]
+    assert sum(run.breakdown.values()) == len(answered)
+    assert run.breakdown[("a", "z")] == sum(1 for r in answered if r.cluster == "a")
+    # The timeline: every request in some second, its latency in the µs buckets.
+    seconds = list(run.timeline.values())
+    assert sum(s.count for s in seconds) == len(results)
+    assert sum(s.failed for s in seconds) == len(bad)
+    buckets: dict[int, int] = {}
+    for r in results:
+        key = runner._bucket(r.duration // 1000)
+        buckets[key] = buckets.get(key, 0) + 1
+    merged: dict[int, int] = {}
+    for s in seconds:
+        for key, n in s.buckets.items():
+            merged[key] = merged.get(key, 0) + n
+    assert merged == buckets
+    assert sum(sum(s.clusters.values()) for s in seconds) == len(answered)
+
+
+def test_batches_are_cut_at_each_second_of_the_timeline() -> None:
+    async def go() -> runner.Run:
+        opts = options.LoadOptions(url="http://127.0.0.1:9/")
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        vu = runner.VU(1, run.scenarios[0], {})
+        results = _results(30, seed=3)
+        for r in results[:10]:
+            run.record(r, vu)
+        run.start_ns -= 1_000_000_000  # as if a second passed: the next record starts sec 1
+        run._sec_end = 0
+        for r in results[10:]:
+            run.record(r, vu)
+        run.sync_derived()
+        return run
+
+    run = asyncio.run(go())
+    assert sorted((sec, s.count) for sec, s in run.timeline.items()) == [(0, 10), (1, 20)]
+
+
+def test_index_table_is_hdrhistograms_counts_index() -> None:
+    table = metrics._index_table(1 << 16)
+    assert table == [metrics._counts_index(v) for v in range(1 << 16)]
+    hist = HdrHistogram(1, 3_600 * 1_000_000_000, 3)
+    for v in (1, 2047, 2048, 2049, 4095, 4096, 40_000, 65_535):
+        assert table[v] == hist._counts_index_for(v)
+
+
+def test_fast_get_records_and_keeps_cookies_of_a_chunked_response() -> None:
+    from mcgw.loadtest import script
+
+    responses = [
+        RESPONSE,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Pad: "
+        + b"p" * 300
+        + b"\r\nSet-Cookie: sid=s2; Path=/\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    ]
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            for response in responses:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(response)
+                await writer.drain()
+            await reader.read()
+        writer.close()
+
+    async def go() -> None:
+        srv = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}/"
+        opts = options.LoadOptions(url=url)
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        vu = runner.VU(1, run.scenarios[0], {})
+        http = script.Http(run, vu)
+        try:
+            first = await http.get(url)  # a new connection: request()
+            sent = http.get(url)
+            assert isinstance(sent, asyncio.Future)  # the kept-alive one: the fast path
+            second = await sent
+            assert (first.status, second.status, second.body) == (200, 200, "hello world")
+            assert http.jar.cookies_for_url(url) == {"sid": ["s2"]}
+            run.sync_derived()
+            assert run.reqs.count == 2
+        finally:
+            vu.close()
+            srv.close()
+            await srv.wait_closed()
+
+    asyncio.run(go())
