@@ -311,3 +311,24 @@ def test_redirects_in_json_output_are_samples_per_hop(tmp_path: pathlib.Path) ->
         (f"{base}/chain/1", "302"),
         (f"{base}/chain/0", "200"),
     ]
+
+
+PY_REPEAT = """\
+options = {"iterations": 3, "vus": 1}
+
+async def default(vu):
+    # The same plain GET each iteration: from the second on it takes the kept-alive fast
+    # path (Http._send), whose protocol callback hands the redirect to a task.
+    res = await vu.http.get("BASE/chain/2")
+    vu.check(res, {"followed": lambda r: r.status == 200 and r.url == "BASE/chain/0"})
+"""
+
+
+def test_python_redirect_on_the_fast_path(tmp_path: pathlib.Path) -> None:
+    with serving() as (server,):
+        base = f"http://127.0.0.1:{server.port}"
+        rc, summary, _ = _load(tmp_path, "repeat.py", PY_REPEAT.replace("BASE", base))
+    assert rc == 0, summary
+    checks = _metric(summary, "checks")
+    assert (checks["passes"], checks["fails"]) == (3, 0)
+    assert _metric(summary, "http_reqs")["count"] == 9 == len(server.seen)

@@ -393,9 +393,31 @@ class _BodyConnection(_Connection):
         return out
 
 
+def _chain(fut: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
+    """Resolve ``fut`` with ``task``'s outcome (``on_result`` returned a task: the result
+    needs more requests, e.g. a redirect to follow); cancelling ``fut`` cancels the task."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        if fut.done():
+            return
+        if task.cancelled():
+            fut.cancel()
+        elif (exc := task.exception()) is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(task.result())
+
+    def cancelled(fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            task.cancel()
+
+    task.add_done_callback(done)
+    fut.add_done_callback(cancelled)
+
+
 OnResult = Callable[["Client", Result, Any], object]
 """What a :meth:`Client.send` future resolves to: ``on_result(client, result, context)``
-(or the exception it raises)."""
+(or the exception it raises; when it returns a task, that task's outcome)."""
 
 
 class Client:
@@ -567,7 +589,10 @@ class Client:
         except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
             fut.set_exception(exc)
         else:
-            fut.set_result(value)
+            if value.__class__ is asyncio.Task:
+                _chain(fut, value)
+            else:
+                fut.set_result(value)
 
     def _broken(self, conn: _Connection, exc: BaseException) -> None:
         """The request failed: lost connection, bad response or timeout."""
@@ -630,7 +655,10 @@ class Client:
         except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
             fut.set_exception(exc)
         else:
-            fut.set_result(value)
+            if value.__class__ is asyncio.Task:
+                _chain(fut, value)
+            else:
+                fut.set_result(value)
 
     async def request(
         self, request: bytes | None = None, timeout_s: float | None = None, *, retry: bool = True

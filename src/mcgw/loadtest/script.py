@@ -290,7 +290,14 @@ class Http:
             result = await conn.request(raw, timeout)
         finally:
             pool.append(conn)
-        return self._finish(result, method, url, params, group)
+        res = self._finish(result, method, url, params, group)
+        if 300 <= result.status < 400:  # maybe a redirect to follow: the chain's last
+            last = await redirects.follow(
+                self, method, url, body, params, result, run.opts.max_redirects, group
+            )
+            if last is not None:
+                return last
+        return res
 
     def _send(self, method: str, url: str) -> asyncio.Future[Response] | None:
         """The fast path of a plain ``http.get(url)`` seen before, on an idle kept-alive
@@ -304,8 +311,21 @@ class Http:
             return None
         return plain[2][-1].send(plain[1], plain, run.opts.timeout_s)
 
-    def _sent(self, _: client.Client, result: client.Result, plain: _Plain) -> Response:
-        return self._finish(result, plain[3], plain[4], _NO_PARAMS, None)
+    def _sent(
+        self, _: client.Client, result: client.Result, plain: _Plain
+    ) -> Response | asyncio.Task[Response]:
+        res = self._finish(result, plain[3], plain[4], _NO_PARAMS, None)
+        if 300 <= result.status < 400:
+            # Maybe a redirect to follow: that takes requests, so a task does it and the
+            # VU's future resolves with the chain's last response (Client.send chains it).
+            return asyncio.get_running_loop().create_task(self._follow(res, result, plain))
+        return res
+
+    async def _follow(self, res: Response, result: client.Result, plain: _Plain) -> Response:
+        last = await redirects.follow(
+            self, plain[3], plain[4], None, _NO_PARAMS, result, self._run.opts.max_redirects, None
+        )
+        return res if last is None else last
 
     def _finish(
         self,
@@ -339,12 +359,6 @@ class Http:
         run.record(result, vu, tags)
         if run.opts.throw and result.error:
             raise runner.ScriptError(f"{method} {url}: {result.error}")
-        if 300 <= result.status < 400:  # maybe a redirect to follow: the chain's last
-            last = await redirects.follow(
-                self, method, url, body, params, result, run.opts.max_redirects, group
-            )
-            if last is not None:
-                return last
         return Response(result, url, method)
 
     def _cookie_header(self, url: str, extra: object) -> str:
