@@ -12,8 +12,9 @@ is an error naming the line. The k6 API (``http.*``, ``check``, ``group``, ``sle
 
 QuickJS is synchronous, asyncio is not: each JS VU owns a QuickJS context run on a
 greenlet of the event loop's thread. When the script calls ``http.get``, the Python
-callable switches to the loop's greenlet with the request's coroutine; the VU's asyncio
-task awaits it and switches back with the response, which reaches JS as a handle and a
+callable switches to the loop's greenlet with the request's awaitable (a plain repeated
+``http.get`` hands over the future of the connection's fast path, else a coroutine); the VU's
+asyncio task awaits it and switches back with the response, which reaches JS as a handle and a
 status (body, headers, timings and cookies cross over when read). ``sleep`` is an
 ``asyncio.sleep`` the same way; checks, groups and metrics are recorded directly (one
 thread). Any number of VUs multiplex on one thread at about a microsecond per switch;
@@ -1206,7 +1207,8 @@ class _JsVu:
     QuickJS is synchronous and k6's API is blocking (``http.get`` returns the response);
     asyncio is not. So each VU's script runs in its own greenlet: when the script calls
     ``http.get``, the Python callable switches back to the event loop's greenlet with the
-    request's coroutine, the VU's task awaits it like any other, and switches into the
+    request's awaitable (:meth:`Http._send`'s future or :meth:`Http.request`'s coroutine),
+    the VU's task awaits it like any other, and switches into the
     greenlet again with the response. Any number of VUs multiplex on the loop's one
     thread, with two greenlet switches (about a microsecond each) per request instead of
     thread hand-offs. Cost of that design: a script busy in a loop that makes no request
@@ -1270,6 +1272,8 @@ class _JsVu:
                             break
                         if inspect.iscoroutine(msg):
                             msg.close()
+                        elif isinstance(msg, asyncio.Future):
+                            msg.cancel()  # (Http._send's: its connection is dropped)
                         msg = glet.switch(_Failure(_Interrupted()))
                 finally:
                     self.interrupting = False
@@ -1361,17 +1365,23 @@ class _JsVu:
         if self.interrupting or self.closed:
             self.last_error = _INTERRUPTED
             return -1
-        try:
-            # = _await(request(...)), inlined: this runs for every scripted request.
-            res = self.glet.parent.switch(
-                self.http.request(
-                    method,
-                    url,
-                    body,
-                    # (not isinstance first: an ABC check of None costs a µs per request)
-                    params if params is not None and isinstance(params, Mapping) else None,
-                )
+        http = self.http
+        # A plain call seen before, on an idle kept-alive connection: Http._send's future,
+        # resolved by the protocol callback (no coroutine, no yield_once: one wake-up).
+        aw: Awaitable[Response] | None = (
+            http._send(method, url) if body is None and params is None else None
+        )
+        if aw is None:
+            aw = http.request(
+                method,
+                url,
+                body,
+                # (not isinstance first: an ABC check of None costs a µs per request)
+                params if params is not None and isinstance(params, Mapping) else None,
             )
+        try:
+            # = _await(aw), inlined: this runs for every scripted request.
+            res = self.glet.parent.switch(aw)
         except self._exit:
             self.last_error = _INTERRUPTED
             return -1
