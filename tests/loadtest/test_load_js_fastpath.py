@@ -177,17 +177,25 @@ def test_fast_path_request_in_flight_is_interrupted_at_the_end(
     # (gracefulStop 0) are fast-path futures, cancelled with their iterations.
     behaviour = fake.Behaviour()
     with threaded.serving(behaviour) as server:
-        slow = threading.Timer(0.3, setattr, (behaviour, "delay_s", 5.0))
+        done = threading.Event()
+
+        def slow_down() -> None:  # once the VUs are on the fast path (not at a fixed time)
+            while server.requests < 20 and not done.wait(0.01):
+                pass
+            behaviour.delay_s = 5.0
+
+        slow = threading.Thread(target=slow_down, daemon=True)
         slow.start()
         try:
             summary = _run(
                 tmp_path,
                 "export const options = { scenarios: { s: { executor: 'constant-vus',"
-                " vus: 2, duration: '700ms', gracefulStop: '0s' } } };\n"
+                " vus: 2, duration: '1s', gracefulStop: '0s' } } };\n"
                 f"export default function () {{ http.get('http://127.0.0.1:{server.port}/'); }}\n",
             )
         finally:
-            slow.cancel()
+            done.set()
+            slow.join(5)
     assert summary.duration_s < 3
     assert summary.interrupted == 2
     assert fast and all(f.done() for f in fast)
