@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import typing
 from collections.abc import AsyncIterator
 
 import loadtest_server as fake
@@ -378,5 +379,61 @@ def test_fast_get_records_and_keeps_cookies_of_a_chunked_response() -> None:
             vu.close()
             srv.close()
             await srv.wait_closed()
+
+    asyncio.run(go())
+
+
+def test_sends_of_one_pass_go_out_in_one_loop_callback_in_order() -> None:
+    async def go() -> None:
+        async with fake.serve() as server:
+            clients = [_client(server.port, on_result=_label) for _ in range(3)]
+            for c in clients:
+                assert (await c.request()).status == 200
+            loop = asyncio.get_running_loop()
+            scheduled: list[object] = []
+            call_soon = loop.call_soon
+
+            def counting(callback: typing.Any, *args: typing.Any, **kw: typing.Any) -> typing.Any:
+                scheduled.append(callback)
+                return call_soon(callback, *args, **kw)
+
+            loop.call_soon = counting  # type: ignore[method-assign]
+            try:
+                sent = [c.send(c._request, i) for i, c in enumerate(clients)]
+            finally:
+                loop.call_soon = call_soon  # type: ignore[method-assign]
+            assert len(scheduled) == 1  # one callback for the pass, not one per send
+            assert all(c._pending is not None for c in clients)  # due in the next pass
+            await asyncio.sleep(0)
+            assert all(c._pending is None for c in clients)  # that one callback wrote all
+            assert clients[0]._start < clients[1]._start < clients[2]._start  # in send order
+            assert await asyncio.gather(*sent) == [(0, 200), (1, 200), (2, 200)]  # type: ignore[arg-type]
+            for c in clients:
+                c.close()
+
+    asyncio.run(go())
+
+
+def test_a_send_left_unwritten_on_a_closed_loop_does_not_stall_the_next_loop() -> None:
+    async def leave(port: int) -> None:
+        c = _client(port, on_result=_label)
+        assert (await c.request()).status == 200
+        assert c.send(c._request, "left") is not None  # its write is due when the loop ends
+
+    async def again(port: int) -> object:
+        c = _client(port, on_result=_label)
+        assert (await c.request()).status == 200
+        sent = c.send(c._request, "next")
+        assert sent is not None
+        try:
+            return await asyncio.wait_for(sent, 5)
+        finally:
+            c.close()
+
+    async def go() -> None:
+        async with fake.serve() as server:
+            # Each loop in its own thread's asyncio.run: the first ends with its write due.
+            await asyncio.to_thread(asyncio.run, leave(server.port))
+            assert await asyncio.to_thread(asyncio.run, again(server.port)) == ("next", 200)
 
     asyncio.run(go())
