@@ -202,6 +202,11 @@ def test_cancelled_send_leaves_the_client_usable() -> None:
 def test_trend_add_many_equals_add() -> None:
     rng = random.Random(5)
     values = [rng.randint(0, 5_000_000_000) for _ in range(3000)] + [0, 1, 2047, 2048]
+    # Each index table's range (below 65.5 µs; 65.5 µs to 2.1 ms) and their edges.
+    values += [rng.randint(0, 65_535) for _ in range(1000)]
+    values += [rng.randint(65_536, 2_097_151) for _ in range(2000)]
+    values += [65_535, 65_536, 2_097_151, 2_097_152]
+    rng.shuffle(values)
     one, many = metrics.Trend("a"), metrics.Trend("b")
     for v in values:
         one.add(v)
@@ -210,6 +215,7 @@ def test_trend_add_many_equals_add() -> None:
     many.add_many([])
     stats = ("avg", "min", "med", "max", "p(90)", "p(99)", "p(99.99)", "count")
     assert one.summary(1.0, stats).values == many.summary(1.0, stats).values
+    assert one._counts == many._counts
     # Out of range (clamped as add clamps them).
     one.add(-5)
     one.add(10**15)
@@ -437,3 +443,15 @@ def test_a_send_left_unwritten_on_a_closed_loop_does_not_stall_the_next_loop() -
             assert await asyncio.to_thread(asyncio.run, again(server.port)) == ("next", 200)
 
     asyncio.run(go())
+
+
+def test_coarse_index_table_is_hdrhistograms_counts_index() -> None:
+    table = metrics._INDEX_COARSE
+    assert len(table) == metrics._COARSE_LIMIT >> metrics._COARSE
+    hist = HdrHistogram(1, 3_600 * 1_000_000_000, 3)
+    low, high = metrics._TABLE_LIMIT >> metrics._COARSE, len(table)
+    for k in range(low, high):  # both ends of every slot
+        for v in (k << metrics._COARSE, ((k + 1) << metrics._COARSE) - 1):
+            assert table[k] == metrics._counts_index(v)
+    for v in (65_536, 65_599, 131_071, 131_072, 1_000_000, 2_097_151):
+        assert table[v >> metrics._COARSE] == hist._counts_index_for(v)
