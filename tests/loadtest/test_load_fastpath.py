@@ -403,7 +403,7 @@ def test_sends_of_one_pass_go_out_in_one_loop_callback_in_order() -> None:
                 scheduled.append(callback)
                 return call_soon(callback, *args, **kw)
 
-            loop.call_soon = counting  # type: ignore[method-assign]
+            loop.call_soon = counting  # type: ignore[method-assign,assignment]
             try:
                 sent = [c.send(c._request, i) for i, c in enumerate(clients)]
             finally:
