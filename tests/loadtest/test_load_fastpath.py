@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import typing
 from collections.abc import AsyncIterator
 
 import loadtest_server as fake
@@ -201,6 +202,11 @@ def test_cancelled_send_leaves_the_client_usable() -> None:
 def test_trend_add_many_equals_add() -> None:
     rng = random.Random(5)
     values = [rng.randint(0, 5_000_000_000) for _ in range(3000)] + [0, 1, 2047, 2048]
+    # Each index table's range (below 65.5 µs; 65.5 µs to 2.1 ms) and their edges.
+    values += [rng.randint(0, 65_535) for _ in range(1000)]
+    values += [rng.randint(65_536, 2_097_151) for _ in range(2000)]
+    values += [65_535, 65_536, 2_097_151, 2_097_152]
+    rng.shuffle(values)
     one, many = metrics.Trend("a"), metrics.Trend("b")
     for v in values:
         one.add(v)
@@ -209,6 +215,7 @@ def test_trend_add_many_equals_add() -> None:
     many.add_many([])
     stats = ("avg", "min", "med", "max", "p(90)", "p(99)", "p(99.99)", "count")
     assert one.summary(1.0, stats).values == many.summary(1.0, stats).values
+    assert one._counts == many._counts
     # Out of range (clamped as add clamps them).
     one.add(-5)
     one.add(10**15)
@@ -380,3 +387,71 @@ def test_fast_get_records_and_keeps_cookies_of_a_chunked_response() -> None:
             await srv.wait_closed()
 
     asyncio.run(go())
+
+
+def test_sends_of_one_pass_go_out_in_one_loop_callback_in_order() -> None:
+    async def go() -> None:
+        async with fake.serve() as server:
+            clients = [_client(server.port, on_result=_label) for _ in range(3)]
+            for c in clients:
+                assert (await c.request()).status == 200
+            loop = asyncio.get_running_loop()
+            scheduled: list[object] = []
+            call_soon = loop.call_soon
+
+            def counting(callback: typing.Any, *args: typing.Any, **kw: typing.Any) -> typing.Any:
+                scheduled.append(callback)
+                return call_soon(callback, *args, **kw)
+
+            loop.call_soon = counting  # type: ignore[method-assign,assignment]
+            try:
+                sent = [c.send(c._request, i) for i, c in enumerate(clients)]
+            finally:
+                loop.call_soon = call_soon  # type: ignore[method-assign]
+            assert len(scheduled) == 1  # one callback for the pass, not one per send
+            assert all(c._pending is not None for c in clients)  # due in the next pass
+            await asyncio.sleep(0)
+            assert all(c._pending is None for c in clients)  # that one callback wrote all
+            assert clients[0]._start < clients[1]._start < clients[2]._start  # in send order
+            assert await asyncio.gather(*sent) == [(0, 200), (1, 200), (2, 200)]  # type: ignore[arg-type]
+            for c in clients:
+                c.close()
+
+    asyncio.run(go())
+
+
+def test_a_send_left_unwritten_on_a_closed_loop_does_not_stall_the_next_loop() -> None:
+    async def leave(port: int) -> None:
+        c = _client(port, on_result=_label)
+        assert (await c.request()).status == 200
+        assert c.send(c._request, "left") is not None  # its write is due when the loop ends
+
+    async def again(port: int) -> object:
+        c = _client(port, on_result=_label)
+        assert (await c.request()).status == 200
+        sent = c.send(c._request, "next")
+        assert sent is not None
+        try:
+            return await asyncio.wait_for(sent, 5)
+        finally:
+            c.close()
+
+    async def go() -> None:
+        async with fake.serve() as server:
+            # Each loop in its own thread's asyncio.run: the first ends with its write due.
+            await asyncio.to_thread(asyncio.run, leave(server.port))
+            assert await asyncio.to_thread(asyncio.run, again(server.port)) == ("next", 200)
+
+    asyncio.run(go())
+
+
+def test_coarse_index_table_is_hdrhistograms_counts_index() -> None:
+    table = metrics._INDEX_COARSE
+    assert len(table) == metrics._COARSE_LIMIT >> metrics._COARSE
+    hist = HdrHistogram(1, 3_600 * 1_000_000_000, 3)
+    low, high = metrics._TABLE_LIMIT >> metrics._COARSE, len(table)
+    for k in range(low, high):  # both ends of every slot
+        for v in (k << metrics._COARSE, ((k + 1) << metrics._COARSE) - 1):
+            assert table[k] == metrics._counts_index(v)
+    for v in (65_536, 65_599, 131_071, 131_072, 1_000_000, 2_097_151):
+        assert table[v >> metrics._COARSE] == hist._counts_index_for(v)

@@ -77,6 +77,31 @@ _INDEX_OF = _index_table(_TABLE_LIMIT)
 and, against a fast backend, waiting): one list lookup instead of bit_length and shifts."""
 
 
+def _coarse_table(limit: int) -> list[int]:
+    """The counts index of every value in [``_TABLE_LIMIT``, ``limit``) by ``value >>
+    _COARSE``: exact there, as each index covers at least 64 consecutive values from
+    65,536 up (entries below ``_TABLE_LIMIT >> _COARSE`` are left 0: that table serves)."""
+    table = [0] * (_TABLE_LIMIT >> _COARSE)
+    low = _TABLE_LIMIT
+    while low < limit:
+        width = (low // (2 * _HALF)).bit_length()  # each index covers 2**width values
+        first = _counts_index(low)
+        table.extend(
+            itertools.chain.from_iterable(
+                itertools.repeat(i, (1 << width) >> _COARSE) for i in range(first, first + _HALF)
+            )
+        )
+        low <<= 1
+    return table
+
+
+_COARSE = 5
+_COARSE_LIMIT = 1 << 21
+_INDEX_COARSE = _coarse_table(_COARSE_LIMIT)
+"""Counts indexes of values from 65.5 µs to 2.1 ms (a request's waiting and duration
+against a near backend), by ``value >> 5``: a shift and a lookup instead of bit_length."""
+
+
 def _index_low(index: int) -> int:
     """The lowest value counted at ``index`` (the inverse of _counts_index)."""
     if index < 2 * _HALF:
@@ -297,9 +322,12 @@ class Trend:
         self.total += sum(values)
         counts = self._counts
         table = _INDEX_OF
+        coarse = _INDEX_COARSE
         for value in values:
             if value < _TABLE_LIMIT:
                 counts[table[value]] += 1
+            elif value < _COARSE_LIMIT:
+                counts[coarse[value >> _COARSE]] += 1
             else:
                 bucket = (value | _MASK).bit_length() - _SHIFT
                 counts[(bucket << _HALF_MAG) + (value >> bucket)] += 1
