@@ -9,7 +9,7 @@ machine, one after the other:
     nginx    wrk → nginx (1 worker, upstream keep-alive, access log on) → backend
     mcgw     wrk → mcgw serve (1 process, access log on) → backend
              (mcgw-writer-cpu0: its access-log writer process on CPU 0, not CPU 1;
-             mcgw-no-log: access log off)
+             mcgw-no-index: access log on, log indexer off; mcgw-no-log: access log off)
 
 On a 2-core machine the proxy under test is pinned to CPU 1 and wrk plus the backend to
 CPU 0, so each proxy gets exactly one core. ``--workers N`` adds, in the same run,
@@ -269,6 +269,12 @@ def main() -> int:
             writer_cpu0[writer_cpu0.index("--log-dir") + 1] = str(work / "mcgw-logs-cpu0")
             with process(pinned(1, writer_cpu0), mcgw_port, work / "mcgw1.out"):
                 results.append(wrk("mcgw-writer-cpu0", mcgw_port, args.duration, args.connections))
+            # The access log without the log indexer (mcgw serve runs it by default, at
+            # nice 19 on the gateway's core): what the writer alone costs.
+            no_index = [*argv, "--no-log-index"]
+            no_index[no_index.index("--log-dir") + 1] = str(work / "mcgw-logs-noindex")
+            with process(pinned(1, no_index), mcgw_port, work / "mcgw3.out"):
+                results.append(wrk("mcgw-no-index", mcgw_port, args.duration, args.connections))
             # The same without the access log, to show what logging costs.
             with process(pinned(1, [*argv, "--no-access-log"]), mcgw_port, work / "mcgw2.out"):
                 results.append(wrk("mcgw-no-log", mcgw_port, args.duration, args.connections))
