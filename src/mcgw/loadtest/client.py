@@ -621,19 +621,7 @@ class Client:
         )
         if not conn.keep_alive:
             self._drop()
-        on_result = self._on_result  # = _resolve, inlined
-        if on_result is None:
-            fut.set_result(result)
-            return
-        try:
-            value = on_result(self, result, self._ctx)
-        except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
-            fut.set_exception(exc)
-        else:
-            if value.__class__ is asyncio.Task:
-                _chain(fut, value)
-            else:
-                fut.set_result(value)
+        self._resolve(fut, result)
 
     def _broken(self, conn: _Connection, exc: BaseException) -> None:
         """The request failed: lost connection, bad response or timeout."""
