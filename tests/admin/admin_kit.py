@@ -6,13 +6,15 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mcgw.admin import server as admin_server
 from mcgw.admin import sources
+from mcgw.cli import run
 from mcgw.dataplane import server
 from mcgw.ir import table
-from mcgw.testing import gateway, tables
+from mcgw.testing import gateway, manifests, tables
 from mcgw.testing.client import RawClient
 from mcgw.testing.upstream import FakeUpstream, Reply
 
@@ -66,6 +68,34 @@ async def stack(**overrides: Any) -> AsyncIterator[Stack]:
                 yield Stack(gw, address, admin, west, east, fail)
             finally:
                 await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, *, access_log: bool = True) -> AsyncIterator[run.Running]:
+    """``mcgw serve`` in this process (:func:`mcgw.cli.run.start`) for one upstream
+    behind a Gateway and an HTTPRoute, logs in ``tmp_path/logs``, the admin server on an
+    ephemeral loopback port."""
+    async with FakeUpstream(name="app") as up:
+        folder = tmp_path / "config"
+        folder.mkdir()
+        (folder / "app.yaml").write_text(manifests.gateway_to_endpoints(backend_port=up.address[1]))
+        running = await run.start(
+            run.RunOptions(
+                paths=(folder,),
+                port_map=((80, 0),),
+                log_dir=tmp_path / "logs",
+                access_log=access_log,
+                watch=False,
+                with_fleet=False,
+                admin=("127.0.0.1", 0),
+            ),
+            say=lambda _: None,
+        )
+        try:
+            assert running.admin is not None
+            yield running
+        finally:
+            await running.close()
 
 
 async def send(address: tuple[str, int], paths: dict[str, int]) -> None:

@@ -7,11 +7,8 @@ from pathlib import Path
 import admin_kit
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcgw.cli import run
 from mcgw.dataplane import accesslog
-from mcgw.testing import manifests
 from mcgw.testing.runner import run as run_async
-from mcgw.testing.upstream import FakeUpstream
 
 
 def _values(text: str, name: str) -> dict[str, float]:
@@ -25,37 +22,18 @@ def _values(text: str, name: str) -> dict[str, float]:
 
 def test_metrics_show_access_log_records_written(tmp_path: Path) -> None:
     async def main() -> None:
-        async with FakeUpstream(name="app") as up:
-            folder = tmp_path / "config"
-            folder.mkdir()
-            (folder / "app.yaml").write_text(
-                manifests.gateway_to_endpoints(backend_port=up.address[1])
-            )
-            running = await run.start(
-                run.RunOptions(
-                    paths=(folder,),
-                    port_map=((80, 0),),
-                    log_dir=tmp_path / "logs",
-                    watch=False,
-                    with_fleet=False,
-                    admin=("127.0.0.1", 0),
-                ),
-                say=lambda _: None,
-            )
-            try:
-                assert running.admin is not None
-                await admin_kit.send(running.address(80), {"/": 7})
-                await running.flush_logs()
-                _, _, body = await admin_kit.get(running.admin.address, "/metrics")
-                text = body.decode()
-                records = _values(text, "mcgw_access_log_records_total")
-                assert records == {"written": 7, "dropped": 0, "sampled_out": 0}
-                assert _values(text, "mcgw_access_log_writer_restarts_total") == {"": 0}
-                (size,) = _values(text, "mcgw_access_log_written_bytes_total").values()
-                on_disk = sum(p.stat().st_size for p in (tmp_path / "logs").glob("access-*"))
-                assert size == on_disk > 0
-            finally:
-                await running.close()
+        async with admin_kit.serving(tmp_path) as running:
+            assert running.admin is not None
+            await admin_kit.send(running.address(80), {"/": 7})
+            await running.flush_logs()
+            _, _, body = await admin_kit.get(running.admin.address, "/metrics")
+            text = body.decode()
+            records = _values(text, "mcgw_access_log_records_total")
+            assert records == {"written": 7, "dropped": 0, "sampled_out": 0}
+            assert _values(text, "mcgw_access_log_writer_restarts_total") == {"": 0}
+            (size,) = _values(text, "mcgw_access_log_written_bytes_total").values()
+            on_disk = sum(p.stat().st_size for p in (tmp_path / "logs").glob("access-*"))
+            assert size == on_disk > 0
 
     run_async(main())
 

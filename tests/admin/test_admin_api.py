@@ -215,43 +215,23 @@ def test_http2_streams_are_counted() -> None:
 
 def test_mcgw_serve_runs_the_admin_server_with_statuses_and_reloads(tmp_path: Path) -> None:
     async def main() -> None:
-        async with FakeUpstream(name="app") as up:
-            folder = tmp_path / "config"
-            folder.mkdir()
-            (folder / "app.yaml").write_text(
-                manifests.gateway_to_endpoints(backend_port=up.address[1])
-            )
-            running = await run.start(
-                run.RunOptions(
-                    paths=(folder,),
-                    port_map=((80, 0),),
-                    log_dir=tmp_path / "logs",
-                    access_log=False,
-                    watch=False,
-                    with_fleet=False,
-                    admin=("127.0.0.1", 0),
-                ),
-                say=lambda _: None,
-            )
-            try:
-                assert running.admin is not None
-                a = running.admin.address
-                await admin_kit.send(running.address(80), {"/": 2})
-                routes = await admin_kit.get_json(a, "/api/routes")
-                (route,) = routes["listeners"][0]["routes"]
-                assert route["status"] == "ok"
-                assert {c["type"] for c in route["conditions"]} >= {"Accepted", "ResolvedRefs"}
-                assert route["requests"] == 2
-                kinds = {st["kind"] for st in routes["statuses"]}
-                assert {"Gateway", "HTTPRoute"} <= kinds
-                assert routes["reloads"]["applied"] == 1
-                _, _, body = await admin_kit.get(a, "/metrics")
-                m = _samples(body.decode())
-                assert _sum(m["mcgw_config_reloads_total"], result="applied") == 1
-                assert _sum(m["mcgw_config_reloads_total"], result="rejected") == 0
-                assert m["mcgw_config_last_reload_success_timestamp_seconds"][0][1] > 0
-            finally:
-                await running.close()
+        async with admin_kit.serving(tmp_path, access_log=False) as running:
+            assert running.admin is not None
+            a = running.admin.address
+            await admin_kit.send(running.address(80), {"/": 2})
+            routes = await admin_kit.get_json(a, "/api/routes")
+            (route,) = routes["listeners"][0]["routes"]
+            assert route["status"] == "ok"
+            assert {c["type"] for c in route["conditions"]} >= {"Accepted", "ResolvedRefs"}
+            assert route["requests"] == 2
+            kinds = {st["kind"] for st in routes["statuses"]}
+            assert {"Gateway", "HTTPRoute"} <= kinds
+            assert routes["reloads"]["applied"] == 1
+            _, _, body = await admin_kit.get(a, "/metrics")
+            m = _samples(body.decode())
+            assert _sum(m["mcgw_config_reloads_total"], result="applied") == 1
+            assert _sum(m["mcgw_config_reloads_total"], result="rejected") == 0
+            assert m["mcgw_config_last_reload_success_timestamp_seconds"][0][1] > 0
 
     run_async(main())
 
