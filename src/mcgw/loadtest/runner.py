@@ -377,6 +377,7 @@ class Run:
         self.expected_duration = reg.trend(EXPECTED_DURATION)
         self.unexpected_duration = metrics.Trend("http_req_duration{expected_response:false}")
         """Not in the registry: the durations subtracted from all of them (sync_derived)."""
+        self.custom.unexpected_duration = self.unexpected_duration
         self.failed = reg.rate("http_req_failed")
         self.reqs = reg.counter("http_reqs")
         self.sent = reg.counter("data_sent", "data")
