@@ -894,6 +894,12 @@ class Client:
             self._conn = None
 
     def _abandon(self) -> None:
+        fut = self._fut
+        if fut is not None and not fut.done():
+            # Its VU is gone (or was interrupted): cancelled, rather than failed by the
+            # connection's loss below — an exception nobody retrieves is logged when the
+            # future is collected. (A redirect's follow task chained to it is cancelled.)
+            fut.cancel()
         if self._conn is not None:
             self._conn.owner = None
         self._pending = None
