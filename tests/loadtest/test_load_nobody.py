@@ -23,9 +23,9 @@ BODY = b"hello, body\n"
 
 class NoBodyServer:
     """Answers HEAD with GET's head (Content-Length of a body it does not send), ``/204``
-    and ``/304`` with a Content-Length and no body, ``/103`` with an Early Hints interim
-    response before the 200 (``/103/apart``: sent 20 ms before it), anything else with 200
-    and :data:`BODY`."""
+    and ``/304`` with a Content-Length and no body, ``/302`` with a redirect to ``/``,
+    ``/103`` with an Early Hints interim response before the 200 (``/103/apart``: sent
+    20 ms before it), anything else with 200 and :data:`BODY`."""
 
     def __init__(self) -> None:
         self.port = 0
@@ -46,6 +46,8 @@ class NoBodyServer:
                 length = f"Content-Length: {len(BODY)}\r\n"
                 if target in ("/204", "/304"):
                     out = f"HTTP/1.1 {target[1:]} X\r\n{length}\r\n".encode()
+                elif target == "/302":
+                    out = b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n"
                 elif method == "HEAD":
                     out = f"HTTP/1.1 200 OK\r\n{length}X-Method: HEAD\r\n\r\n".encode()
                 else:
@@ -220,3 +222,27 @@ def test_url_mode_head(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str
     assert server.connections == 1
     assert took < TIMEOUT_S
     assert json.loads(export.read_text())["metrics"]["http_req_failed"]["passes"] == 0
+
+
+def test_url_mode_measures_a_redirect_without_following_it(tmp_path: pathlib.Path) -> None:
+    # k6 needs a script; mcgw's URL mode measures exactly the URL given: a 3xx is the
+    # response (not followed), and an expected one, as k6's default 200–399 has it.
+    out = tmp_path / "out.ndjson"
+    export = tmp_path / "summary.json"
+    with serving() as server:
+        rc = cli.main(
+            ["load", "--iterations", "3", "--vus", "1", "--sleep", "0", "--timeout", "2s",
+             "--out", f"json={out}", "--summary-export", str(export),
+             f"http://127.0.0.1:{server.port}/302"]
+        )  # fmt: skip
+    assert rc == 0
+    assert server.seen == [("GET", "/302")] * 3
+    m = json.loads(export.read_text())["metrics"]
+    assert m["http_req_failed"]["passes"] == 0 and m["http_reqs"]["count"] == 3
+    points = [json.loads(line) for line in out.read_text().splitlines()]
+    tags = [
+        p["data"]["tags"]
+        for p in points
+        if p["type"] == "Point" and p["metric"] == "http_req_duration"
+    ]
+    assert [(t["status"], t["expected_response"]) for t in tags] == [("302", "true")] * 3
