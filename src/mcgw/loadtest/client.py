@@ -305,7 +305,21 @@ class _Connection(asyncio.Protocol):
             return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
+            if self.parser.get_status_code() < 200:
+                self.interim()
+                return
             waiter.set_result(None)
+
+    def interim(self) -> None:
+        """A 1xx interim response (103 Early Hints, an unasked 100 Continue) is complete:
+        the final response follows, its head after this one's, as Go's client (so k6)
+        skips them."""
+        head = self.head()
+        end = head.find(b"\r\n\r\n")
+        self._head.clear()
+        if 0 <= end < len(head) - 4:
+            self._head.append(head[end + 4 :])
+        self.headers_complete = False
 
     # -- use --
     def _fail(self, exc: Exception) -> None:
@@ -397,6 +411,32 @@ class _BodyConnection(_Connection):
         return out
 
 
+class _HeadConnection(_Connection):
+    """A connection for HEAD requests only: a response ends with its head, whatever
+    Content-Length or Transfer-Encoding it announces (RFC 9110 §9.3.2: the GET's, with no
+    body). httptools cannot be told the request was HEAD (llhttp skips a body only when
+    on_headers_complete returns 1, which its binding never does), so the response is
+    complete at the head and the parser, left expecting a body, is replaced before the
+    next request. A class of its own so that other requests pay nothing for it."""
+
+    __slots__ = ()
+
+    def on_headers_complete(self) -> None:
+        self.headers_complete = True
+        _Connection.on_message_complete(self)
+
+    def on_message_complete(self) -> None:
+        pass  # (complete at the head already)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        self.parser = httptools.HttpResponseParser(self)
+        return super().start(loop)
+
+    def begin(self, owner: Client, waiter: asyncio.Future[Any]) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        super().begin(owner, waiter)
+
+
 def _chain(fut: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
     """Resolve ``fut`` with ``task``'s outcome (``on_result`` returned a task: the result
     needs more requests, e.g. a redirect to follow); cancelling ``fut`` cancels the task."""
@@ -466,6 +506,9 @@ class Client:
     coroutine, no frames to resume — the write goes out in the loop's next pass (with the
     other VUs' writes), and the protocol callback that completes the response builds the
     :class:`Result`, hands it to ``on_result`` and resolves the one future the VU awaits.
+
+    A client made with ``head=True`` sends HEAD requests only (their responses have no
+    body whatever they announce); other methods take another client.
     """
 
     __slots__ = (
@@ -506,10 +549,13 @@ class Client:
         capture: bool = False,
         insecure: bool = False,
         on_result: OnResult | None = None,
+        head: bool = False,
     ) -> None:
         self._target = target
         self._insecure = insecure
         kind = _BodyConnection if (capture or collect) else _Connection
+        if head:  # every request of this client is HEAD (see _HeadConnection)
+            kind = _HeadConnection
         self._protocol = functools.partial(kind, collect)
         self._request = request
         self._timeout_s = timeout_s
@@ -589,6 +635,10 @@ class Client:
 
     def _complete(self, conn: _Connection) -> None:
         """The response is complete (from the protocol callback)."""
+        status = conn.parser.get_status_code()
+        if status < 200:
+            conn.interim()
+            return
         conn.owner = None
         self._inflight = None
         self.busy = False
@@ -603,7 +653,7 @@ class Client:
         result = _new_result(
             Result,
             (
-                conn.parser.get_status_code(),
+                status,
                 "",
                 self._sent_start - self._start,
                 0,
@@ -844,6 +894,12 @@ class Client:
             self._conn = None
 
     def _abandon(self) -> None:
+        fut = self._fut
+        if fut is not None and not fut.done():
+            # Its VU is gone (or was interrupted): cancelled, rather than failed by the
+            # connection's loss below — an exception nobody retrieves is logged when the
+            # future is collected. (A redirect's follow task chained to it is cancelled.)
+            fut.cancel()
         if self._conn is not None:
             self._conn.owner = None
         self._pending = None

@@ -201,13 +201,17 @@ class _Target:
     definition: Definition
     metric: metrics.Metric
     subs: list[tuple[metrics.Selector, metrics.Metric]]
+    unexpected: metrics.Metric | None = None
+    """http_req_duration: where a sample not tagged ``expected_response:true`` goes too,
+    so that it stays out of ``http_req_duration{expected_response:true}`` (the run keeps
+    that submetric as the difference of the two)."""
 
 
 class Recorder:
     """A run's custom metrics: declared up front (with the submetrics its thresholds
     name), samples recorded with their tags, sent to ``--out json`` too."""
 
-    __slots__ = ("_defs", "_json", "_registry", "_targets")
+    __slots__ = ("_defs", "_json", "_registry", "_targets", "unexpected_duration")
 
     def __init__(
         self,
@@ -221,6 +225,8 @@ class Recorder:
         self._defs = defs
         """The program's definitions (VUs made later may still add to it)."""
         self._targets: dict[str, _Target] = {}
+        self.unexpected_duration: metrics.Metric | None = None
+        """The run's durations of unexpected responses (see _Target.unexpected)."""
         # Like the built-ins, a metric is in the summary once it has a sample, or from
         # the start when a threshold names it.
         for full in threshold_names:
@@ -249,6 +255,12 @@ class Recorder:
         if self._json is not None:
             self._json.declare_metric(name, d.kind, d.contains)
         target = self._targets[name] = _Target(d, metric, [])
+        if name in metrics.BUILTIN:
+            # Samples added to a built-in (k6 returns it for its name and type) reach its
+            # submetrics, declared by the thresholds that name them, as its own do.
+            target.subs = list(self._registry.submetrics.get(name, ()))
+            if name == "http_req_duration":
+                target.unexpected = self.unexpected_duration
         return target
 
     def add(
@@ -263,7 +275,7 @@ class Recorder:
         target = self._targets.get(name) or self._target(name, declared)
         d = target.definition
         _put(d, target.metric, value)
-        if not target.subs and self._json is None:
+        if not target.subs and self._json is None and target.unexpected is None:
             return  # nothing reads the tags
         full = dict(vu.tags)
         if vu.group:  # in a group; else the VU's own (``::setup`` in setup)
@@ -273,6 +285,8 @@ class Recorder:
         for selector, sub in target.subs:
             if all(full.get(k) == v for k, v in selector):
                 _put(d, sub, value)
+        if target.unexpected is not None and full.get("expected_response") != "true":
+            _put(d, target.unexpected, value)
         if self._json is not None:
             # JsonOutput takes time trends in ns (as the built-ins record them).
             if d.kind == "trend" and d.contains == "time":

@@ -112,7 +112,8 @@ class VU:
     group: str = ""
     data: object = None
     """What ``setup`` returned."""
-    clients: dict[tuple[str, str, int], list[client.Client]] = field(default_factory=dict)
+    clients: dict[tuple[str, str, int, bool], list[client.Client]] = field(default_factory=dict)
+    """Kept-alive clients by (scheme, host, port, HEAD)."""
     code: VuCode | None = None
     counts: list[int] = field(default_factory=lambda: [0, 0])
     """Its scenario's [complete, interrupted] iterations (shared with the run)."""
@@ -303,6 +304,7 @@ class _PlainVu:
             collect=run.collect,
             insecure=opts.insecure_skip_tls_verify,
             on_result=self._done,
+            head=opts.method.upper() == "HEAD",
         )
         self.tags = {**program.base_tags, **vu.tags}
         self.sleep_s = opts.sleep_s
@@ -375,6 +377,7 @@ class Run:
         self.expected_duration = reg.trend(EXPECTED_DURATION)
         self.unexpected_duration = metrics.Trend("http_req_duration{expected_response:false}")
         """Not in the registry: the durations subtracted from all of them (sync_derived)."""
+        self.custom.unexpected_duration = self.unexpected_duration
         self.failed = reg.rate("http_req_failed")
         self.reqs = reg.counter("http_reqs")
         self.sent = reg.counter("data_sent", "data")

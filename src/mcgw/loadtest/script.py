@@ -227,9 +227,10 @@ class Http:
                 self._targets[url] = target
         return target
 
-    def _pool(self, target: client.Target) -> list[client.Client]:
+    def _pool(self, target: client.Target, method: str) -> list[client.Client]:
+        # HEAD requests have connections of their own (see client._HeadConnection).
         return self._vu.clients.setdefault(
-            (target.scheme, target.connect_host, target.connect_port), []
+            (target.scheme, target.connect_host, target.connect_port, method == "HEAD"), []
         )
 
     async def request(
@@ -250,7 +251,7 @@ class Http:
             if plain is None:
                 target = self._target(url)
                 raw = client.build_request(target, method)
-                plain = (target, raw, self._pool(target), method, url)
+                plain = (target, raw, self._pool(target, method), method, url)
                 if len(self._plain) < 1024:
                     self._plain[(method, url)] = plain
             target, raw, pool, _, _ = plain
@@ -269,7 +270,7 @@ class Http:
             raw_body = _encode_body(body, headers)
             raw = client.build_request(target, method, tuple(headers.items()), raw_body)
             timeout = _timeout_s(params.get("timeout"), run.opts.timeout_s)
-            pool = self._pool(target)
+            pool = self._pool(target, method)
         # Batch with the other ready VUs (see runner.yield_once): before the connection is
         # taken from the pool and before the request's clock starts.
         await runner.yield_once()
@@ -283,6 +284,7 @@ class Http:
                 collect=run.collect,
                 insecure=run.opts.insecure_skip_tls_verify,
                 on_result=self._sent,
+                head=method == "HEAD",
             )
         )
         if run.rps_interval:
