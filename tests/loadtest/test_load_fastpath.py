@@ -223,6 +223,27 @@ def test_trend_add_many_equals_add() -> None:
     assert one.summary(1.0, stats).values == many.summary(1.0, stats).values
 
 
+def test_trend_add_many_batches_within_one_table() -> None:
+    # add_many takes a loop per range when a whole batch falls in one index table's range
+    # (the usual batch): each range, and batches across the ranges' edges.
+    rng = random.Random(9)
+    batches = [
+        [rng.randint(0, 65_535) for _ in range(300)] + [0, 65_535],
+        [rng.randint(65_536, 2_097_151) for _ in range(300)] + [65_536, 2_097_151],
+        [rng.randint(2_097_152, 9_000_000_000) for _ in range(300)],
+        [65_535, 65_536],
+        [2_097_151, 2_097_152],
+    ]
+    one, many = metrics.Trend("a"), metrics.Trend("b")
+    for batch in batches:
+        for v in batch:
+            one.add(v)
+        many.add_many(batch)
+        assert one._counts == many._counts
+    stats = ("avg", "min", "med", "max", "p(90)", "p(99)", "count")
+    assert one.summary(1.0, stats).values == many.summary(1.0, stats).values
+
+
 def _results(n: int, seed: int) -> list[client.Result]:
     rng = random.Random(seed)
     out = []

@@ -347,16 +347,6 @@ class _Connection(asyncio.Protocol):
         self.headers_complete = False
         return waiter
 
-    def begin(self, owner: Client, waiter: asyncio.Future[Any]) -> None:
-        """A :meth:`Client.send` request goes out now: its outcome goes to ``owner``."""
-        self.owner = owner
-        self._waiter = waiter
-        self._head.clear()  # (head() hands out bytes, never the list)
-        self.first_byte_ns = 0
-        self.done_ns = 0
-        self.received = 0
-        self.headers_complete = False
-
     def head(self) -> bytes:
         """The response's bytes up to its head's end (and maybe some body after it)."""
         head = self._head
@@ -621,7 +611,16 @@ class Client:
         if conn.lost or not conn.keep_alive or conn.transport is None:
             self._retry()
             return
-        conn.begin(self, fut)
+        # The request goes out now: its outcome comes to this client, the connection's
+        # per-response state starts afresh (inline: a method call here cost ~1 % of a
+        # request's instructions).
+        conn.owner = self
+        conn._waiter = fut
+        conn._head.clear()  # (head() hands out bytes, never the list)
+        conn.first_byte_ns = 0
+        conn.done_ns = 0
+        conn.received = 0
+        conn.headers_complete = False
         deadline = self._loop.time() + self._send_timeout_s
         if self._timer is None or deadline < self._timer_at:
             self._arm(deadline, conn)

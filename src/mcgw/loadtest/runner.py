@@ -658,50 +658,54 @@ class Run:
         assert code is not None
         time = self.loop.time
         counts = vu.counts
-        while True:
-            if until is not None:
-                if time() >= until:
-                    return
-                if budget is not None:
-                    if budget[0] <= 0:
+        # Active from here to the return: others look only while an iteration is
+        # suspended, so counting the VU once per call (not per iteration) reads the same.
+        self.active += 1
+        try:
+            while True:
+                if until is not None:
+                    if time() >= until:
                         return
-                    budget[0] -= 1
-            begin = _now()
-            if vu.intended_ns and begin - vu.intended_ns > _LATE_NS:
-                self.registry.counter("iterations_late").add()
-            self.active += 1
-            error: str | None = None  # None: complete; "": interrupted, not an error
-            try:
-                await code.iteration(vu)
-            except asyncio.CancelledError:
-                self.interrupted += 1
-                counts[1] += 1
-                raise
-            except OutOfTime:
-                error = ""
-            except ScriptError as exc:
-                error = f"script: {exc}"
-            except Exception as exc:
-                error = f"script: {code.describe(exc)}"
-            finally:
-                self.active -= 1
-                vu.group = ""
-            vu.iteration += 1
-            if error is not None:
-                if error:
-                    self.errors[error] += 1
-                self.interrupted += 1
-                counts[1] += 1
-            else:
-                took = _now() - begin
-                self._iteration_durations.append(took)
-                self.iterations.count += 1
-                if self.tagged:
-                    self.emit("iterations", 1, vu.tags)
-                    self.emit("iteration_duration", took, vu.tags)
-                counts[0] += 1
-            if until is None:
-                return
+                    if budget is not None:
+                        if budget[0] <= 0:
+                            return
+                        budget[0] -= 1
+                begin = _now()
+                if vu.intended_ns and begin - vu.intended_ns > _LATE_NS:
+                    self.registry.counter("iterations_late").add()
+                error: str | None = None  # None: complete; "": interrupted, not an error
+                try:
+                    await code.iteration(vu)
+                except asyncio.CancelledError:
+                    self.interrupted += 1
+                    counts[1] += 1
+                    raise
+                except OutOfTime:
+                    error = ""
+                except ScriptError as exc:
+                    error = f"script: {exc}"
+                except Exception as exc:
+                    error = f"script: {code.describe(exc)}"
+                finally:
+                    vu.group = ""
+                vu.iteration += 1
+                if error is not None:
+                    if error:
+                        self.errors[error] += 1
+                    self.interrupted += 1
+                    counts[1] += 1
+                else:
+                    took = _now() - begin
+                    self._iteration_durations.append(took)
+                    self.iterations.count += 1
+                    if self.tagged:
+                        self.emit("iterations", 1, vu.tags)
+                        self.emit("iteration_duration", took, vu.tags)
+                    counts[0] += 1
+                if until is None:
+                    return
+        finally:
+            self.active -= 1
 
     def dropped(self, vu_tags: Mapping[str, str]) -> None:
         self.registry.counter("dropped_iterations").add()
