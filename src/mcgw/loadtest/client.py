@@ -407,7 +407,7 @@ class _HeadConnection(_Connection):
     body). httptools cannot be told the request was HEAD (llhttp skips a body only when
     on_headers_complete returns 1, which its binding never does), so the response is
     complete at the head and the parser, left expecting a body, is replaced before the
-    next request. A class of its own so that other requests pay nothing for it."""
+    next request (in finish). A class of its own so that other requests pay nothing for it."""
 
     __slots__ = ()
 
@@ -418,13 +418,12 @@ class _HeadConnection(_Connection):
     def on_message_complete(self) -> None:
         pass  # (complete at the head already)
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+    def finish(self) -> bytes:
+        # Every path that ends a (final) response calls this: the parser, still waiting
+        # for the body it was announced, is replaced (the running one, if this is called
+        # from its callback, only returns).
         self.parser = httptools.HttpResponseParser(self)
-        return super().start(loop)
-
-    def begin(self, owner: Client, waiter: asyncio.Future[Any]) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        super().begin(owner, waiter)
+        return super().finish()
 
 
 def _chain(fut: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
@@ -797,11 +796,12 @@ class Client:
                     raise
                 finally:
                     self._inflight = None
+                status = conn.parser.get_status_code()  # (finish may replace the parser)
                 body = conn.finish()
                 first_byte = conn.first_byte_ns
                 head = conn.head() if self._capture else b""
                 result = Result(
-                    conn.parser.get_status_code(),
+                    status,
                     "",
                     sent_start - start,
                     connecting,
