@@ -10,9 +10,14 @@ them is. Rewrite the golden with ``pytest tests/dataplane/test_access_lines.py
 
 from __future__ import annotations
 
+import json
+import marshal
+import subprocess
+import sys
 from pathlib import Path
 
 from mcgw import logschema
+from mcgw.dataplane import logwriter
 
 GOLDEN = Path(__file__).parent / "testdata" / "access_lines.jsonl"
 PROJECT = 'proj"x\u00e9'
@@ -114,3 +119,54 @@ def test_lines_are_the_golden_ones_byte_for_byte(update_goldens: bool) -> None:
     assert all(line[PREFIX] == lines[0][PREFIX] for line in lines)
     for n, (line, want) in enumerate(zip(lines, _expected(prefix), strict=True)):
         assert line == want, f"line {n + 1}"
+
+
+def test_batches_of_any_size_and_cycling_caches_give_the_same_lines() -> None:
+    """The writer formats plain tuples (as they come out of the pipe) a chunk at a time:
+    any split of the records, with the fragment cache restarting every few records,
+    gives the golden lines; the insertId counter runs on across batches and wraps."""
+    values = marshal.loads(marshal.dumps([tuple(r) for r in records()]))
+    formatter = logschema.AccessFormatter(PROJECT, pid=PID)
+    formatter._MAX_CACHED = 3
+    text = "".join(formatter.block(values[i : i + n]) for i, n in _splits(len(values)))
+    prefix = text[PREFIX]
+    assert text.encode() == b"".join(_expected(prefix))
+    formatter._seq = 0xFFFFFFFE  # the counter wraps in the middle of the next batch
+    counters = [
+        json.loads(line)["insertId"][8:] for line in formatter.block(values[:4]).split("\n")[:-1]
+    ]
+    assert counters == ["ffffffff", "00000000", "00000001", "00000002"]
+
+
+def _splits(total: int) -> list[tuple[int, int]]:
+    out, i, sizes = [], 0, [1, 7, 64, 2, 256, 3]
+    while i < total:
+        n = sizes[len(out) % len(sizes)]
+        out.append((i, n))
+        i += n
+    return out
+
+
+def test_the_writer_process_writes_the_golden_lines(tmp_path: Path) -> None:
+    """The same records through the real writer process's pipe, framed as the gateway
+    frames them: its files hold exactly the golden lines."""
+    values = [tuple(r) for r in records()]
+    config = {
+        "directory": str(tmp_path), "project_id": PROJECT, "pid": PID,
+        "max_bytes": 1 << 30, "keep_files": 0, "max_age_s": 0,
+    }  # fmt: skip
+    data = b"".join(
+        logwriter.frame(("r", n + 1, values[i : i + 100])) for n, i in enumerate(range(0, 180, 100))
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mcgw.dataplane.logwriter", json.dumps(config)],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    acks = logwriter.frames(bytearray(done.stdout))
+    assert acks[-1][1] == 2 and sum(ack[2] for ack in acks) == len(values)
+    (path,) = tmp_path.glob("access-*.jsonl")
+    written = path.read_bytes()
+    assert written == b"".join(_expected(written[PREFIX].decode()))

@@ -175,7 +175,7 @@ class AccessLog:
         )
         self._enabled = directory is not None
         self._closing = False
-        self._batch: list[logschema.AccessRecord] = []
+        self._batch: list[logschema.AccessValues] = []
         self._sampling: dict[str, int] = {}
         """Backend name → share logged in millionths, for backends not fully logged."""
         self._changes: list[tuple[int, dict[str, int]]] = []
@@ -241,8 +241,9 @@ class AccessLog:
     def enabled(self) -> bool:
         return self._enabled
 
-    def write(self, record: logschema.AccessRecord) -> None:
-        """Queue one record; never blocks, never fails."""
+    def write(self, record: logschema.AccessValues) -> None:
+        """Queue one record (an :class:`mcgw.logschema.AccessRecord` or, as the hot path
+        builds it, a plain tuple of its values); never blocks, never fails."""
         if self._enabled:
             self._batch.append(record)
 
@@ -330,8 +331,9 @@ class AccessLog:
                 for start in range(done, at, _FRAME_RECORDS):
                     if start:
                         await asyncio.sleep(0)  # a turn for requests between frames
-                    chunk = batch[start : min(start + _FRAME_RECORDS, at)]
-                    self._enqueue("r", [tuple(r) for r in chunk])
+                    # Plain tuples go as they are (tuple() of one is the same object).
+                    chunk = list(map(tuple, batch[start : min(start + _FRAME_RECORDS, at)]))
+                    self._enqueue("r", chunk)
                     self._pump()
                 done = at
                 if sampling is not None:
