@@ -221,7 +221,7 @@ def per_line(baseline: Path | None, rounds: int) -> str:
                 capture_output=True,
                 text=True,
             ).stdout
-            runs[name].append(tuple(json.loads(out.splitlines()[-1])))  # type: ignore[arg-type]
+            runs[name].append(tuple(json.loads(out.splitlines()[-1])))
     lines = [
         f"Per access-log line, CPU µs ({rounds} rounds alternating, medians; "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.1f}):",

@@ -1,7 +1,7 @@
 """The access log's writer process: samples, formats and writes what one gateway worker
 sends it (``python -m mcgw.dataplane.logwriter <config JSON>``).
 
-Formatting a LogEntry line costs the CPU ten times what handing the record over does;
+Formatting a LogEntry line costs the CPU five times what handing the record over does;
 done in a thread of the gateway it held the GIL against the event loop and tripled the
 gateway's p99. Here it runs in a process of its own, which the kernel schedules like
 any other, so the gateway's share per request is one ``list.append`` and, per batch,
