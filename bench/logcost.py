@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -111,34 +112,56 @@ def measure(
     return Run(rps, result.p50_ms, result.p99_ms, per_cpu, writer_cpu, lines)
 
 
+def _values(i: int) -> tuple[object, ...]:
+    """Record ``i``'s values as the gateway's hot path builds them: the per-request
+    strings freshly decoded (the writer hashes and escapes new objects every time), the
+    route's and pick's shared; targets, latencies and sizes varying."""
+    target = b"/" if i % 3 else b"/api/v1/items?id=%d&x=y" % (i % 1000)
+    return (
+        1_700_000_000.0 + i * 1e-4, b"GET".decode("latin-1"), "http",
+        b"bench.local".decode("latin-1"), target.decode("latin-1"), "HTTP/1.1", 200,
+        0.0021 + (i % 97) * 1e-5, 80, 230 + i % 7, "127.0.0.1", "127.0.0.1",
+        b"wrk/4.2.0".decode("latin-1"), (), "default/bench", "default/bench/rule/0/match/0",
+        "default/app:80", *_PICKED, "local", 1, "response_sent_by_backend", "gateway", "local",
+        "",
+    )  # fmt: skip
+
+
+_PICKED = ("local", "local", "local-a", "bench-0", "127.0.0.1:8080", "closest")
+
+
 def handover(records: int = 100_000) -> float:
     """CPU µs per record the gateway's process spends on its side of the access log:
-    ``AccessLog.write`` and the flusher's framing and pipe writes (the writer process,
-    on the other side, is not counted)."""
+    the record as this tree's hot path makes it from its values (a plain tuple, or
+    before them, e.g. a ``--baseline`` tree, an AccessRecord by ``tuple.__new__``),
+    ``AccessLog.write`` and the flusher's framing and pipe writes. The values are made
+    beforehand; the writer process, on the other side, is not counted."""
     import asyncio
 
     from mcgw.dataplane import accesslog
 
-    record = _record()
+    values = [_values(i) for i in range(records)]
+    plain = hasattr(logschema, "AccessValues")
 
     async def run(directory: str) -> float:
         log = accesslog.AccessLog(Path(directory), "bench", flush_interval_s=0.05)
         await log.start()
+        write = log.write
+        make = tuple.__new__
+        record = logschema.AccessRecord
         try:
             await asyncio.sleep(0.5)  # the writer started
             t0 = time.process_time()
-            for i in range(records):
-                log.write(record._replace(timestamp=record.timestamp + i / 1e4))
-                if i % 500 == 0:
-                    await asyncio.sleep(0)  # the flusher's turns come as under traffic
+            for start in range(0, records, 500):  # the flusher's turns come as under traffic
+                if plain:
+                    for v in values[start : start + 500]:
+                        write(v)  # type: ignore[arg-type]
+                else:
+                    for v in values[start : start + 500]:
+                        write(make(record, v))
+                await asyncio.sleep(0)
             await log.flush()
             used = time.process_time() - t0
-            t0 = time.process_time()
-            for i in range(records):  # the records alone, to subtract
-                record._replace(timestamp=record.timestamp + i / 1e4)
-                if i % 500 == 0:
-                    await asyncio.sleep(0)
-            used -= time.process_time() - t0
         finally:
             await log.close()
         return used * 1e6 / records
@@ -147,31 +170,22 @@ def handover(records: int = 100_000) -> float:
         return asyncio.run(run(tmp))
 
 
-def _record() -> logschema.AccessRecord:
-    return logschema.AccessRecord(
-        1_700_000_000.0, "GET", "http", "bench.local", "/", "HTTP/1.1", 200, 0.0021, 80, 230,
-        "127.0.0.1", "127.0.0.1", "wrk", (), "default/bench", "default/bench/rule/0/match/0",
-        "default/app:80", "local", "local", "local-a", "", "127.0.0.1:8080", "closest",
-        "local", 1, "response_sent_by_backend",
-    )  # fmt: skip
-
-
 def writer_alone(records: int = 100_000) -> tuple[float, float]:
-    """(CPU ms per 1,000 lines, lines/s) of one writer process fed ``records`` records
-    through its pipe as the gateway frames them, rotation on, nothing else running."""
+    """(CPU µs per line, lines/s) of one writer process fed ``records`` records through
+    its pipe as the gateway frames them, rotation on, nothing else running."""
     import resource
-    import subprocess
 
     from mcgw.dataplane import logwriter
 
-    record = _record()
     with tempfile.TemporaryDirectory(prefix="mcgw-writer-") as tmp:
         config = {
             "directory": tmp, "project_id": "bench", "pid": os.getpid(),
             "max_bytes": 16 << 20, "keep_files": 0, "max_age_s": 0,
         }  # fmt: skip
-        batch = [tuple(record._replace(timestamp=record.timestamp + i / 1e4)) for i in range(256)]
-        frames = [logwriter.frame(("r", n + 1, batch)) for n in range(records // 256)]
+        frames = [
+            logwriter.frame(("r", n + 1, [_values(i) for i in range(n * 256, n * 256 + 256)]))
+            for n in range(records // 256)
+        ]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -191,6 +205,39 @@ def writer_alone(records: int = 100_000) -> tuple[float, float]:
     return cpu * 1e6 / lines, lines / elapsed
 
 
+def per_line(baseline: Path | None, rounds: int) -> str:
+    """The hand-over and the writer alone, this tree against ``baseline``'s (each in a
+    process of its own, alternating), as a table of medians."""
+    trees: dict[str, list[str]] = {"this tree": []}
+    if baseline is not None:
+        trees[f"baseline ({baseline})"] = ["env", f"PYTHONPATH={baseline.resolve()}"]
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in trees}
+    for round_ in range(rounds):
+        order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
+        for name in order:
+            out = subprocess.run(
+                [*trees[name], sys.executable, __file__, "--per-line-json"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            runs[name].append(tuple(json.loads(out.splitlines()[-1])))
+    lines = [
+        f"Per access-log line, CPU µs ({rounds} rounds alternating, medians; "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.1f}):",
+        "",
+        "| tree | gateway hand-over µs/record | writer process µs/line | total µs/line "
+        "| writer lines/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, values in runs.items():
+        hand = statistics.median(v[0] for v in values)
+        writer = statistics.median(v[1] for v in values)
+        rate = statistics.median(v[2] for v in values)
+        lines.append(f"| {name} | {hand:.2f} | {writer:.2f} | {hand + writer:.2f} | {rate:,.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -204,18 +251,26 @@ def main() -> int:
         "in the same rounds",
     )
     parser.add_argument(
-        "--writer-only", action="store_true", help="only the writer process fed alone"
+        "--writer-only",
+        action="store_true",
+        help="only the per-line costs: the hand-over and the writer process fed alone "
+        "(with --baseline: both trees, alternating over --rounds)",
     )
+    parser.add_argument("--per-line-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.per_line_json:
+        alone_us, alone_rate = writer_alone()
+        print(json.dumps([handover(), alone_us, alone_rate]))
+        return 0
+    if args.writer_only:
+        print(per_line(args.baseline, args.rounds))
+        return 0
     alone_ms, alone_rate = writer_alone()
     alone = (
         f"The writer process alone (100,000 records through its pipe, start-up included): "
         f"{alone_ms:.1f} ms CPU per 1,000 lines, {alone_rate:,.0f} lines/s. The gateway's "
         f"side (write, framing, pipe): {handover():.2f} µs CPU per record."
     )
-    if args.writer_only:
-        print(alone)
-        return 0
     proxy.ensure_tools()
     on, spread, off = "access log on", "access log on, writer on CPU 0", "access log off"
     niced = "access log on, writer nice 5"

@@ -7,9 +7,16 @@ machine, one after the other:
 
     direct   wrk → backend
     nginx    wrk → nginx (1 worker, upstream keep-alive, access log on) → backend
+             (nginx-no-log: access log off — what logging costs the peer)
     mcgw     wrk → mcgw serve (1 process, access log on) → backend
              (mcgw-writer-cpu0: its access-log writer process on CPU 0, not CPU 1;
              mcgw-no-index: access log on, log indexer off; mcgw-no-log: access log off)
+
+Then, at a fixed offered rate below saturation (``--fixed-rate``, a share of the
+lower of the mcgw and mcgw-no-log rows' requests/s; ``mcgw load`` with a
+constant-arrival-rate scenario, an open model, on CPU 0): mcgw with and without its
+access log, and nginx with its log, reporting latency p50/p90/p99 — whether logging
+slows requests at a given load, apart from what it takes off the top.
 
 On a 2-core machine the proxy under test is pinned to CPU 1 and wrk plus the backend to
 CPU 0, so each proxy gets exactly one core. ``--workers N`` adds, in the same run,
@@ -18,6 +25,7 @@ share the machine's cores with wrk and the backend). The report gives requests/s
 latency and the ratios to nginx; it is printed and written to bench/results/.
 
 Usage: python bench/proxy.py [--duration 10] [--connections 32] [--store] [--workers 2]
+                             [--fixed-rate 0.5]
 (installs nginx and wrk with apt-get when they are missing and we are root).
 """
 
@@ -64,6 +72,34 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    p90_ms: float | None = None
+    offered_per_s: float | None = None
+    """The fixed rate asked for (fixed-rate rows only)."""
+    dropped: int = 0
+    """Iterations the load generator could not start on time (fixed-rate rows)."""
+
+
+FIXED_SCENARIO = """\
+from __future__ import annotations
+
+options = {{
+    "scenarios": {{
+        "fixed": {{
+            "executor": "constant-arrival-rate",
+            "rate": {rate},
+            "timeUnit": "1s",
+            "duration": "{duration}s",
+            "preAllocatedVUs": {vus},
+            "maxVUs": {max_vus},
+        }}
+    }}
+}}
+PARAMS = {{"headers": {{"Host": "bench.local"}}}}
+
+
+async def default(vu):
+    await vu.http.get("{url}", PARAMS)
+"""
 
 
 def ensure_tools() -> None:
@@ -157,9 +193,10 @@ def backend_server(port: int) -> str:
     }}"""
 
 
-def proxy_server(work: Path, port: int, backend_port: int) -> str:
+def proxy_server(work: Path, port: int, backend_port: int, *, log: bool = True) -> str:
+    access_log = f"{work}/nginx-access.log combined buffer=64k flush=1s" if log else "off"
     return f"""
-    access_log {work}/nginx-access.log combined buffer=64k flush=1s;
+    access_log {access_log};
     keepalive_requests 1000000;
     upstream backend {{
         server 127.0.0.1:{backend_port};
@@ -212,6 +249,39 @@ def wrk(name: str, port: int, duration: int, connections: int) -> Result:
     return Result(name, rps, p50, p99, errors)
 
 
+def fixed_rate(name: str, port: int, rate: int, duration: int, work: Path) -> Result:
+    """Offer ``rate`` requests/s for ``duration`` s (after a 2 s warm-up at the same
+    rate) with ``mcgw load`` on CPU 0; latency percentiles of the measured part."""
+    url = f"http://127.0.0.1:{port}/"
+    vus = max(8, rate // 200)
+    slug = re.sub(r"\W+", "-", name)
+    export = work / f"fixed-{slug}.json"
+    for seconds, summary in ((2, None), (duration, export)):
+        scenario = work / f"fixed-{slug}-{seconds}.py"
+        scenario.write_text(
+            FIXED_SCENARIO.format(rate=rate, duration=seconds, vus=vus, max_vus=vus * 4, url=url)
+        )
+        argv = [sys.executable, "-m", "mcgw", "load", "--summary-trend-stats"]
+        argv += ["med,p(90),p(99),max", str(scenario)]
+        if summary is not None:
+            argv[4:4] = ["--summary-export", str(summary)]
+        subprocess.run(pinned(0, argv), check=True, capture_output=True, timeout=seconds + 60)
+    metrics = json.loads(export.read_text())["metrics"]
+    duration_ms = metrics["http_req_duration"]
+    failed = int(metrics.get("http_req_failed", {}).get("passes", 0))
+    dropped = int(metrics.get("dropped_iterations", {}).get("count", 0))
+    return Result(
+        name,
+        float(metrics["http_reqs"]["rate"]),
+        float(duration_ms["med"]),
+        float(duration_ms["p(99)"]),
+        failed,
+        p90_ms=float(duration_ms["p(90)"]),
+        offered_per_s=rate,
+        dropped=dropped,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
@@ -223,6 +293,14 @@ def main() -> int:
         default=0,
         metavar="N",
         help="also measure nginx with N workers against mcgw --workers N (unpinned)",
+    )
+    parser.add_argument(
+        "--fixed-rate",
+        type=float,
+        default=0.5,
+        metavar="SHARE",
+        help="offered rate of the fixed-rate rows, as a share of the lower of mcgw's and "
+        "mcgw-no-log's requests/s (0: no fixed-rate rows)",
     )
     args = parser.parse_args()
     ensure_tools()
@@ -245,6 +323,16 @@ def main() -> int:
                 work / "nginx.out",
             ):
                 results.append(wrk("nginx", nginx_port, args.duration, args.connections))
+            # The peer's own cost of logging: the same nginx without its access log.
+            quiet = nginx_conf(
+                work, "nginx-nolog", proxy_server(work, nginx_port, backend_port, log=False)
+            )
+            with process(
+                pinned(1, ["nginx", "-c", str(quiet), "-p", str(work)]),
+                nginx_port,
+                work / "nginx-nolog.out",
+            ):
+                results.append(wrk("nginx-no-log", nginx_port, args.duration, args.connections))
             config = mcgw_manifests(work, backend_port)
             argv = [
                 python,
@@ -278,6 +366,33 @@ def main() -> int:
             # The same without the access log, to show what logging costs.
             with process(pinned(1, [*argv, "--no-access-log"]), mcgw_port, work / "mcgw2.out"):
                 results.append(wrk("mcgw-no-log", mcgw_port, args.duration, args.connections))
+            if args.fixed_rate > 0:
+                # Latency at the same offered load with and without the log (and nginx's
+                # with its log): does logging slow a request when the gateway is not
+                # saturated? The log directory is a fresh one, as in the mcgw row.
+                # Below both saturation points, so that neither row is overloaded.
+                ceiling = min(
+                    r.requests_per_s for r in results if r.name in ("mcgw", "mcgw-no-log")
+                )
+                rate = int(ceiling * args.fixed_rate)
+                fixed = [*argv]
+                fixed[fixed.index("--log-dir") + 1] = str(work / "mcgw-logs-fixed")
+                for name, command in (
+                    ("mcgw", fixed),
+                    ("mcgw-no-log", [*argv, "--no-access-log"]),
+                ):
+                    with process(pinned(1, command), mcgw_port, work / f"fixed-{name}.out"):
+                        results.append(
+                            fixed_rate(f"{name} @ {rate:,}/s", mcgw_port, rate, args.duration, work)
+                        )
+                with process(
+                    pinned(1, ["nginx", "-c", str(proxy), "-p", str(work)]),
+                    nginx_port,
+                    work / "nginx-fixed.out",
+                ):
+                    results.append(
+                        fixed_rate(f"nginx @ {rate:,}/s", nginx_port, rate, args.duration, work)
+                    )
             if args.workers > 1:
                 n = args.workers
                 proxy_n = nginx_conf(
@@ -321,11 +436,13 @@ def main() -> int:
 
 def render(results: list[Result], args: argparse.Namespace, access_lines: int) -> str:
     nginx = next(r for r in results if r.name == "nginx")
+    saturated = [r for r in results if r.offered_per_s is None]
+    fixed = [r for r in results if r.offered_per_s is not None]
     lines = [
         f"# mcgw proxy benchmark ({datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores)",
         "",
         f"wrk -t1 -c{args.connections} -d{args.duration}s, keep-alive; proxies pinned to CPU 1,"
-        " wrk and the backend to CPU 0; access logs on (except mcgw-no-log)."
+        " wrk and the backend to CPU 0; access logs on (except the -no-log rows)."
         + (
             f" nginx-{args.workers}w and mcgw-{args.workers}w: {args.workers} worker processes,"
             " unpinned (sharing the cores with wrk and the backend)."
@@ -336,11 +453,28 @@ def render(results: list[Result], args: argparse.Namespace, access_lines: int) -
         "| target | requests/s | p50 ms | p99 ms | errors | rps vs nginx | p99 vs nginx |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results:
+    for r in saturated:
         lines.append(
             f"| {r.name} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors}"
             f" | {r.requests_per_s / nginx.requests_per_s:.2f} | {r.p99_ms / nginx.p99_ms:.2f} |"
         )
+    if fixed:
+        lines += [
+            "",
+            f"At a fixed offered rate ({args.fixed_rate:.0%} of the lower of mcgw's and "
+            "mcgw-no-log's requests/s; "
+            f"`mcgw load`, constant-arrival-rate, on CPU 0, {args.duration} s after a 2 s "
+            "warm-up):",
+            "",
+            "| target | offered/s | served/s | p50 ms | p90 ms | p99 ms | errors | dropped |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in fixed:
+            lines.append(
+                f"| {r.name} | {r.offered_per_s:,.0f} | {r.requests_per_s:,.0f} "
+                f"| {r.p50_ms:.2f} | {r.p90_ms or 0:.2f} | {r.p99_ms:.2f} | {r.errors} "
+                f"| {r.dropped} |"
+            )
     lines += ["", f"mcgw wrote {access_lines} access-log lines during its run."]
     return "\n".join(lines) + "\n"
 

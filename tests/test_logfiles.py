@@ -41,6 +41,37 @@ def test_rotates_at_line_boundaries_under_the_size_limit(tmp_path: Path) -> None
     assert b"".join(p.read_bytes() for p in paths) == b"".join(written)
 
 
+def test_blocks_of_lines_rotate_as_the_lines_would(tmp_path: Path) -> None:
+    """write_block (the access-log writer's one write per chunk) splits files exactly
+    where write of the same lines does: one write while a block fits the current file,
+    and at the same line boundaries when it does not."""
+    written = lines(95)
+    outcomes = []
+    for name, block in (("lines", False), ("blocks", True)):
+        clock = Clock()
+        directory = tmp_path / name
+        files = logfiles.RotatingFiles(
+            directory, "access", logfiles.Retention(max_bytes=1000, keep_files=0), clock=clock
+        )
+        for start in range(0, 95, 7):
+            clock.now += 0.001
+            batch = written[start : start + 7]
+            size = files.write_block(b"".join(batch)) if block else files.write(batch)
+            assert size == sum(map(len, batch))
+        files.close()
+        outcomes.append([p.read_bytes() for p in files.files])
+    assert outcomes[0] == outcomes[1] and len(outcomes[0]) == 10
+
+
+def test_a_block_the_disk_refuses_counts_no_line_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    files = logfiles.RotatingFiles(blocker / "logs", "access")
+    with pytest.raises(OSError) as info:
+        files.write_block(b"".join(lines(3)))
+    assert info.value.written_lines == 0  # type: ignore[attr-defined]
+
+
 def test_a_line_larger_than_the_limit_gets_a_file_of_its_own(tmp_path: Path) -> None:
     files = logfiles.RotatingFiles(tmp_path, "access", logfiles.Retention(max_bytes=50))
     files.write([b"small\n", b"y" * 99 + b"\n", b"small\n"])

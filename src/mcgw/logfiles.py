@@ -172,6 +172,28 @@ class RotatingFiles:
             self.prune()
         return total
 
+    def write_block(self, data: bytes) -> int:
+        """Append ``data``, whole lines (the last one ending in a newline): as :meth:`write`
+        of them, in one write unless the current file would grow past ``max_bytes``.
+
+        Returns:
+            How many bytes were written.
+
+        Raises:
+            OSError: as :meth:`write`.
+        """
+        if self._file_bytes + len(data) > self.retention.max_bytes:
+            return self.write(data.splitlines(keepends=True))
+        try:
+            self._append((data,), len(data))
+        except OSError as exc:
+            exc.written_lines = 0  # type: ignore[attr-defined]
+            self.close()
+            raise
+        if self._clock() >= self._next_prune:
+            self.prune()
+        return len(data)
+
     def _append(self, lines: Sequence[bytes], size: int) -> int:
         if not lines:
             return 0

@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 DEFAULT_PROJECT = "mcgw-local"
 """``project_id`` label when no Fleet names a project."""
@@ -113,7 +113,7 @@ class AccessRecord(NamedTuple):
     empty on the fast path (no capacity, threshold or spray)."""
 
 
-_Head = tuple[
+AccessValues = tuple[
     float,
     str,
     str,
@@ -128,8 +128,28 @@ _Head = tuple[
     str,
     str,
     Sequence[tuple[bytes, bytes]],
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    int,
+    str,
+    str,
+    str,
+    str,
 ]
-"""The per-request fields of an :class:`AccessRecord` (timestamp … user_agent)."""
+"""An :class:`AccessRecord`'s values as a plain tuple, in its field order: what the
+gateway's hot path builds (a NamedTuple costs a copy there, and another to marshal it
+to the log writer, which takes exact tuples only). An AccessRecord is one too."""
+
+_Tail = tuple[str, str, str, str, str, str, str, str, str, str, int, str, str, str, str]
+"""The route-table and balancer part of an access record (gateway … seen)."""
 
 
 def rfc3339(ts: float) -> str:
@@ -210,21 +230,58 @@ _q = json.encoder.encode_basestring_ascii
 """JSON string literal of a str (quotes included), in C: the cheapest correct escaping."""
 
 
-class AccessFormatter:
-    """Turns :class:`AccessRecord` s into LogEntry JSON lines, fast.
+class _Seconds(dict[int, str]):
+    """Epoch second → its RFC 3339 text (``2023-11-14T22:13:20``), formatted once: the
+    lines of a batch share a few seconds, and both timestamps of a line usually one."""
 
-    This runs for every request the gateway serves, on the gateway's one core, so it
-    avoids what a generic ``json.dumps(dict)`` costs (about ten times as much):
+    __slots__ = ()
+
+    _MAX = 64
+
+    def __missing__(self, second: int) -> str:
+        if len(self) >= self._MAX:
+            self.clear()
+        text = self[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return text
+
+
+class _Decimals(dict[int, str]):
+    """Number → its decimal text: statuses and sizes repeat, and a lookup costs a fifth
+    of formatting one."""
+
+    __slots__ = ()
+
+    _MAX = 4096
+
+    def __missing__(self, number: int) -> str:
+        if len(self) >= self._MAX:
+            self.clear()
+        text = self[number] = str(number)
+        return text
+
+
+class AccessFormatter:
+    """Turns access records into LogEntry JSON lines, fast, a batch at a time.
+
+    This runs for every request the gateway serves (in the log writer process, which
+    shares the gateway's core unless told otherwise), so it avoids what a generic
+    ``json.dumps(dict)`` costs (about ten times as much), and what was measured to
+    matter beyond that:
 
     * the fields from :attr:`AccessRecord.gateway` on (gateway, route, backend,
       cluster, region, zone, pod, endpoint, reason, entry region, attempts, status
-      details) come from the route table and the balancer's pick, so a gateway sees
-      few distinct combinations: the tail of the record (one tuple slice, compared
-      in C) keys two pre-encoded fragments, the resource labels and the whole
-      ``jsonPayload``;
-    * other short names (method, protocol, addresses, user agents) are escaped once
-      and remembered;
-    * timestamps reuse the formatted second;
+      details, decision trace) come from the route table and the balancer's pick, so a
+      gateway sees few distinct combinations: the tail of the record (one tuple
+      slice, compared in C) keys two pre-encoded fragments, the resource labels and
+      the whole ``jsonPayload``;
+    * each second is formatted once, for every timestamp that falls in it, and each
+      status and size once (until more than a few thousand were seen);
+    * the insertIds of a batch are formatted in one pass, in C;
+    * the other strings go straight through the C JSON escaper: a cache lookup of a
+      string just unmarshalled (hashed afresh) costs as much;
+    * one f-string per line in one loop over the batch with everything in locals, and
+      the batch's lines joined into one string, which the caller encodes once (it is
+      ASCII: every string in it went through the escaper);
     * insertIds are a per-process random prefix plus a counter rather than a syscall
       each.
 
@@ -233,11 +290,12 @@ class AccessFormatter:
     """
 
     _MAX_CACHED = 4096
-    """Bound on remembered names and fragments; a cache restarts past it (a table
-    with more than this only loses the speed-up, never correctness)."""
+    """Bound on remembered fragments; the cache restarts past it (a table with more
+    than this only loses the speed-up, never correctness)."""
 
     _TAIL = 14
-    """Index of :attr:`AccessRecord.gateway`: ``record[_TAIL:]`` keys the fragments."""
+    """Index of :attr:`AccessRecord.gateway`: ``record[_TAIL:]`` keys the fragments
+    (written as a literal in the slices, where mypy needs one)."""
 
     def __init__(self, project_id: str = DEFAULT_PROJECT, *, pid: int | None = None) -> None:
         self._pid = os.getpid() if pid is None else pid
@@ -247,9 +305,8 @@ class AccessFormatter:
         self._traces = ',"trace":' + _q(f"projects/{project_id}/traces/")[:-1]
         self._open = f'{{"insertId":"{self._prefix}'
         self._seq = 0
-        self._second = -1
-        self._second_text = ""
-        self._quoted: dict[str, str] = {}
+        self._seconds = _Seconds()
+        self._decimals = _Decimals()
         self._fragments: dict[tuple[Any, ...], tuple[str, str]] = {}
         log_name = _q(f"projects/{project_id}/logs/{LB_LOG_NAME}")
         self._head = (
@@ -257,130 +314,128 @@ class AccessFormatter:
             f'"labels":{{"project_id":{_q(project_id)},"zone":"global","forwarding_rule_name":'
         )
 
-    def _name(self, text: str) -> str:
-        quoted = self._quoted.get(text)
-        if quoted is None:
-            if len(self._quoted) >= self._MAX_CACHED:
-                self._quoted.clear()
-            quoted = self._quoted[text] = _q(text)
-        return quoted
-
-    def _stamp(self, ts: float) -> str:
-        second = int(ts)
-        if second != self._second:
-            self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return "%s.%06dZ" % (self._second_text, (ts - second) * 1e6)  # noqa: UP031
-
-    def _encode_tail(self, r: AccessRecord) -> tuple[str, str]:
-        """Encode the resource labels and the jsonPayload of ``r`` (a cache miss)."""
-        name = self._name
-        gateway = name(r.gateway)
-        backend = name(r.backend)
+    def _encode_tail(self, tail: _Tail) -> tuple[str, str]:
+        """Encode the resource labels and the jsonPayload of a record's tail (a cache miss)."""
+        (
+            gateway_name,
+            route,
+            backend_name,
+            cluster,
+            region,
+            zone,
+            pod,
+            endpoint,
+            reason,
+            entry_region,
+            attempts,
+            status_details,
+            entry_source,
+            ranking,
+            seen,
+        ) = tail
+        gateway = _q(gateway_name)
+        backend = _q(backend_name)
         labels = (
             f'{self._head}{gateway},"url_map_name":{gateway},"target_proxy_name":{gateway},'
             f'"backend_service_name":{backend}}}}},"timestamp":"'
         )
+        # The decision trace's own payload fields, those that are set.
+        trace = "".join(
+            f',"{key}":{_q(value)}'
+            for key, value in (("entrySource", entry_source), ("ranking", ranking), ("seen", seen))
+            if value
+        )
         payload = (
             f',"jsonPayload":{{"@type":"{LB_PAYLOAD_TYPE}",'
-            f'"statusDetails":{name(r.status_details)},"gateway":{gateway},'
-            f'"route":{name(r.route)},"backend":{backend},"cluster":{name(r.cluster)},'
-            f'"region":{name(r.region)},"zone":{name(r.zone)},"pod":{name(r.pod)},'
-            f'"endpoint":{name(r.endpoint)},"reason":{name(r.reason)},'
-            f'"entryRegion":{name(r.entry_region)},"attempts":{r.attempts}'
-            f"{self._trace(r)}}},"
+            f'"statusDetails":{_q(status_details)},"gateway":{gateway},'
+            f'"route":{_q(route)},"backend":{backend},"cluster":{_q(cluster)},'
+            f'"region":{_q(region)},"zone":{_q(zone)},"pod":{_q(pod)},'
+            f'"endpoint":{_q(endpoint)},"reason":{_q(reason)},'
+            f'"entryRegion":{_q(entry_region)},"attempts":{attempts}{trace}}},'
             f'"labels":{{"gateway":{gateway},"worker_pid":"{self._pid}"}}}}'
         )
         if len(self._fragments) >= self._MAX_CACHED:
             self._fragments.clear()
-        self._fragments[r[self._TAIL :]] = (labels, payload)
+        self._fragments[tail] = (labels, payload)
         return labels, payload
 
-    def _trace(self, r: AccessRecord) -> str:
-        """The decision trace's own payload fields, those that are set."""
-        parts = [
-            f',"{key}":{_q(value)}'
-            for key, value in (
-                ("entrySource", r.entry_source),
-                ("ranking", r.ranking),
-                ("seen", r.seen),
-            )
-            if value
-        ]
-        return "".join(parts)
+    def _trace(self, headers: Sequence[tuple[bytes, bytes]]) -> str:
+        """The trace fields of a request whose trace headers are ``headers`` (not empty)."""
+        context = trace_context(headers)
+        if context is None:
+            return ""
+        trace_id, span_id, sampled = context
+        span = f'"spanId":"{span_id}",' if span_id else ""
+        return f'{self._traces}{trace_id}",{span}"traceSampled":{"true" if sampled else "false"}'
 
-    def line(self, r: AccessRecord) -> str:
+    def line(self, r: AccessValues) -> str:
         """One LogEntry as compact JSON, without the newline."""
-        return self._format(r, "")
+        return self.block((r,))[:-1]
 
-    def line_bytes(self, r: AccessRecord) -> bytes:
-        """One LogEntry as a line of a JSON-lines file: :meth:`line`, a newline, encoded.
+    def line_bytes(self, r: AccessValues) -> bytes:
+        """One LogEntry as a line of a JSON-lines file: :meth:`line`, a newline, encoded."""
+        return self.block((r,)).encode()
 
-        The newline is part of the one string built (no second copy of the line).
-        """
-        return self._format(r, "\n").encode()
-
-    def _format(self, r: AccessRecord, end: str) -> str:
-        self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
-        fragments = self._fragments.get(r[self._TAIL :])
-        if fragments is None:
-            fragments = self._encode_tail(r)
-        labels, payload = fragments
-        # One unpacking instead of a NamedTuple attribute lookup per field.
-        (
-            ts,
-            method,
-            scheme,
-            host,
-            target,
-            protocol,
-            status,
-            latency_s,
-            request_size,
-            response_size,
-            remote_ip,
-            server_ip,
-            user_agent,
-            headers,
-        ) = cast(_Head, r[: self._TAIL])
-        # Names are looked up inline (``get`` before the method call): a quoted name
-        # is never empty, so ``or`` only calls _name on a miss.
-        quoted = self._quoted.get
-        name = self._name
-        # Both timestamps inline (as in _stamp): usually the same, already formatted second.
-        second = int(ts)
-        if second != self._second:
-            self._stamp(ts)
-        stamp = "%s.%06dZ" % (self._second_text, (ts - second) * 1e6)  # noqa: UP031
-        done = ts + latency_s
-        second = int(done)
-        if second != self._second:
-            self._stamp(done)
-        received = "%s.%06dZ" % (self._second_text, (done - second) * 1e6)  # noqa: UP031
-        sep = "" if target.startswith("/") else "/"
-        trace = ""
-        if headers:
-            context = trace_context(headers)
-            if context is not None:
-                trace_id, span_id, sampled = context
-                span = f'"spanId":"{span_id}",' if span_id else ""
-                trace = (
-                    f'{self._traces}{trace_id}",{span}'
-                    f'"traceSampled":{"true" if sampled else "false"}'
-                )
-        return (
-            f'{self._open}{seq:08x}"{labels}{stamp}","receiveTimestamp":"{received}",'
-            f'"severity":"{"WARNING" if status >= 500 else "INFO"}",'
-            f'"httpRequest":{{"requestMethod":{quoted(method) or name(method)},'
-            f'"requestUrl":{_q(f"{scheme}://{host}{sep}{target}")},'
-            f'"requestSize":"{request_size}","status":{status},'
-            f'"responseSize":"{response_size}",'
-            f'"userAgent":{quoted(user_agent) or name(user_agent)},'
-            f'"remoteIp":{quoted(remote_ip) or name(remote_ip)},'
-            f'"serverIp":{quoted(server_ip) or name(server_ip)},'
-            f'"latency":"{latency_s:.6f}s",'
-            f'"protocol":{quoted(protocol) or name(protocol)}}}{trace}{payload}{end}'
-        )
+    def block(self, records: Sequence[AccessValues]) -> str:
+        """The lines of ``records`` (:class:`AccessRecord` s or their plain tuples), each
+        ending in a newline, as one string of ASCII characters."""
+        fragments = self._fragments
+        seconds = self._seconds
+        decimals = self._decimals
+        q = _q
+        trace = self._trace
+        n = len(records)
+        first = self._seq + 1
+        self._seq = (self._seq + n) & 0xFFFFFFFF
+        counters: Sequence[int] = range(first, first + n)
+        if first + n > 0x100000000:  # the counter wraps in this batch
+            counters = [c & 0xFFFFFFFF for c in counters]
+        # Every line's start, up to its insertId's closing quote, in one formatting pass.
+        starts = (f'{self._open}%08x"\n' * n % tuple(counters)).splitlines()
+        lines: list[str] = []
+        append = lines.append
+        for r, start in zip(records, starts, strict=True):
+            fragment = fragments.get(r[14:])
+            if fragment is None:
+                fragment = self._encode_tail(r[14:])
+            # One unpacking instead of an index or attribute lookup per field.
+            (
+                ts,
+                method,
+                scheme,
+                host,
+                target,
+                protocol,
+                status,
+                latency_s,
+                request_size,
+                response_size,
+                remote_ip,
+                server_ip,
+                user_agent,
+                headers,
+            ) = r[:14]
+            second = int(ts)
+            done = ts + latency_s
+            done_second = int(done)
+            url = (
+                f"{scheme}://{host}{target}" if target[:1] == "/" else f"{scheme}://{host}/{target}"
+            )
+            # Microseconds truncated, not rounded (%d of a float): as Cloud Logging's are.
+            append(
+                f"{start}{fragment[0]}{seconds[second]}."
+                f'{"%06d" % ((ts - second) * 1e6)}Z",'  # noqa: UP031
+                f'"receiveTimestamp":"{seconds[done_second]}.'
+                f'{"%06d" % ((done - done_second) * 1e6)}Z",'  # noqa: UP031
+                f'"severity":"{"WARNING" if status >= 500 else "INFO"}",'
+                f'"httpRequest":{{"requestMethod":{q(method)},"requestUrl":{q(url)},'
+                f'"requestSize":"{decimals[request_size]}","status":{decimals[status]},'
+                f'"responseSize":"{decimals[response_size]}","userAgent":{q(user_agent)},'
+                f'"remoteIp":{q(remote_ip)},"serverIp":{q(server_ip)},'
+                f'"latency":"{latency_s:.6f}s","protocol":{q(protocol)}}}'
+                f"{trace(headers) if headers else ''}{fragment[1]}\n"
+            )
+        return "".join(lines)
 
 
 def access_entry(record: AccessRecord, project_id: str = DEFAULT_PROJECT) -> dict[str, Any]:

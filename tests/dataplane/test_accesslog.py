@@ -318,7 +318,7 @@ def test_formatter_lines_are_compact_json_of_the_entry_with_caches_cycling() -> 
             )
         )
     formatter = logschema.AccessFormatter('proj"x')
-    formatter._MAX_CACHED = 3  # the name and fragment caches restart many times
+    formatter._MAX_CACHED = 3  # the fragment cache restarts many times
     for _ in range(2):
         for r in records:
             line = formatter.line(r)

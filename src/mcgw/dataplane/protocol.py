@@ -156,7 +156,6 @@ _XFP_HTTPS_LINE = b"X-Forwarded-Proto: https\r\n"
 _TE_TRAILERS = b"TE: trailers\r\n"
 """The one TE an h2c hop may carry (RFC 9113 8.2.2), and gRPC needs it."""
 
-_new_tuple = tuple.__new__
 _trace_headers = logschema.trace_headers
 
 _NO_ENTRY = ("", "gateway")
@@ -1788,38 +1787,35 @@ class ClientConnection(asyncio.Protocol):
             picked = pick.log_fields
         else:
             picked = _NOT_PICKED if route is not None else _NO_ROUTE
-        # tuple.__new__ rather than AccessRecord(...): the NamedTuple constructor is
-        # a Python function of 25 parameters, this builds the same tuple in C.
+        # A plain tuple in AccessRecord's field order, not an AccessRecord: the NamedTuple
+        # would cost a copy here and another before it can be marshalled to the writer.
         # test_access_log_records_each_response checks every field lands in place.
         sink.write(
-            _new_tuple(
-                logschema.AccessRecord,
-                (
-                    ex.start + self._wall_offset,
-                    ex.method.decode("latin-1"),
-                    self._scheme,
-                    (ex.host or b"").decode("latin-1"),
-                    ex.target.decode("latin-1"),
-                    self._log_protocol or "HTTP/" + ex.version,
-                    ex.status,
-                    now - ex.start,
-                    ex.header_bytes + ex.body_size,
-                    ex.response_bytes,
-                    self._remote_ip,
-                    self._server_ip,
-                    ex.user_agent.decode("latin-1"),
-                    _trace_headers(ex.headers),
-                    "" if snap is None else snap.gateways.get(self._listener, ""),
-                    "" if route is None else route.name,
-                    ex.backend,
-                    *picked,
-                    ex.trace[0] or ex.entry[0] or ("" if snap is None else snap.entry_region),
-                    ex.attempts,
-                    ex.details,
-                    ex.entry[1],
-                    ex.trace[1],
-                    ex.trace[2],
-                ),
+            (
+                ex.start + self._wall_offset,
+                ex.method.decode("latin-1"),
+                self._scheme,
+                (ex.host or b"").decode("latin-1"),
+                ex.target.decode("latin-1"),
+                self._log_protocol or "HTTP/" + ex.version,
+                ex.status,
+                now - ex.start,
+                ex.header_bytes + ex.body_size,
+                ex.response_bytes,
+                self._remote_ip,
+                self._server_ip,
+                ex.user_agent.decode("latin-1"),
+                _trace_headers(ex.headers),
+                "" if snap is None else snap.gateways.get(self._listener, ""),
+                "" if route is None else route.name,
+                ex.backend,
+                *picked,
+                ex.trace[0] or ex.entry[0] or ("" if snap is None else snap.entry_region),
+                ex.attempts,
+                ex.details,
+                ex.entry[1],
+                ex.trace[1],
+                ex.trace[2],
             )
         )
 
