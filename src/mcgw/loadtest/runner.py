@@ -48,6 +48,8 @@ EXPECTED_DURATION = "http_req_duration{expected_response:true}"
 """k6's submetric of http_req_duration for responses with an expected status."""
 
 _now = time.perf_counter_ns
+_DEFAULT_VERDICT = object()
+"""A batch index without a callback's verdict: judged by the default 200–399."""
 
 
 @types.coroutine
@@ -419,6 +421,9 @@ class Run:
         """The timeline's current second and its bucket (saves a dict lookup per request)."""
         self._batch: list[client.Result] = []
         """Results recorded but not yet added to the metrics (see _flush)."""
+        self._judged: dict[int, bool | None] = {}
+        """Batch index → verdict of a result judged by a response callback other than the
+        default (see record_judged); None: not judged (no http_req_failed sample)."""
         self._iteration_durations: list[int] = []
         self.by_scenario: dict[str, list[int]] = {s.name: [0, 0] for s in scenarios}
         self.start_ns = _now()
@@ -470,6 +475,39 @@ class Run:
                 full["error"] = r.error
             self._emit_request(r, full, ok, response_time)
 
+    def record_judged(
+        self, r: client.Result, vu: VU, tags: Mapping[str, str] | None, expected: bool | None
+    ) -> None:
+        """:meth:`record` for a response judged by a script's response callback (k6's
+        ``expectedStatuses``) instead of the default 200–399: ``expected`` is the verdict,
+        None when the callback is ``null`` (no ``expected_response`` tag, no
+        ``http_req_failed`` sample). Off the default path: record stays as it was."""
+        now = _now()
+        if now >= self._sec_end:
+            self.flush()
+            self._next_second(now)
+        batch = self._batch
+        self._judged[len(batch)] = expected
+        batch.append(r)
+        if len(batch) >= _BATCH:
+            self.flush()
+        response_time = 0
+        if self.response_time is not None:
+            if vu.intended_ns:
+                response_time = now - vu.intended_ns
+                vu.intended_ns = 0
+            else:
+                response_time = r.blocked + r.duration
+            self.response_time.add(response_time)
+        if self.tagged:
+            full = dict(tags or {})
+            full["status"] = str(r.status)
+            if expected is not None:
+                full["expected_response"] = "true" if expected else "false"
+            if r.error:
+                full["error"] = r.error
+            self._emit_request(r, full, expected, response_time)
+
     def flush(self) -> None:
         """Record the batched results: the same samples as one ``add`` per metric and
         request, but a list per metric built by C (attrgetter, zip, map) and each trend's
@@ -518,17 +556,20 @@ class Run:
         self.received.count += sum(received)
         bucket = self._second
         bucket.count += n
-        bad = (
-            []  # the usual batch, told in C
-            if statuses.count(200) == n and not any(failures)
-            else [i for i, r in enumerate(batch) if r.error or not 200 <= r.status < 400]
-        )
-        self.failed.fails += n - len(bad)
-        self.failed.passes += len(bad)
-        if bad:
-            bucket.failed += len(bad)
-            self.unexpected_duration.add_many([duration[i] for i in bad])
-            self.errors.update(batch[i].error for i in bad if batch[i].error)
+        if self._judged:
+            self._flush_judged(batch, duration, bucket)
+        else:
+            bad = (
+                []  # the usual batch, told in C
+                if statuses.count(200) == n and not any(failures)
+                else [i for i, r in enumerate(batch) if r.error or not 200 <= r.status < 400]
+            )
+            self.failed.fails += n - len(bad)
+            self.failed.passes += len(bad)
+            if bad:
+                bucket.failed += len(bad)
+                self.unexpected_duration.add_many([duration[i] for i in bad])
+                self.errors.update(batch[i].error for i in bad if batch[i].error)
         # The timeline's latency buckets: _bucket(duration // 1000), from a table below 16 ms.
         table = _BUCKET_OF
         bucket.buckets.update(
@@ -541,6 +582,34 @@ class Run:
             answered = [(r.cluster, r.zone) for r in batch if r.status]
             self.breakdown.update(answered)
             bucket.clusters.update(cluster or "(unknown)" for cluster, _ in answered)
+
+    def _flush_judged(
+        self, batch: list[client.Result], duration: list[int], bucket: _Second
+    ) -> None:
+        """The failure accounting of a batch with results judged by a response callback:
+        theirs by their verdict, the others' by the default 200–399."""
+        judged = self._judged
+        self._judged = {}
+        failed = unjudged = 0
+        outside: list[int] = []
+        """Durations not in http_req_duration{expected_response:true}."""
+        for i, r in enumerate(batch):
+            verdict = judged.get(i, _DEFAULT_VERDICT)
+            if verdict is _DEFAULT_VERDICT:
+                verdict = not r.error and 200 <= r.status < 400
+            if verdict is None:
+                unjudged += 1
+                outside.append(duration[i])
+            elif not verdict:
+                failed += 1
+                outside.append(duration[i])
+        self.failed.passes += failed
+        self.failed.fails += len(batch) - failed - unjudged
+        bucket.failed += failed
+        if outside:
+            self.unexpected_duration.add_many(outside)
+        # Errors count whatever the verdict (a callback may expect status 0).
+        self.errors.update(r.error for r in batch if r.error)
 
     def _next_second(self, now: int) -> None:
         sec = (now - self.start_ns) // 1_000_000_000
@@ -556,7 +625,7 @@ class Run:
         self.expected_duration.assign_difference(self.duration, self.unexpected_duration)
 
     def _emit_request(
-        self, r: client.Result, tags: dict[str, str], ok: bool, response_time: int
+        self, r: client.Result, tags: dict[str, str], ok: bool | None, response_time: int
     ) -> None:
         emit = self.emit
         emit("http_reqs", 1, tags)
@@ -567,7 +636,8 @@ class Run:
         emit("http_req_sending", r.sending, tags)
         emit("http_req_waiting", r.waiting, tags)
         emit("http_req_receiving", r.receiving, tags)
-        emit("http_req_failed", not ok, tags)
+        if ok is not None:  # (None: a null response callback, no sample)
+            emit("http_req_failed", not ok, tags)
         if self.response_time is not None:
             emit("http_req_response_time", response_time, tags)
         emit("data_sent", r.bytes_sent, tags)

@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcgw.loadtest import client, cookies, custom, errors, redirects, runner
+from mcgw.loadtest import client, cookies, custom, errors, redirects, runner, statuses
 
 _PRELUDE_OFFSET = 100_000
 """The JS prelude starts at this line, so frames in it are told apart from the script's."""
@@ -214,6 +214,26 @@ class Http:
         self._targets: dict[str, client.Target] = {}
         self._plain: dict[tuple[str, str], _Plain] = {}
         self.jar = cookies.Jar()
+        self.expect: statuses.ExpectedStatuses | None = statuses.DEFAULT
+        """k6's response callback for this VU (``setResponseCallback``; None: ``null``)."""
+
+    @staticmethod
+    def expected_statuses(*args: object) -> statuses.ExpectedStatuses:
+        """k6's ``http.expectedStatuses(200, {"min": 400, "max": 499}, ...)``."""
+        try:
+            return statuses.expected_statuses(*args)
+        except statuses.StatusesError as exc:
+            raise runner.ScriptError(str(exc)) from None
+
+    def set_response_callback(self, callback: statuses.ExpectedStatuses | None) -> None:
+        """k6's ``http.setResponseCallback``: this VU's responses are judged by
+        ``callback`` from now on (None: not judged, no ``http_req_failed`` sample)."""
+        try:
+            self.expect = statuses.callback(callback)
+        except statuses.StatusesError as exc:
+            raise runner.ScriptError(
+                "setResponseCallback: unsupported argument, expected http.expectedStatuses"
+            ) from exc
 
     def cookie_jar(self) -> cookies.Jar:
         """k6's ``http.cookieJar()``: this VU's jar."""
@@ -267,6 +287,12 @@ class Http:
             cookie = self._cookie_header(url, params.get("cookies"))
             if cookie and "Cookie" not in headers:
                 headers["Cookie"] = cookie
+            if "responseCallback" in params:  # refused before the request, as k6 does
+                try:
+                    judge = statuses.callback(params["responseCallback"])
+                except statuses.StatusesError as exc:
+                    raise runner.ScriptError(str(exc)) from None
+                params = {**params, "responseCallback": judge}
             raw_body = _encode_body(body, headers)
             raw = client.build_request(target, method, tuple(headers.items()), raw_body)
             timeout = _timeout_s(params.get("timeout"), run.opts.timeout_s)
@@ -359,7 +385,16 @@ class Http:
                 "proto": "HTTP/1.1",
                 **user_tags,
             }
-        run.record(result, vu, tags)
+        expect = self.expect
+        if params and "responseCallback" in params:
+            try:
+                expect = statuses.callback(params["responseCallback"])
+            except statuses.StatusesError as exc:
+                raise runner.ScriptError(str(exc)) from None
+        if expect is statuses.DEFAULT:
+            run.record(result, vu, tags)
+        else:
+            run.record_judged(result, vu, tags, None if expect is None else expect(result.status))
         if run.opts.throw and result.error:
             raise runner.ScriptError(f"{method} {url}: {result.error}")
         return Response(result, url, method)
@@ -775,7 +810,8 @@ _PRELUDE = r"""
 // lookup in the global object.
 var __k6 = (function (
     __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
-    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary) {
+    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary, __py_expected,
+    __py_set_callback) {
   function call(fn, args) {
     var out = JSON.parse(fn.apply(null, args));
     if (out !== null && typeof out === 'object' && out.__error) { throw new Error(out.__error); }
@@ -837,8 +873,28 @@ var __k6 = (function (
   Response.prototype.html = function () {
     throw new Error('Response.html() is not supported by mcgw load');
   };
+  // http.expectedStatuses' result: opaque to the script, its JSON form crosses to Python
+  // (setResponseCallback, params.responseCallback).
+  function ExpectedStatuses(spec) {
+    this.__k6expected = spec;
+    Object.freeze(this);
+  }
+  function callbackParams(p) {
+    // k6 refuses anything but expectedStatuses or null (JSON would drop a function);
+    // undefined is null, which JSON would drop too.
+    if (p !== null && typeof p === 'object' && 'responseCallback' in p) {
+      var cb = p.responseCallback;
+      if (cb === undefined || cb === null) {
+        p = Object.assign({}, p, { responseCallback: null });
+      } else if (!(cb instanceof ExpectedStatuses)) {
+        throw new Error('unsupported responseCallback, expected http.expectedStatuses(...)');
+      }
+    }
+    return p;
+  }
   function send(method, url, b, p) {
     var code;
+    p = callbackParams(p);
     if ((b === undefined || b === null) && (p === undefined || p === null)) {
       code = __py_get(method, url);
     } else {
@@ -889,8 +945,30 @@ var __k6 = (function (
     del: function (url, b, p) { return request('DELETE', url, b, p); },
     request: function (method, url, b, p) { return request(method, url, b, p); },
     cookieJar: function () { return jar; },
+    expectedStatuses: function () {
+      var args = Array.prototype.slice.call(arguments);
+      return new ExpectedStatuses(call(__py_expected, [JSON.stringify(args)]));
+    },
+    setResponseCallback: function (cb) {
+      var spec;
+      if (cb === undefined || cb === null) { spec = 'null'; }
+      else if (cb instanceof ExpectedStatuses) { spec = JSON.stringify(cb.__k6expected); }
+      else { throw new Error('setResponseCallback: unsupported argument, expected http.expectedStatuses'); }
+      __py_set_callback(spec);
+    },
     batch: function (reqs) {
-      var out = call(__py_batch, [JSON.stringify(reqs)]);
+      var sent = Array.isArray(reqs) ? [] : {};
+      for (var key in reqs) {
+        var item = reqs[key];
+        if (Array.isArray(item) && item.length > 3) {
+          item = item.slice();
+          item[3] = callbackParams(item[3]);
+        } else if (item !== null && typeof item === 'object' && item.params) {
+          item = Object.assign({}, item, { params: callbackParams(item.params) });
+        }
+        sent[key] = item;
+      }
+      var out = call(__py_batch, [JSON.stringify(sent)]);
       var res = Array.isArray(out) ? [] : {};
       for (var k in out) {
         var d = describe(reqs[k]);
@@ -924,7 +1002,8 @@ var __k6 = (function (
   return { modules: modules };
 })(
     __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
-    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary);
+    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary, __py_expected,
+    __py_set_callback);
 function __k6mod(name) { return __k6.modules[name]; }
 var __k6iter = (function () {
   // __ITER and setup's data are closure variables behind global accessors: each
@@ -1037,6 +1116,16 @@ def _js_error(exc: Exception, path: str, source: str = "") -> str:
     return f"{path}: {first}"
 
 
+def _js_expected_statuses(args_json: str) -> str:
+    """``http.expectedStatuses(...)``'s arguments (JSON) → the matcher's JSON form, or an
+    error for the prelude to throw (nothing raises into QuickJS)."""
+    try:
+        matcher = statuses.expected_statuses(*json.loads(args_json))
+    except statuses.StatusesError as exc:
+        return json.dumps({"__error": str(exc)})
+    return json.dumps(matcher.to_spec())
+
+
 class _InitHost:
     """What the script's Python callables do in the init context (and in
     handleSummary): no requests, no sleeping, no metrics."""
@@ -1071,6 +1160,9 @@ class _InitHost:
     def sleep(self, seconds: float) -> str:
         return "sleep() is not allowed in the init context"
 
+    def set_callback(self, spec_json: str) -> None:
+        return None  # (checked by the prelude; each VU's context sets its own)
+
 
 class _JsContext:
     """One QuickJS context with the k6 prelude and the script."""
@@ -1103,6 +1195,8 @@ class _JsContext:
         add("__py_group_exit", host.group_exit)
         add("__py_sleep", host.sleep)
         add("__py_text_summary", lambda: host.text_summary)
+        add("__py_expected", _js_expected_statuses)
+        add("__py_set_callback", host.set_callback)
         add("__py_open", self._open)
         add("__py_log", self._log)
         self.ctx.eval("\n" * _PRELUDE_OFFSET + _PRELUDE)
@@ -1484,6 +1578,11 @@ class _JsVu:
 
     def check(self, name: str, ok: bool) -> None:
         self.run.check(self.vu, str(name), bool(ok))
+
+    def set_callback(self, spec_json: str) -> None:
+        spec = json.loads(spec_json)
+        # (the prelude sends only null or an expectedStatuses' own spec: it parses)
+        self.http.expect = None if spec is None else statuses.expected_statuses(*spec)
 
     def group_enter(self, name: str) -> None:
         vu = self.vu
