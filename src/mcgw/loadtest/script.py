@@ -44,12 +44,29 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcgw.loadtest import client, cookies, custom, errors, redirects, runner, statuses
+from mcgw.loadtest import (
+    client,
+    cookies,
+    custom,
+    errors,
+    redirects,
+    runner,
+    statuses,
+    stdlib,
+)
 
 _PRELUDE_OFFSET = 100_000
 """The JS prelude starts at this line, so frames in it are told apart from the script's."""
 
-_SUPPORTED_MODULES = ("k6", "k6/http", "k6/metrics", "k6-summary")
+_SUPPORTED_MODULES = (
+    "k6",
+    "k6/http",
+    "k6/metrics",
+    "k6/encoding",
+    "k6/crypto",
+    "k6/execution",
+    "k6-summary",
+)
 _K6_SUMMARY_RE = re.compile(r"^https://jslib\.k6\.io/k6-summary/[\d.]+/index\.js$")
 
 
@@ -1201,6 +1218,7 @@ class _JsContext:
         add("__py_log", self._log)
         self.ctx.eval("\n" * _PRELUDE_OFFSET + _PRELUDE)
         custom.install_js(self.ctx, program.custom_metrics, host)  # k6/metrics
+        stdlib.install_js(self.ctx)  # k6/encoding, k6/crypto
         self.ctx.set("__VU", vu_id)
         self.ctx.set("__ITER", 0)
         self.ctx.eval(f"var __ENV = {json.dumps(dict(env))};")
