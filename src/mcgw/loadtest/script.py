@@ -216,6 +216,7 @@ def _encode_body(body: object, headers: dict[str, str]) -> bytes:
 
 
 _NO_PARAMS: Mapping[str, Any] = {}
+_DEFAULT_STATUSES = statuses.DEFAULT
 
 _Plain = tuple[client.Target, bytes, list[client.Client], str, str]
 """A plain request's target, bytes, connection pool, method and URL (built once)."""
@@ -402,19 +403,30 @@ class Http:
                 "proto": "HTTP/1.1",
                 **user_tags,
             }
+        if self.expect is _DEFAULT_STATUSES and not params:
+            run.record(result, vu, tags)  # the usual request: the default judgement, batched
+        else:
+            self._record_judged(result, params, tags)
+        if run.opts.throw and result.error:
+            raise runner.ScriptError(f"{method} {url}: {result.error}")
+        return Response(result, url, method)
+
+    def _record_judged(
+        self, result: client.Result, params: Mapping[str, Any], tags: dict[str, str] | None
+    ) -> None:
+        """Record a request whose response callback may not be the default (this VU's
+        ``setResponseCallback``, or ``params.responseCallback``)."""
         expect = self.expect
-        if params and "responseCallback" in params:
+        if "responseCallback" in params:
             try:
                 expect = statuses.callback(params["responseCallback"])
             except statuses.StatusesError as exc:
                 raise runner.ScriptError(str(exc)) from None
-        if expect is statuses.DEFAULT:
-            run.record(result, vu, tags)
+        if expect is _DEFAULT_STATUSES:
+            self._run.record(result, self._vu, tags)
         else:
-            run.record_judged(result, vu, tags, None if expect is None else expect(result.status))
-        if run.opts.throw and result.error:
-            raise runner.ScriptError(f"{method} {url}: {result.error}")
-        return Response(result, url, method)
+            verdict = None if expect is None else expect(result.status)
+            self._run.record_judged(result, self._vu, tags, verdict)
 
     def _cookie_header(self, url: str, extra: object) -> str:
         """The jar's cookies for ``url`` with ``params.cookies`` (k6: ``{name: value}`` or
