@@ -167,9 +167,7 @@ def test_init_context_misuse_names_the_line(
     tmp_path: pathlib.Path, body: str, line: int, message: str
 ) -> None:
     path = tmp_path / "bad.js"
-    path.write_text(
-        "import http from 'k6/http';\n\n" + body + "export default function () {}\n"
-    )
+    path.write_text("import http from 'k6/http';\n\n" + body + "export default function () {}\n")
     with pytest.raises(script.ScriptLoadError, match=rf"bad\.js:{line}: .*{message}"):
         script.load(str(path), {})
 
@@ -181,8 +179,9 @@ def test_a_function_as_per_request_callback_is_an_error_naming_the_line(
     with threaded.serving(fake.Behaviour(status_by_path=True)) as server:
         path.write_text(
             "import http from 'k6/http';\n"
+            "const f = (r) => true;\n"
             "export default function () {\n"
-            f"  http.get('http://127.0.0.1:{server.port}/status/200', {{ responseCallback: (r) => 1 }});\n"
+            f"  http.get('http://127.0.0.1:{server.port}/status/200', {{ responseCallback: f }});\n"
             "}\n"
         )
         program = script.load(str(path), {})
@@ -192,4 +191,4 @@ def test_a_function_as_per_request_callback_is_an_error_naming_the_line(
     assert summary.interrupted == 2
     (error, count), *_ = summary.errors
     assert count == 2
-    assert f"{path}:3: Error: unsupported responseCallback" in error
+    assert f"{path}:4: Error: unsupported responseCallback" in error

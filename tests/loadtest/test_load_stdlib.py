@@ -41,7 +41,9 @@ def test_digests_and_hmac_match_hashlib() -> None:
         assert stdlib.digest(alg, [b"x"]) == hashlib.new(alg, b"x").digest()
     mac = stdlib.digest("sha256", [b"data"], key=b"secret")
     assert mac == hmac.new(b"secret", b"data", "sha256").digest()
-    assert stdlib.encode_digest(mac, "base64rawurl") == base64.urlsafe_b64encode(mac).decode().rstrip("=")
+    assert stdlib.encode_digest(mac, "base64rawurl") == base64.urlsafe_b64encode(
+        mac
+    ).decode().rstrip("=")
     with pytest.raises(stdlib.LibError, match="Invalid output encoding: hexx"):
         stdlib.encode_digest(mac, "hexx")
     with pytest.raises(stdlib.LibError, match="unsupported hash algorithm 'sha3'"):

@@ -88,6 +88,15 @@ class ScriptError(errors.LoadError):
     setup or teardown it ends the run)."""
 
 
+class TestAborted(ScriptError):
+    """The script called ``exec.test.abort()``: its iteration ends, and so does the run
+    (see :meth:`Run.abort_test`)."""
+
+
+EXIT_ABORTED = 108
+"""k6's exit code for a test the script aborted."""
+
+
 class OutOfTime(Exception):
     """``--rps``: the request's slot falls after the test's end, so it is not sent; the
     iteration counts as interrupted."""
@@ -119,6 +128,9 @@ class VU:
     code: VuCode | None = None
     counts: list[int] = field(default_factory=lambda: [0, 0])
     """Its scenario's [complete, interrupted] iterations (shared with the run)."""
+    in_scenario: int = 0
+    """k6/execution's ``scenario.iterationInInstance`` of the current iteration (numbered
+    only for scripts that use it: :meth:`Run.number_iteration`)."""
 
     def close(self) -> None:
         for pool in self.clients.values():
@@ -239,6 +251,8 @@ class RawResult:
     aborted: str = ""
     by_scenario: dict[str, list[int]] = field(default_factory=dict)
     """Per scenario: [complete, interrupted] iterations."""
+    abort_code: int = 0
+    """:data:`EXIT_ABORTED` when the script aborted the test."""
 
     def merge(self, other: RawResult) -> None:
         self.registry.merge(other.registry)
@@ -258,6 +272,7 @@ class RawResult:
             else:
                 self.timeline[sec] = bucket
         self.aborted = self.aborted or other.aborted
+        self.abort_code = max(self.abort_code, other.abort_code)
         for name, (done, cut) in other.by_scenario.items():
             mine = self.by_scenario.setdefault(name, [0, 0])
             mine[0] += done
@@ -428,6 +443,11 @@ class Run:
         self.by_scenario: dict[str, list[int]] = {s.name: [0, 0] for s in scenarios}
         self.start_ns = _now()
         self.aborted = ""
+        self.abort_code = 0
+        self.scenario_tasks: list[asyncio.Task[None]] = []
+        self.scenario_start_ms: dict[str, float] = {}
+        """When each scenario's executor started (Unix ms, k6/execution's startTime)."""
+        self._numbered: dict[str, list[int]] = {}
         self.global_tags = dict(opts.tags)
 
     # -- recording --
@@ -676,8 +696,26 @@ class Run:
         if slot > now:
             await asyncio.sleep(slot - now)
 
+    def abort_test(self, reason: str) -> None:
+        """``exec.test.abort()``: stop every scenario now (running iterations are
+        interrupted; teardown still runs) and exit with k6's 108."""
+        if not self.abort_code:
+            self.abort_code = EXIT_ABORTED
+            self.aborted = reason
+        for task in self.scenario_tasks:
+            task.cancel()
+
+    def number_iteration(self, vu: VU) -> None:
+        """Give the iteration ``vu`` starts its number in its scenario (k6/execution)."""
+        counter = self._numbered.get(vu.scen.name)
+        if counter is None:
+            counter = self._numbered[vu.scen.name] = [0]
+        vu.in_scenario = counter[0]
+        counter[0] += 1
+
     def scenario_started(self, scen: scenario.Scenario, end: float) -> None:
         """A scenario's executor starts now and ends at ``end`` (loop time)."""
+        self.scenario_start_ms[scen.name] = time.time() * 1000.0
         self.scenario_ends[scen.name] = end
         self.rps_end = max(self.scenario_ends.values())
 
@@ -752,6 +790,9 @@ class Run:
                     raise
                 except OutOfTime:
                     error = ""
+                except TestAborted:
+                    error = ""
+                    until = None  # this VU stops too (the run is being stopped)
                 except ScriptError as exc:
                     error = f"script: {exc}"
                 except Exception as exc:
@@ -796,6 +837,7 @@ class Run:
             timeline=self.timeline,
             aborted=self.aborted,
             by_scenario=self.by_scenario,
+            abort_code=self.abort_code,
         )
 
 
@@ -1008,17 +1050,31 @@ async def run_raw(
         if json_out is not None:
             json_out.declare_thresholds(options.thresholds)
         state = Run(options, scens, prog, json_out)
-        data = await prog.setup(state) if run_setup else setup_data
+        try:
+            data = await prog.setup(state) if run_setup else setup_data
+        except ScriptError:
+            if not state.abort_code:
+                raise
+            data = None  # exec.test.abort() in setup: no scenario runs, teardown does
         state.sync_derived()  # setup's requests: in the timeline's seconds from the old start
         state.start_ns = _now()
         state._sec_end = 0
         now = state.loop.time()
         state.scenario_ends = {s.name: now + s.start_time_s + s.duration_s for s in scens}
         state.rps_end = max(state.scenario_ends.values())
-        tasks = [asyncio.create_task(_scenario(state, s, data)) for s in scens]
+        tasks = (
+            [asyncio.create_task(_scenario(state, s, data)) for s in scens]
+            if not state.abort_code
+            else []
+        )
+        state.scenario_tasks = tasks
         ticker_task = asyncio.create_task(_ticker(state, progress, tasks))
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            done = (
+                (await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION))[0]
+                if tasks
+                else set()
+            )
             for task in done:
                 exc = None if task.cancelled() else task.exception()
                 if exc is not None:
@@ -1032,7 +1088,12 @@ async def run_raw(
             progress(state.progress())
         raw = state.raw()
         if run_setup:
-            await prog.teardown(state, data)
+            try:
+                await prog.teardown(state, data)
+            except ScriptError:
+                if not state.abort_code:
+                    raise
+            raw.abort_code, raw.aborted = state.abort_code, state.aborted
         return raw
     finally:
         if json_out is not None:
@@ -1121,6 +1182,7 @@ def summarize(
         scenarios=scens,
         timeline=timeline,
         scenario_counts=tuple((k, v[0], v[1]) for k, v in raw.by_scenario.items()),
+        abort_code=raw.abort_code,
     )
 
 

@@ -49,6 +49,7 @@ from mcgw.loadtest import (
     cookies,
     custom,
     errors,
+    execution,
     redirects,
     runner,
     statuses,
@@ -527,11 +528,23 @@ class Http:
 class PyVu:
     """What a Python scenario's functions receive."""
 
-    def __init__(self, run: runner.Run, vu: runner.VU, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, run: runner.Run, vu: runner.VU, env: Mapping[str, str], path: str = ""
+    ) -> None:
         self._run = run
         self._vu = vu
+        self._path = path
+        self._execution: execution.Execution | None = None
         self.http = Http(run, vu)
         self.env = dict(env)
+
+    @property
+    def execution(self) -> execution.Execution:
+        """k6/execution: ``vu.execution.vu.id_in_test``, ``.scenario.iteration_in_test``,
+        ``.instance.vus_active``, ``.test.abort(reason)``…"""
+        if self._execution is None:
+            self._execution = execution.Execution(self._run, self._vu, self._path)
+        return self._execution
 
     @property
     def id(self) -> int:
@@ -582,6 +595,8 @@ class PyProgram:
     env: Mapping[str, str] = field(default_factory=dict)
     custom_metrics: custom.Definitions = field(default_factory=dict)
     """:mod:`~mcgw.loadtest.custom` metrics the module declared at its top level."""
+    numbered: bool = False
+    """The module mentions ``execution``: its iterations are numbered (k6/execution)."""
 
     @property
     def options(self) -> Mapping[str, object]:
@@ -612,14 +627,14 @@ class PyProgram:
             return None
         vu = runner.VU(0, run.scenarios[0], {"scenario": "setup", "group": "::setup"})
         with custom.adding(run.custom, vu):  # k6: setup may add samples to custom metrics
-            return await self._call(fn, PyVu(run, vu, self.env))
+            return await self._call(fn, PyVu(run, vu, self.env, self.path))
 
     async def teardown(self, run: runner.Run, data: object) -> None:
         fn = getattr(self.module, "teardown", None)
         if fn is not None:
             vu = runner.VU(0, run.scenarios[0], {"scenario": "teardown"}, data=data)
             with custom.adding(run.custom, vu):
-                await self._call(fn, PyVu(run, vu, self.env), data)
+                await self._call(fn, PyVu(run, vu, self.env, self.path), data)
 
     def handle_summary(self, data: Mapping[str, object], text: str) -> Mapping[str, str] | None:
         """The module's ``handle_summary(data)`` (or ``handleSummary``), as k6's: what
@@ -641,7 +656,8 @@ class PyProgram:
             raise ScriptLoadError(
                 f"{self.path}: {vu.scen.exec_name}() must be `async def` (it awaits vu.http)"
             )
-        return _PyVuCode(self, fn, PyVu(run, vu, {**self.env, **dict(vu.scen.env)}))
+        api = PyVu(run, vu, {**self.env, **dict(vu.scen.env)}, self.path)
+        return _PyVuCode(self, fn, api)
 
 
 class _PyVuCode:
@@ -650,8 +666,11 @@ class _PyVuCode:
         self._fn = fn
         self._api = api
         self._metrics = (api._run.custom, api._vu)
+        self._numbered = program.numbered
 
     def iteration(self, vu: runner.VU) -> Awaitable[None]:
+        if self._numbered:
+            self._api._run.number_iteration(vu)
         if custom.CURRENT.get() is not self._metrics:  # set once per task: ~0.4 µs
             custom.CURRENT.set(self._metrics)  # whose samples custom metrics record
         # The scenario's own coroutine, awaited by Run.iterate: no wrapping frame (each
@@ -688,7 +707,11 @@ def load_python(path: str, env: Mapping[str, str]) -> PyProgram:
         raise ScriptLoadError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from exc
     except Exception as exc:
         raise ScriptLoadError(_py_where(exc, path)) from exc
-    return PyProgram(path, module, env, defs)
+    try:
+        numbered = "execution" in pathlib.Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        numbered = True
+    return PyProgram(path, module, env, defs, numbered)
 
 
 # ------------------------------------------------------------------------ JavaScript
@@ -982,7 +1005,10 @@ var __k6 = (function (
       var spec;
       if (cb === undefined || cb === null) { spec = 'null'; }
       else if (cb instanceof ExpectedStatuses) { spec = JSON.stringify(cb.__k6expected); }
-      else { throw new Error('setResponseCallback: unsupported argument, expected http.expectedStatuses'); }
+      else {
+        throw new Error(
+          'setResponseCallback: unsupported argument, expected http.expectedStatuses');
+      }
       __py_set_callback(spec);
     },
     batch: function (reqs) {
@@ -1231,6 +1257,7 @@ class _JsContext:
         self.ctx.eval("\n" * _PRELUDE_OFFSET + _PRELUDE)
         custom.install_js(self.ctx, program.custom_metrics, host)  # k6/metrics
         stdlib.install_js(self.ctx)  # k6/encoding, k6/crypto
+        execution.install_js(self.ctx, host, program.path)  # k6/execution
         self.ctx.set("__VU", vu_id)
         self.ctx.set("__ITER", 0)
         self.ctx.eval(f"var __ENV = {json.dumps(dict(env))};")
@@ -1365,6 +1392,8 @@ class _JsVu:
         self.closed = False
         self.out_of_time = False
         self.groups: list[tuple[str, int]] = []
+        self.numbered = "k6/execution" in program.code
+        """The script imports k6/execution: its iterations are numbered."""
         self.ctx = _JsContext(program, vu.id, env, self)
         if vu.data is not None:
             self.ctx.ctx.eval(f"__k6data = {json.dumps(vu.data)};")
@@ -1419,6 +1448,8 @@ class _JsVu:
         return msg.value
 
     def iteration(self, vu: runner.VU) -> Awaitable[None]:
+        if self.numbered:
+            self.run.number_iteration(vu)
         return self._drive(vu.iteration)  # type: ignore[return-value]
 
     def describe(self, exc: Exception) -> str:
@@ -1464,7 +1495,10 @@ class _JsVu:
             run(iteration)
         except self.ctx.js_exception as exc:
             program = self.ctx.program
-            raise runner.ScriptError(_js_error(exc, program.path, program.code)) from None
+            where = _js_error(exc, program.path, program.code)
+            if self.run.abort_code:  # exec.test.abort(): the run is being stopped
+                raise runner.TestAborted(where) from None
+            raise runner.ScriptError(where) from None
 
     def _await(self, aw: Awaitable[Any]) -> Any:
         if self.interrupting or self.closed:

@@ -154,7 +154,9 @@ JS_MODULE = r"""
     if (typeof x === 'string') { return ['s', x]; }
     var bytes = null;
     if (x instanceof ArrayBuffer) { bytes = new Uint8Array(x); }
-    else if (ArrayBuffer.isView(x)) { bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength); }
+    else if (ArrayBuffer.isView(x)) {
+      bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+    }
     else if (Array.isArray(x)) { bytes = Uint8Array.from(x); }
     if (bytes === null) { return ['s', String(x)]; }
     var parts = [];
@@ -256,7 +258,9 @@ def js_call(op: str, args_json: str) -> str:
             return _out("")
         if op == "digest":
             alg, key, chunks, enc = args
-            raw = digest(str(alg), [_bytes(c) for c in chunks], None if key is None else _bytes(key))
+            raw = digest(
+                str(alg), [_bytes(c) for c in chunks], None if key is None else _bytes(key)
+            )
             return _out(encode_digest(raw, str(enc)))
         if op == "randomBytes":
             return _out(random_bytes(int(args[0])))
