@@ -235,6 +235,9 @@ class Http:
         self.jar = cookies.Jar()
         self.expect: statuses.ExpectedStatuses | None = statuses.DEFAULT
         """k6's response callback for this VU (``setResponseCallback``; None: ``null``)."""
+        self._record: Callable[[client.Result, runner.VU, dict[str, str] | None], None] = run.record
+        """How a request without params is recorded: the run's own batched ``record``
+        for the default callback (no test per request), else judged by :attr:`expect`."""
 
     @staticmethod
     def expected_statuses(*args: object) -> statuses.ExpectedStatuses:
@@ -253,6 +256,11 @@ class Http:
             raise runner.ScriptError(
                 "setResponseCallback: unsupported argument, expected http.expectedStatuses"
             ) from exc
+        self._record = self._run.record if self.expect is _DEFAULT_STATUSES else self._judged
+
+    def _judged(self, result: client.Result, vu: runner.VU, tags: dict[str, str] | None) -> None:
+        expect = self.expect
+        self._run.record_judged(result, vu, tags, None if expect is None else expect(result.status))
 
     def cookie_jar(self) -> cookies.Jar:
         """k6's ``http.cookieJar()``: this VU's jar."""
@@ -404,10 +412,10 @@ class Http:
                 "proto": "HTTP/1.1",
                 **user_tags,
             }
-        if self.expect is _DEFAULT_STATUSES and not params:
-            run.record(result, vu, tags)  # the usual request: the default judgement, batched
-        else:
+        if params:
             self._record_judged(result, params, tags)
+        else:
+            self._record(result, vu, tags)  # (the run's batched record by default)
         if run.opts.throw and result.error:
             raise runner.ScriptError(f"{method} {url}: {result.error}")
         return Response(result, url, method)
@@ -417,12 +425,13 @@ class Http:
     ) -> None:
         """Record a request whose response callback may not be the default (this VU's
         ``setResponseCallback``, or ``params.responseCallback``)."""
-        expect = self.expect
-        if "responseCallback" in params:
-            try:
-                expect = statuses.callback(params["responseCallback"])
-            except statuses.StatusesError as exc:
-                raise runner.ScriptError(str(exc)) from None
+        if "responseCallback" not in params:
+            self._record(result, self._vu, tags)
+            return
+        try:
+            expect = statuses.callback(params["responseCallback"])
+        except statuses.StatusesError as exc:
+            raise runner.ScriptError(str(exc)) from None
         if expect is _DEFAULT_STATUSES:
             self._run.record(result, self._vu, tags)
         else:
@@ -1646,7 +1655,7 @@ class _JsVu:
     def set_callback(self, spec_json: str) -> None:
         spec = json.loads(spec_json)
         # (the prelude sends only null or an expectedStatuses' own spec: it parses)
-        self.http.expect = None if spec is None else statuses.expected_statuses(*spec)
+        self.http.set_response_callback(None if spec is None else statuses.expected_statuses(*spec))
 
     def group_enter(self, name: str) -> None:
         vu = self.vu
