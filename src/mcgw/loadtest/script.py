@@ -6,7 +6,7 @@ use into plain script code, line for line (line numbers in errors stay the scrip
 ``import http from 'k6/http'`` → ``const http = __k6mod("k6/http")``, ``import {a, b as
 c} from 'k6'`` → ``const {a, b: c} = ...``, ``export const/let/var/function`` → the
 declaration (its name recorded), ``export default function`` → a function named
-``__k6default``. Importing any other module (``k6/ws``, ``k6/crypto``, remote URLs…)
+``__k6default``. Importing any other module (``k6/ws``, ``k6/html``, remote URLs…)
 is an error naming the line. The k6 API (``http.*``, ``check``, ``group``, ``sleep``,
 ``__VU``, ``__ITER``, ``__ENV``, ``open``) is a JS prelude over a few Python callables.
 
