@@ -47,8 +47,10 @@ Knowingly left out (k6 features): HTTP/2, WebSockets and gRPC; client certificat
 ``tlsVersion``/``tlsCipherSuites`` options; ``k6/html`` (``Response.html``),
 ``k6/ws``, ``k6/experimental/*`` and remote module
 imports other than jslib's ``k6-summary`` (a load-time error naming the line); ``async``
-default functions; ``noConnectionReuse``, ``batchPerHost``, ``discardResponseBodies``,
-``systemTags``, ``ext``, ``cloud`` (accepted and ignored); following redirects in
+default functions; ``noConnectionReuse``, ``batchPerHost``,
+``systemTags``, ``ext``, ``cloud`` (accepted and ignored); ``responseType: 'binary'``,
+``exec.vu.tags``/``exec.vu.metrics`` and ``exec.test.abort()`` in the init context (errors
+naming the line); following redirects in
 plain-URL mode (scripts follow them); the externally-controlled executor; interrupting a
 JS iteration busy in a loop that makes no request nor sleep (it holds up its process until
 it returns).

@@ -101,6 +101,7 @@ def test_options(run: runner.Run) -> dict[str, object]:
         "insecureSkipTLSVerify": o.insecure_skip_tls_verify,
         "throw": o.throw,
         "setupTimeout": _duration(o.setup_timeout_s),
+        "discardResponseBodies": o.discard_response_bodies,
         **({"rps": o.rps} if o.rps else {}),
     }
 

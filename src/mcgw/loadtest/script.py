@@ -177,6 +177,36 @@ class Response:
         }
 
 
+class DiscardedResponse(Response):
+    """A response whose body is not kept (k6's ``responseType: 'none'``, the default with
+    ``options.discardResponseBodies``): ``body`` is null; headers, cookies, timings stay."""
+
+    __slots__ = ()
+
+    def __init__(self, result: client.Result, url: str, method: str = "GET") -> None:
+        # (a copy without the body: the VU keeps its latest responses for a while)
+        super().__init__(result._replace(body=b"") if result.body else result, url, method)
+
+    @property
+    def body(self) -> str | None:  # type: ignore[override]
+        return None
+
+
+def _response_type(value: object) -> type[Response]:
+    """``params.responseType``: ``'text'`` (the body as a string) or ``'none'``.
+
+    Raises:
+        runner.ScriptError: ``'binary'`` (not supported here) or another value.
+    """
+    if value == "text":
+        return Response
+    if value == "none":
+        return DiscardedResponse
+    if value == "binary":
+        raise runner.ScriptError("responseType 'binary' is not supported by mcgw load")
+    raise runner.ScriptError(f"invalid responseType {value!r} (use 'text' or 'none')")
+
+
 def _set_cookie_values(result: client.Result) -> list[str]:
     return [v.decode("latin-1") for k, v in result.headers if k.lower() == b"set-cookie"]
 
@@ -238,6 +268,10 @@ class Http:
         self._record: Callable[[client.Result, runner.VU, dict[str, str] | None], None] = run.record
         """How a request without params is recorded: the run's own batched ``record``
         for the default callback (no test per request), else judged by :attr:`expect`."""
+        self._response: type[Response] = (
+            DiscardedResponse if run.opts.discard_response_bodies else Response
+        )
+        """What requests make by default: ``options.discardResponseBodies`` keeps no body."""
 
     @staticmethod
     def expected_statuses(*args: object) -> statuses.ExpectedStatuses:
@@ -314,6 +348,8 @@ class Http:
             cookie = self._cookie_header(url, params.get("cookies"))
             if cookie and "Cookie" not in headers:
                 headers["Cookie"] = cookie
+            if "responseType" in params:
+                _response_type(params["responseType"])  # refused before the request
             if "responseCallback" in params:  # refused before the request, as k6 does
                 try:
                     judge = statuses.callback(params["responseCallback"])
@@ -412,13 +448,16 @@ class Http:
                 "proto": "HTTP/1.1",
                 **user_tags,
             }
+        response = self._response
         if params:
             self._record_judged(result, params, tags)
+            if "responseType" in params:
+                response = _response_type(params["responseType"])
         else:
             self._record(result, vu, tags)  # (the run's batched record by default)
         if run.opts.throw and result.error:
             raise runner.ScriptError(f"{method} {url}: {result.error}")
-        return Response(result, url, method)
+        return response(result, url, method)
 
     def _record_judged(
         self, result: client.Result, params: Mapping[str, Any], tags: dict[str, str] | None
