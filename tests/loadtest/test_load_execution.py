@@ -131,7 +131,7 @@ def teardown(vu, data):
 
 @pytest.mark.parametrize(
     ("name", "text", "where"),
-    [("abort.js", ABORT_JS, "abort.js:7"), ("abort.py", ABORT_PY, "abort.py")],
+    [("abort.js", ABORT_JS, "abort.js:7"), ("abort.py", ABORT_PY, "abort.py:8")],
 )
 def test_abort_stops_the_test_with_108(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], name: str, text: str, where: str

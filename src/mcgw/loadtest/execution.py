@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -299,7 +300,9 @@ class Test:
             runner.TestAborted: always.
         """
         text = reason or "test aborted by the script"
-        self._run.abort_test(f"{text} (from {self._path})")
+        caller = sys._getframe(1)  # where the scenario called it, as k6 says for JS
+        where = f"{self._path}:{caller.f_lineno}" if caller.f_code.co_filename == self._path else ""
+        self._run.abort_test(f"{text} at {where or self._path}")
         raise runner.TestAborted(f"test aborted: {reason}".rstrip(": "))
 
 
