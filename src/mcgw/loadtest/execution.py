@@ -194,8 +194,6 @@ def js_call(run: runner.Run | None, vu: runner.VU | None, path: str, arg: str) -
         return json.dumps({"__error": str(exc)})
 
 
-_JS_LINE_OFFSET = 400_000
-
 JS_MODULE = r"""
 (function (ex, strict) {
   function get(path, arg) {
@@ -228,10 +226,11 @@ JS_MODULE = r"""
 """.replace("KEYS", json.dumps(KEYS))
 
 
-def install_js(ctx: Any, host: object, program: str) -> None:
-    """Add ``k6/execution`` to a QuickJS context (after :mod:`stdlib`'s, whose strict
-    member check it shares). ``host`` is a JS VU (``run``, ``vu``; in its init context
-    until it has its ``ctx``) or the init context's; ``program`` the script's path."""
+def install_js(ctx: Any, host: object, program: str) -> str:
+    """Add ``k6/execution``'s callable to a QuickJS context; returns the JS to evaluate
+    after the k6 prelude and :mod:`stdlib`'s (whose strict member check it shares).
+    ``host`` is a JS VU (``run``, ``vu``; in its init context until it has its ``ctx``) or
+    the init context's; ``program`` the script's path."""
 
     def call(path: str, arg: str) -> str:
         in_init = getattr(host, "ctx", None) is None
@@ -244,7 +243,7 @@ def install_js(ctx: Any, host: object, program: str) -> None:
         return js_call(run, vu, path, arg)
 
     ctx.add_callable("__py_exec", call)
-    ctx.eval("\n" * _JS_LINE_OFFSET + JS_MODULE)
+    return JS_MODULE
 
 
 _PRELUDE_LIMIT = 100_000

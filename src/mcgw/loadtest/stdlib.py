@@ -144,9 +144,6 @@ def random_bytes(size: int) -> bytes:
 
 # ----------------------------------------------------------------------- JS binding
 
-_JS_LINE_OFFSET = 300_000
-"""Far below the script's and the prelude's lines (see script._js_error)."""
-
 JS_MODULE = r"""
 (function (lib) {
   // Binary data crosses as a string of code points 0-255, tagged 'b'; a JS string as 's'.
@@ -271,7 +268,10 @@ def js_call(op: str, args_json: str) -> str:
     return json.dumps({"__error": f"{op} is not supported by mcgw load"})
 
 
-def install_js(ctx: Any) -> None:
-    """Add ``k6/encoding`` and ``k6/crypto`` to a QuickJS context with the k6 prelude."""
+def install_js(ctx: Any) -> str:
+    """Add ``k6/encoding``'s and ``k6/crypto``'s callable to a QuickJS context; returns
+    the JS to evaluate after the k6 prelude, in the same evaluation (its lines are the
+    prelude's, past the script's: padding a module of its own to such lines with newlines
+    would cost QuickJS ~20 instructions a newline, per VU)."""
     ctx.add_callable("__py_lib", js_call)
-    ctx.eval("\n" * _JS_LINE_OFFSET + JS_MODULE)
+    return JS_MODULE
