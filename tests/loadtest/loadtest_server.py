@@ -29,6 +29,8 @@ class Behaviour:
     """Close idle keep-alive connections this long after each response, silently."""
     respond: bool = True
     """False: read requests and never answer."""
+    status_by_path: bool = False
+    """``/status/NNN`` answers NNN (others ``status``)."""
 
 
 @dataclass
@@ -69,8 +71,12 @@ async def _handle(
                 await asyncio.sleep(3600)
             if b.delay_s:
                 await asyncio.sleep(b.delay_s)
-            reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}.get(b.status, "X")
-            out = [f"HTTP/1.1 {b.status} {reason}"]
+            status = b.status
+            target = server.targets[-1]
+            if b.status_by_path and target.startswith("/status/"):
+                status = int(target.removeprefix("/status/"))
+            reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}.get(status, "X")
+            out = [f"HTTP/1.1 {status} {reason}"]
             out += [f"{k}: {v}" for k, v in b.headers]
             if not b.unframed:
                 out.append(f"Content-Length: {len(b.body)}")

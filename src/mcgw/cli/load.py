@@ -2,8 +2,9 @@
 
 ``mcgw load [flags] URL|SCRIPT`` — a URL runs the plain loop (request, sleep); a ``.js``
 file is a k6 script, a ``.py`` file a Python scenario. Flags are k6's spelling and win
-over the script's ``options``. Exit codes: 0, 99 when a threshold failed (as k6), the
-CLI's bad-input code for unusable options or scripts.
+over the script's ``options``. Exit codes: 0, 99 when a threshold failed (as k6), 108
+when the script called ``exec.test.abort()`` (as k6), the CLI's bad-input code for
+unusable options or scripts.
 """
 
 from __future__ import annotations
@@ -194,4 +195,6 @@ def main(args: argparse.Namespace) -> int:
     for path in html_paths:
         with open(path, "w", encoding="utf-8") as f:
             f.write(output.html_report(summary, text))
+    if summary.abort_code:  # exec.test.abort(): k6's 108, whatever the thresholds say
+        return summary.abort_code
     return 0 if summary.thresholds_ok else EXIT_THRESHOLDS_FAILED

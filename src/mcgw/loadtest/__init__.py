@@ -17,6 +17,9 @@ Modules:
 * :mod:`~mcgw.loadtest.cookies` — k6's per-VU cookie jar over :mod:`http.cookiejar`;
 * :mod:`~mcgw.loadtest.redirects` — following redirects as k6 (Go's client) does;
 * :mod:`~mcgw.loadtest.custom` — ``k6/metrics`` custom metrics (JS and Python scenarios);
+* :mod:`~mcgw.loadtest.statuses` — ``http.expectedStatuses`` and response callbacks;
+* :mod:`~mcgw.loadtest.stdlib` — ``k6/encoding`` and ``k6/crypto``;
+* :mod:`~mcgw.loadtest.execution` — ``k6/execution`` (``vu.execution`` in Python);
 * :mod:`~mcgw.loadtest.metrics` — Counter/Gauge/Rate/Trend, submetrics
   ``metric{tag:value}``, trends in HdrHistograms (bounded memory, mergeable);
 * :mod:`~mcgw.loadtest.thresholds` — k6's threshold syntax, plus ``cluster{name:X}`` /
@@ -28,7 +31,8 @@ Modules:
 * :mod:`~mcgw.loadtest.workers` — ``--workers N`` processes, results merged.
 
 Glossary (k6's): a *VU* is a concurrent loop; an *iteration* is one pass of the script's
-default function; *http_req_failed* is true for an error or a status outside 200–399;
+default function; *http_req_failed* is true for an error or a status outside 200–399 (or outside the
+script's ``http.expectedStatuses``);
 *graceful stop* is how long running iterations may finish after the scenario's end. Beyond
 k6: open-model executors also record ``http_req_response_time`` from each iteration's
 *intended* start (wrk2's correction for coordinated omission: a stalled generator or a
@@ -40,11 +44,13 @@ read). All VUs of a process share its core: scale with ``--workers``. Figures ag
 wrk, hey and Locust: docs/load.md (bench/load.py).
 
 Knowingly left out (k6 features): HTTP/2, WebSockets and gRPC; client certificates and
-``tlsVersion``/``tlsCipherSuites`` options; ``k6/crypto``,
-``k6/encoding``, ``k6/html`` (``Response.html``), ``k6/experimental/*`` and remote module
+``tlsVersion``/``tlsCipherSuites`` options; ``k6/html`` (``Response.html``),
+``k6/ws``, ``k6/experimental/*`` and remote module
 imports other than jslib's ``k6-summary`` (a load-time error naming the line); ``async``
-default functions; ``noConnectionReuse``, ``batchPerHost``, ``discardResponseBodies``,
-``systemTags``, ``ext``, ``cloud`` (accepted and ignored); following redirects in
+default functions; ``noConnectionReuse``, ``batchPerHost``,
+``systemTags``, ``ext``, ``cloud`` (accepted and ignored); ``responseType: 'binary'``,
+``exec.vu.tags``/``exec.vu.metrics`` and ``exec.test.abort()`` in the init context (errors
+naming the line); following redirects in
 plain-URL mode (scripts follow them); the externally-controlled executor; interrupting a
 JS iteration busy in a loop that makes no request nor sleep (it holds up its process until
 it returns).

@@ -740,6 +740,8 @@ class Summary:
     timeline: tuple[TimePoint, ...] = ()
     scenario_counts: tuple[tuple[str, int, int], ...] = ()
     """Per scenario: (name, complete, interrupted) iterations."""
+    abort_code: int = 0
+    """The exit code of a test the script aborted (``exec.test.abort()``: 108), else 0."""
 
     @property
     def thresholds_ok(self) -> bool:

@@ -76,6 +76,8 @@ class LoadOptions:
     insecure_skip_tls_verify: bool = False
     """k6's ``insecureSkipTLSVerify``: https without checking the server's certificate."""
     max_redirects: int = 10
+    discard_response_bodies: bool = False
+    """k6's ``discardResponseBodies``: requests default to ``responseType: 'none'``."""
     """k6's ``maxRedirects``: redirects a script's request follows (``params.redirects``
     overrides it per request); 0 returns every 3xx as it is."""
 
@@ -268,6 +270,8 @@ def with_script_options(
         take("throw", bool(script["throw"]))
     if "insecureSkipTLSVerify" in script:
         take("insecure_skip_tls_verify", bool(script["insecureSkipTLSVerify"]))
+    if "discardResponseBodies" in script:
+        changes["discard_response_bodies"] = bool(script["discardResponseBodies"])
     if "maxRedirects" in script:
         take("max_redirects", int(script["maxRedirects"]))  # type: ignore[call-overload]
     if "setupTimeout" in script:

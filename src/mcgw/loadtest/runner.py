@@ -48,6 +48,8 @@ EXPECTED_DURATION = "http_req_duration{expected_response:true}"
 """k6's submetric of http_req_duration for responses with an expected status."""
 
 _now = time.perf_counter_ns
+_DEFAULT_VERDICT = object()
+"""A batch index without a callback's verdict: judged by the default 200–399."""
 
 
 @types.coroutine
@@ -86,6 +88,15 @@ class ScriptError(errors.LoadError):
     setup or teardown it ends the run)."""
 
 
+class TestAborted(ScriptError):
+    """The script called ``exec.test.abort()``: its iteration ends, and so does the run
+    (see :meth:`Run.abort_test`)."""
+
+
+EXIT_ABORTED = 108
+"""k6's exit code for a test the script aborted."""
+
+
 class OutOfTime(Exception):
     """``--rps``: the request's slot falls after the test's end, so it is not sent; the
     iteration counts as interrupted."""
@@ -117,6 +128,9 @@ class VU:
     code: VuCode | None = None
     counts: list[int] = field(default_factory=lambda: [0, 0])
     """Its scenario's [complete, interrupted] iterations (shared with the run)."""
+    in_scenario: int = 0
+    """k6/execution's ``scenario.iterationInInstance`` of the current iteration (numbered
+    only for scripts that use it: :meth:`Run.number_iteration`)."""
 
     def close(self) -> None:
         for pool in self.clients.values():
@@ -237,6 +251,8 @@ class RawResult:
     aborted: str = ""
     by_scenario: dict[str, list[int]] = field(default_factory=dict)
     """Per scenario: [complete, interrupted] iterations."""
+    abort_code: int = 0
+    """:data:`EXIT_ABORTED` when the script aborted the test."""
 
     def merge(self, other: RawResult) -> None:
         self.registry.merge(other.registry)
@@ -256,6 +272,7 @@ class RawResult:
             else:
                 self.timeline[sec] = bucket
         self.aborted = self.aborted or other.aborted
+        self.abort_code = max(self.abort_code, other.abort_code)
         for name, (done, cut) in other.by_scenario.items():
             mine = self.by_scenario.setdefault(name, [0, 0])
             mine[0] += done
@@ -419,10 +436,18 @@ class Run:
         """The timeline's current second and its bucket (saves a dict lookup per request)."""
         self._batch: list[client.Result] = []
         """Results recorded but not yet added to the metrics (see _flush)."""
+        self._judged: dict[int, bool | None] = {}
+        """Batch index → verdict of a result judged by a response callback other than the
+        default (see record_judged); None: not judged (no http_req_failed sample)."""
         self._iteration_durations: list[int] = []
         self.by_scenario: dict[str, list[int]] = {s.name: [0, 0] for s in scenarios}
         self.start_ns = _now()
         self.aborted = ""
+        self.abort_code = 0
+        self.scenario_tasks: list[asyncio.Task[None]] = []
+        self.scenario_start_ms: dict[str, float] = {}
+        """When each scenario's executor started (Unix ms, k6/execution's startTime)."""
+        self._numbered: dict[str, list[int]] = {}
         self.global_tags = dict(opts.tags)
 
     # -- recording --
@@ -469,6 +494,39 @@ class Run:
             if r.error:
                 full["error"] = r.error
             self._emit_request(r, full, ok, response_time)
+
+    def record_judged(
+        self, r: client.Result, vu: VU, tags: Mapping[str, str] | None, expected: bool | None
+    ) -> None:
+        """:meth:`record` for a response judged by a script's response callback (k6's
+        ``expectedStatuses``) instead of the default 200–399: ``expected`` is the verdict,
+        None when the callback is ``null`` (no ``expected_response`` tag, no
+        ``http_req_failed`` sample). Off the default path: record stays as it was."""
+        now = _now()
+        if now >= self._sec_end:
+            self.flush()
+            self._next_second(now)
+        batch = self._batch
+        self._judged[len(batch)] = expected
+        batch.append(r)
+        if len(batch) >= _BATCH:
+            self.flush()
+        response_time = 0
+        if self.response_time is not None:
+            if vu.intended_ns:
+                response_time = now - vu.intended_ns
+                vu.intended_ns = 0
+            else:
+                response_time = r.blocked + r.duration
+            self.response_time.add(response_time)
+        if self.tagged:
+            full = dict(tags or {})
+            full["status"] = str(r.status)
+            if expected is not None:
+                full["expected_response"] = "true" if expected else "false"
+            if r.error:
+                full["error"] = r.error
+            self._emit_request(r, full, expected, response_time)
 
     def flush(self) -> None:
         """Record the batched results: the same samples as one ``add`` per metric and
@@ -518,17 +576,20 @@ class Run:
         self.received.count += sum(received)
         bucket = self._second
         bucket.count += n
-        bad = (
-            []  # the usual batch, told in C
-            if statuses.count(200) == n and not any(failures)
-            else [i for i, r in enumerate(batch) if r.error or not 200 <= r.status < 400]
-        )
-        self.failed.fails += n - len(bad)
-        self.failed.passes += len(bad)
-        if bad:
-            bucket.failed += len(bad)
-            self.unexpected_duration.add_many([duration[i] for i in bad])
-            self.errors.update(batch[i].error for i in bad if batch[i].error)
+        if self._judged:
+            self._flush_judged(batch, duration, bucket)
+        else:
+            bad = (
+                []  # the usual batch, told in C
+                if statuses.count(200) == n and not any(failures)
+                else [i for i, r in enumerate(batch) if r.error or not 200 <= r.status < 400]
+            )
+            self.failed.fails += n - len(bad)
+            self.failed.passes += len(bad)
+            if bad:
+                bucket.failed += len(bad)
+                self.unexpected_duration.add_many([duration[i] for i in bad])
+                self.errors.update(batch[i].error for i in bad if batch[i].error)
         # The timeline's latency buckets: _bucket(duration // 1000), from a table below 16 ms.
         table = _BUCKET_OF
         bucket.buckets.update(
@@ -541,6 +602,34 @@ class Run:
             answered = [(r.cluster, r.zone) for r in batch if r.status]
             self.breakdown.update(answered)
             bucket.clusters.update(cluster or "(unknown)" for cluster, _ in answered)
+
+    def _flush_judged(
+        self, batch: list[client.Result], duration: list[int], bucket: _Second
+    ) -> None:
+        """The failure accounting of a batch with results judged by a response callback:
+        theirs by their verdict, the others' by the default 200–399."""
+        judged = self._judged
+        self._judged = {}
+        failed = unjudged = 0
+        outside: list[int] = []
+        """Durations not in http_req_duration{expected_response:true}."""
+        for i, r in enumerate(batch):
+            verdict = judged.get(i, _DEFAULT_VERDICT)
+            if verdict is _DEFAULT_VERDICT:
+                verdict = not r.error and 200 <= r.status < 400
+            if verdict is None:
+                unjudged += 1
+                outside.append(duration[i])
+            elif not verdict:
+                failed += 1
+                outside.append(duration[i])
+        self.failed.passes += failed
+        self.failed.fails += len(batch) - failed - unjudged
+        bucket.failed += failed
+        if outside:
+            self.unexpected_duration.add_many(outside)
+        # Errors count whatever the verdict (a callback may expect status 0).
+        self.errors.update(r.error for r in batch if r.error)
 
     def _next_second(self, now: int) -> None:
         sec = (now - self.start_ns) // 1_000_000_000
@@ -556,7 +645,7 @@ class Run:
         self.expected_duration.assign_difference(self.duration, self.unexpected_duration)
 
     def _emit_request(
-        self, r: client.Result, tags: dict[str, str], ok: bool, response_time: int
+        self, r: client.Result, tags: dict[str, str], ok: bool | None, response_time: int
     ) -> None:
         emit = self.emit
         emit("http_reqs", 1, tags)
@@ -567,7 +656,8 @@ class Run:
         emit("http_req_sending", r.sending, tags)
         emit("http_req_waiting", r.waiting, tags)
         emit("http_req_receiving", r.receiving, tags)
-        emit("http_req_failed", not ok, tags)
+        if ok is not None:  # (None: a null response callback, no sample)
+            emit("http_req_failed", not ok, tags)
         if self.response_time is not None:
             emit("http_req_response_time", response_time, tags)
         emit("data_sent", r.bytes_sent, tags)
@@ -606,8 +696,26 @@ class Run:
         if slot > now:
             await asyncio.sleep(slot - now)
 
+    def abort_test(self, reason: str) -> None:
+        """``exec.test.abort()``: stop every scenario now (running iterations are
+        interrupted; teardown still runs) and exit with k6's 108."""
+        if not self.abort_code:
+            self.abort_code = EXIT_ABORTED
+            self.aborted = reason
+        for task in self.scenario_tasks:
+            task.cancel()
+
+    def number_iteration(self, vu: VU) -> None:
+        """Give the iteration ``vu`` starts its number in its scenario (k6/execution)."""
+        counter = self._numbered.get(vu.scen.name)
+        if counter is None:
+            counter = self._numbered[vu.scen.name] = [0]
+        vu.in_scenario = counter[0]
+        counter[0] += 1
+
     def scenario_started(self, scen: scenario.Scenario, end: float) -> None:
         """A scenario's executor starts now and ends at ``end`` (loop time)."""
+        self.scenario_start_ms[scen.name] = time.time() * 1000.0
         self.scenario_ends[scen.name] = end
         self.rps_end = max(self.scenario_ends.values())
 
@@ -682,6 +790,9 @@ class Run:
                     raise
                 except OutOfTime:
                     error = ""
+                except TestAborted:
+                    error = ""
+                    until = None  # this VU stops too (the run is being stopped)
                 except ScriptError as exc:
                     error = f"script: {exc}"
                 except Exception as exc:
@@ -726,6 +837,7 @@ class Run:
             timeline=self.timeline,
             aborted=self.aborted,
             by_scenario=self.by_scenario,
+            abort_code=self.abort_code,
         )
 
 
@@ -938,17 +1050,31 @@ async def run_raw(
         if json_out is not None:
             json_out.declare_thresholds(options.thresholds)
         state = Run(options, scens, prog, json_out)
-        data = await prog.setup(state) if run_setup else setup_data
+        try:
+            data = await prog.setup(state) if run_setup else setup_data
+        except ScriptError:
+            if not state.abort_code:
+                raise
+            data = None  # exec.test.abort() in setup: no scenario runs, teardown does
         state.sync_derived()  # setup's requests: in the timeline's seconds from the old start
         state.start_ns = _now()
         state._sec_end = 0
         now = state.loop.time()
         state.scenario_ends = {s.name: now + s.start_time_s + s.duration_s for s in scens}
         state.rps_end = max(state.scenario_ends.values())
-        tasks = [asyncio.create_task(_scenario(state, s, data)) for s in scens]
+        tasks = (
+            [asyncio.create_task(_scenario(state, s, data)) for s in scens]
+            if not state.abort_code
+            else []
+        )
+        state.scenario_tasks = tasks
         ticker_task = asyncio.create_task(_ticker(state, progress, tasks))
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            done = (
+                (await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION))[0]
+                if tasks
+                else set()
+            )
             for task in done:
                 exc = None if task.cancelled() else task.exception()
                 if exc is not None:
@@ -962,7 +1088,12 @@ async def run_raw(
             progress(state.progress())
         raw = state.raw()
         if run_setup:
-            await prog.teardown(state, data)
+            try:
+                await prog.teardown(state, data)
+            except ScriptError:
+                if not state.abort_code:
+                    raise
+            raw.abort_code, raw.aborted = state.abort_code, state.aborted
         return raw
     finally:
         if json_out is not None:
@@ -1051,6 +1182,7 @@ def summarize(
         scenarios=scens,
         timeline=timeline,
         scenario_counts=tuple((k, v[0], v[1]) for k, v in raw.by_scenario.items()),
+        abort_code=raw.abort_code,
     )
 
 

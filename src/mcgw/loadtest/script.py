@@ -6,7 +6,7 @@ use into plain script code, line for line (line numbers in errors stay the scrip
 ``import http from 'k6/http'`` → ``const http = __k6mod("k6/http")``, ``import {a, b as
 c} from 'k6'`` → ``const {a, b: c} = ...``, ``export const/let/var/function`` → the
 declaration (its name recorded), ``export default function`` → a function named
-``__k6default``. Importing any other module (``k6/ws``, ``k6/crypto``, remote URLs…)
+``__k6default``. Importing any other module (``k6/ws``, ``k6/html``, remote URLs…)
 is an error naming the line. The k6 API (``http.*``, ``check``, ``group``, ``sleep``,
 ``__VU``, ``__ITER``, ``__ENV``, ``open``) is a JS prelude over a few Python callables.
 
@@ -44,12 +44,30 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcgw.loadtest import client, cookies, custom, errors, redirects, runner
+from mcgw.loadtest import (
+    client,
+    cookies,
+    custom,
+    errors,
+    execution,
+    redirects,
+    runner,
+    statuses,
+    stdlib,
+)
 
 _PRELUDE_OFFSET = 100_000
 """The JS prelude starts at this line, so frames in it are told apart from the script's."""
 
-_SUPPORTED_MODULES = ("k6", "k6/http", "k6/metrics", "k6-summary")
+_SUPPORTED_MODULES = (
+    "k6",
+    "k6/http",
+    "k6/metrics",
+    "k6/encoding",
+    "k6/crypto",
+    "k6/execution",
+    "k6-summary",
+)
 _K6_SUMMARY_RE = re.compile(r"^https://jslib\.k6\.io/k6-summary/[\d.]+/index\.js$")
 
 
@@ -159,6 +177,36 @@ class Response:
         }
 
 
+class DiscardedResponse(Response):
+    """A response whose body is not kept (k6's ``responseType: 'none'``, the default with
+    ``options.discardResponseBodies``): ``body`` is null; headers, cookies, timings stay."""
+
+    __slots__ = ()
+
+    def __init__(self, result: client.Result, url: str, method: str = "GET") -> None:
+        # (a copy without the body: the VU keeps its latest responses for a while)
+        super().__init__(result._replace(body=b"") if result.body else result, url, method)
+
+    @property
+    def body(self) -> str | None:  # type: ignore[override]
+        return None
+
+
+def _response_type(value: object) -> type[Response]:
+    """``params.responseType``: ``'text'`` (the body as a string) or ``'none'``.
+
+    Raises:
+        runner.ScriptError: ``'binary'`` (not supported here) or another value.
+    """
+    if value == "text":
+        return Response
+    if value == "none":
+        return DiscardedResponse
+    if value == "binary":
+        raise runner.ScriptError("responseType 'binary' is not supported by mcgw load")
+    raise runner.ScriptError(f"invalid responseType {value!r} (use 'text' or 'none')")
+
+
 def _set_cookie_values(result: client.Result) -> list[str]:
     return [v.decode("latin-1") for k, v in result.headers if k.lower() == b"set-cookie"]
 
@@ -199,6 +247,7 @@ def _encode_body(body: object, headers: dict[str, str]) -> bytes:
 
 
 _NO_PARAMS: Mapping[str, Any] = {}
+_DEFAULT_STATUSES = statuses.DEFAULT
 
 _Plain = tuple[client.Target, bytes, list[client.Client], str, str]
 """A plain request's target, bytes, connection pool, method and URL (built once)."""
@@ -214,6 +263,38 @@ class Http:
         self._targets: dict[str, client.Target] = {}
         self._plain: dict[tuple[str, str], _Plain] = {}
         self.jar = cookies.Jar()
+        self.expect: statuses.ExpectedStatuses | None = statuses.DEFAULT
+        """k6's response callback for this VU (``setResponseCallback``; None: ``null``)."""
+        self._record: Callable[[client.Result, runner.VU, dict[str, str] | None], None] = run.record
+        """How a request without params is recorded: the run's own batched ``record``
+        for the default callback (no test per request), else judged by :attr:`expect`."""
+        self._response: type[Response] = (
+            DiscardedResponse if run.opts.discard_response_bodies else Response
+        )
+        """What requests make by default: ``options.discardResponseBodies`` keeps no body."""
+
+    @staticmethod
+    def expected_statuses(*args: object) -> statuses.ExpectedStatuses:
+        """k6's ``http.expectedStatuses(200, {"min": 400, "max": 499}, ...)``."""
+        try:
+            return statuses.expected_statuses(*args)
+        except statuses.StatusesError as exc:
+            raise runner.ScriptError(str(exc)) from None
+
+    def set_response_callback(self, callback: statuses.ExpectedStatuses | None) -> None:
+        """k6's ``http.setResponseCallback``: this VU's responses are judged by
+        ``callback`` from now on (None: not judged, no ``http_req_failed`` sample)."""
+        try:
+            self.expect = statuses.callback(callback)
+        except statuses.StatusesError as exc:
+            raise runner.ScriptError(
+                "setResponseCallback: unsupported argument, expected http.expectedStatuses"
+            ) from exc
+        self._record = self._run.record if self.expect is _DEFAULT_STATUSES else self._judged
+
+    def _judged(self, result: client.Result, vu: runner.VU, tags: dict[str, str] | None) -> None:
+        expect = self.expect
+        self._run.record_judged(result, vu, tags, None if expect is None else expect(result.status))
 
     def cookie_jar(self) -> cookies.Jar:
         """k6's ``http.cookieJar()``: this VU's jar."""
@@ -267,6 +348,14 @@ class Http:
             cookie = self._cookie_header(url, params.get("cookies"))
             if cookie and "Cookie" not in headers:
                 headers["Cookie"] = cookie
+            if "responseType" in params:
+                _response_type(params["responseType"])  # refused before the request
+            if "responseCallback" in params:  # refused before the request, as k6 does
+                try:
+                    judge = statuses.callback(params["responseCallback"])
+                except statuses.StatusesError as exc:
+                    raise runner.ScriptError(str(exc)) from None
+                params = {**params, "responseCallback": judge}
             raw_body = _encode_body(body, headers)
             raw = client.build_request(target, method, tuple(headers.items()), raw_body)
             timeout = _timeout_s(params.get("timeout"), run.opts.timeout_s)
@@ -359,10 +448,34 @@ class Http:
                 "proto": "HTTP/1.1",
                 **user_tags,
             }
-        run.record(result, vu, tags)
+        response = self._response
+        if params:
+            self._record_judged(result, params, tags)
+            if "responseType" in params:
+                response = _response_type(params["responseType"])
+        else:
+            self._record(result, vu, tags)  # (the run's batched record by default)
         if run.opts.throw and result.error:
             raise runner.ScriptError(f"{method} {url}: {result.error}")
-        return Response(result, url, method)
+        return response(result, url, method)
+
+    def _record_judged(
+        self, result: client.Result, params: Mapping[str, Any], tags: dict[str, str] | None
+    ) -> None:
+        """Record a request whose response callback may not be the default (this VU's
+        ``setResponseCallback``, or ``params.responseCallback``)."""
+        if "responseCallback" not in params:
+            self._record(result, self._vu, tags)
+            return
+        try:
+            expect = statuses.callback(params["responseCallback"])
+        except statuses.StatusesError as exc:
+            raise runner.ScriptError(str(exc)) from None
+        if expect is _DEFAULT_STATUSES:
+            self._run.record(result, self._vu, tags)
+        else:
+            verdict = None if expect is None else expect(result.status)
+            self._run.record_judged(result, self._vu, tags, verdict)
 
     def _cookie_header(self, url: str, extra: object) -> str:
         """The jar's cookies for ``url`` with ``params.cookies`` (k6: ``{name: value}`` or
@@ -463,11 +576,23 @@ class Http:
 class PyVu:
     """What a Python scenario's functions receive."""
 
-    def __init__(self, run: runner.Run, vu: runner.VU, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, run: runner.Run, vu: runner.VU, env: Mapping[str, str], path: str = ""
+    ) -> None:
         self._run = run
         self._vu = vu
+        self._path = path
+        self._execution: execution.Execution | None = None
         self.http = Http(run, vu)
         self.env = dict(env)
+
+    @property
+    def execution(self) -> execution.Execution:
+        """k6/execution: ``vu.execution.vu.id_in_test``, ``.scenario.iteration_in_test``,
+        ``.instance.vus_active``, ``.test.abort(reason)``…"""
+        if self._execution is None:
+            self._execution = execution.Execution(self._run, self._vu, self._path)
+        return self._execution
 
     @property
     def id(self) -> int:
@@ -518,6 +643,8 @@ class PyProgram:
     env: Mapping[str, str] = field(default_factory=dict)
     custom_metrics: custom.Definitions = field(default_factory=dict)
     """:mod:`~mcgw.loadtest.custom` metrics the module declared at its top level."""
+    numbered: bool = False
+    """The module mentions ``execution``: its iterations are numbered (k6/execution)."""
 
     @property
     def options(self) -> Mapping[str, object]:
@@ -548,14 +675,14 @@ class PyProgram:
             return None
         vu = runner.VU(0, run.scenarios[0], {"scenario": "setup", "group": "::setup"})
         with custom.adding(run.custom, vu):  # k6: setup may add samples to custom metrics
-            return await self._call(fn, PyVu(run, vu, self.env))
+            return await self._call(fn, PyVu(run, vu, self.env, self.path))
 
     async def teardown(self, run: runner.Run, data: object) -> None:
         fn = getattr(self.module, "teardown", None)
         if fn is not None:
             vu = runner.VU(0, run.scenarios[0], {"scenario": "teardown"}, data=data)
             with custom.adding(run.custom, vu):
-                await self._call(fn, PyVu(run, vu, self.env), data)
+                await self._call(fn, PyVu(run, vu, self.env, self.path), data)
 
     def handle_summary(self, data: Mapping[str, object], text: str) -> Mapping[str, str] | None:
         """The module's ``handle_summary(data)`` (or ``handleSummary``), as k6's: what
@@ -577,7 +704,8 @@ class PyProgram:
             raise ScriptLoadError(
                 f"{self.path}: {vu.scen.exec_name}() must be `async def` (it awaits vu.http)"
             )
-        return _PyVuCode(self, fn, PyVu(run, vu, {**self.env, **dict(vu.scen.env)}))
+        api = PyVu(run, vu, {**self.env, **dict(vu.scen.env)}, self.path)
+        return _PyVuCode(self, fn, api)
 
 
 class _PyVuCode:
@@ -586,8 +714,11 @@ class _PyVuCode:
         self._fn = fn
         self._api = api
         self._metrics = (api._run.custom, api._vu)
+        self._numbered = program.numbered
 
     def iteration(self, vu: runner.VU) -> Awaitable[None]:
+        if self._numbered:
+            self._api._run.number_iteration(vu)
         if custom.CURRENT.get() is not self._metrics:  # set once per task: ~0.4 µs
             custom.CURRENT.set(self._metrics)  # whose samples custom metrics record
         # The scenario's own coroutine, awaited by Run.iterate: no wrapping frame (each
@@ -624,7 +755,11 @@ def load_python(path: str, env: Mapping[str, str]) -> PyProgram:
         raise ScriptLoadError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from exc
     except Exception as exc:
         raise ScriptLoadError(_py_where(exc, path)) from exc
-    return PyProgram(path, module, env, defs)
+    try:
+        numbered = "execution" in pathlib.Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        numbered = True
+    return PyProgram(path, module, env, defs, numbered)
 
 
 # ------------------------------------------------------------------------ JavaScript
@@ -775,7 +910,8 @@ _PRELUDE = r"""
 // lookup in the global object.
 var __k6 = (function (
     __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
-    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary) {
+    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary, __py_expected,
+    __py_set_callback) {
   function call(fn, args) {
     var out = JSON.parse(fn.apply(null, args));
     if (out !== null && typeof out === 'object' && out.__error) { throw new Error(out.__error); }
@@ -837,8 +973,28 @@ var __k6 = (function (
   Response.prototype.html = function () {
     throw new Error('Response.html() is not supported by mcgw load');
   };
+  // http.expectedStatuses' result: opaque to the script, its JSON form crosses to Python
+  // (setResponseCallback, params.responseCallback).
+  function ExpectedStatuses(spec) {
+    this.__k6expected = spec;
+    Object.freeze(this);
+  }
+  function callbackParams(p) {
+    // k6 refuses anything but expectedStatuses or null (JSON would drop a function);
+    // undefined is null, which JSON would drop too.
+    if (p !== null && typeof p === 'object' && 'responseCallback' in p) {
+      var cb = p.responseCallback;
+      if (cb === undefined || cb === null) {
+        p = Object.assign({}, p, { responseCallback: null });
+      } else if (!(cb instanceof ExpectedStatuses)) {
+        throw new Error('unsupported responseCallback, expected http.expectedStatuses(...)');
+      }
+    }
+    return p;
+  }
   function send(method, url, b, p) {
     var code;
+    p = callbackParams(p);
     if ((b === undefined || b === null) && (p === undefined || p === null)) {
       code = __py_get(method, url);
     } else {
@@ -889,8 +1045,33 @@ var __k6 = (function (
     del: function (url, b, p) { return request('DELETE', url, b, p); },
     request: function (method, url, b, p) { return request(method, url, b, p); },
     cookieJar: function () { return jar; },
+    expectedStatuses: function () {
+      var args = Array.prototype.slice.call(arguments);
+      return new ExpectedStatuses(call(__py_expected, [JSON.stringify(args)]));
+    },
+    setResponseCallback: function (cb) {
+      var spec;
+      if (cb === undefined || cb === null) { spec = 'null'; }
+      else if (cb instanceof ExpectedStatuses) { spec = JSON.stringify(cb.__k6expected); }
+      else {
+        throw new Error(
+          'setResponseCallback: unsupported argument, expected http.expectedStatuses');
+      }
+      __py_set_callback(spec);
+    },
     batch: function (reqs) {
-      var out = call(__py_batch, [JSON.stringify(reqs)]);
+      var sent = Array.isArray(reqs) ? [] : {};
+      for (var key in reqs) {
+        var item = reqs[key];
+        if (Array.isArray(item) && item.length > 3) {
+          item = item.slice();
+          item[3] = callbackParams(item[3]);
+        } else if (item !== null && typeof item === 'object' && item.params) {
+          item = Object.assign({}, item, { params: callbackParams(item.params) });
+        }
+        sent[key] = item;
+      }
+      var out = call(__py_batch, [JSON.stringify(sent)]);
       var res = Array.isArray(out) ? [] : {};
       for (var k in out) {
         var d = describe(reqs[k]);
@@ -924,7 +1105,8 @@ var __k6 = (function (
   return { modules: modules };
 })(
     __py_get, __py_request, __py_batch, __py_res, __py_last_error, __py_jar, __py_check,
-    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary);
+    __py_group_enter, __py_group_exit, __py_sleep, __py_text_summary, __py_expected,
+    __py_set_callback);
 function __k6mod(name) { return __k6.modules[name]; }
 var __k6iter = (function () {
   // __ITER and setup's data are closure variables behind global accessors: each
@@ -1037,6 +1219,16 @@ def _js_error(exc: Exception, path: str, source: str = "") -> str:
     return f"{path}: {first}"
 
 
+def _js_expected_statuses(args_json: str) -> str:
+    """``http.expectedStatuses(...)``'s arguments (JSON) → the matcher's JSON form, or an
+    error for the prelude to throw (nothing raises into QuickJS)."""
+    try:
+        matcher = statuses.expected_statuses(*json.loads(args_json))
+    except statuses.StatusesError as exc:
+        return json.dumps({"__error": str(exc)})
+    return json.dumps(matcher.to_spec())
+
+
 class _InitHost:
     """What the script's Python callables do in the init context (and in
     handleSummary): no requests, no sleeping, no metrics."""
@@ -1071,6 +1263,9 @@ class _InitHost:
     def sleep(self, seconds: float) -> str:
         return "sleep() is not allowed in the init context"
 
+    def set_callback(self, spec_json: str) -> None:
+        return None  # (checked by the prelude; each VU's context sets its own)
+
 
 class _JsContext:
     """One QuickJS context with the k6 prelude and the script."""
@@ -1103,9 +1298,18 @@ class _JsContext:
         add("__py_group_exit", host.group_exit)
         add("__py_sleep", host.sleep)
         add("__py_text_summary", lambda: host.text_summary)
+        add("__py_expected", _js_expected_statuses)
+        add("__py_set_callback", host.set_callback)
         add("__py_open", self._open)
         add("__py_log", self._log)
-        self.ctx.eval("\n" * _PRELUDE_OFFSET + _PRELUDE)
+        # Only the modules the script imports: their JS costs ~0.2-0.4 ms a VU to compile.
+        code = program.code
+        modules = ""
+        if "k6/encoding" in code or "k6/crypto" in code or "k6/execution" in code:
+            modules += stdlib.install_js(self.ctx)  # k6/encoding, k6/crypto (+ strict)
+        if "k6/execution" in code:
+            modules += execution.install_js(self.ctx, host, program.path)
+        self.ctx.eval("\n" * _PRELUDE_OFFSET + _PRELUDE + modules)
         custom.install_js(self.ctx, program.custom_metrics, host)  # k6/metrics
         self.ctx.set("__VU", vu_id)
         self.ctx.set("__ITER", 0)
@@ -1241,6 +1445,8 @@ class _JsVu:
         self.closed = False
         self.out_of_time = False
         self.groups: list[tuple[str, int]] = []
+        self.numbered = "k6/execution" in program.code
+        """The script imports k6/execution: its iterations are numbered."""
         self.ctx = _JsContext(program, vu.id, env, self)
         if vu.data is not None:
             self.ctx.ctx.eval(f"__k6data = {json.dumps(vu.data)};")
@@ -1295,6 +1501,8 @@ class _JsVu:
         return msg.value
 
     def iteration(self, vu: runner.VU) -> Awaitable[None]:
+        if self.numbered:
+            self.run.number_iteration(vu)
         return self._drive(vu.iteration)  # type: ignore[return-value]
 
     def describe(self, exc: Exception) -> str:
@@ -1340,7 +1548,10 @@ class _JsVu:
             run(iteration)
         except self.ctx.js_exception as exc:
             program = self.ctx.program
-            raise runner.ScriptError(_js_error(exc, program.path, program.code)) from None
+            where = _js_error(exc, program.path, program.code)
+            if self.run.abort_code:  # exec.test.abort(): the run is being stopped
+                raise runner.TestAborted(where) from None
+            raise runner.ScriptError(where) from None
 
     def _await(self, aw: Awaitable[Any]) -> Any:
         if self.interrupting or self.closed:
@@ -1484,6 +1695,11 @@ class _JsVu:
 
     def check(self, name: str, ok: bool) -> None:
         self.run.check(self.vu, str(name), bool(ok))
+
+    def set_callback(self, spec_json: str) -> None:
+        spec = json.loads(spec_json)
+        # (the prelude sends only null or an expectedStatuses' own spec: it parses)
+        self.http.set_response_callback(None if spec is None else statuses.expected_statuses(*spec))
 
     def group_enter(self, name: str) -> None:
         vu = self.vu
