@@ -478,14 +478,7 @@ class Run:
         batch.append(r)
         if len(batch) >= _BATCH:
             self.flush()
-        response_time = 0
-        if self.response_time is not None:
-            if vu.intended_ns:
-                response_time = now - vu.intended_ns
-                vu.intended_ns = 0  # later requests of the iteration start on time
-            else:
-                response_time = r.blocked + r.duration
-            self.response_time.add(response_time)
+        response_time = 0 if self.response_time is None else self._response_time(r, vu, now)
         if self.tagged:
             ok = not r.error and 200 <= r.status < 400  # _expected(status)
             full = dict(tags or {})
@@ -494,6 +487,18 @@ class Run:
             if r.error:
                 full["error"] = r.error
             self._emit_request(r, full, ok, response_time)
+
+    def _response_time(self, r: client.Result, vu: VU, now: int) -> int:
+        """Open models: the response time from the iteration's intended start (the first
+        request of an iteration; later ones start on time), recorded."""
+        assert self.response_time is not None
+        if vu.intended_ns:
+            response_time = now - vu.intended_ns
+            vu.intended_ns = 0
+        else:
+            response_time = r.blocked + r.duration
+        self.response_time.add(response_time)
+        return response_time
 
     def record_judged(
         self, r: client.Result, vu: VU, tags: Mapping[str, str] | None, expected: bool | None
@@ -511,14 +516,7 @@ class Run:
         batch.append(r)
         if len(batch) >= _BATCH:
             self.flush()
-        response_time = 0
-        if self.response_time is not None:
-            if vu.intended_ns:
-                response_time = now - vu.intended_ns
-                vu.intended_ns = 0
-            else:
-                response_time = r.blocked + r.duration
-            self.response_time.add(response_time)
+        response_time = 0 if self.response_time is None else self._response_time(r, vu, now)
         if self.tagged:
             full = dict(tags or {})
             full["status"] = str(r.status)
