@@ -2,7 +2,7 @@
 
 The request path pays for one ``list.append`` of an :class:`mcgw.logschema.AccessRecord`'s
 values (a plain tuple) and nothing else. A flusher task wakes every
-``flush_interval_s`` (20 ms: :data:`FLUSH_INTERVAL_S`), takes the whole batch (swapping
+``flush_interval_s`` (5 ms: :data:`FLUSH_INTERVAL_S`), takes the whole batch (swapping
 the list) and hands it, as frames of a few hundred ``marshal``-ed tuples, to a writer
 *process* of its own through a pipe (:mod:`mcgw.dataplane.logwriter`). That process
 samples the records (GCPBackendPolicy ``logging``, :meth:`AccessLog.set_sampling`),
@@ -57,12 +57,16 @@ DEFAULT_MAX_FILE_BYTES = logfiles.DEFAULT_MAX_BYTES
 FULL_RATE = logwriter.FULL_RATE
 """A sample rate of every request, in millionths (GCPBackendPolicy ``sampleRate``)."""
 
-FLUSH_INTERVAL_S = 0.02
+FLUSH_INTERVAL_S = 0.005
 """How often the batch goes to the writer. Short on purpose: the writer formats what it
-gets in one burst, on the gateway's core unless told otherwise, and a request that
-arrives during a burst waits for it. At 5,000 requests/s on bench/proxy.py's fixed-rate
-rows, 0.2 s (a ~7 ms burst) made p99 5.8–16.6 ms against 1.3–2.1 ms without the log;
-0.02 s made it 2.3–3.7 ms against 2.3–2.4 ms."""
+gets in one burst, on the gateway's core unless told otherwise, and requests that arrive
+meanwhile wait longer, the longer the burst (the writer's priority does not change that:
+nice 19 or SCHED_IDLE measured the same). bench/proxy.py's fixed-rate rows at 5,500
+requests/s, p90 / p99 ms, rounds alternating (without the log: 0.6–1.4 / 1.2–8.6):
+0.2 s made it 13.8 / 25.4, 0.1 s 6.0–6.5 / 12.8–12.9, 0.02 s 2.1–2.4 / 5.1–5.8, 0.005 s
+1.1–4.0 / 1.9–14, 0.002 s 1.4–3.6 / 2.9–8.6 (the high ends from rounds where the machine
+was busy). Each hand-over wakes the writer: ~200 a second at 5 ms, a fraction of a
+percent of a core."""
 _FRAME_RECORDS = 256
 """Records per frame: one ``marshal.dumps`` of this many holds the loop about 0.3 ms,
 and the loop gets a turn between frames of a large batch."""
