@@ -252,6 +252,12 @@ class AccessLog:
     def enabled(self) -> bool:
         return self._enabled
 
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes of records waiting in the gateway's memory because the writer's pipe is
+        full (a writer busy or stalled); past ``_MAX_QUEUED_BYTES`` records are dropped."""
+        return self._queued_bytes
+
     def write(self, record: logschema.AccessValues) -> None:
         """Queue one record (an :class:`mcgw.logschema.AccessRecord` or, as the hot path
         builds it, a plain tuple of its values); never blocks, never fails."""
