@@ -532,3 +532,46 @@ def test_trace_headers_keeps_only_candidates() -> None:
         (b"X-Cloud-Trace-Context", b"y"),
     ]
     assert logschema.trace_headers(both) == (both[1], both[3])
+
+
+def test_a_batch_goes_when_a_record_finds_it_due_and_idle_wakes_nothing(tmp_path: Path) -> None:
+    # Under traffic the hand-over rides on the writes (no timer fires); when traffic
+    # stops, the timer armed by the batch's first record sends it; then nothing waits.
+    async def main() -> None:
+        log = accesslog.AccessLog(tmp_path, "p", flush_interval_s=30.0)
+        await log.start()
+        try:
+            t0 = time.monotonic()
+            log.write(record(0), t0)
+            log.write(record(1), t0 + 29.0)  # not due yet
+            await asyncio.sleep(0.05)
+            assert log.stats.written == 0 and len(log._batch) == 2
+            log.write(record(2), t0 + 30.0)  # due: the flusher goes at once, not in 30 s
+            await log.flush()
+            assert log.stats.written == 3
+            # Nothing waits: no timer armed, the flusher not woken, until a record comes.
+            assert log._timer is None and not log._batch
+            assert log._wake is not None and not log._wake.is_set()
+        finally:
+            await log.close()
+
+    run(main())
+
+
+def test_the_last_batch_goes_when_traffic_stops(tmp_path: Path) -> None:
+    async def main() -> None:
+        log = accesslog.AccessLog(tmp_path, "p", flush_interval_s=0.05)
+        await log.start()
+        try:
+            for i in range(3):
+                log.write(record(i))
+            assert log._timer is not None  # armed by the first record
+            async with asyncio.timeout(5):
+                while log.stats.written < 3:  # acknowledged within ACK_INTERVAL_S
+                    await asyncio.sleep(0.01)
+            assert log._timer is None
+        finally:
+            await log.close()
+        assert len(read_lines(tmp_path)) == 3
+
+    run(main())

@@ -12,12 +12,14 @@ import contextlib
 import json
 import os
 import re
+import select
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +295,64 @@ def test_frames_round_trip_whole_and_split() -> None:
     buffer += data[-3:]
     assert logwriter.frames(buffer) == [("s", 8, {"b": 250_000})]
     assert buffer == bytearray()
+
+
+def test_the_writer_acknowledges_lazily_but_at_once_when_asked(tmp_path: Path) -> None:
+    # serve() in a thread of this process, on pipes: the real loop, no process start-up.
+    config = {
+        "directory": str(tmp_path),
+        "project_id": "p",
+        "pid": os.getpid(),
+        "max_bytes": 1 << 20,
+        "keep_files": 10,
+        "max_age_s": 3600.0,
+    }
+    source, feed = os.pipe()
+    acks, sink = os.pipe()
+    thread = threading.Thread(target=logwriter.serve, args=(config, source, sink))
+    thread.start()
+    buffer = bytearray()
+
+    def ack_within(seconds: float) -> tuple[Any, ...] | None:
+        ready = select.select([acks], [], [], seconds)[0]
+        if not ready:
+            return None
+        buffer.extend(os.read(acks, 65536))
+        (message,) = logwriter.frames(buffer)
+        return tuple(message)
+
+    try:
+        time.sleep(logwriter.ACK_INTERVAL_S)  # the first frame finds the interval passed
+        os.write(feed, logwriter.frame(("r", 1, [tuple(record(0))])))
+        assert ack_within(1.0) == ("a", 1, 1, 0, 0, ANY_SIZE, ANY_FILES)
+        t0 = time.monotonic()
+        os.write(feed, logwriter.frame(("r", 2, [tuple(record(1))])))
+        os.write(feed, logwriter.frame(("r", 3, [tuple(record(2))])))
+        # Answered together, once the interval since the last answer has passed.
+        assert ack_within(1.0) == ("a", 3, 2, 0, 0, ANY_SIZE, ())
+        assert time.monotonic() - t0 >= logwriter.ACK_INTERVAL_S * 0.5
+        os.write(feed, logwriter.frame(("r", 4, [tuple(record(3))])))
+        os.write(feed, logwriter.frame(("f", 5, {})))
+        assert ack_within(logwriter.ACK_INTERVAL_S * 0.5) == ("a", 5, 1, 0, 0, ANY_SIZE, ())
+    finally:
+        os.close(feed)
+        thread.join(10)
+        for fd in (source, acks, sink):
+            os.close(fd)
+    assert not thread.is_alive()
+    assert len(_whole_lines(tmp_path)) == 4
+
+
+class _Any:
+    def __init__(self, check: Callable[[Any], bool]) -> None:
+        self._check = check
+
+    def __eq__(self, other: object) -> bool:
+        return self._check(other)
+
+
+ANY_SIZE = _Any(lambda v: isinstance(v, int) and v > 0)
+ANY_FILES = _Any(lambda v: isinstance(v, tuple) and len(v) == 1)
 
 
 def test_parse_cpus() -> None:

@@ -1,13 +1,20 @@
 """The gateway's access log: one Cloud-Logging-shaped JSON line per request.
 
 The request path pays for one ``list.append`` of an :class:`mcgw.logschema.AccessRecord`'s
-values (a plain tuple) and nothing else. A flusher task wakes every
-``flush_interval_s`` (5 ms: :data:`FLUSH_INTERVAL_S`), takes the whole batch (swapping
-the list) and hands it, as frames of a few hundred ``marshal``-ed tuples, to a writer
-*process* of its own through a pipe (:mod:`mcgw.dataplane.logwriter`). That process
+values (a plain tuple) and one comparison of the time it already read. The first record
+of a batch sets when the batch is due (``flush_interval_s`` later: 5 ms,
+:data:`FLUSH_INTERVAL_S`); the first record written after that wakes the flusher task,
+which takes the whole batch (swapping the list) and hands it, as frames of a few
+hundred ``marshal``-ed tuples, to a writer *process* of its own through a pipe
+(:mod:`mcgw.dataplane.logwriter`). A timer, armed only while records wait, sends the
+last batch when traffic stops. So under load the hand-over rides on the loop's own
+turns and an idle gateway is never woken for its log (a wake-up costs this VM about
+0.15 ms of CPU; a flusher ticking every 5 ms took 6 % of an idle core). That process
 samples the records (GCPBackendPolicy ``logging``, :meth:`AccessLog.set_sampling`),
 turns them into ``LogEntry`` JSON lines (:class:`mcgw.logschema.AccessFormatter`) and
-appends them to the current file.
+appends them to the current file, and acknowledges at most every
+:data:`mcgw.dataplane.logwriter.ACK_INTERVAL_S` (at once when :meth:`AccessLog.flush`
+asks).
 
 Why a process: formatting costs five times what handing over does, and a writer
 thread held the GIL against the event loop while it formatted a batch (p99 on
@@ -58,15 +65,17 @@ FULL_RATE = logwriter.FULL_RATE
 """A sample rate of every request, in millionths (GCPBackendPolicy ``sampleRate``)."""
 
 FLUSH_INTERVAL_S = 0.005
-"""How often the batch goes to the writer. Short on purpose: the writer formats what it
+"""How long a record waits in the gateway at most while traffic flows (so how often, at
+most, a batch goes to the writer). Short on purpose: the writer formats what it
 gets in one burst, on the gateway's core unless told otherwise, and requests that arrive
 meanwhile wait longer, the longer the burst (the writer's priority does not change that:
 nice 19 or SCHED_IDLE measured the same). bench/proxy.py's fixed-rate rows at 5,500
 requests/s, p90 / p99 ms, rounds alternating (without the log: 0.6–1.4 / 1.2–8.6):
 0.2 s made it 13.8 / 25.4, 0.1 s 6.0–6.5 / 12.8–12.9, 0.02 s 2.1–2.4 / 5.1–5.8, 0.005 s
 1.1–4.0 / 1.9–14, 0.002 s 1.4–3.6 / 2.9–8.6 (the high ends from rounds where the machine
-was busy). Each hand-over wakes the writer: ~200 a second at 5 ms, a fraction of a
-percent of a core."""
+was busy). Each hand-over wakes the writer: at most 200 a second at 5 ms."""
+_NO_BATCH = float("-inf")
+_KICKED = float("inf")
 _FRAME_RECORDS = 256
 """Records per frame: one ``marshal.dumps`` of this many holds the loop about 0.3 ms,
 and the loop gets a turn between frames of a large batch."""
@@ -148,6 +157,7 @@ class AccessLog:
         "_batch",
         "_changes",
         "_closing",
+        "_due",
         "_enabled",
         "_files",
         "_flusher",
@@ -160,7 +170,9 @@ class AccessLog:
         "_seq",
         "_settled",
         "_stop",
+        "_timer",
         "_waiters",
+        "_wake",
         "_writer",
         "directory",
         "flush_interval_s",
@@ -205,6 +217,13 @@ class AccessLog:
         self._sending: asyncio.Lock | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
+        """Set when the batch is due (or on close): the flusher sends it."""
+        self._due = _NO_BATCH
+        """Monotonic time the batch in memory is due; _NO_BATCH: none yet (the next
+        record starts one), _KICKED: the flusher was woken for it."""
+        self._timer: asyncio.TimerHandle | None = None
+        """Sends the batch when it is due and no record came to notice (traffic stopped)."""
 
     @classmethod
     def from_settings(cls, settings: ProxySettings) -> AccessLog:
@@ -258,11 +277,37 @@ class AccessLog:
         full (a writer busy or stalled); past ``_MAX_QUEUED_BYTES`` records are dropped."""
         return self._queued_bytes
 
-    def write(self, record: logschema.AccessValues) -> None:
+    def write(self, record: logschema.AccessValues, now: float | None = None) -> None:
         """Queue one record (an :class:`mcgw.logschema.AccessRecord` or, as the hot path
-        builds it, a plain tuple of its values); never blocks, never fails."""
+        builds it, a plain tuple of its values); never blocks, never fails.
+
+        ``now`` is ``time.monotonic()`` if the caller has it at hand (the request path
+        does): it tells whether the batch is due."""
         if self._enabled:
             self._batch.append(record)
+            if now is None:
+                now = time.monotonic()
+            if now >= self._due:
+                self._on_due(now)
+
+    def _on_due(self, now: float) -> None:
+        """A record found the batch due, or started one (``_due`` was _NO_BATCH)."""
+        if self._wake is None:
+            return  # not started: start() sends what accumulated
+        if self._due == _NO_BATCH:
+            self._due = now + self.flush_interval_s
+            self._timer = asyncio.get_running_loop().call_later(self.flush_interval_s, self._kick)
+        else:
+            self._kick()
+
+    def _kick(self) -> None:
+        """Wake the flusher for the batch (once per batch)."""
+        self._due = _KICKED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._wake is not None:
+            self._wake.set()
 
     async def start(self) -> None:
         """Start the writer process and the periodic flusher. Call once, from the loop
@@ -272,6 +317,9 @@ class AccessLog:
         if self._writer is None:
             self._spawn()
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        if self._batch or self._changes:
+            self._wake.set()  # written before start
         self._flusher = asyncio.get_running_loop().create_task(
             self._run(self._stop), name="access-log flusher"
         )
@@ -283,6 +331,10 @@ class AccessLog:
         target = self._seq
         if self._settled >= target:
             return
+        # The writer acknowledges lazily: ask it to answer now.
+        self._enqueue("f", {})
+        self._pump()
+        target = self._seq
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((target, waiter))
         try:
@@ -297,6 +349,8 @@ class AccessLog:
         if self._flusher is not None and self._stop is not None:
             # Not cancel(): the last flush must not be cut in the middle of a batch.
             self._stop.set()
+            if self._wake is not None:
+                self._wake.set()
             await self._flusher
             self._flusher = None
         if self._enabled:
@@ -324,9 +378,11 @@ class AccessLog:
         self._drop_queue()
 
     async def _run(self, stop: asyncio.Event) -> None:
+        wake = self._wake
+        assert wake is not None
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.flush_interval_s)
+            await wake.wait()
+            wake.clear()
             await self._send()
 
     # -- handing records over --------------------------------------------------------
@@ -341,6 +397,11 @@ class AccessLog:
                 return
             batch, self._batch = self._batch, []
             changes, self._changes = self._changes, []
+            # Records written from here on start the next batch.
+            self._due = _NO_BATCH
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if self._writer is None and self._restart is None:
                 self._spawn()
             done = 0

@@ -11,9 +11,12 @@ Wire (both ways): frames of a 4-byte big-endian length and a ``marshal`` payload
 
 * stdin, gateway → writer: ``("r", seq, [record tuple, …])`` — records in the field
   order of :class:`mcgw.logschema.AccessRecord`; ``("s", seq, {backend: rate})`` — a
-  new sampling map (rates in millionths).
+  new sampling map (rates in millionths); ``("f", seq, {})`` — acknowledge now.
 * stdout, writer → gateway: ``("a", seq, written, dropped, sampled_out, bytes,
-  (new file, …))`` — every frame up to ``seq`` is on disk (or counted dropped).
+  (new file, …))`` — every frame up to ``seq`` is on disk (or counted dropped); the
+  counts are those since the previous acknowledgement. Sent at most every
+  :data:`ACK_INTERVAL_S` while frames keep coming, and at once for an ``"f"`` frame:
+  each acknowledgement wakes the gateway's loop, which costs it CPU.
 
 The process ends on EOF of stdin, having written everything it was sent: the gateway
 closes the pipe on shutdown, and the kernel closes it when the gateway dies, so a
@@ -31,8 +34,10 @@ import gc
 import json
 import marshal
 import os
+import select
 import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,11 @@ FULL_RATE = 1_000_000
 
 HEADER_BYTES = 4
 CPUS_ENV = "MCGW_LOG_WRITER_CPUS"
+
+ACK_INTERVAL_S = 0.05
+"""Longest an acknowledgement waits for more frames to answer with it. The gateway only
+needs acknowledgements to report counts and to know what a writer that died had not
+written; a frame asking for it (``flush``) is answered at once."""
 
 _READ_BYTES = 1 << 20
 _GC_THRESHOLD = 200_000
@@ -139,18 +149,29 @@ class Writer:
         self.formatter = logschema.AccessFormatter(str(config["project_id"]), pid=pid)
         self.sampler = Sampler({str(k): int(v) for k, v in config.get("sampling", {}).items()})
         self._reported_files = 0
+        self._seq = 0
+        """The last frame handled."""
+        self._acked = 0
+        """The last frame acknowledged."""
+        self._counts = [0, 0, 0, 0]
+        """Written, dropped, sampled out, bytes since the last acknowledgement."""
 
-    def handle(self, messages: list[Any]) -> bytes:
-        """Write the records of ``messages``, in order; return the acknowledgement."""
+    def handle(self, messages: list[Any]) -> bool:
+        """Write the records of ``messages``, in order, and count them for the next
+        acknowledgement (:meth:`ack`). Returns whether one was asked for now."""
         block = self.formatter.block
         files = self.files
         sampler = self.sampler
-        seq = sampled_out = written = dropped = size = 0
+        sampled_out = written = dropped = size = 0
         failed: OSError | None = None
+        urgent = False
         for message in messages:
-            kind, seq, body = message  # seq: the last one is acknowledged
+            kind, self._seq, body = message  # seq: the last one is acknowledged
             if kind == "s":
                 sampler.rates = dict(body)
+                continue
+            if kind == "f":
+                urgent = True
                 continue
             records: Sequence[logschema.AccessValues] = body
             if sampler.rates:
@@ -172,9 +193,27 @@ class Writer:
                 written += len(chunk)
         if failed is not None:
             print(f"mcgw access log: {dropped} records lost: {failed}", file=sys.stderr)
-        opened = tuple(str(path) for path in files.files[self._reported_files :])
-        self._reported_files = len(files.files)
-        return frame(("a", seq, written, dropped, sampled_out, size, opened))
+        counts = self._counts
+        counts[0] += written
+        counts[1] += dropped
+        counts[2] += sampled_out
+        counts[3] += size
+        return urgent
+
+    @property
+    def unacknowledged(self) -> bool:
+        """Frames were handled since the last acknowledgement."""
+        return self._seq != self._acked
+
+    def ack(self) -> bytes:
+        """The acknowledgement of every frame handled so far, with the counts since the
+        last one."""
+        opened = tuple(str(path) for path in self.files.files[self._reported_files :])
+        self._reported_files = len(self.files.files)
+        written, dropped, sampled_out, size = self._counts
+        self._counts = [0, 0, 0, 0]
+        self._acked = self._seq
+        return frame(("a", self._seq, written, dropped, sampled_out, size, opened))
 
 
 def serve(config: Mapping[str, Any], source: int = 0, sink: int = 1) -> int:
@@ -183,18 +222,33 @@ def serve(config: Mapping[str, Any], source: int = 0, sink: int = 1) -> int:
     writer.files.mend()  # a writer before us may have been killed mid-line
     buffer = bytearray()
     reporting = True
+    acked_at = time.monotonic()
+
+    def acknowledge() -> None:
+        nonlocal reporting, acked_at
+        ack = writer.ack()
+        acked_at = time.monotonic()
+        if reporting:
+            try:
+                os.write(sink, ack)  # small, and the gateway always reads: no partial write
+            except OSError:
+                reporting = False  # the gateway is gone: finish writing what we have
+
     while True:
+        if writer.unacknowledged:
+            # Wait for more frames to answer with the same acknowledgement, not longer.
+            left = acked_at + ACK_INTERVAL_S - time.monotonic()
+            if left <= 0 or not select.select([source], [], [], left)[0]:
+                acknowledge()
+                continue
         data = os.read(source, _READ_BYTES)
         buffer += data
         messages = frames(buffer)
-        if messages:
-            ack = writer.handle(messages)
-            if reporting:
-                try:
-                    os.write(sink, ack)  # small, and the gateway always reads: no partial write
-                except OSError:
-                    reporting = False  # the gateway is gone: finish writing what we have
+        if messages and (writer.handle(messages) or time.monotonic() - acked_at >= ACK_INTERVAL_S):
+            acknowledge()
         if not data:
+            if writer.unacknowledged:
+                acknowledge()
             writer.files.close()
             return 0
 

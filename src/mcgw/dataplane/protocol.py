@@ -1816,7 +1816,8 @@ class ClientConnection(asyncio.Protocol):
                 ex.entry[1],
                 ex.trace[1],
                 ex.trace[2],
-            )
+            ),
+            now,
         )
 
     def _debug_headers(self, ex: _Exchange) -> bytes:
