@@ -322,6 +322,11 @@ def test_stop_ends_a_spawned_indexer(tmp_path: Path) -> None:
         assert proc.poll() is None
         logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 4))
         _wait_indexed(log_dir, 4)
+        # At the default niceness it runs only on idle CPU: Linux's SCHED_IDLE, every
+        # thread (DuckDB's included), not only nice 19.
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            assert os.sched_getscheduler(int(task.name)) == os.SCHED_IDLE, task.name
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == indexer.NICENESS
     finally:
         assert indexer.stop(proc) == 0
 

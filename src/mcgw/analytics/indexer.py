@@ -11,7 +11,8 @@ seconds left to read.
 
 It must never stand in the way of the gateway or of a query:
 
-* one DuckDB thread, a low CPU priority (``nice``), a bounded memory limit;
+* one DuckDB thread, a low CPU priority (``nice``; at 19, Linux's ``SCHED_IDLE``
+  too), a bounded memory limit;
 * it only *tries* the cache lock (:mod:`mcgw.analytics.cachelock`) and watches for a
   query waiting for it: a pass under way is then interrupted, its transaction rolled
   back, the cache closed, and the query reads those lines itself;
@@ -46,7 +47,11 @@ PASS_BUDGET = 32 * 1024 * 1024
 second of one core): a pass given up for a query loses little."""
 
 NICENESS = 19
-"""CPU priority added to the indexer's: it runs on what the gateway leaves."""
+"""CPU priority added to the indexer's: it runs on what the gateway leaves. At 19 the
+indexer also takes Linux's ``SCHED_IDLE`` policy: a nice-19 task may still finish its
+time slice before a woken gateway runs (a pass is ~0.2 s of CPU every 2 s under load),
+an idle-policy one is preempted at once. bench run at 4,500 requests/s, p99 with the
+indexer at nice 19 3.6–9.7 ms, without it 2.7–3.4 (four alternating rounds)."""
 
 MEMORY_LIMIT = "256MB"
 """DuckDB's memory limit in the indexer (the default is 80 % of the machine's RAM)."""
@@ -227,6 +232,10 @@ def follow(
 
     if niceness:
         os.nice(niceness)
+    if niceness >= NICENESS and hasattr(os, "SCHED_IDLE"):
+        # Threads started from here on (DuckDB's, the watch) inherit the policy.
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     lock = cachelock.CacheLock(log_dir, "indexer")
     watch = _Watch(lock, parent)
     pass_ = _Pass(log_dir, lock, budget, watch.guarding)

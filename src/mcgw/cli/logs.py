@@ -96,7 +96,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=int,
         default=19,
         metavar="N",
-        help="with --follow: CPU priority increment (default 19: only idle CPU)",
+        help="with --follow: CPU priority increment (default 19, which also asks Linux's "
+        "SCHED_IDLE: only idle CPU)",
     )
 
     tail = logs_sub.add_parser("tail", help="the last log entries as compact lines, filtered")

@@ -2,7 +2,7 @@
 
 The request path pays for one ``list.append`` of an :class:`mcgw.logschema.AccessRecord`'s
 values (a plain tuple) and one comparison of the time it already read. The first record
-of a batch sets when the batch is due (``flush_interval_s`` later: 5 ms,
+of a batch sets when the batch is due (``flush_interval_s`` later: 10 ms,
 :data:`FLUSH_INTERVAL_S`); the first record written after that wakes the flusher task,
 which takes the whole batch (swapping the list) and hands it, as frames of a few
 hundred ``marshal``-ed tuples, to a writer *process* of its own through a pipe
@@ -64,16 +64,18 @@ DEFAULT_MAX_FILE_BYTES = logfiles.DEFAULT_MAX_BYTES
 FULL_RATE = logwriter.FULL_RATE
 """A sample rate of every request, in millionths (GCPBackendPolicy ``sampleRate``)."""
 
-FLUSH_INTERVAL_S = 0.005
+FLUSH_INTERVAL_S = 0.01
 """How long a record waits in the gateway at most while traffic flows (so how often, at
-most, a batch goes to the writer). Short on purpose: the writer formats what it
-gets in one burst, on the gateway's core unless told otherwise, and requests that arrive
-meanwhile wait longer, the longer the burst (the writer's priority does not change that:
-nice 19 or SCHED_IDLE measured the same). bench/proxy.py's fixed-rate rows at 5,500
-requests/s, p90 / p99 ms, rounds alternating (without the log: 0.6–1.4 / 1.2–8.6):
-0.2 s made it 13.8 / 25.4, 0.1 s 6.0–6.5 / 12.8–12.9, 0.02 s 2.1–2.4 / 5.1–5.8, 0.005 s
-1.1–4.0 / 1.9–14, 0.002 s 1.4–3.6 / 2.9–8.6 (the high ends from rounds where the machine
-was busy). Each hand-over wakes the writer: at most 200 a second at 5 ms."""
+most, a batch goes to the writer). The writer formats what it gets in one burst, on the
+gateway's core unless told otherwise, and requests that arrive meanwhile wait longer the
+longer the burst (the writer's priority does not change that: nice 19 or SCHED_IDLE
+measured the same); but each hand-over also wakes the writer, and a wake-up costs this
+VM ~0.3 ms of the writer's CPU (a writer that only read and unmarshalled its frames took
+0.65 s of CPU in 10 s at 4,500 records/s and a 5 ms hand-over). bench/proxy.py's
+fixed-rate rows at 4,500 requests/s, three alternating rounds, p90 ms / writer CPU s
+per 10 s: 5 ms 1.75–1.86 / 1.4, 10 ms 1.63–1.97 / 1.1, 20 ms 2.04–2.34 / 0.9, without
+the log 0.98–1.00; with 50 ms the bursts showed (p90 3.0–4.3). Earlier, with a flusher
+ticking on its own: 0.2 s 13.8, 0.1 s 6.0–6.5 (at 5,500/s)."""
 _NO_BATCH = float("-inf")
 _KICKED = float("inf")
 _FRAME_RECORDS = 256
