@@ -648,6 +648,11 @@ class Client:
             return
         first_byte = conn.first_byte_ns
         raw = self._raw
+        if self._capture:  # = conn.head(), inline
+            chunks = conn._head
+            head = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        else:
+            head = b""
         result = _new_result(
             Result,
             (
@@ -662,7 +667,7 @@ class Client:
                 conn.received,
                 conn.cluster,
                 conn.zone,
-                conn.head() if self._capture else b"",
+                head,
                 body,
                 0,
             ),
