@@ -31,7 +31,7 @@ import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mcgw.loadtest import client, custom, errors, metrics, output, scenario, thresholds
 from mcgw.loadtest import options as options_mod
@@ -145,6 +145,13 @@ class VuCode(Protocol):
     """One VU's program."""
 
     def iteration(self, vu: VU) -> Awaitable[None]: ...
+
+    def entry(self, vu: VU) -> tuple[Callable[[Any], Awaitable[None]], object]:
+        """What :meth:`Run.iterate` calls for each iteration, and the argument it passes
+        (by default ``(self.iteration, vu)``; a Python scenario hands over its own
+        function and argument: no frame of ours around it). Asked at the start of each
+        ``iterate``, in the task that runs the iterations (per-task set-up goes here)."""
+        ...
 
     def describe(self, exc: Exception) -> str:
         """An exception the iteration raised, as the script's error (file:line)."""
@@ -325,6 +332,9 @@ class _PlainVu:
         )
         self.tags = {**program.base_tags, **vu.tags}
         self.sleep_s = opts.sleep_s
+
+    def entry(self, vu: VU) -> tuple[Callable[[VU], Awaitable[None]], object]:
+        return self.iteration, vu
 
     def iteration(self, vu: VU) -> Awaitable[None]:
         # On a kept-alive connection the request is recorded by the protocol callback
@@ -764,6 +774,9 @@ class Run:
         assert code is not None
         time = self.loop.time
         counts = vu.counts
+        iterations = self.iterations
+        tagged = self.tagged
+        step, arg = code.entry(vu)
         # Active from here to the return: others look only while an iteration is
         # suspended, so counting the VU once per call (not per iteration) reads the same.
         self.active += 1
@@ -781,7 +794,7 @@ class Run:
                     self.registry.counter("iterations_late").add()
                 error: str | None = None  # None: complete; "": interrupted, not an error
                 try:
-                    await code.iteration(vu)
+                    await step(arg)
                 except asyncio.CancelledError:
                     self.interrupted += 1
                     counts[1] += 1
@@ -806,8 +819,8 @@ class Run:
                 else:
                     took = _now() - begin
                     self._iteration_durations.append(took)
-                    self.iterations.count += 1
-                    if self.tagged:
+                    iterations.count += 1
+                    if tagged:
                         self.emit("iterations", 1, vu.tags)
                         self.emit("iteration_duration", took, vu.tags)
                     counts[0] += 1

@@ -177,6 +177,22 @@ class Response:
         }
 
 
+_alloc = object.__new__
+
+
+def _new_response(result: client.Result, url: str, method: str) -> Response:
+    """``Response(result, url, method)``, the fast path's way: type() reaches ``__init__``
+    through a call from C (~700 instructions a request more than these stores)."""
+    res: Response = _alloc(Response)
+    res._result = result
+    res.url = url
+    res.method = method
+    res._body = None
+    res._headers = None
+    res.redirected = False
+    return res
+
+
 class DiscardedResponse(Response):
     """A response whose body is not kept (k6's ``responseType: 'none'``, the default with
     ``options.discardResponseBodies``): ``body`` is null; headers, cookies, timings stay."""
@@ -262,14 +278,24 @@ class Http:
         self._vu = vu
         self._targets: dict[str, client.Target] = {}
         self._plain: dict[tuple[str, str], _Plain] = {}
+        self._gets: dict[str, _Plain] = {}
+        """The GET entries of :attr:`_plain` by URL (:meth:`get` builds no key tuple)."""
+        self._fast = not run.rps_interval
+        self._tagged = run.tagged
+        """The fast path may be taken (``--rps`` gives every request a slot first)."""
+        self._timeout_s = run.opts.timeout_s
+        self._no_cookies = b""
+        """The head of the last response found to set no cookie: a response with the same
+        head bytes sets none either (a bytes comparison instead of two searches, ~2 ns a
+        byte, for the usual run of alike responses)."""
         self.jar = cookies.Jar()
         self.expect: statuses.ExpectedStatuses | None = statuses.DEFAULT
         """k6's response callback for this VU (``setResponseCallback``; None: ``null``)."""
         self._record: Callable[[client.Result, runner.VU, dict[str, str] | None], None] = run.record
         """How a request without params is recorded: the run's own batched ``record``
         for the default callback (no test per request), else judged by :attr:`expect`."""
-        self._response: type[Response] = (
-            DiscardedResponse if run.opts.discard_response_bodies else Response
+        self._response: Callable[[client.Result, str, str], Response] = (
+            DiscardedResponse if run.opts.discard_response_bodies else _new_response
         )
         """What requests make by default: ``options.discardResponseBodies`` keeps no body."""
 
@@ -335,6 +361,8 @@ class Http:
                 plain = (target, raw, self._pool(target, method), method, url)
                 if len(self._plain) < 1024:
                     self._plain[(method, url)] = plain
+                    if method == "GET":
+                        self._gets[url] = plain
             target, raw, pool, _, _ = plain
             timeout = run.opts.timeout_s
             params = _NO_PARAMS
@@ -395,18 +423,25 @@ class Http:
         """The fast path of a plain ``http.get(url)`` seen before, on an idle kept-alive
         connection: no coroutine — the protocol callback completing the response records
         it (:meth:`_sent`) and resolves the future. None: take :meth:`request`."""
-        run = self._run
-        if not self.jar.empty or run.rps_interval:
+        if not self.jar.empty or not self._fast:
             return None
         plain = self._plain.get((method, url))
         if plain is None or not plain[2]:
             return None
-        return plain[2][-1].send(plain[1], plain, run.opts.timeout_s)
+        return plain[2][-1].send(plain[1], plain, self._timeout_s)
 
     def _sent(
         self, _: client.Client, result: client.Result, plain: _Plain
     ) -> Response | asyncio.Task[Response]:
-        res = self._finish(result, plain[3], plain[4], _NO_PARAMS, None)
+        if self._tagged:
+            res = self._finish(result, plain[3], plain[4], _NO_PARAMS, None)
+        else:  # = _finish without params or tags, inline (a call less per request)
+            if result.head != self._no_cookies:
+                self._cookies(result, plain[4])
+            self._record(result, self._vu, None)
+            if result.error and self._run.opts.throw:
+                raise runner.ScriptError(f"{plain[3]} {plain[4]}: {result.error}")
+            res = self._response(result, plain[4], plain[3])
         if 300 <= result.status < 400:
             # Maybe a redirect to follow: that takes requests, so a task does it and the
             # VU's future resolves with the chain's last response (Client.send chains it).
@@ -430,12 +465,8 @@ class Http:
         """Record a completed request (cookies, metrics) and make its Response."""
         run = self._run
         vu = self._vu
-        # = result.set_cookie (every scripted request), over the header block only: the
-        # bytes received less the body are at least that (a byte search costs ~2 ns a byte).
-        head = result.head
-        end = result.bytes_received - len(result.body)
-        if head.find(b"ookie", 0, end) >= 0 or head.find(b"OOKIE", 0, end) >= 0:
-            self.jar.extract(url, _set_cookie_values(result))
+        if result.head != self._no_cookies:
+            self._cookies(result, url)
         tags: dict[str, str] | None = None
         if run.tagged:  # only JSON output and tag-selecting submetrics read them
             user_tags = {str(k): str(v) for k, v in dict(params.get("tags") or {}).items()}
@@ -458,6 +489,19 @@ class Http:
         if run.opts.throw and result.error:
             raise runner.ScriptError(f"{method} {url}: {result.error}")
         return response(result, url, method)
+
+    def _cookies(self, result: client.Result, url: str) -> None:
+        """Store the cookies a response sets (every scripted request's)."""
+        # = result.set_cookie, over the header block only: the bytes received less the body
+        # are at least that (a byte search costs ~2 ns a byte).
+        head = result.head
+        end = result.bytes_received - len(result.body)
+        if head.find(b"ookie", 0, end) >= 0 or head.find(b"OOKIE", 0, end) >= 0:
+            values = _set_cookie_values(result)
+            if values:
+                self.jar.extract(url, values)
+                return
+        self._no_cookies = head
 
     def _record_judged(
         self, result: client.Result, params: Mapping[str, Any], tags: dict[str, str] | None
@@ -504,10 +548,10 @@ class Http:
         # Not async: the caller awaits the fast path's future, or request's coroutine,
         # itself (no frame of ours in between). The fast path is _send's, inlined for the
         # most common call of all.
-        if not params and self.jar.empty and not self._run.rps_interval:
-            plain = self._plain.get(("GET", url))
+        if not params and self.jar.empty and self._fast:
+            plain = self._gets.get(url)
             if plain is not None and plain[2]:
-                sent = plain[2][-1].send(plain[1], plain, self._run.opts.timeout_s)
+                sent = plain[2][-1].send(plain[1], plain, self._timeout_s)
                 if sent is not None:
                     return sent
         return self.request("GET", url, None, params)
@@ -716,13 +760,20 @@ class _PyVuCode:
         self._metrics = (api._run.custom, api._vu)
         self._numbered = program.numbered
 
+    def entry(self, vu: runner.VU) -> tuple[Callable[[Any], Awaitable[None]], object]:
+        custom.CURRENT.set(self._metrics)  # whose samples custom metrics record (this task)
+        if self._numbered:
+            return self.iteration, vu
+        # The scenario's own function: Run.iterate calls it and awaits its coroutine, no
+        # frame of ours around either (each costs on every request). Its exceptions: see
+        # describe.
+        return self._fn, self._api
+
     def iteration(self, vu: runner.VU) -> Awaitable[None]:
         if self._numbered:
             self._api._run.number_iteration(vu)
-        if custom.CURRENT.get() is not self._metrics:  # set once per task: ~0.4 µs
-            custom.CURRENT.set(self._metrics)  # whose samples custom metrics record
-        # The scenario's own coroutine, awaited by Run.iterate: no wrapping frame (each
-        # level of coroutines costs on every suspension). Its exceptions: see describe.
+        if custom.CURRENT.get() is not self._metrics:  # (when not run through entry)
+            custom.CURRENT.set(self._metrics)
         return self._fn(self._api)  # type: ignore[no-any-return]
 
     def describe(self, exc: Exception) -> str:
@@ -1499,6 +1550,9 @@ class _JsVu:
                 raise runner.OutOfTime
             raise msg.error
         return msg.value
+
+    def entry(self, vu: runner.VU) -> tuple[Callable[[runner.VU], Awaitable[None]], object]:
+        return self.iteration, vu
 
     def iteration(self, vu: runner.VU) -> Awaitable[None]:
         if self.numbered:
