@@ -315,9 +315,16 @@ def test_capacity_utilisation_per_backend_group() -> None:
                 try:
                     await admin_kit.send(address, {"/": 6})
                     await asyncio.sleep(admin_server.SAMPLE_INTERVAL_S * 1.5)
+                    # A busy machine may delay the sampler: wait until a sample holds the
+                    # burst, then read the metrics (read before it, they rightly show none).
+                    async with asyncio.timeout(10):
+                        while True:
+                            doc = await admin_kit.get_json(admin.address, "/api/stats")
+                            if sum(g["requests"] for g in doc["groups"]) == 6:
+                                break
+                            await asyncio.sleep(0.1)
                     _, _, body = await admin_kit.get(admin.address, "/metrics")
                     m = _samples(body.decode())
-                    doc = await admin_kit.get_json(admin.address, "/api/stats")
                 finally:
                     await admin.close()
         cap = m["mcgw_backend_group_capacity_requests_per_second"]
