@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
-import threading
 from collections.abc import Iterator
 
+import loadtest_threaded
 import pytest
 
 from mcgw.cli import main as cli
@@ -58,27 +58,9 @@ class FixedServer:
 def serving() -> Iterator[FixedServer]:
     """The server on its own thread and loop (the load runner runs its own)."""
     server = FixedServer()
-    ready = threading.Event()
-    box: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        box.append((asyncio.get_running_loop(), stop))
-        srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-        server.port = srv.sockets[0].getsockname()[1]
-        ready.set()
-        await stop.wait()
-        srv.close()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    assert ready.wait(5), "test server did not start"
-    try:
+    with loadtest_threaded.handling(server.handle) as port:
+        server.port = port
         yield server
-    finally:
-        loop, stop = box[0]
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(5)
 
 
 PY = """\

@@ -9,11 +9,11 @@ import asyncio
 import contextlib
 import json
 import pathlib
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import loadtest_threaded
 import pytest
 
 from mcgw.cli import main as cli
@@ -111,33 +111,12 @@ class RedirectServer:
 
 @contextlib.contextmanager
 def serving(count: int = 1) -> Iterator[list[RedirectServer]]:
-    """``count`` redirect servers on their own thread and loop (the CLI runs its own)."""
-    ready = threading.Event()
+    """``count`` redirect servers, each on its own thread and loop (the CLI runs its own)."""
     servers = [RedirectServer() for _ in range(count)]
-    loop_box: list[asyncio.AbstractEventLoop] = []
-    stop_box: list[asyncio.Event] = []
-
-    async def main() -> None:
-        loop_box.append(asyncio.get_running_loop())
-        stop_box.append(asyncio.Event())
-        started = []
+    with contextlib.ExitStack() as stack:
         for server in servers:
-            srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-            server.port = srv.sockets[0].getsockname()[1]
-            started.append(srv)
-        ready.set()
-        await stop_box[0].wait()
-        for srv in started:
-            srv.close()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    assert ready.wait(5), "redirect server did not start"
-    try:
+            server.port = stack.enter_context(loadtest_threaded.handling(server.handle))
         yield servers
-    finally:
-        loop_box[0].call_soon_threadsafe(stop_box[0].set)
-        thread.join(5)
 
 
 def _load(

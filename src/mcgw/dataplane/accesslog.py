@@ -359,6 +359,9 @@ class AccessLog:
             await self.flush()
         self._enabled = False
         self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._restart is not None:
             self._restart.cancel()
             self._restart = None
