@@ -66,3 +66,12 @@ def handling(handle: Handler) -> Iterator[int]:
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(5)
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes | None:
+    """The next request head on a connection (through its blank line); None once the
+    client has closed it."""
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None

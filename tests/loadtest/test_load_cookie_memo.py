@@ -32,11 +32,7 @@ class FixedServer:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
+            while (head := await loadtest_threaded.read_head(reader)) is not None:
                 lines = head.decode("latin-1").split("\r\n")
                 target = lines[0].split(" ")[1]
                 cookie = next(

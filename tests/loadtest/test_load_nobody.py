@@ -36,11 +36,7 @@ class NoBodyServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
+            while (head := await loadtest_threaded.read_head(reader)) is not None:
                 method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ")
                 self.seen.append((method, target))
                 length = f"Content-Length: {len(BODY)}\r\n"

@@ -71,11 +71,7 @@ class RedirectServer:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
+            while (head := await loadtest_threaded.read_head(reader)) is not None:
                 lines = head.decode("latin-1").split("\r\n")
                 method, target, _ = lines[0].split(" ")
                 headers = {}

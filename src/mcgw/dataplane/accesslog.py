@@ -302,12 +302,16 @@ class AccessLog:
         else:
             self._kick()
 
-    def _kick(self) -> None:
-        """Wake the flusher for the batch (once per batch)."""
-        self._due = _KICKED
+    def _disarm(self) -> None:
+        """Cancel the timer that would send the batch (it goes now, or never)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _kick(self) -> None:
+        """Wake the flusher for the batch (once per batch)."""
+        self._due = _KICKED
+        self._disarm()
         if self._wake is not None:
             self._wake.set()
 
@@ -359,9 +363,7 @@ class AccessLog:
             await self.flush()
         self._enabled = False
         self._closing = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._disarm()
         if self._restart is not None:
             self._restart.cancel()
             self._restart = None
@@ -404,9 +406,7 @@ class AccessLog:
             changes, self._changes = self._changes, []
             # Records written from here on start the next batch.
             self._due = _NO_BATCH
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._disarm()
             if self._writer is None and self._restart is None:
                 self._spawn()
             done = 0
