@@ -61,7 +61,7 @@ def test_read_folds_per_group_and_route() -> None:
     m.observe(_key(WEST, 503), 0.1)
     m.observe(_key(EAST, route="e"), 0.2)
     m.observe(_key(NONE, 404, route=""), 0.001)
-    r = stats.read(m.cells(), at=10.0)
+    r = stats.read(m.cells(), at=10.0, clock=10.0)
     assert (r.total.requests, r.total.errors) == (6, 1)
     assert r.groups["b", "gke-west-1", "us-west1", "us-west1-a"].requests == 4
     assert r.groups["b", "gke-west-1", "us-west1", "us-west1-a"].errors == 1
@@ -69,18 +69,33 @@ def test_read_folds_per_group_and_route() -> None:
     assert {k: t.requests for k, t in r.routes.items()} == {"r": 4, "e": 1, "": 1}
 
 
+def test_sample_spans_use_the_monotonic_clock_not_the_wall_clock() -> None:
+    m = metrics.Metrics()
+    sampler = stats.Sampler()
+    sampler.take(stats.read(m.cells(), at=100.0, clock=5.0))
+    for _ in range(3):
+        m.observe(_key(WEST), 0.1)
+    # The wall clock was slewed (0.99998 s for a second): the span is the monotonic one,
+    # so three requests in a second are a rate of 3, never above the count.
+    sample = sampler.take(stats.read(m.cells(), at=100.99998, clock=6.0))
+    assert sample is not None and sample.span_s == 1.0 and sample.at == 100.99998
+    # A wall clock stepped back does not drop the sample.
+    m.observe(_key(WEST), 0.1)
+    assert sampler.take(stats.read(m.cells(), at=90.0, clock=7.0)) is not None
+
+
 def test_sampler_turns_readings_into_per_second_samples() -> None:
     m = metrics.Metrics()
     sampler = stats.Sampler()
-    assert sampler.take(stats.read(m.cells(), at=100.0)) is None
+    assert sampler.take(stats.read(m.cells(), at=100.0, clock=100.0)) is None
     for _ in range(10):
         m.observe(_key(WEST), 0.1)
-    first = sampler.take(stats.read(m.cells(), at=101.0))
+    first = sampler.take(stats.read(m.cells(), at=101.0, clock=101.0))
     assert first is not None and first.total.requests == 10 and first.span_s == 1.0
     for _ in range(4):
         m.observe(_key(EAST), 0.2)
     m.observe(_key(EAST, 500), 0.2)
-    second = sampler.take(stats.read(m.cells(), at=103.0))
+    second = sampler.take(stats.read(m.cells(), at=103.0, clock=103.0))
     assert second is not None
     assert second.by_zone() == {
         ("gke-east-1", "us-east1-b"): second.groups["b", "gke-east-1", "us-east1", "us-east1-b"]

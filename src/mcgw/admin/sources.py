@@ -72,7 +72,7 @@ class Sources:
         return [] if counters is None else counters.cells()
 
     def reading(self) -> stats.Reading:
-        return stats.read(self.cells(), time.time())
+        return stats.read(self.cells(), time.time(), time.monotonic())
 
     def rejected(self) -> list[str]:
         """Reloads rejected or not applied, oldest first."""

@@ -72,13 +72,17 @@ class Reading:
     """Every total at one instant."""
 
     at: float
-    """Wall-clock seconds."""
+    """Wall-clock seconds (the dashboard's time axis)."""
+    clock: float
+    """Monotonic seconds: spans are measured on this clock, since the wall clock may be
+    slewed or stepped (an NTP-slewed second measured 0.99998 s and a rate over it came
+    out above the count)."""
     total: Totals
     groups: dict[GroupKey, Totals]
     routes: dict[str, Totals]
 
 
-def read(cells: Iterable[tuple[metrics.Key, metrics.Cell]], at: float) -> Reading:
+def read(cells: Iterable[tuple[metrics.Key, metrics.Cell]], at: float, clock: float) -> Reading:
     """Fold counter cells into totals: overall, per backend group, per route."""
     total = Totals()
     groups: dict[GroupKey, Totals] = {}
@@ -100,7 +104,7 @@ def read(cells: Iterable[tuple[metrics.Key, metrics.Cell]], at: float) -> Readin
         if route is None:
             route = routes[key.route] = Totals()
         route.add(cell, error)
-    return Reading(at, total, groups, routes)
+    return Reading(at, clock, total, groups, routes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,7 @@ class Sampler:
         if previous is None:
             self.first = reading
             return None
-        span = reading.at - previous.at
+        span = reading.clock - previous.clock
         if span <= 0:
             return None
         groups: dict[GroupKey, Totals] = {}
