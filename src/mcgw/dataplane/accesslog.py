@@ -66,16 +66,14 @@ FULL_RATE = logwriter.FULL_RATE
 
 FLUSH_INTERVAL_S = 0.01
 """How long a record waits in the gateway at most while traffic flows (so how often, at
-most, a batch goes to the writer). The writer formats what it gets in one burst, on the
-gateway's core unless told otherwise, and requests that arrive meanwhile wait longer the
-longer the burst (the writer's priority does not change that: nice 19 or SCHED_IDLE
-measured the same); but each hand-over also wakes the writer, and a wake-up costs this
-VM ~0.3 ms of the writer's CPU (a writer that only read and unmarshalled its frames took
-0.65 s of CPU in 10 s at 4,500 records/s and a 5 ms hand-over). bench/proxy.py's
-fixed-rate rows at 4,500 requests/s, three alternating rounds, p90 ms / writer CPU s
-per 10 s: 5 ms 1.75–1.86 / 1.4, 10 ms 1.63–1.97 / 1.1, 20 ms 2.04–2.34 / 0.9, without
-the log 0.98–1.00; with 50 ms the bursts showed (p90 3.0–4.3). Earlier, with a flusher
-ticking on its own: 0.2 s 13.8, 0.1 s 6.0–6.5 (at 5,500/s)."""
+most, a batch goes to the writer). Each hand-over wakes the writer, and a wake-up costs
+this VM ~0.3 ms of the writer's CPU (a writer that only read and unmarshalled its frames
+took 0.65 s of CPU in 10 s at 4,500 records/s and a 5 ms hand-over); longer intervals
+mean bigger batches, which the gateway marshals in one go. bench/proxy.py's fixed-rate
+rows at 4,500 requests/s, three alternating rounds, p90 ms / writer CPU s per 10 s
+(the writer then at normal priority): 5 ms 1.75–1.86 / 1.4, 10 ms 1.63–1.97 / 1.1,
+20 ms 2.04–2.34 / 0.9, without the log 0.98–1.00; with 50 ms the bursts showed (p90
+3.0–4.3)."""
 _NO_BATCH = float("-inf")
 _KICKED = float("inf")
 _FRAME_RECORDS = 256
@@ -504,7 +502,12 @@ class AccessLog:
                 [sys.executable, "-m", "mcgw.dataplane.logwriter", json.dumps(config)],
                 stdin=source,
                 stdout=sink,
-                start_new_session=True,
+                # A process group of its own, so a terminal's Ctrl-C reaches only the
+                # gateway (which then flushes and closes the pipe in order); but not a
+                # session of its own: Linux groups a session's tasks for CPU shares
+                # (autogroup), and a writer in a group of its own took an equal share
+                # against the gateway whatever its priority (see logwriter's docstring).
+                process_group=0,
             )
         except OSError:
             for fd in (source, pipe, acks, sink):
