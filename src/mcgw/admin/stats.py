@@ -75,8 +75,7 @@ class Reading:
     """Wall-clock seconds (the dashboard's time axis)."""
     clock: float
     """Monotonic seconds: spans are measured on this clock, since the wall clock may be
-    slewed or stepped (an NTP-slewed second measured 0.99998 s and a rate over it came
-    out above the count)."""
+    slewed or stepped."""
     total: Totals
     groups: dict[GroupKey, Totals]
     routes: dict[str, Totals]
