@@ -42,9 +42,7 @@ by default it shares the gateway's (it inherits its affinity).
 
 from __future__ import annotations
 
-import array
 import contextlib
-import fcntl
 import gc
 import json
 import marshal
@@ -52,7 +50,6 @@ import os
 import select
 import signal
 import sys
-import termios
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -260,7 +257,6 @@ class _Loop:
         self.wanted = False
         """The rescuer waits for :attr:`turn`: the worker lets it have the next one."""
         self.handback = threading.Event()
-        self.rescues = 0
         self.error: BaseException | None = None
 
     def acknowledge(self) -> None:
@@ -310,36 +306,29 @@ class _Loop:
             self.error = exc
 
     def rescue(self, worker: threading.Thread) -> None:
-        """The main thread, at normal priority: when frames wait and the worker took no
-        turn since the last look, it is starved of CPU (SCHED_IDLE yields to every
-        other task, and a gateway at full load leaves it none), so take the turns until
-        the pipe is empty: at full load the writer then runs at the gateway's priority,
-        as it must to keep up, and nothing is lost."""
+        """The main thread, at normal priority: when frames (or the end) wait and the
+        worker took no turn since the last look, it is starved of CPU (SCHED_IDLE
+        yields to every other task, and a gateway at full load leaves it none), so take
+        the turns until nothing waits: at full load the writer then runs at the
+        gateway's priority, as it must to keep up, and nothing is lost."""
         seen = -1
         while worker.is_alive():
             worker.join(RESCUE_CHECK_S)
-            if self.turns == seen and worker.is_alive() and _pending(self.source):
-                self.rescues += 1
+            if self.turns == seen and worker.is_alive() and self._waiting():
                 self.handback.clear()
                 self.wanted = True
                 try:
                     with self.turn:
-                        while not self.done and _pending(self.source):
+                        while not self.done and self._waiting():
                             self.step()
                 finally:
                     self.wanted = False
                     self.handback.set()
             seen = self.turns
 
-
-def _pending(fd: int) -> int:
-    """Bytes waiting in the pipe ``fd`` (0 if it cannot tell)."""
-    count = array.array("i", [0])
-    try:
-        fcntl.ioctl(fd, termios.FIONREAD, count)
-    except OSError:
-        return 0
-    return count[0]
+    def _waiting(self) -> bool:
+        """Whether frames or the end of input wait to be read."""
+        return bool(select.select([self.source], [], [], 0)[0])
 
 
 def serve(config: Mapping[str, Any], source: int = 0, sink: int = 1, *, idle: bool = False) -> int:
