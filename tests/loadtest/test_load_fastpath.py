@@ -10,6 +10,7 @@ import typing
 from collections.abc import AsyncIterator
 
 import loadtest_server as fake
+import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
@@ -476,3 +477,36 @@ def test_coarse_index_table_is_hdrhistograms_counts_index() -> None:
             assert table[k] == metrics._counts_index(v)
     for v in (65_536, 65_599, 131_071, 131_072, 1_000_000, 2_097_151):
         assert table[v >> metrics._COARSE] == hist._counts_index_for(v)
+
+
+def test_trend_add_rows_equals_add() -> None:
+    # The runner's batched recording (numpy): each row into its trend exactly as one add
+    # per value, over every index range (below 2048 exact, then wider buckets up to 1 h),
+    # in batches, with a read between batches; and the clamped fallback out of range.
+    rng = random.Random(11)
+    rows = [
+        [rng.randint(0, 3_000) for _ in range(256)],
+        [rng.randint(1_000, 70_000) for _ in range(256)],
+        [rng.randint(60_000, 2_200_000) for _ in range(256)],
+        [rng.randint(0, 3_600 * 1_000_000_000) for _ in range(256)],
+        [0, 1, 2047, 2048, 2049, 65_535, 65_536, 2_097_151, 2_097_152, 3_600 * 10**9] * 25
+        + [7] * 6,
+    ]
+    ones = [metrics.Trend(f"one{i}") for i in range(len(rows))]
+    manys = [metrics.Trend(f"many{i}") for i in range(len(rows))]
+    stats = ("avg", "min", "med", "max", "p(90)", "p(99)", "p(99.99)", "count")
+    for half in (slice(0, 128), slice(128, 256)):
+        for one, row in zip(ones, rows, strict=True):
+            for v in row[half]:
+                one.add(v)
+        metrics.add_rows(manys, np.array([row[half] for row in rows], np.int64))
+        for one, many in zip(ones, manys, strict=True):
+            assert one.summary(1.0, stats).values == many.summary(1.0, stats).values
+            assert one._counts == many._counts
+    clamped = np.array([[-5, 10, 10**15]], np.int64)
+    ones[0].add(-5)
+    ones[0].add(10)
+    ones[0].add(10**15)
+    metrics.add_rows(manys[:1], clamped)
+    assert ones[0].summary(1.0, stats).values == manys[0].summary(1.0, stats).values
+    assert ones[0]._counts == manys[0]._counts

@@ -221,6 +221,7 @@ class _Connection(asyncio.Protocol):
         "_collect",
         "_head",
         "_in_head",
+        "_quick",
         "_waiter",
         "cluster",
         "done_ns",
@@ -233,6 +234,8 @@ class _Connection(asyncio.Protocol):
         "transport",
         "zone",
     )
+    _plain_finish: typing.ClassVar[bool] = True
+    """Without ``collect``, :meth:`finish` releases the response and returns its body."""
 
     def __init__(self, collect: bool) -> None:
         self._collect = collect
@@ -254,6 +257,9 @@ class _Connection(asyncio.Protocol):
         self.owner: Client | None = None
         """The client whose :meth:`Client.send` request is in flight (its outcome goes to
         the client's callbacks instead of ``_waiter``); None for :meth:`Client.request`."""
+        self._quick = not collect and self._plain_finish
+        """:meth:`finish` only releases the response and returns its body (no breakdown
+        to read): on_message_complete does that itself."""
 
     def _callbacks(self) -> object:
         """What the parser calls (httptools looks them up once, on the object it is given)."""
@@ -316,18 +322,84 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks (see _callbacks) --
     def on_message_complete(self) -> None:
-        self.done_ns = _now()
-        self.keep_alive = self.parser.should_keep_alive()
-        owner = self.owner
-        if owner is not None:
-            owner._complete(self)
+        done = self.done_ns = _now()
+        parser = self.parser
+        self.keep_alive = parser.should_keep_alive()
+        client = self.owner
+        if client is None:
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                if parser.get_status_code() < 200:
+                    self.interim()
+                    return
+                waiter.set_result(None)
             return
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            if self.parser.get_status_code() < 200:
-                self.interim()
-                return
-            waiter.set_result(None)
+        if not self._quick:
+            client._complete(self)
+            return
+        # = client._complete(self) with finish() and client._resolve() inline: this runs
+        # for every fast-path response, and each of those calls cost ~600 instructions.
+        status = parser.get_status_code()
+        if status < 200:
+            self.interim()
+            return
+        self.owner = None
+        client._inflight = None
+        client.busy = False
+        self._waiter = None
+        chunks = self._body
+        if chunks:
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+        else:
+            body = b""
+        fut = client._fut
+        assert fut is not None
+        if fut.done():  # the VU was interrupted: nobody records this response
+            client._drop()
+            return
+        first_byte = self.first_byte_ns
+        if client._capture:  # = self.head(), inline
+            chunks = self._head
+            head = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        else:
+            head = b""
+        sent = client._sent
+        sent_start = client._sent_start
+        result = _new_result(
+            Result,
+            (
+                status,
+                "",
+                sent_start - client._start,
+                0,
+                sent - sent_start,
+                first_byte - sent,
+                done - first_byte,
+                len(client._raw),
+                self.received,
+                "",  # (cluster and zone: only read with the breakdown, not quick)
+                "",
+                head,
+                body,
+                0,
+            ),
+        )
+        if not self.keep_alive:
+            client._drop()
+        on_result = client._on_result
+        if on_result is None:
+            fut.set_result(result)
+            return
+        try:
+            value = on_result(client, result, client._ctx)
+        except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
+            fut.set_exception(exc)
+        else:
+            if value.__class__ is asyncio.Task:
+                _chain(fut, value)
+            else:
+                fut.set_result(value)
 
     def interim(self) -> None:
         """A 1xx interim response (103 Early Hints, an unasked 100 Continue) is complete:
@@ -433,6 +505,7 @@ class _HeadConnection(_Connection):
     next request (in finish). A class of its own so that other requests pay nothing for it."""
 
     __slots__ = ()
+    _plain_finish = False  # (finish replaces the parser)
 
     def _callbacks(self) -> object:
         # (no on_message_complete: the response is complete at the head already)
@@ -657,7 +730,8 @@ class Client:
         self._sent_start = sent_start
 
     def _complete(self, conn: _Connection) -> None:
-        """The response is complete (from the protocol callback)."""
+        """The response is complete (from the protocol callback; its common case is
+        inlined in :meth:`_Connection.on_message_complete`)."""
         status = conn.parser.get_status_code()
         if status < 200:
             conn.interim()

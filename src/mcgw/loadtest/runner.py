@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
-import itertools
-import operator
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from mcgw.loadtest import client, custom, errors, metrics, output, scenario, thresholds
 from mcgw.loadtest import options as options_mod
@@ -41,7 +41,7 @@ LATE_S = 0.010
 """An arrival-rate iteration starting this much after its scheduled time is late."""
 _LATE_NS = int(LATE_S * 1e9)
 
-_BATCH = 256
+BATCH = 256
 """Results recorded per batch (a flush is also due at each second of the timeline and
 before metrics are read)."""
 EXPECTED_DURATION = "http_req_duration{expected_response:true}"
@@ -181,10 +181,6 @@ def _bucket(us: int) -> int:
         return us
     exp = us.bit_length() - 3  # keep the top 3 bits: 4..7 → 4 sub-buckets per octave
     return (exp + 1) * _SUB + ((us >> exp) - _SUB)
-
-
-_BUCKET_TABLE = 1 << 14
-_BUCKET_OF = [_bucket(us) for us in range(_BUCKET_TABLE)]
 
 
 def _bucket_low(index: int) -> int:
@@ -486,7 +482,7 @@ class Run:
             self._next_second(now)
         batch = self._batch
         batch.append(r)
-        if len(batch) >= _BATCH:
+        if len(batch) >= BATCH:
             self.flush()
         response_time = 0 if self.response_time is None else self._response_time(r, vu, now)
         if self.tagged:
@@ -524,7 +520,7 @@ class Run:
         batch = self._batch
         self._judged[len(batch)] = expected
         batch.append(r)
-        if len(batch) >= _BATCH:
+        if len(batch) >= BATCH:
             self.flush()
         response_time = 0 if self.response_time is None else self._response_time(r, vu, now)
         if self.tagged:
@@ -541,7 +537,8 @@ class Run:
         request, but a list per metric built by C (attrgetter, zip, map) and each trend's
         bounds, count and sum taken in C (Trend.add_many). All in the current second."""
         if self._iteration_durations:
-            self.iteration_duration.add_many(self._iteration_durations)
+            took = np.array(self._iteration_durations, np.int64, ndmin=2)
+            metrics.add_rows((self.iteration_duration,), took)  # (see add_rows)
             self._iteration_durations = []
         batch = self._batch
         if not batch:
@@ -566,12 +563,19 @@ class Run:
             _,
             tls,
         ) = zip(*batch, strict=True)
-        duration = list(map(operator.add, map(operator.add, sending, waiting), receiving))
-        self.blocked.add_many(blocked)
-        self.sending.add_many(sending)
-        self.waiting.add_many(waiting)
-        self.receiving.add_many(receiving)
-        self.duration.add_many(duration)
+        # The five time trends' samples as one numpy array (duration = sending + waiting
+        # + receiving computed there): see metrics.add_rows.
+        rows = np.empty((5, n), np.int64)
+        rows[0] = blocked
+        rows[1] = sending
+        rows[2] = waiting
+        rows[3] = receiving
+        durations = rows[4]
+        np.add(rows[1], rows[2], out=durations)
+        durations += rows[3]
+        metrics.add_rows(
+            (self.blocked, self.sending, self.waiting, self.receiving, self.duration), rows
+        )
         # connecting and TLS are 0 on a reused connection: counted, not binned.
         for trend, values in ((self.connecting, connecting), (self.tls, tls)):
             if any(values):
@@ -585,7 +589,7 @@ class Run:
         bucket = self._second
         bucket.count += n
         if self._judged:
-            self._flush_judged(batch, duration, bucket)
+            self._flush_judged(batch, durations.tolist(), bucket)
         else:
             bad = (
                 []  # the usual batch, told in C
@@ -596,16 +600,14 @@ class Run:
             self.failed.passes += len(bad)
             if bad:
                 bucket.failed += len(bad)
+                duration = durations.tolist()
                 self.unexpected_duration.add_many([duration[i] for i in bad])
                 self.errors.update(batch[i].error for i in bad if batch[i].error)
-        # The timeline's latency buckets: _bucket(duration // 1000), from a table below 16 ms.
-        table = _BUCKET_OF
-        bucket.buckets.update(
-            [
-                table[us] if us < _BUCKET_TABLE else _bucket(us)
-                for us in map(operator.floordiv, duration, itertools.repeat(1000))
-            ]
-        )
+        # The timeline's latency buckets: _bucket(duration // 1000) in numpy, counted there.
+        us = durations // 1000
+        exp = np.maximum(np.frexp(us.astype(np.float64))[1] - 3, 0)  # (bit_length - 3)
+        keys, counts = np.unique(((exp + 1) * _SUB + (us >> exp) - _SUB), return_counts=True)
+        bucket.buckets.update(dict(zip(keys.tolist(), counts.tolist(), strict=True)))
         if self.collect:
             answered = [(r.cluster, r.zone) for r in batch if r.status]
             self.breakdown.update(answered)
