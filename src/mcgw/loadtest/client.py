@@ -556,17 +556,50 @@ class _Writes:
         self._due: list[Client] = []
         # (No reference to the loop: it is this object's weak key.)
 
-    def add(self, client: Client) -> None:
-        due = self._due
-        due.append(client)
-        if len(due) == 1:
-            client._loop.call_soon(self._flush)
-
     def _flush(self) -> None:
         due = self._due
         self._due = []
+        loop_time = 0.0
         for client in due:
-            client._write()
+            # Each client's write, inline here (a method call per request cost ~600
+            # instructions of ~50k).
+            conn = client._pending
+            if conn is None:
+                continue  # resolved before its write (the connection was lost)
+            client._pending = None
+            fut = client._fut
+            assert fut is not None
+            if fut.done():  # cancelled before it went out: the connection is still clean
+                client.busy = False
+                continue
+            start = _now()
+            client._start = start
+            if conn.lost or not conn.keep_alive or conn.transport is None:
+                client._retry()
+                continue
+            # The request goes out now: its outcome comes to this client, the
+            # connection's per-response state starts afresh (inline: a method call here
+            # cost ~1 % of a request's instructions).
+            conn.owner = client
+            conn._waiter = fut
+            conn._head.clear()  # (head() hands out bytes, never the list)
+            conn.first_byte_ns = 0
+            conn.done_ns = 0
+            conn.received = 0
+            if not conn._in_head:  # = conn._head_again(), inline
+                conn._in_head.append(True)
+            if not loop_time:  # one reading per pass (the clock has 1 ms steps in uvloop)
+                loop_time = client._loop.time()
+            deadline = loop_time + client._send_timeout_s
+            if client._timer is None or deadline < client._timer_at:
+                client._arm(deadline, conn)
+            else:  # = _arm's common case, inlined
+                client._deadline = deadline
+                client._inflight = conn
+            sent_start = _now()
+            conn.transport.write(client._raw)
+            client._sent = _now()
+            client._sent_start = sent_start
 
 
 _WRITES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writes] = weakref.WeakKeyDictionary()
@@ -689,45 +722,12 @@ class Client:
         self._raw = raw
         self._send_timeout_s = self._timeout_s if timeout_s is None else timeout_s
         self._pending = conn
-        self._writes.add(self)
+        writes = self._writes  # = writes.add(self), inline: (a call less per request)
+        due = writes._due
+        due.append(self)
+        if len(due) == 1:  # the pass's first: one call_soon writes them all
+            self._loop.call_soon(writes._flush)
         return fut
-
-    def _write(self) -> None:
-        conn = self._pending
-        if conn is None:
-            return  # resolved before its write (the connection was lost)
-        self._pending = None
-        fut = self._fut
-        assert fut is not None
-        if fut.done():  # cancelled before it went out: the connection is still clean
-            self.busy = False
-            return
-        start = _now()
-        self._start = start
-        if conn.lost or not conn.keep_alive or conn.transport is None:
-            self._retry()
-            return
-        # The request goes out now: its outcome comes to this client, the connection's
-        # per-response state starts afresh (inline: a method call here cost ~1 % of a
-        # request's instructions).
-        conn.owner = self
-        conn._waiter = fut
-        conn._head.clear()  # (head() hands out bytes, never the list)
-        conn.first_byte_ns = 0
-        conn.done_ns = 0
-        conn.received = 0
-        if not conn._in_head:  # = conn._head_again(), inline
-            conn._in_head.append(True)
-        deadline = self._loop.time() + self._send_timeout_s
-        if self._timer is None or deadline < self._timer_at:
-            self._arm(deadline, conn)
-        else:  # = _arm's common case, inlined
-            self._deadline = deadline
-            self._inflight = conn
-        sent_start = _now()
-        conn.transport.write(self._raw)
-        self._sent = _now()
-        self._sent_start = sent_start
 
     def _complete(self, conn: _Connection) -> None:
         """The response is complete (from the protocol callback; its common case is
