@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -523,6 +524,18 @@ class Trend:
                 raw = self.percentile(float(match.group(1)))
             values.append((stat, raw * scale))
         return MetricSummary(self.name, self.kind, self.contains, tuple(values))
+
+
+def int64_rows(columns: Sequence[Sequence[int]], spare: int = 0) -> np.ndarray[Any, Any]:
+    """``columns`` (of equal length, Python ints) as the first rows of an int64 array with
+    ``spare`` rows more (uninitialised). Through ``struct.pack``: numpy's own conversion of
+    Python ints (dtype discovery, per-item setters) cost ~3x as much per value."""
+    k = len(columns)
+    n = len(columns[0])
+    rows = np.empty((k + spare, n), np.int64)
+    packed = struct.pack(f"{k * n}q", *itertools.chain.from_iterable(columns))
+    rows[:k] = np.frombuffer(packed, np.int64).reshape(k, n)
+    return rows
 
 
 def add_rows(trends: Sequence[Trend], rows: np.ndarray[Any, np.dtype[np.int64]]) -> None:

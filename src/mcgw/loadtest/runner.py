@@ -537,7 +537,7 @@ class Run:
         request, but a list per metric built by C (attrgetter, zip, map) and each trend's
         bounds, count and sum taken in C (Trend.add_many). All in the current second."""
         if self._iteration_durations:
-            took = np.array(self._iteration_durations, np.int64, ndmin=2)
+            took = metrics.int64_rows((self._iteration_durations,))
             metrics.add_rows((self.iteration_duration,), took)  # (see add_rows)
             self._iteration_durations = []
         batch = self._batch
@@ -565,11 +565,7 @@ class Run:
         ) = zip(*batch, strict=True)
         # The five time trends' samples as one numpy array (duration = sending + waiting
         # + receiving computed there): see metrics.add_rows.
-        rows = np.empty((5, n), np.int64)
-        rows[0] = blocked
-        rows[1] = sending
-        rows[2] = waiting
-        rows[3] = receiving
+        rows = metrics.int64_rows((blocked, sending, waiting, receiving), spare=1)
         durations = rows[4]
         np.add(rows[1], rows[2], out=durations)
         durations += rows[3]
