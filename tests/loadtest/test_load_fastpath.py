@@ -510,3 +510,15 @@ def test_trend_add_rows_equals_add() -> None:
     metrics.add_rows(manys[:1], clamped)
     assert ones[0].summary(1.0, stats).values == manys[0].summary(1.0, stats).values
     assert ones[0]._counts == manys[0]._counts
+
+
+def test_timeline_bucket_counts_are_bucket_per_value() -> None:
+    # The batch's timeline buckets (numpy) against _bucket per value: every µs below
+    # 20,000, then values up to an hour (ns in, µs buckets).
+    ns = [us * 1000 + us % 1000 for us in range(20_000)]
+    ns += [random.Random(3).randint(0, 3_600 * 10**9) for _ in range(5000)]
+    want: dict[int, int] = {}
+    for v in ns:
+        key = runner._bucket(v // 1000)
+        want[key] = want.get(key, 0) + 1
+    assert runner._bucket_counts(np.array(ns, np.int64)) == want

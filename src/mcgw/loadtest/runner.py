@@ -183,6 +183,16 @@ def _bucket(us: int) -> int:
     return (exp + 1) * _SUB + ((us >> exp) - _SUB)
 
 
+def _bucket_counts(durations: np.ndarray[Any, Any]) -> dict[int, int]:
+    """How many of ``durations`` (ns) fall in each timeline bucket (``_bucket(ns //
+    1000)``), computed in numpy for a batch (a Python loop per value cost ~10x more)."""
+    us = durations // 1000
+    exp = np.maximum(np.frexp(us.astype(np.float64))[1] - 3, 0)  # = bit_length - 3, ≥ 0
+    tally = np.bincount((exp + 1) * _SUB + (us >> exp) - _SUB)  # (keys below ~150)
+    keys = np.flatnonzero(tally)
+    return dict(zip(keys.tolist(), tally[keys].tolist(), strict=True))
+
+
 def _bucket_low(index: int) -> int:
     if index < _SUB:
         return index
@@ -599,11 +609,7 @@ class Run:
                 duration = durations.tolist()
                 self.unexpected_duration.add_many([duration[i] for i in bad])
                 self.errors.update(batch[i].error for i in bad if batch[i].error)
-        # The timeline's latency buckets: _bucket(duration // 1000) in numpy, counted there.
-        us = durations // 1000
-        exp = np.maximum(np.frexp(us.astype(np.float64))[1] - 3, 0)  # (bit_length - 3)
-        keys, counts = np.unique(((exp + 1) * _SUB + (us >> exp) - _SUB), return_counts=True)
-        bucket.buckets.update(dict(zip(keys.tolist(), counts.tolist(), strict=True)))
+        bucket.buckets.update(_bucket_counts(durations))
         if self.collect:
             answered = [(r.cluster, r.zone) for r in batch if r.status]
             self.breakdown.update(answered)
