@@ -583,8 +583,7 @@ class _Writes:
             conn.owner = client
             conn._waiter = fut
             conn._head.clear()  # (head() hands out bytes, never the list)
-            conn.first_byte_ns = 0
-            conn.done_ns = 0
+            conn.first_byte_ns = 0  # (done_ns: always set at the end, before it is read)
             conn.received = 0
             if not conn._in_head:  # = conn._head_again(), inline
                 conn._in_head.append(True)
