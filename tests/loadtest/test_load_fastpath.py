@@ -522,3 +522,46 @@ def test_timeline_bucket_counts_are_bucket_per_value() -> None:
         key = runner._bucket(v // 1000)
         want[key] = want.get(key, 0) + 1
     assert runner._bucket_counts(np.array(ns, np.int64)) == want
+
+
+def test_quick_sent_records_as_the_general_path() -> None:
+    # Http._sent records a fast-path response inline (the run's batch, the Response) when
+    # the VU records the default way; the same results through the general path
+    # (_finish and Run.record) must give the same metrics, errors and Responses.
+    from mcgw.loadtest import script
+
+    results = _results(700, seed=21)
+    stats = ("avg", "min", "med", "max", "p(95)", "count")
+
+    async def record(quick: bool) -> tuple[object, ...]:
+        opts = options.LoadOptions(url="http://127.0.0.1:9/")
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        vu = runner.VU(1, run.scenarios[0], {})
+        http = script.Http(run, vu)
+        assert http._quick  # closed model, untagged, default callback: the inline path
+        http._quick = quick
+        target = client.parse_target("http://127.0.0.1:9/x")
+        plain: script._Plain = (
+            target,
+            b"GET / HTTP/1.1\r\n\r\n",
+            [],
+            "GET",
+            "http://127.0.0.1:9/x",
+        )
+        fake = typing.cast(client.Client, None)  # (_sent does not read its client)
+        responses = []
+        for r in results:
+            if 300 <= r.status < 400:  # (a redirect would be followed: a request more)
+                r = r._replace(status=201)
+            res = http._sent(fake, r, plain)
+            assert isinstance(res, script.Response)
+            responses.append((res.status, res.url, res.method, res.redirected, res.body))
+        run.sync_derived()
+        found = (run.registry.get(name) for name in run.registry.names())
+        summaries = tuple(m.summary(1.0, stats) for m in found if m is not None)
+        return summaries, dict(run.errors), responses, sum(s.count for s in run.timeline.values())
+
+    quick = asyncio.run(record(True))
+    general = asyncio.run(record(False))
+    assert quick == general
+    assert quick[3] == len(results)

@@ -544,8 +544,8 @@ class Run:
 
     def flush(self) -> None:
         """Record the batched results: the same samples as one ``add`` per metric and
-        request, but a list per metric built by C (attrgetter, zip, map) and each trend's
-        bounds, count and sum taken in C (Trend.add_many). All in the current second."""
+        request, but the columns split by ``zip`` (C) and the time trends binned in numpy
+        (metrics.add_rows). All in the current second."""
         if self._iteration_durations:
             took = metrics.int64_rows((self._iteration_durations,))
             metrics.add_rows((self.iteration_duration,), took)  # (see add_rows)
