@@ -44,6 +44,9 @@ _LATE_NS = int(LATE_S * 1e9)
 BATCH = 256
 """Results recorded per batch (a flush is also due at each second of the timeline and
 before metrics are read)."""
+_BIN_BATCHES = 8
+"""Flushed batches whose time-trend samples are binned together (see Run._bin)."""
+_BIN_VALUES = _BIN_BATCHES * BATCH
 EXPECTED_DURATION = "http_req_duration{expected_response:true}"
 """k6's submetric of http_req_duration for responses with an expected status."""
 
@@ -456,6 +459,8 @@ class Run:
         """Batch index → verdict of a result judged by a response callback other than the
         default (see record_judged); None: not judged (no http_req_failed sample)."""
         self._iteration_durations: list[int] = []
+        self._rows: list[np.ndarray[Any, Any]] = []
+        """Time trends' samples of flushed batches, not binned yet (see _bin)."""
         self.by_scenario: dict[str, list[int]] = {s.name: [0, 0] for s in scenarios}
         self.start_ns = _now()
         self.aborted = ""
@@ -546,10 +551,8 @@ class Run:
         """Record the batched results: the same samples as one ``add`` per metric and
         request, but the columns split by ``zip`` (C) and the time trends binned in numpy
         (metrics.add_rows). All in the current second."""
-        if self._iteration_durations:
-            took = metrics.int64_rows((self._iteration_durations,))
-            metrics.add_rows((self.iteration_duration,), took)  # (see add_rows)
-            self._iteration_durations = []
+        if len(self._rows) >= _BIN_BATCHES or len(self._iteration_durations) >= _BIN_VALUES:
+            self._bin()
         batch = self._batch
         if not batch:
             return
@@ -579,9 +582,7 @@ class Run:
         durations = rows[4]
         np.add(rows[1], rows[2], out=durations)
         durations += rows[3]
-        metrics.add_rows(
-            (self.blocked, self.sending, self.waiting, self.receiving, self.duration), rows
-        )
+        self._rows.append(rows)  # binned a few batches at a time (see _bin)
         # connecting and TLS are 0 on a reused connection: counted, not binned.
         for trend, values in ((self.connecting, connecting), (self.tls, tls)):
             if any(values):
@@ -614,6 +615,22 @@ class Run:
             answered = [(r.cluster, r.zone) for r in batch if r.status]
             self.breakdown.update(answered)
             bucket.clusters.update(cluster or "(unknown)" for cluster, _ in answered)
+
+    def _bin(self) -> None:
+        """Bin the time trends' pending samples (metrics.add_rows): numpy's cost per call
+        is paid once per _BIN_BATCHES batches; flush keeps the rest (counts, rates, the
+        timeline) current, and sync_derived bins before anything reads a trend."""
+        if self._rows:
+            pending = self._rows
+            self._rows = []
+            rows = pending[0] if len(pending) == 1 else np.concatenate(pending, axis=1)
+            metrics.add_rows(
+                (self.blocked, self.sending, self.waiting, self.receiving, self.duration), rows
+            )
+        if self._iteration_durations:
+            took = metrics.int64_rows((self._iteration_durations,))
+            metrics.add_rows((self.iteration_duration,), took)
+            self._iteration_durations = []
 
     def _flush_judged(
         self, batch: list[client.Result], duration: list[int], bucket: _Second
@@ -654,6 +671,7 @@ class Run:
         """Bring batched and derived metrics up to date before they are read (thresholds,
         summary)."""
         self.flush()
+        self._bin()
         self.expected_duration.assign_difference(self.duration, self.unexpected_duration)
 
     def _emit_request(
