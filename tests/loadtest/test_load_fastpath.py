@@ -10,6 +10,7 @@ import typing
 from collections.abc import AsyncIterator
 
 import loadtest_server as fake
+import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
@@ -269,7 +270,7 @@ def _results(n: int, seed: int) -> list[client.Result]:
 
 
 def test_batched_recording_equals_a_sample_per_metric() -> None:
-    results = _results(1500, seed=7)
+    results = _results(2600, seed=7)  # (more than runner._BIN_VALUES: binned twice)
 
     async def go() -> runner.Run:
         opts = options.LoadOptions(url="http://127.0.0.1:9/", breakdown=True)
@@ -277,10 +278,13 @@ def test_batched_recording_equals_a_sample_per_metric() -> None:
         vu = runner.VU(1, run.scenarios[0], {})
         for r in results:
             run.record(r, vu)
+        assert run._rows  # (a few batches wait to be binned)
         run.sync_derived()
+        assert not run._rows
         return run
 
     run = asyncio.run(go())
+    assert len(results) > runner._BIN_VALUES
     reference = {
         name: metrics.Trend(name)
         for name in (
@@ -476,3 +480,91 @@ def test_coarse_index_table_is_hdrhistograms_counts_index() -> None:
             assert table[k] == metrics._counts_index(v)
     for v in (65_536, 65_599, 131_071, 131_072, 1_000_000, 2_097_151):
         assert table[v >> metrics._COARSE] == hist._counts_index_for(v)
+
+
+def test_trend_add_rows_equals_add() -> None:
+    # The runner's batched recording (numpy): each row into its trend exactly as one add
+    # per value, over every index range (below 2048 exact, then wider buckets up to 1 h),
+    # in batches, with a read between batches; and the clamped fallback out of range.
+    rng = random.Random(11)
+    rows = [
+        [rng.randint(0, 3_000) for _ in range(256)],
+        [rng.randint(1_000, 70_000) for _ in range(256)],
+        [rng.randint(60_000, 2_200_000) for _ in range(256)],
+        [rng.randint(0, 3_600 * 1_000_000_000) for _ in range(256)],
+        [0, 1, 2047, 2048, 2049, 65_535, 65_536, 2_097_151, 2_097_152, 3_600 * 10**9] * 25
+        + [7] * 6,
+    ]
+    ones = [metrics.Trend(f"one{i}") for i in range(len(rows))]
+    manys = [metrics.Trend(f"many{i}") for i in range(len(rows))]
+    stats = ("avg", "min", "med", "max", "p(90)", "p(99)", "p(99.99)", "count")
+    for half in (slice(0, 128), slice(128, 256)):
+        for one, row in zip(ones, rows, strict=True):
+            for v in row[half]:
+                one.add(v)
+        metrics.add_rows(manys, np.array([row[half] for row in rows], np.int64))
+        for one, many in zip(ones, manys, strict=True):
+            assert one.summary(1.0, stats).values == many.summary(1.0, stats).values
+            assert one._counts == many._counts
+    clamped = np.array([[-5, 10, 10**15]], np.int64)
+    ones[0].add(-5)
+    ones[0].add(10)
+    ones[0].add(10**15)
+    metrics.add_rows(manys[:1], clamped)
+    assert ones[0].summary(1.0, stats).values == manys[0].summary(1.0, stats).values
+    assert ones[0]._counts == manys[0]._counts
+
+
+def test_timeline_bucket_counts_are_bucket_per_value() -> None:
+    # The batch's timeline buckets (numpy) against _bucket per value: every µs below
+    # 20,000, then values up to an hour (ns in, µs buckets).
+    ns = [us * 1000 + us % 1000 for us in range(20_000)]
+    ns += [random.Random(3).randint(0, 3_600 * 10**9) for _ in range(5000)]
+    want: dict[int, int] = {}
+    for v in ns:
+        key = runner._bucket(v // 1000)
+        want[key] = want.get(key, 0) + 1
+    assert runner._bucket_counts(np.array(ns, np.int64)) == want
+
+
+def test_quick_sent_records_as_the_general_path() -> None:
+    # Http._sent records a fast-path response inline (the run's batch, the Response) when
+    # the VU records the default way; the same results through the general path
+    # (_finish and Run.record) must give the same metrics, errors and Responses.
+    from mcgw.loadtest import script
+
+    results = _results(700, seed=21)
+    stats = ("avg", "min", "med", "max", "p(95)", "count")
+
+    async def record(quick: bool) -> tuple[object, ...]:
+        opts = options.LoadOptions(url="http://127.0.0.1:9/")
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        vu = runner.VU(1, run.scenarios[0], {})
+        http = script.Http(run, vu)
+        assert http._quick  # closed model, untagged, default callback: the inline path
+        http._quick = quick
+        target = client.parse_target("http://127.0.0.1:9/x")
+        plain: script._Plain = (
+            target,
+            b"GET / HTTP/1.1\r\n\r\n",
+            [],
+            "GET",
+            "http://127.0.0.1:9/x",
+        )
+        fake = typing.cast(client.Client, None)  # (_sent does not read its client)
+        responses = []
+        for r in results:
+            if 300 <= r.status < 400:  # (a redirect would be followed: a request more)
+                r = r._replace(status=201)
+            res = http._sent(fake, r, plain)
+            assert isinstance(res, script.Response)
+            responses.append((res.status, res.url, res.method, res.redirected, res.body))
+        run.sync_derived()
+        found = (run.registry.get(name) for name in run.registry.names())
+        summaries = tuple(m.summary(1.0, stats) for m in found if m is not None)
+        return summaries, dict(run.errors), responses, sum(s.count for s in run.timeline.values())
+
+    quick = asyncio.run(record(True))
+    general = asyncio.run(record(False))
+    assert quick == general
+    assert quick[3] == len(results)

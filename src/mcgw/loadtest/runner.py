@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
-import itertools
-import operator
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from mcgw.loadtest import client, custom, errors, metrics, output, scenario, thresholds
 from mcgw.loadtest import options as options_mod
@@ -41,9 +41,12 @@ LATE_S = 0.010
 """An arrival-rate iteration starting this much after its scheduled time is late."""
 _LATE_NS = int(LATE_S * 1e9)
 
-_BATCH = 256
+BATCH = 256
 """Results recorded per batch (a flush is also due at each second of the timeline and
 before metrics are read)."""
+_BIN_BATCHES = 8
+"""Flushed batches whose time-trend samples are binned together (see Run._bin)."""
+_BIN_VALUES = _BIN_BATCHES * BATCH
 EXPECTED_DURATION = "http_req_duration{expected_response:true}"
 """k6's submetric of http_req_duration for responses with an expected status."""
 
@@ -183,8 +186,14 @@ def _bucket(us: int) -> int:
     return (exp + 1) * _SUB + ((us >> exp) - _SUB)
 
 
-_BUCKET_TABLE = 1 << 14
-_BUCKET_OF = [_bucket(us) for us in range(_BUCKET_TABLE)]
+def _bucket_counts(durations: np.ndarray[Any, Any]) -> dict[int, int]:
+    """How many of ``durations`` (ns) fall in each timeline bucket (``_bucket(ns //
+    1000)``), computed in numpy for a batch (a Python loop per value cost ~10x more)."""
+    us = durations // 1000
+    exp = np.maximum(np.frexp(us.astype(np.float64))[1] - 3, 0)  # = bit_length - 3, ≥ 0
+    tally = np.bincount((exp + 1) * _SUB + (us >> exp) - _SUB)  # (keys below ~150)
+    keys = np.flatnonzero(tally)
+    return dict(zip(keys.tolist(), tally[keys].tolist(), strict=True))
 
 
 def _bucket_low(index: int) -> int:
@@ -450,6 +459,8 @@ class Run:
         """Batch index → verdict of a result judged by a response callback other than the
         default (see record_judged); None: not judged (no http_req_failed sample)."""
         self._iteration_durations: list[int] = []
+        self._rows: list[np.ndarray[Any, Any]] = []
+        """Time trends' samples of flushed batches, not binned yet (see _bin)."""
         self.by_scenario: dict[str, list[int]] = {s.name: [0, 0] for s in scenarios}
         self.start_ns = _now()
         self.aborted = ""
@@ -486,7 +497,7 @@ class Run:
             self._next_second(now)
         batch = self._batch
         batch.append(r)
-        if len(batch) >= _BATCH:
+        if len(batch) >= BATCH:
             self.flush()
         response_time = 0 if self.response_time is None else self._response_time(r, vu, now)
         if self.tagged:
@@ -524,7 +535,7 @@ class Run:
         batch = self._batch
         self._judged[len(batch)] = expected
         batch.append(r)
-        if len(batch) >= _BATCH:
+        if len(batch) >= BATCH:
             self.flush()
         response_time = 0 if self.response_time is None else self._response_time(r, vu, now)
         if self.tagged:
@@ -538,11 +549,10 @@ class Run:
 
     def flush(self) -> None:
         """Record the batched results: the same samples as one ``add`` per metric and
-        request, but a list per metric built by C (attrgetter, zip, map) and each trend's
-        bounds, count and sum taken in C (Trend.add_many). All in the current second."""
-        if self._iteration_durations:
-            self.iteration_duration.add_many(self._iteration_durations)
-            self._iteration_durations = []
+        request, but the columns split by ``zip`` (C) and the time trends binned in numpy
+        (metrics.add_rows). All in the current second."""
+        if len(self._rows) >= _BIN_BATCHES or len(self._iteration_durations) >= _BIN_VALUES:
+            self._bin()
         batch = self._batch
         if not batch:
             return
@@ -566,12 +576,13 @@ class Run:
             _,
             tls,
         ) = zip(*batch, strict=True)
-        duration = list(map(operator.add, map(operator.add, sending, waiting), receiving))
-        self.blocked.add_many(blocked)
-        self.sending.add_many(sending)
-        self.waiting.add_many(waiting)
-        self.receiving.add_many(receiving)
-        self.duration.add_many(duration)
+        # The five time trends' samples as one numpy array (duration = sending + waiting
+        # + receiving computed there): see metrics.add_rows.
+        rows = metrics.int64_rows((blocked, sending, waiting, receiving), spare=1)
+        durations = rows[4]
+        np.add(rows[1], rows[2], out=durations)
+        durations += rows[3]
+        self._rows.append(rows)  # binned a few batches at a time (see _bin)
         # connecting and TLS are 0 on a reused connection: counted, not binned.
         for trend, values in ((self.connecting, connecting), (self.tls, tls)):
             if any(values):
@@ -585,7 +596,7 @@ class Run:
         bucket = self._second
         bucket.count += n
         if self._judged:
-            self._flush_judged(batch, duration, bucket)
+            self._flush_judged(batch, durations.tolist(), bucket)
         else:
             bad = (
                 []  # the usual batch, told in C
@@ -596,20 +607,30 @@ class Run:
             self.failed.passes += len(bad)
             if bad:
                 bucket.failed += len(bad)
+                duration = durations.tolist()
                 self.unexpected_duration.add_many([duration[i] for i in bad])
                 self.errors.update(batch[i].error for i in bad if batch[i].error)
-        # The timeline's latency buckets: _bucket(duration // 1000), from a table below 16 ms.
-        table = _BUCKET_OF
-        bucket.buckets.update(
-            [
-                table[us] if us < _BUCKET_TABLE else _bucket(us)
-                for us in map(operator.floordiv, duration, itertools.repeat(1000))
-            ]
-        )
+        bucket.buckets.update(_bucket_counts(durations))
         if self.collect:
             answered = [(r.cluster, r.zone) for r in batch if r.status]
             self.breakdown.update(answered)
             bucket.clusters.update(cluster or "(unknown)" for cluster, _ in answered)
+
+    def _bin(self) -> None:
+        """Bin the time trends' pending samples (metrics.add_rows): numpy's cost per call
+        is paid once per _BIN_BATCHES batches; flush keeps the rest (counts, rates, the
+        timeline) current, and sync_derived bins before anything reads a trend."""
+        if self._rows:
+            pending = self._rows
+            self._rows = []
+            rows = pending[0] if len(pending) == 1 else np.concatenate(pending, axis=1)
+            metrics.add_rows(
+                (self.blocked, self.sending, self.waiting, self.receiving, self.duration), rows
+            )
+        if self._iteration_durations:
+            took = metrics.int64_rows((self._iteration_durations,))
+            metrics.add_rows((self.iteration_duration,), took)
+            self._iteration_durations = []
 
     def _flush_judged(
         self, batch: list[client.Result], duration: list[int], bucket: _Second
@@ -650,6 +671,7 @@ class Run:
         """Bring batched and derived metrics up to date before they are read (thresholds,
         summary)."""
         self.flush()
+        self._bin()
         self.expected_duration.assign_difference(self.duration, self.unexpected_duration)
 
     def _emit_request(
@@ -772,7 +794,9 @@ class Run:
         """
         code = vu.code
         assert code is not None
-        time = self.loop.time
+        # ``until`` on the clock of _now (both monotonic): the iteration's start time is
+        # read anyway, the loop's time() was a call more per iteration.
+        until_ns = 0 if until is None else _now() + int((until - self.loop.time()) * 1e9)
         counts = vu.counts
         iterations = self.iterations
         tagged = self.tagged
@@ -782,15 +806,16 @@ class Run:
         self.active += 1
         try:
             while True:
+                begin = _now()
                 if until is not None:
-                    if time() >= until:
+                    if begin >= until_ns:
                         return
                     if budget is not None:
                         if budget[0] <= 0:
                             return
                         budget[0] -= 1
-                begin = _now()
-                if vu.intended_ns and begin - vu.intended_ns > _LATE_NS:
+                # (else: open models run one iteration a call, from its intended start)
+                elif vu.intended_ns and begin - vu.intended_ns > _LATE_NS:
                     self.registry.counter("iterations_late").add()
                 error: str | None = None  # None: complete; "": interrupted, not an error
                 try:
