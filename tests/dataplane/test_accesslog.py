@@ -522,16 +522,41 @@ def test_http2_requests_are_logged_as_http2(tmp_path: Path) -> None:
     assert entries["one"]["labels"] == {"gateway": "default/gw", "worker_pid": str(os.getpid())}
 
 
-def test_trace_headers_keeps_only_candidates() -> None:
-    assert logschema.trace_headers([(b"Host", b"a"), (b"User-Agent", b"k6")]) == ()
-    assert logschema.trace_headers([]) == ()
-    both = [
-        (b"Host", b"a"),
-        (b"TraceParent", b"00-x"),
-        (b"Accept", b"*/*"),
-        (b"X-Cloud-Trace-Context", b"y"),
-    ]
-    assert logschema.trace_headers(both) == (both[1], both[3])
+def test_the_gateway_keeps_the_trace_headers_for_the_log_and_passes_them_on(
+    tmp_path: Path,
+) -> None:
+    # The header parser sets them aside as it meets them, in any case; a header of a
+    # trace header's length that is not one is not taken for it.
+    cloud = ("X-Cloud-Trace-Context", f"{TRACE_ID}/255;o=1")
+    sent: dict[str, tuple[tuple[str, str], ...]] = {
+        "cloud": (cloud,),
+        "both": (("TraceParent", f"00-{TRACE_ID}-00f067aa0ba902b7-01"), ("Accept", "*/*"), cloud),
+        "none": (("X-Trace-Ctx", f"00-{TRACE_ID}-00f067aa0ba902b7-01"),),
+    }
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            t = tables.route_table([tables.route("r", "b")], [tables.backend("b", up.address)])
+            async with gateway.serve(t, access_log_dir=tmp_path) as (_, addr):
+                c = await RawClient.connect(addr)
+                for name, headers in sent.items():
+                    assert (await c.request(target=f"/{name}", headers=headers)).status == 200
+                await c.close()
+            for seen, headers in zip(up.seen, sent.values(), strict=True):
+                for header in headers:
+                    assert (header[0].lower(), header[1]) in [
+                        (k.lower(), v) for k, v in seen.headers
+                    ]
+
+    run(main())
+    entries = {
+        e["httpRequest"]["requestUrl"].rsplit("/", 1)[1]: e
+        for e in map(json.loads, _lines_in(tmp_path))
+    }
+    assert entries["cloud"]["trace"] == f"projects/mcgw-local/traces/{TRACE_ID}"
+    assert entries["cloud"]["spanId"] == "%016x" % 255  # noqa: UP031
+    assert entries["both"]["spanId"] == "00f067aa0ba902b7"  # traceparent wins
+    assert "trace" not in entries["none"]
 
 
 def test_a_batch_goes_when_a_record_finds_it_due_and_idle_wakes_nothing(tmp_path: Path) -> None:

@@ -54,7 +54,6 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from mcgw import logschema
 from mcgw.dataplane import (
     errors,
     filters,
@@ -89,6 +88,7 @@ _EXPECT = 9
 _USER_AGENT = 10
 _TE = 11
 _XFH = 12
+_TRACE = 13
 _REQUEST_SPECIAL = {
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -105,6 +105,9 @@ _REQUEST_SPECIAL = {
     b"via": _VIA,
     b"expect": _EXPECT,
     b"user-agent": _USER_AGENT,
+    # Trace context, for the access log (logschema.trace_context parses them there).
+    b"traceparent": _TRACE,
+    b"x-cloud-trace-context": _TRACE,
 }
 
 _request_kinds: dict[bytes, int] = {}
@@ -156,7 +159,9 @@ _XFP_HTTPS_LINE = b"X-Forwarded-Proto: https\r\n"
 _TE_TRAILERS = b"TE: trailers\r\n"
 """The one TE an h2c hop may carry (RFC 9113 8.2.2), and gRPC needs it."""
 
-_trace_headers = logschema.trace_headers
+_LOG_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+"""The access log's protocol of an HTTP/1 request, by its version: no string built per
+request."""
 
 _NO_ENTRY = ("", "gateway")
 """(entry region, how it was decided) of a request entering at the gateway's location."""
@@ -310,6 +315,7 @@ class _Exchange:
         "te_trailers",
         "timeout_s",
         "trace",
+        "trace_in",
         "upgrade",
         "upstream",
         "user_agent",
@@ -330,6 +336,8 @@ class _Exchange:
         self.header_count = 0
         self.host: bytes | None = None
         self.user_agent = b""
+        self.trace_in: tuple[tuple[bytes, bytes], ...] = ()
+        """The trace context fields received (usually none): for the access log."""
         self.xff_in: bytes | None = None
         self.via_in: bytes | None = None
         self.conn_tokens: bytes | None = None
@@ -822,6 +830,9 @@ class ClientConnection(asyncio.Protocol):
                 ex.expect_continue = True
             else:
                 ex.lines.append(name + b": " + value + _CRLF)
+        elif kind == _TRACE:
+            ex.trace_in += ((name, value),)
+            ex.lines.append(name + b": " + value + _CRLF)
         elif kind == _TE and b"trailers" in (t.strip() for t in value.lower().split(b",")):
             # TE is hop-by-hop, dropped like _HOP; ``trailers`` is re-added towards h2c
             # endpoints only, where gRPC requires it.
@@ -1789,7 +1800,9 @@ class ClientConnection(asyncio.Protocol):
             picked = _NOT_PICKED if route is not None else _NO_ROUTE
         # A plain tuple in AccessRecord's field order, not an AccessRecord: the NamedTuple
         # would cost a copy here and another before it can be marshalled to the writer.
-        # test_access_log_records_each_response checks every field lands in place.
+        # The pick's fields are indexed, not unpacked (``*picked``): unpacking builds
+        # the tuple through a list. test_access_log_records_each_response checks every
+        # field lands in place.
         sink.write(
             (
                 ex.start + self._wall_offset,
@@ -1797,7 +1810,7 @@ class ClientConnection(asyncio.Protocol):
                 self._scheme,
                 (ex.host or b"").decode("latin-1"),
                 ex.target.decode("latin-1"),
-                self._log_protocol or "HTTP/" + ex.version,
+                self._log_protocol or _LOG_PROTOCOLS.get(ex.version) or "HTTP/" + ex.version,
                 ex.status,
                 now - ex.start,
                 ex.header_bytes + ex.body_size,
@@ -1805,11 +1818,16 @@ class ClientConnection(asyncio.Protocol):
                 self._remote_ip,
                 self._server_ip,
                 ex.user_agent.decode("latin-1"),
-                _trace_headers(ex.headers),
+                ex.trace_in,
                 "" if snap is None else snap.gateways.get(self._listener, ""),
                 "" if route is None else route.name,
                 ex.backend,
-                *picked,
+                picked[0],
+                picked[1],
+                picked[2],
+                picked[3],
+                picked[4],
+                picked[5],
                 ex.trace[0] or ex.entry[0] or ("" if snap is None else snap.entry_region),
                 ex.attempts,
                 ex.details,
