@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -249,9 +249,18 @@ def wrk(name: str, port: int, duration: int, connections: int) -> Result:
     return Result(name, rps, p50, p99, errors)
 
 
-def fixed_rate(name: str, port: int, rate: int, duration: int, work: Path) -> Result:
+def fixed_rate(
+    name: str,
+    port: int,
+    rate: int,
+    duration: int,
+    work: Path,
+    *,
+    on_measure: Callable[[], object] | None = None,
+) -> Result:
     """Offer ``rate`` requests/s for ``duration`` s (after a 2 s warm-up at the same
-    rate) with ``mcgw load`` on CPU 0; latency percentiles of the measured part."""
+    rate) with ``mcgw load`` on CPU 0; latency percentiles of the measured part.
+    ``on_measure`` is called between the warm-up and the measured part."""
     url = f"http://127.0.0.1:{port}/"
     vus = max(8, rate // 200)
     slug = re.sub(r"\W+", "-", name)
@@ -265,6 +274,8 @@ def fixed_rate(name: str, port: int, rate: int, duration: int, work: Path) -> Re
         argv += ["med,p(90),p(99),max", str(scenario)]
         if summary is not None:
             argv[4:4] = ["--summary-export", str(summary)]
+            if on_measure is not None:
+                on_measure()
         subprocess.run(pinned(0, argv), check=True, capture_output=True, timeout=seconds + 60)
     metrics = json.loads(export.read_text())["metrics"]
     duration_ms = metrics["http_req_duration"]

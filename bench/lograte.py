@@ -1,0 +1,213 @@
+"""Does the access log slow requests below saturation? Latency at a fixed offered rate,
+log off and on, alternating in the same run.
+
+Usage: python bench/lograte.py [--rate 4500] [--rounds 4] [--duration 10]
+                               [--variants off,on,no-index] [--baseline SRC]
+
+Setup as ``proxy.py`` (whose helpers it reuses): an nginx backend and the load generator
+(``mcgw load``, constant-arrival-rate) on CPU 0; one ``mcgw serve`` on CPU 1, and with it
+its access-log writer and log indexer (they inherit its CPU): the log's work and the
+requests share one core, the case where logging could slow a request. Each round runs
+every variant once, in an order that turns every round, for ``--duration`` s after a 2 s
+warm-up:
+
+* ``off``: ``--no-access-log``;
+* ``on``: the access log and the log indexer, as ``mcgw serve`` runs by default;
+* ``no-index``: the access log, no indexer (``--no-log-index``);
+* with ``--baseline SRC`` (another tree's ``src``, e.g. from ``git worktree add``), the
+  same variants of that tree, prefixed ``base-``.
+
+Reported per variant: the spread (lowest–highest over the rounds) of p50, p90 and p99
+(``http_req_duration`` as ``mcgw load`` measures it from CPU 0), the iterations the
+generator dropped, and the CPU seconds per 10 s of the gateway, the writer and the
+indexer (utime + stime from ``/proc``, over the measured window). Spreads rather than
+medians: on a shared 2-core VM a single round moves by tens of percent, and a variant
+"slows requests" only where its spread sits apart from ``off``'s. Reports land in
+``bench/results/lograte-<time>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import proxy  # bench/proxy.py: nginx, mcgw load and process helpers
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+FLAGS = {"off": ["--no-access-log"], "on": [], "no-index": ["--no-log-index"]}
+ROLES = (("gateway", ""), ("writer", "mcgw.dataplane.logwriter"), ("indexer", " logs index"))
+
+
+@dataclass
+class Rounds:
+    p50: list[float] = field(default_factory=list)
+    p90: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _tree(pid: int) -> list[tuple[int, str]]:
+    """``pid`` and its descendants, with their command lines."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        out.append((p, cmd))
+        todo.extend(children.get(p, []))
+    return out
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _roles(pid: int) -> dict[str, int]:
+    """Gateway, writer and indexer pids of the ``mcgw serve`` process ``pid``."""
+    found = {"gateway": pid}
+    for child, cmd in _tree(pid):
+        for role, mark in ROLES[1:]:
+            if mark in cmd:
+                found[role] = child
+    return found
+
+
+def measure(
+    name: str, argv: list[str], env: dict[str, str], port: int, work: Path, args: argparse.Namespace
+) -> tuple[proxy.Result, dict[str, float]]:
+    command = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
+    with proxy.process(proxy.pinned(1, command), port, work / f"{name}.out") as proc:
+        wanted = {"gateway"} | ({"writer"} if "--no-access-log" not in argv else set())
+        if "--no-access-log" not in argv and "--no-log-index" not in argv:
+            wanted.add("indexer")
+        roles: dict[str, int] = {}
+        deadline = time.monotonic() + 10
+        while not wanted <= roles.keys() and time.monotonic() < deadline:
+            time.sleep(0.1)
+            roles = _roles(proc.pid)
+        # The writer is started with the gateway; take the warm-up's CPU out by reading
+        # the counters after it (proxy.fixed_rate warms up first, then measures).
+        before: dict[str, float] = {}
+        result = proxy.fixed_rate(
+            name,
+            port,
+            args.rate,
+            args.duration,
+            work,
+            on_measure=lambda: before.update({role: _cpu_s(pid) for role, pid in roles.items()}),
+        )
+        used = {role: _cpu_s(pid) - before.get(role, 0.0) for role, pid in roles.items()}
+    per_10s = {role: 10 * seconds / args.duration for role, seconds in used.items()}
+    return result, per_10s
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}–{max(values):.2f}" if values else "–"
+
+
+def render(rows: dict[str, Rounds], args: argparse.Namespace, started: datetime) -> str:
+    load = os.getloadavg()[0]
+    out = [
+        f"# Access log and latency at a fixed rate ({started:%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} CPUs, load average {load:.1f})",
+        "",
+        f"{args.rate:,} requests/s offered for {args.duration} s per round (`mcgw load`, "
+        f"constant-arrival-rate, CPU 0, with the nginx backend); `mcgw serve` with its "
+        f"writer and indexer on CPU 1; {args.rounds} rounds, variants alternating. "
+        "Spreads are lowest–highest over the rounds; CPU is seconds per 10 s.",
+        "",
+        "| variant | p50 ms | p90 ms | p99 ms | dropped | gateway CPU | writer CPU | indexer CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows.items():
+        cpu = [_spread(r.cpu.get(role, [])) for role, _ in ROLES]
+        out.append(
+            f"| {name} | {_spread(r.p50)} | {_spread(r.p90)} | {_spread(r.p99)} "
+            f"| {min(r.dropped, default=0)}–{max(r.dropped, default=0)} | {' | '.join(cpu)} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=int, default=4500, help="requests/s offered")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--duration", type=int, default=10, help="measured seconds a round")
+    parser.add_argument("--variants", default="off,on,no-index", help="of " + ",".join(FLAGS))
+    parser.add_argument("--baseline", type=Path, help="another tree's src to compare")
+    args = parser.parse_args()
+    proxy.ensure_tools()
+    started = datetime.now(UTC)
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for v in args.variants.split(","):
+        variants[v] = (FLAGS[v], {})
+        if args.baseline is not None:
+            variants[f"base-{v}"] = (FLAGS[v], {"PYTHONPATH": str(args.baseline.resolve())})
+    rows = {name: Rounds() for name in variants}
+    with tempfile.TemporaryDirectory(prefix="mcgw-lograte-") as tmp:
+        work = Path(tmp)
+        backend_port, port = proxy.free_port(), proxy.free_port()
+        conf = proxy.nginx_conf(work, "backend", proxy.backend_server(backend_port))
+        nginx = proxy.pinned(0, ["nginx", "-c", str(conf), "-p", str(work)])
+        with proxy.process(nginx, backend_port, work / "backend.out"):
+            manifests = proxy.mcgw_manifests(work, backend_port)
+            names = list(variants)
+            for i in range(args.rounds):
+                order = names[i % len(names) :] + names[: i % len(names)]
+                for name in order:
+                    flags, env = variants[name]
+                    argv = [sys.executable, "-m", "mcgw", "serve", "-f", str(manifests)]
+                    argv += ["--no-watch", "--bind", "127.0.0.1", "--port-map", f"80:{port}"]
+                    argv += ["--log-dir", str(work / f"logs-{name}-{i}"), *flags]
+                    result, cpu = measure(name, argv, env, port, work, args)
+                    r = rows[name]
+                    r.p50.append(result.p50_ms)
+                    r.p90.append(result.p90_ms or 0.0)
+                    r.p99.append(result.p99_ms)
+                    r.dropped.append(result.dropped)
+                    for role, seconds in cpu.items():
+                        r.cpu.setdefault(role, []).append(seconds)
+                    print(
+                        f"round {i} {name:>14}: p50 {result.p50_ms:.2f} p90 "
+                        f"{result.p90_ms or 0:.2f} p99 {result.p99_ms:.2f} ms, "
+                        + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+                        + " CPU s/10 s",
+                        flush=True,
+                    )
+    report = render(rows, args, started)
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"lograte-{started:%Y%m%d-%H%M%S}.md"
+    path.write_text(report)
+    print(report)
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
