@@ -326,16 +326,8 @@ class _Connection(asyncio.Protocol):
         parser = self.parser
         self.keep_alive = parser.should_keep_alive()
         client = self.owner
-        if client is None:
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                if parser.get_status_code() < 200:
-                    self.interim()
-                    return
-                waiter.set_result(None)
-            return
-        if not self._quick:
-            client._complete(self)
+        if client is None or not self._quick:
+            self._completed(client)
             return
         # = client._complete(self) with finish() and client._resolve() inline: this runs
         # for every fast-path response, and each of those calls cost ~600 instructions.
@@ -400,6 +392,19 @@ class _Connection(asyncio.Protocol):
                 _chain(fut, value)
             else:
                 fut.set_result(value)
+
+    def _completed(self, client: Client | None) -> None:
+        """The response is complete (done_ns and keep_alive set): to ``client``
+        (:meth:`Client.send`) or the waiter (:meth:`Client.request`)."""
+        if client is not None:
+            client._complete(self)
+            return
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if self.parser.get_status_code() < 200:
+                self.interim()
+                return
+            waiter.set_result(None)
 
     def interim(self) -> None:
         """A 1xx interim response (103 Early Hints, an unasked 100 Continue) is complete:
@@ -513,7 +518,15 @@ class _HeadConnection(_Connection):
 
     def on_headers_complete(self) -> None:
         self._in_head.clear()
-        _Connection.on_message_complete(self)
+        self.done_ns = _now()
+        parser = self.parser
+        # llhttp's keep-alive answer also asks whether the body ends with the connection
+        # (no Content-Length, no Transfer-Encoding), but a HEAD response has no body
+        # (RFC 9112 §6.3): only the version and Connection decide.
+        self.keep_alive = parser.should_keep_alive() or _persistent(
+            parser.get_http_version(), self.head()
+        )
+        self._completed(self.owner)
 
     def finish(self) -> bytes:
         # Every path that ends a (final) response calls this: the parser, still waiting
@@ -521,6 +534,16 @@ class _HeadConnection(_Connection):
         # from its callback, only returns).
         self.parser = httptools.HttpResponseParser(self._callbacks())
         return super().finish()
+
+
+def _persistent(version: str, head: bytes) -> bool:
+    """Whether a response's connection persists, by its version and Connection header
+    alone (RFC 9112 §9.3): HTTP/1.1 unless ``close``, HTTP/1.0 only with ``keep-alive``."""
+    value = _head_field(head.lower(), b"connection")
+    tokens = {t.strip() for t in value.split(b",")} if value is not None else set()
+    if version == "1.0":
+        return b"keep-alive" in tokens and b"close" not in tokens
+    return b"close" not in tokens
 
 
 def _chain(fut: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
