@@ -127,8 +127,10 @@ async def _read_all(
 
 @pytest.mark.parametrize("how", ["send", "request"])
 @pytest.mark.parametrize(
-    ("capture", "collect"), [(False, False), (True, False), (True, True)], ids=["url", "body", "breakdown"]
-)  # fmt: skip
+    ("capture", "collect"),
+    [(False, False), (True, False), (True, True)],
+    ids=["url", "body", "breakdown"],
+)
 def test_remembered_responses_read_as_parsed_ones(how: str, capture: bool, collect: bool) -> None:
     with _without_memo(True):
         parsed, parsed_fed, seen = asyncio.run(_read_all(how, capture, collect))
