@@ -307,7 +307,9 @@ class _Connection(asyncio.Protocol):
             # still reports its status (kept until the next response begins); it was
             # kept alive (see _remember).
             if self._in_head:
-                self._head.append(data)
+                # (the remembered object, equal to data: the cookie check that follows
+                # compares heads, and the same object compares without reading it)
+                self._head.append(self._memo)
                 self._in_head.clear()  # (= on_headers_complete)
             if self._memo_body:
                 self._body.append(self._memo_body)  # (= on_body)
