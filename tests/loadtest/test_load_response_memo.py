@@ -1,6 +1,6 @@
 """A connection remembers its last response's bytes when they were one read holding
-exactly one final, kept-alive response with a Content-Length body; the same bytes again
-are that response again, completed without the parser (client._Connection.data_received).
+exactly one final, kept-alive response; the same bytes again are that response again,
+completed without the parser (client._Connection.data_received).
 Every result must be the one parsing gives: the same sequence of responses is read with
 the memo and without it (``_remember`` switched off: the general path), field by field."""
 
@@ -26,7 +26,7 @@ SEQUENCE: list[tuple[bytes, ...]] = [
     (R1,), (R1,), (R1,),  # remembered, then twice the same
     (R2,), (R2,),  # another body: parsed, then remembered
     (R404,), (R404,),  # the status of a remembered response
-    (CHUNKED,), (CHUNKED,),  # not remembered (chunked framing)
+    (CHUNKED,), (CHUNKED,),  # the body as the parser hands it over
     (R1,), (HINTS + R1,), (R1,),  # an interim response before the same final one
     (R1[:20], R1[20:]),  # the same response in two reads
     (R1,), (R1 + b"\r\n",), (R1,),  # a stray CRLF after it
@@ -141,7 +141,61 @@ def test_remembered_responses_read_as_parsed_ones(how: str, capture: bool, colle
     assert remembered == parsed
     # Parsed: every read after the first response's (17 responses, one in two reads).
     assert parsed_fed == len(SEQUENCE)
-    # Remembered: R1 twice, R2, R404 and the R1 before the close are the same bytes as
-    # the response before them: 5 reads not parsed (after the hints, the split and the
-    # CRLF the next R1 is parsed, as the read before it was not R1 alone).
+    # Remembered: R1 twice, R2, R404 and the chunked one are the same bytes as the
+    # response before them: 5 reads not parsed. (After the hints R1 is not remembered —
+    # the one remembered before them came for nothing, so the next one is skipped — and
+    # after the split the next three are not: see
+    # test_distinct_responses_are_remembered_less_and_less.)
     assert fed == parsed_fed - 5
+
+
+def test_distinct_responses_are_remembered_less_and_less() -> None:
+    # A server whose every response differs gets nothing from remembering them, which
+    # costs a search of the head each time: after each remembered response that did not
+    # come again, twice as many (up to 255) are not remembered.
+    calls: list[int] = []
+    saved = client._Connection._remember
+
+    def counting(self: client._Connection, data: bytes) -> None:
+        calls.append(self.received)
+        saved(self, data)
+
+    async def go(port: int, distinct: int, same: int) -> list[int]:
+        target = client.parse_target(f"http://127.0.0.1:{port}/")
+        raw = client.build_request(target)
+        c = client.Client(target, raw, timeout_s=5.0, capture=True)
+        statuses = []
+        try:
+            for _ in range(distinct + same):
+                statuses.append((await c.request()).status)
+        finally:
+            c.close()
+        return statuses
+
+    async def serve(distinct: int, same: int) -> list[int]:
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                for i in range(distinct + same):
+                    await reader.readuntil(b"\r\n\r\n")
+                    body = b"%05d" % min(i, distinct)  # distinct, then the same
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + body)
+                    await writer.drain()
+            writer.close()
+
+        srv = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        try:
+            return await go(int(srv.sockets[0].getsockname()[1]), distinct, same)
+        finally:
+            srv.close()
+            await srv.wait_closed()
+
+    client._Connection._remember = counting  # type: ignore[method-assign]
+    try:
+        statuses = asyncio.run(serve(100, 300))
+    finally:
+        client._Connection._remember = saved  # type: ignore[method-assign]
+    assert statuses == [200] * 400
+    # Responses 1, 3, 7, 15, 31, 63 and 127 (each remembered for nothing doubles the
+    # gap); from the 101st on they are the same bytes: the 127th, remembered, comes
+    # again and again (no more calls).
+    assert len(calls) == 7

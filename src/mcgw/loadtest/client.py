@@ -217,7 +217,7 @@ class _Connection(asyncio.Protocol):
     """
 
     __slots__ = (
-        "_begins",
+        "_backoff",
         "_body",
         "_collect",
         "_head",
@@ -225,6 +225,8 @@ class _Connection(asyncio.Protocol):
         "_memo",
         "_memo_body",
         "_quick",
+        "_repeated",
+        "_skip",
         "_waiter",
         "cluster",
         "done_ns",
@@ -251,12 +253,16 @@ class _Connection(asyncio.Protocol):
         self._in_head: list[bool] = [True]
         """Not empty while the response's head is incomplete: the parser's
         on_headers_complete is this list's ``clear``."""
-        self._begins: list[bool] = []
-        """One item per response the parser began in the current read (on_message_begin)."""
         self._memo = b""
         """The bytes of this connection's last response when they were one read, exactly
         one final response, and left the parser between responses (see data_received)."""
         self._memo_body = b""
+        self._repeated = False
+        """The remembered response came again."""
+        self._skip = 0
+        self._backoff = 0
+        """Responses not to remember (see data_received): a server whose every response
+        differs costs the remembering once in up to 256 responses, not every time."""
         self.parser = httptools.HttpResponseParser(self._callbacks())
         self.lost = False
         self.keep_alive = True
@@ -275,7 +281,6 @@ class _Connection(asyncio.Protocol):
     def _callbacks(self) -> object:
         """What the parser calls (httptools looks them up once, on the object it is given)."""
         return types.SimpleNamespace(
-            on_message_begin=functools.partial(self._begins.append, True),
             on_headers_complete=self._in_head.clear,
             on_message_complete=self.on_message_complete,
         )
@@ -313,15 +318,18 @@ class _Connection(asyncio.Protocol):
                 self._in_head.clear()  # (= on_headers_complete)
             if self._memo_body:
                 self._body.append(self._memo_body)  # (= on_body)
+            self._repeated = True
             self.on_message_complete(True)
             return
-        self._memo = b""
-        in_head = self._in_head
-        fresh = in_head and not self._head
-        if in_head:  # (= not self.headers_complete)
+        if self._memo:  # a remembered response, not repeated this time
+            if self._repeated:
+                self._backoff = 0
+            else:  # remembered for nothing: remember less often
+                self._backoff = self._skip = min(2 * self._backoff + 1, 255)
+            self._memo = b""
+            self._repeated = False
+        if self._in_head:  # (= not self.headers_complete)
             self._head.append(data)
-        begins = self._begins
-        begins.clear()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -330,30 +338,29 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(_Lost(f"bad response: {exc}"))
             return
-        if fresh and len(begins) == 1 and not in_head:
-            self._remember(data)
+        if self._skip:
+            self._skip -= 1
+        elif not self._in_head and (head := self._head) and head[0] is data:
+            self._remember(data)  # (this read began the response: the parser was idle)
 
     def _remember(self, data: bytes) -> None:
-        """``data`` began a response and the parser completed it: remember it (see
-        data_received) if it is one final response with nothing after it."""
+        """``data`` began a response and the parser has its head: remember it (see
+        data_received) if it is one final, kept-alive response, complete, with nothing
+        after it — told by a parser of its own (this runs once per distinct response)."""
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             return  # (not complete: a body still to come)
-        if self.parser.get_status_code() < 200 or not self.keep_alive:
-            return  # (an interim response: the final one follows; or the last one)
-        end = data.find(b"\r\n\r\n")
-        head = data[:end].lower()
-        length = _head_field(head, b"content-length")
-        if (
-            end < 0
-            or _head_field(head, b"transfer-encoding") is not None
-            or length is None
-            or not length.isdigit()
-            or int(length) != len(data) - end - 4
-        ):
-            return  # (its framing is not simply a Content-Length body ending the read)
-        self._memo = data
-        self._memo_body = data[end + 4 :] if self._keeps_body else b""
+        if not self.keep_alive:
+            return  # (the connection's last response)
+        seen = _Seen()
+        seen.parser = httptools.HttpResponseParser(seen)
+        try:
+            seen.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            return
+        if seen.messages == [True]:  # one response, begun and completed, final, kept alive
+            self._memo = data
+            self._memo_body = b"".join(seen.body) if self._keeps_body else b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -536,6 +543,27 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class _Seen:
+    """What a parser saw in one read (:meth:`_Connection._remember`)."""
+
+    def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = None
+        self.messages: list[bool] = []
+        """Per response begun: whether it completed as a final, kept-alive one."""
+        self.body: list[bytes] = []
+
+    def on_message_begin(self) -> None:
+        self.messages.append(False)
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        assert parser is not None
+        self.messages[-1] = parser.get_status_code() >= 200 and parser.should_keep_alive()
+
+
 class _BodyConnection(_Connection):
     """A connection whose response bodies are kept (scripts read them; the breakdown
     may need the whereami JSON)."""
@@ -545,7 +573,6 @@ class _BodyConnection(_Connection):
 
     def _callbacks(self) -> object:
         return types.SimpleNamespace(
-            on_message_begin=functools.partial(self._begins.append, True),
             on_headers_complete=self._in_head.clear,
             on_body=self._body.append,
             on_message_complete=self.on_message_complete,
