@@ -568,3 +568,55 @@ def test_quick_sent_records_as_the_general_path() -> None:
     general = asyncio.run(record(False))
     assert quick == general
     assert quick[3] == len(results)
+
+
+def test_http_get_sends_inline_as_client_send() -> None:
+    # Http.get does Client.send's work inline (a call less per request): the client must
+    # be left as send leaves it, and the response be the same.
+    from mcgw.loadtest import script
+
+    def state(http: script.Http, url: str) -> tuple[object, ...]:
+        plain = http._gets[url]
+        c = plain[2][-1]
+        return (
+            c.busy,
+            c._ctx is plain,
+            c._raw == plain[1],
+            c._send_timeout_s,
+            c._pending is c._conn,
+            c._writes._due.count(c),
+            c._fut is not None and not c._fut.done(),
+        )
+
+    async def go() -> None:
+        async with fake.serve() as server:
+            url = f"http://127.0.0.1:{server.port}/"
+            opts = options.LoadOptions(url=url, timeout_s=7.0)
+            run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+            vus = [runner.VU(i, run.scenarios[0], {}) for i in (1, 2)]
+            inline, general = (script.Http(run, vu) for vu in vus)
+            try:
+                for http in (inline, general):
+                    await http.get(url)  # a new connection: request()
+                fast = inline.get(url)
+                assert isinstance(fast, asyncio.Future)
+                sent = general._send("GET", url)  # (Client.send itself)
+                assert sent is not None
+                assert (
+                    state(inline, url)
+                    == state(general, url)
+                    == (True, True, True, 7.0, True, 1, True)
+                )
+                # A busy client (its request in flight) is not sent on: request() is.
+                again = inline.get(url)
+                assert not isinstance(again, asyncio.Future)
+                again.close()  # type: ignore[attr-defined]
+                a, b = await fast, await sent
+                fields = [(r.status, r.body, r.url, r.method, r._result[7:9]) for r in (a, b)]
+                assert fields[0] == fields[1] and fields[0][0] == 200
+                assert server.connections == 2 and server.requests == 4
+            finally:
+                for vu in vus:
+                    vu.close()
+
+    asyncio.run(go())

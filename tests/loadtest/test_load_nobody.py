@@ -21,6 +21,18 @@ from mcgw.loadtest import client, metrics, options, runner, script
 BODY = b"hello, body\n"
 
 
+UNFRAMED_HEAD = {
+    "/unframed": b"HTTP/1.1 200 OK\r\nX-Method: HEAD\r\n\r\n",
+    "/unframed/keep-alive-1.0": b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n",
+    "/unframed/close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+    "/unframed/1.0": b"HTTP/1.0 200 OK\r\nX-Method: HEAD\r\n\r\n",
+}
+"""Answers to HEAD without Content-Length or Transfer-Encoding (a HEAD response has no
+body whatever it announces, RFC 9110 §9.3.2; RFC 9112 §6.3), by target. The server
+closes after an HTTP/1.0 response without keep-alive (and after ``Connection: close``,
+as the client must then not send another request)."""
+
+
 class NoBodyServer:
     """Answers HEAD with GET's head (Content-Length of a body it does not send), ``/204``
     and ``/304`` with a Content-Length and no body, ``/302`` with a redirect to ``/``,
@@ -32,18 +44,29 @@ class NoBodyServer:
         self.seen: list[tuple[str, str]] = []
         """(method, target) of each request."""
         self.connections = 0
+        self.per_connection: list[int] = []
+        """How many requests each connection carried, by connection."""
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.per_connection.append(0)
+        mine = len(self.per_connection) - 1
         try:
             while (head := await loadtest_threaded.read_head(reader)) is not None:
                 method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ")
                 self.seen.append((method, target))
+                self.per_connection[mine] += 1
                 length = f"Content-Length: {len(BODY)}\r\n"
                 if target in ("/204", "/304"):
                     out = f"HTTP/1.1 {target[1:]} X\r\n{length}\r\n".encode()
                 elif target == "/302":
                     out = b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n"
+                elif method == "HEAD" and target in UNFRAMED_HEAD:
+                    out = UNFRAMED_HEAD[target]
+                    if out.startswith(b"HTTP/1.0") and b"keep-alive" not in out:
+                        writer.write(out)  # the connection ends with the response
+                        await writer.drain()
+                        break
                 elif method == "HEAD":
                     out = f"HTTP/1.1 200 OK\r\n{length}X-Method: HEAD\r\n\r\n".encode()
                 else:
@@ -58,6 +81,8 @@ class NoBodyServer:
                             out = hints + out
                 writer.write(out)
                 await writer.drain()
+                if b"Connection: close" in out:
+                    break
         finally:
             writer.close()
 
@@ -100,6 +125,65 @@ def test_client_head_completes_at_the_end_of_the_head_on_both_paths() -> None:
     assert took < TIMEOUT_S / 2
     assert server.connections == 1
     assert server.seen == [("HEAD", "/")] * 3
+
+
+@pytest.mark.parametrize(
+    ("path", "reused"),
+    [("/unframed", True), ("/unframed/keep-alive-1.0", True),
+     ("/unframed/close", False), ("/unframed/1.0", False)],
+)  # fmt: skip
+def test_head_without_content_length_keeps_the_connection_alive(path: str, reused: bool) -> None:
+    # A HEAD response ends with its head, so neither a missing Content-Length nor a
+    # missing Transfer-Encoding means "until the connection closes": the connection is
+    # reused unless the response says otherwise (HTTP/1.1 "Connection: close", HTTP/1.0
+    # without "keep-alive"). Both the coroutine and the fast path.
+    async def go(port: int) -> list[client.Result]:
+        target = client.parse_target(f"http://127.0.0.1:{port}{path}")
+        raw = client.build_request(target, "HEAD")
+        head = client.Client(target, raw, timeout_s=TIMEOUT_S, head=True)
+        try:
+            results = [await head.request(), await head.request()]
+            fast = head.send(raw)
+            assert (fast is not None) == reused, "a kept-alive connection takes the fast path"
+            results.append(await fast if fast is not None else await head.request())
+        finally:
+            head.close()
+        return results
+
+    with serving() as server:
+        start = time.monotonic()
+        results = asyncio.run(go(server.port))
+        took = time.monotonic() - start
+    assert [(r.status, r.error) for r in results] == [(200, "")] * 3
+    assert took < TIMEOUT_S / 2
+    assert server.seen == [("HEAD", path)] * 3
+    assert server.per_connection == ([3] if reused else [1, 1, 1])
+
+
+def test_scripts_and_url_mode_reuse_the_connection_after_an_unframed_head(
+    tmp_path: pathlib.Path,
+) -> None:
+    text = PY_UNFRAMED.replace("BASE", "http://127.0.0.1:{port}")
+    with serving() as server:
+        summary, _ = _run(tmp_path, "unframed.py", text.replace("{port}", str(server.port)))
+        rc = cli.main(
+            ["load", "-X", "HEAD", "--timeout", f"{TIMEOUT_S}s", "--iterations", "4",
+             "--vus", "1", "--sleep", "0", f"http://127.0.0.1:{server.port}/unframed"]
+        )  # fmt: skip
+    assert rc == 0
+    failed = summary.metric("http_req_failed")
+    assert failed is not None and failed.get("passes") == 0
+    # The script's 3 HEADs on one connection, then URL mode's 4 on one.
+    assert server.per_connection == [3, 4]
+
+
+PY_UNFRAMED = """\
+options = {"iterations": 1}
+
+async def default(vu):
+    for _ in range(3):
+        await vu.http.head("BASE/unframed")
+"""
 
 
 JS = """\

@@ -217,11 +217,16 @@ class _Connection(asyncio.Protocol):
     """
 
     __slots__ = (
+        "_backoff",
         "_body",
         "_collect",
         "_head",
         "_in_head",
+        "_memo",
+        "_memo_body",
         "_quick",
+        "_repeated",
+        "_skip",
         "_waiter",
         "cluster",
         "done_ns",
@@ -236,6 +241,8 @@ class _Connection(asyncio.Protocol):
     )
     _plain_finish: typing.ClassVar[bool] = True
     """Without ``collect``, :meth:`finish` releases the response and returns its body."""
+    _keeps_body: typing.ClassVar[bool] = False
+    """The parser hands the body over (on_body): a remembered response's is handed over too."""
 
     def __init__(self, collect: bool) -> None:
         self._collect = collect
@@ -246,6 +253,16 @@ class _Connection(asyncio.Protocol):
         self._in_head: list[bool] = [True]
         """Not empty while the response's head is incomplete: the parser's
         on_headers_complete is this list's ``clear``."""
+        self._memo = b""
+        """The bytes of this connection's last response when they were one read, exactly
+        one final response, and left the parser between responses (see data_received)."""
+        self._memo_body = b""
+        self._repeated = False
+        """The remembered response came again."""
+        self._skip = 0
+        self._backoff = 0
+        """Responses not to remember (see data_received): a server whose every response
+        differs costs the remembering once in up to 256 responses, not every time."""
         self.parser = httptools.HttpResponseParser(self._callbacks())
         self.lost = False
         self.keep_alive = True
@@ -288,14 +305,62 @@ class _Connection(asyncio.Protocol):
         self.received += len(data)
         if self._waiter is None:
             return  # bytes nobody asked for: the connection is not reusable
+        if data == self._memo:
+            # The same bytes as the last response, which was one read and left the parser
+            # between responses: the same response again, so what parsing it would do is
+            # done without the parser (~3.5k instructions of ~43k a request). The parser
+            # still reports its status (kept until the next response begins); it was
+            # kept alive (see _remember).
+            if self._in_head:
+                # (the remembered object, equal to data: the cookie check that follows
+                # compares heads, and the same object compares without reading it)
+                self._head.append(self._memo)
+                self._in_head.clear()  # (= on_headers_complete)
+            if self._memo_body:
+                self._body.append(self._memo_body)  # (= on_body)
+            self._repeated = True
+            self.on_message_complete(True)
+            return
+        if self._memo:  # a remembered response, not repeated this time
+            if self._repeated:
+                self._backoff = 0
+            else:  # remembered for nothing: remember less often
+                self._backoff = self._skip = min(2 * self._backoff + 1, 255)
+            self._memo = b""
+            self._repeated = False
         if self._in_head:  # (= not self.headers_complete)
             self._head.append(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(_Lost("protocol upgrade not supported"))
+            return
         except httptools.HttpParserError as exc:
             self._fail(_Lost(f"bad response: {exc}"))
+            return
+        if self._skip:
+            self._skip -= 1
+        elif not self._in_head and (head := self._head) and head[0] is data:
+            self._remember(data)  # (this read began the response: the parser was idle)
+
+    def _remember(self, data: bytes) -> None:
+        """``data`` began a response and the parser has its head: remember it (see
+        data_received) if it is one final, kept-alive response, complete, with nothing
+        after it — told by a parser of its own (this runs once per distinct response)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            return  # (not complete: a body still to come)
+        if not self.keep_alive:
+            return  # (the connection's last response)
+        seen = _Seen()
+        seen.parser = httptools.HttpResponseParser(seen)
+        try:
+            seen.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            return
+        if seen.messages == [True]:  # one response, begun and completed, final, kept alive
+            self._memo = data
+            self._memo_body = b"".join(seen.body) if self._keeps_body else b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -321,21 +386,15 @@ class _Connection(asyncio.Protocol):
         )
 
     # -- httptools callbacks (see _callbacks) --
-    def on_message_complete(self) -> None:
+    def on_message_complete(self, remembered: bool = False) -> None:
+        # (remembered: the response is the remembered one, kept alive — the parser, which
+        # did not see it, is between responses and reads no longer keep-alive then)
         done = self.done_ns = _now()
         parser = self.parser
-        self.keep_alive = parser.should_keep_alive()
+        self.keep_alive = remembered or parser.should_keep_alive()
         client = self.owner
-        if client is None:
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                if parser.get_status_code() < 200:
-                    self.interim()
-                    return
-                waiter.set_result(None)
-            return
-        if not self._quick:
-            client._complete(self)
+        if client is None or not self._quick:
+            self._completed(client)
             return
         # = client._complete(self) with finish() and client._resolve() inline: this runs
         # for every fast-path response, and each of those calls cost ~600 instructions.
@@ -400,6 +459,19 @@ class _Connection(asyncio.Protocol):
                 _chain(fut, value)
             else:
                 fut.set_result(value)
+
+    def _completed(self, client: Client | None) -> None:
+        """The response is complete (done_ns and keep_alive set): to ``client``
+        (:meth:`Client.send`) or the waiter (:meth:`Client.request`)."""
+        if client is not None:
+            client._complete(self)
+            return
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if self.parser.get_status_code() < 200:
+                self.interim()
+                return
+            waiter.set_result(None)
 
     def interim(self) -> None:
         """A 1xx interim response (103 Early Hints, an unasked 100 Continue) is complete:
@@ -471,11 +543,33 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class _Seen:
+    """What a parser saw in one read (:meth:`_Connection._remember`)."""
+
+    def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = None
+        self.messages: list[bool] = []
+        """Per response begun: whether it completed as a final, kept-alive one."""
+        self.body: list[bytes] = []
+
+    def on_message_begin(self) -> None:
+        self.messages.append(False)
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        assert parser is not None
+        self.messages[-1] = parser.get_status_code() >= 200 and parser.should_keep_alive()
+
+
 class _BodyConnection(_Connection):
     """A connection whose response bodies are kept (scripts read them; the breakdown
     may need the whereami JSON)."""
 
     __slots__ = ()
+    _keeps_body = True
 
     def _callbacks(self) -> object:
         return types.SimpleNamespace(
@@ -511,9 +605,20 @@ class _HeadConnection(_Connection):
         # (no on_message_complete: the response is complete at the head already)
         return types.SimpleNamespace(on_headers_complete=self.on_headers_complete)
 
+    def _remember(self, data: bytes) -> None:
+        return  # (the parser is replaced after each response: nothing to skip)
+
     def on_headers_complete(self) -> None:
         self._in_head.clear()
-        _Connection.on_message_complete(self)
+        self.done_ns = _now()
+        parser = self.parser
+        # llhttp's keep-alive answer also asks whether the body ends with the connection
+        # (no Content-Length, no Transfer-Encoding), but a HEAD response has no body
+        # (RFC 9112 §6.3): only the version and Connection decide.
+        self.keep_alive = parser.should_keep_alive() or _persistent(
+            parser.get_http_version(), self.head()
+        )
+        self._completed(self.owner)
 
     def finish(self) -> bytes:
         # Every path that ends a (final) response calls this: the parser, still waiting
@@ -521,6 +626,16 @@ class _HeadConnection(_Connection):
         # from its callback, only returns).
         self.parser = httptools.HttpResponseParser(self._callbacks())
         return super().finish()
+
+
+def _persistent(version: str, head: bytes) -> bool:
+    """Whether a response's connection persists, by its version and Connection header
+    alone (RFC 9112 §9.3): HTTP/1.1 unless ``close``, HTTP/1.0 only with ``keep-alive``."""
+    value = _head_field(head.lower(), b"connection")
+    tokens = {t.strip() for t in value.split(b",")} if value is not None else set()
+    if version == "1.0":
+        return b"keep-alive" in tokens and b"close" not in tokens
+    return b"close" not in tokens
 
 
 def _chain(fut: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:

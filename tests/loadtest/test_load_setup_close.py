@@ -1,0 +1,104 @@
+"""setup() and teardown() run on VUs of their own: their HTTP connections are closed when
+the function returns, as the scenario VUs' are at the end of their scenario (not left open
+until the process ends)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pathlib
+import time
+from collections.abc import Iterator
+
+import loadtest_threaded
+import pytest
+
+from mcgw.loadtest import options, runner, script
+
+SETTLE_S = 0.05
+"""How long the server lets closes that are on their way arrive before it counts."""
+
+
+class CountingServer:
+    """Counts the connections open right now; ``/open`` answers that count (after
+    :data:`SETTLE_S`) and remembers it, anything else answers 200."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.opened = 0
+        self.counted: list[int] = []
+        """What each ``/open`` request answered (its own connection included)."""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.opened += 1
+        try:
+            while (head := await loadtest_threaded.read_head(reader)) is not None:
+                target = head.split(b"\r\n", 1)[0].split(b" ")[1]
+                body = b"ok"
+                if target == b"/open":
+                    await asyncio.sleep(SETTLE_S)
+                    self.counted.append(self.open)
+                    body = str(self.open).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[tuple[CountingServer, int]]:
+    server = CountingServer()
+    with loadtest_threaded.handling(server.handle) as port:
+        yield server, port
+
+
+JS = """\
+import http from 'k6/http';
+export const options = { iterations: 1 };
+const B = 'BASE';
+export function setup() { http.get(`${B}/setup`); return { n: 1 }; }
+export default function () { http.get(`${B}/`); }
+export function teardown(data) { http.get(`${B}/open`); }
+"""
+
+PY = """\
+options = {"iterations": 1}
+B = "BASE"
+
+async def setup(vu):
+    await vu.http.get(f"{B}/setup")
+    return {"n": 1}
+
+async def default(vu):
+    await vu.http.get(f"{B}/")
+
+async def teardown(vu, data):
+    await vu.http.get(f"{B}/open")
+"""
+
+
+@pytest.mark.parametrize(("name", "text"), [("close.js", JS), ("close.py", PY)])
+def test_setup_and_teardown_close_their_connections(
+    tmp_path: pathlib.Path, name: str, text: str
+) -> None:
+    path = tmp_path / name
+    with serving() as (server, port):
+        path.write_text(text.replace("BASE", f"http://127.0.0.1:{port}"))
+        program = script.load(str(path), {})
+        opts = options.with_script_options(
+            options.LoadOptions(url="", script=str(path), vus=1, timeout_s=2.0),
+            program.options,
+            frozenset({"vus", "timeout_s"}),
+        )
+        runner.run_sync(opts, None, program)
+        # setup's, the scenario VU's and teardown's own connection: three in all.
+        assert server.opened == 3
+        # When teardown asks, setup's and the VU's connections are closed: only its own is open.
+        assert server.counted == [1]
+        # And teardown's own is closed once the run is over.
+        deadline = time.monotonic() + 2.0
+        while server.open and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.open == 0
