@@ -620,3 +620,81 @@ def test_http_get_sends_inline_as_client_send() -> None:
                     vu.close()
 
     asyncio.run(go())
+
+
+def test_quick_sent_reuses_only_a_response_nobody_holds() -> None:
+    # Http._sent reuses its last Response when only it still holds it (the VU dropped it):
+    # a reused one must read as a new one (no cached body, headers or redirect left over),
+    # and one the VU still holds must never change.
+    from mcgw.loadtest import script
+
+    def result(n: int) -> client.Result:
+        head = f"HTTP/1.1 200 OK\r\nX-N: {n}\r\nContent-Length: 2\r\n\r\n".encode()
+        body = f"b{n}".encode()
+        return client.Result(
+            201 + n, "", 1, 0, 2, 3, 4, 10, len(head) + len(body), "", "", head, body, 0
+        )
+
+    async def go() -> None:
+        opts = options.LoadOptions(url="http://127.0.0.1:9/")
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        http = script.Http(run, runner.VU(1, run.scenarios[0], {}))
+        assert http._quick
+        target = client.parse_target("http://127.0.0.1:9/x")
+        plain: script._Plain = (target, b"", [], "GET", "http://127.0.0.1:9/x")
+        fake = typing.cast(client.Client, None)  # (_sent does not read its client)
+
+        def sent(n: int) -> script.Response:
+            res = http._sent(fake, result(n), plain)
+            assert isinstance(res, script.Response)
+            return res
+
+        held = sent(1)
+        assert (held.body, held.headers["X-N"]) == ("b1", "1")  # (caches filled)
+        held.redirected = True
+        second = sent(2)
+        assert second is not held  # held by the VU: a new one
+        assert (held.status, held.body, held.headers["X-N"], held.redirected) == (
+            202,
+            "b1",
+            "1",
+            True,
+        )
+        assert (second.status, second.body, second.headers["X-N"]) == (203, "b2", "2")
+        second.redirected = True
+        ident = id(second)
+        del second  # dropped: the next response reuses it
+        third = sent(3)
+        assert id(third) == ident
+        assert (third.status, third.body, third.headers["X-N"], third.redirected) == (
+            204,
+            "b3",
+            "3",
+            False,
+        )
+        assert (third.url, third.method, third._result.body) == (plain[4], "GET", b"b3")
+        kept = [third]
+        del third
+        fourth = sent(4)
+        assert fourth is not kept[0] and kept[0].body == "b3" and fourth.body == "b4"
+
+    asyncio.run(go())
+
+
+def test_quick_sent_is_off_with_throw() -> None:
+    # With --throw a failed request raises in the VU: the inline path does not test for
+    # it, so it must not be taken.
+    from mcgw.loadtest import script
+
+    async def go() -> None:
+        opts = options.LoadOptions(url="http://127.0.0.1:9/", throw=True)
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        http = script.Http(run, runner.VU(1, run.scenarios[0], {}))
+        assert not http._quick
+        target = client.parse_target("http://127.0.0.1:9/x")
+        plain: script._Plain = (target, b"", [], "GET", "http://127.0.0.1:9/x")
+        failed = client.Result(0, "connection refused", 1, 0, 0, 0, 0, 0, 0, "", "", b"", b"", 0)
+        with pytest.raises(runner.ScriptError, match="connection refused"):
+            http._sent(typing.cast(client.Client, None), failed, plain)
+
+    asyncio.run(go())

@@ -174,6 +174,9 @@ class Result(typing.NamedTuple):
 
 
 _new_result = tuple.__new__
+_join = b"".join
+"""Joins chunks; of one chunk, returns that very object (CPython's ``bytes.join``), so
+one call replaces a length test and an index."""
 
 
 class _Lost(Exception):
@@ -408,7 +411,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = None
         chunks = self._body
         if chunks:
-            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            body = _join(chunks)  # (of one chunk: that chunk itself, as chunks[0])
             chunks.clear()
         else:
             body = b""
@@ -419,8 +422,7 @@ class _Connection(asyncio.Protocol):
             return
         first_byte = self.first_byte_ns
         if client._capture:  # = self.head(), inline
-            chunks = self._head
-            head = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            head = _join(self._head)
         else:
             head = b""
         sent = client._sent
