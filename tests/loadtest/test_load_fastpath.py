@@ -635,6 +635,10 @@ def test_quick_sent_reuses_only_a_response_nobody_holds() -> None:
             201 + n, "", 1, 0, 2, 3, 4, 10, len(head) + len(body), "", "", head, body, 0
         )
 
+    # (_sent reads these fields by index)
+    assert client.Result._fields[script._HEAD] == "head"
+    assert client.Result._fields[script._STATUS] == "status"
+
     async def go() -> None:
         opts = options.LoadOptions(url="http://127.0.0.1:9/")
         run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))

@@ -421,10 +421,7 @@ class _Connection(asyncio.Protocol):
             client._drop()
             return
         first_byte = self.first_byte_ns
-        if client._capture:  # = self.head(), inline
-            head = _join(self._head)
-        else:
-            head = b""
+        head = _join(self._head) if client._capture else b""  # (= self.head(), inline)
         sent = client._sent
         sent_start = client._sent_start
         result = _new_result(

@@ -42,7 +42,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from mcgw.loadtest import (
     client,
@@ -266,12 +266,15 @@ _NO_PARAMS: Mapping[str, Any] = {}
 _BATCH = runner.BATCH
 _now = time.perf_counter_ns
 _DEFAULT_STATUSES = statuses.DEFAULT
-_HEAD = client.Result._fields.index("head")
+_HEAD: Final = 11
+"""``client.Result.head``'s index (a literal, so the type checker knows the field's type;
+tests check it against the named tuple's fields)."""
 _refs = sys.getrefcount
 _UNHELD = 3
 """``_refs(res)`` of a Response held by ``Http._last`` and a local only (with the
 call's own argument)."""
-_STATUS = client.Result._fields.index("status")
+_STATUS: Final = 0
+"""``client.Result.status``'s index."""
 
 _Plain = tuple[client.Target, bytes, list[client.Client], str, str]
 """A plain request's target, bytes, connection pool, method and URL (built once)."""
