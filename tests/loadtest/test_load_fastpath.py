@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import typing
 from collections.abc import AsyncIterator
 
@@ -31,6 +32,14 @@ def _client(port: int, **kwargs: object) -> client.Client:
 
 def _label(c: client.Client, result: client.Result, context: object) -> tuple[object, int]:
     return context, result.status
+
+
+class _Completing:
+    """What Http._sent reads of its client: the clock as the response completed."""
+
+    @property
+    def done_ns(self) -> int:
+        return time.perf_counter_ns()
 
 
 @contextlib.asynccontextmanager
@@ -91,6 +100,33 @@ def test_send_completes_in_the_callback_with_k6_timings() -> None:
             c.close()
 
     asyncio.run(go())
+
+
+def test_on_result_sees_the_clock_of_the_completion() -> None:
+    # on_result reads Client.done_ns instead of the clock (Http._sent's timeline second):
+    # both ways of completing (the inline one, and Client._complete with the breakdown)
+    # must set it to a reading taken after the response began and before the callback.
+    async def go(collect: bool) -> None:
+        seen: list[tuple[int, int, int]] = []
+
+        def on_result(c: client.Client, result: client.Result, context: object) -> None:
+            seen.append((c._start, c.done_ns, time.perf_counter_ns()))
+
+        async with fake.serve() as server:
+            c = _client(server.port, on_result=on_result, collect=collect)
+            await c.request()
+            for _ in range(3):
+                sent = c.send(c._request, None)
+                assert sent is not None
+                await sent
+            c.close()
+        assert len(seen) == 3
+        for start, done, now in seen:
+            assert 0 < start <= done <= now
+        assert len({done for _, done, _ in seen}) == 3
+
+    asyncio.run(go(False))
+    asyncio.run(go(True))
 
 
 def test_send_result_fields_match_request() -> None:
@@ -551,7 +587,7 @@ def test_quick_sent_records_as_the_general_path() -> None:
             "GET",
             "http://127.0.0.1:9/x",
         )
-        fake = typing.cast(client.Client, None)  # (_sent does not read its client)
+        fake = typing.cast(client.Client, _Completing())
         responses = []
         for r in results:
             if 300 <= r.status < 400:  # (a redirect would be followed: a request more)
@@ -646,7 +682,7 @@ def test_quick_sent_reuses_only_a_response_nobody_holds() -> None:
         assert http._quick
         target = client.parse_target("http://127.0.0.1:9/x")
         plain: script._Plain = (target, b"", [], "GET", "http://127.0.0.1:9/x")
-        fake = typing.cast(client.Client, None)  # (_sent does not read its client)
+        fake = typing.cast(client.Client, _Completing())
 
         def sent(n: int) -> script.Response:
             res = http._sent(fake, result(n), plain)
@@ -699,6 +735,6 @@ def test_quick_sent_is_off_with_throw() -> None:
         plain: script._Plain = (target, b"", [], "GET", "http://127.0.0.1:9/x")
         failed = client.Result(0, "connection refused", 1, 0, 0, 0, 0, 0, 0, "", "", b"", b"", 0)
         with pytest.raises(runner.ScriptError, match="connection refused"):
-            http._sent(typing.cast(client.Client, None), failed, plain)
+            http._sent(typing.cast(client.Client, _Completing()), failed, plain)
 
     asyncio.run(go())

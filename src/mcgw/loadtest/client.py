@@ -449,6 +449,7 @@ class _Connection(asyncio.Protocol):
         if on_result is None:
             fut.set_result(result)
             return
+        client.done_ns = done
         try:
             value = on_result(client, result, client._ctx)
         except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
@@ -769,6 +770,7 @@ class Client:
         "_timer_at",
         "_writes",
         "busy",
+        "done_ns",
     )
 
     def __init__(
@@ -804,6 +806,9 @@ class Client:
         self._writes = _writes(self._loop)
         self.busy = False
         """A :meth:`send` request is in flight (take another client from a pool)."""
+        self.done_ns = 0
+        """When ``on_result`` is called (the clock read as the response completed): the
+        callback need not read it again."""
         self._send_timeout_s = timeout_s
         self._fut: asyncio.Future[Any] | None = None
         self._ctx: Any = None
@@ -944,6 +949,7 @@ class Client:
         if on_result is None:
             fut.set_result(result)
             return
+        self.done_ns = _now()
         try:
             value = on_result(self, result, self._ctx)
         except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)

@@ -458,7 +458,7 @@ class Http:
         return plain[2][-1].send(plain[1], plain, self._timeout_s)
 
     def _sent(
-        self, _: client.Client, result: client.Result, plain: _Plain
+        self, c: client.Client, result: client.Result, plain: _Plain
     ) -> Response | asyncio.Task[Response]:
         if self._quick:
             # = _finish without params or tags, with the run's record (closed model,
@@ -469,7 +469,7 @@ class Http:
             if result[_HEAD] != self._no_cookies:
                 self._cookies(result, plain[4])
             run = self._run
-            now = _now()  # = run.record(result, self._vu), inline from here
+            now = c.done_ns  # = run.record(result, self._vu), inline from here
             if now >= run._sec_end:
                 run.flush()
                 run._next_second(now)
