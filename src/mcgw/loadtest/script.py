@@ -269,12 +269,12 @@ _DEFAULT_STATUSES = statuses.DEFAULT
 _HEAD: Final = 11
 """``client.Result.head``'s index (a literal, so the type checker knows the field's type;
 tests check it against the named tuple's fields)."""
+_STATUS: Final = 0
+"""``client.Result.status``'s index."""
 _refs = sys.getrefcount
 _UNHELD = 3
 """``_refs(res)`` of a Response held by ``Http._last`` and a local only (with the
 call's own argument)."""
-_STATUS: Final = 0
-"""``client.Result.status``'s index."""
 
 _Plain = tuple[client.Target, bytes, list[client.Client], str, str]
 """A plain request's target, bytes, connection pool, method and URL (built once)."""
@@ -310,9 +310,9 @@ class Http:
         )
         """What requests make by default: ``options.discardResponseBodies`` keeps no body."""
         self._quick = False
+        """:meth:`_sent` may record and make the Response inline (see _requick)."""
         self._last: Response = _alloc(Response)
         """The fast path's last Response (see _sent; a blank one until then)."""
-        """:meth:`_sent` may record and make the Response inline (see _requick)."""
         self._requick()
 
     @staticmethod
@@ -480,9 +480,9 @@ class Http:
             # (no --throw test: _quick is off with --throw)
             res: Response = self._last
             if _refs(res) != _UNHELD:
-                # (held elsewhere, or none yet: a new one; else the VU let the last one
-                # go — only self._last and this frame hold it — and it is reused, which
-                # saves its allocation and deallocation)
+                # (held elsewhere: a new one; else the VU let the last one go — only
+                # self._last and this frame hold it — and it is refilled, every field,
+                # which saves an allocation and a deallocation per request)
                 res = self._last = _alloc(Response)  # = _new_response(...), inline
             res._result = result
             res.url = plain[4]
