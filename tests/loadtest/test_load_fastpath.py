@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import typing
 from collections.abc import AsyncIterator
 
@@ -31,6 +32,14 @@ def _client(port: int, **kwargs: object) -> client.Client:
 
 def _label(c: client.Client, result: client.Result, context: object) -> tuple[object, int]:
     return context, result.status
+
+
+class _Completing:
+    """What Http._sent reads of its client: the clock as the response completed."""
+
+    @property
+    def done_ns(self) -> int:
+        return time.perf_counter_ns()
 
 
 @contextlib.asynccontextmanager
@@ -91,6 +100,33 @@ def test_send_completes_in_the_callback_with_k6_timings() -> None:
             c.close()
 
     asyncio.run(go())
+
+
+def test_on_result_sees_the_clock_of_the_completion() -> None:
+    # on_result reads Client.done_ns instead of the clock (Http._sent's timeline second):
+    # both ways of completing (the inline one, and Client._complete with the breakdown)
+    # must set it to a reading taken after the response began and before the callback.
+    async def go(collect: bool) -> None:
+        seen: list[tuple[int, int, int]] = []
+
+        def on_result(c: client.Client, result: client.Result, context: object) -> None:
+            seen.append((c._start, c.done_ns, time.perf_counter_ns()))
+
+        async with fake.serve() as server:
+            c = _client(server.port, on_result=on_result, collect=collect)
+            await c.request()
+            for _ in range(3):
+                sent = c.send(c._request, None)
+                assert sent is not None
+                await sent
+            c.close()
+        assert len(seen) == 3
+        for start, done, now in seen:
+            assert 0 < start <= done <= now
+        assert len({done for _, done, _ in seen}) == 3
+
+    asyncio.run(go(False))
+    asyncio.run(go(True))
 
 
 def test_send_result_fields_match_request() -> None:
@@ -551,7 +587,7 @@ def test_quick_sent_records_as_the_general_path() -> None:
             "GET",
             "http://127.0.0.1:9/x",
         )
-        fake = typing.cast(client.Client, None)  # (_sent does not read its client)
+        fake = typing.cast(client.Client, _Completing())
         responses = []
         for r in results:
             if 300 <= r.status < 400:  # (a redirect would be followed: a request more)
@@ -618,5 +654,87 @@ def test_http_get_sends_inline_as_client_send() -> None:
             finally:
                 for vu in vus:
                     vu.close()
+
+    asyncio.run(go())
+
+
+def test_quick_sent_reuses_only_a_response_nobody_holds() -> None:
+    # Http._sent reuses its last Response when only it still holds it (the VU dropped it):
+    # a reused one must read as a new one (no cached body, headers or redirect left over),
+    # and one the VU still holds must never change.
+    from mcgw.loadtest import script
+
+    def result(n: int) -> client.Result:
+        head = f"HTTP/1.1 200 OK\r\nX-N: {n}\r\nContent-Length: 2\r\n\r\n".encode()
+        body = f"b{n}".encode()
+        return client.Result(
+            201 + n, "", 1, 0, 2, 3, 4, 10, len(head) + len(body), "", "", head, body, 0
+        )
+
+    # (_sent reads these fields by index)
+    assert client.Result._fields[script._HEAD] == "head"
+    assert client.Result._fields[script._STATUS] == "status"
+
+    async def go() -> None:
+        opts = options.LoadOptions(url="http://127.0.0.1:9/")
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        http = script.Http(run, runner.VU(1, run.scenarios[0], {}))
+        assert http._quick
+        target = client.parse_target("http://127.0.0.1:9/x")
+        plain: script._Plain = (target, b"", [], "GET", "http://127.0.0.1:9/x")
+        fake = typing.cast(client.Client, _Completing())
+
+        def sent(n: int) -> script.Response:
+            res = http._sent(fake, result(n), plain)
+            assert isinstance(res, script.Response)
+            return res
+
+        held = sent(1)
+        assert (held.body, held.headers["X-N"]) == ("b1", "1")  # (caches filled)
+        held.redirected = True
+        second = sent(2)
+        assert second is not held  # held by the VU: a new one
+        assert (held.status, held.body, held.headers["X-N"], held.redirected) == (
+            202,
+            "b1",
+            "1",
+            True,
+        )
+        assert (second.status, second.body, second.headers["X-N"]) == (203, "b2", "2")
+        second.redirected = True
+        ident = id(second)
+        del second  # dropped: the next response reuses it
+        third = sent(3)
+        assert id(third) == ident
+        assert (third.status, third.body, third.headers["X-N"], third.redirected) == (
+            204,
+            "b3",
+            "3",
+            False,
+        )
+        assert (third.url, third.method, third._result.body) == (plain[4], "GET", b"b3")
+        kept = [third]
+        del third
+        fourth = sent(4)
+        assert fourth is not kept[0] and kept[0].body == "b3" and fourth.body == "b4"
+
+    asyncio.run(go())
+
+
+def test_quick_sent_is_off_with_throw() -> None:
+    # With --throw a failed request raises in the VU: the inline path does not test for
+    # it, so it must not be taken.
+    from mcgw.loadtest import script
+
+    async def go() -> None:
+        opts = options.LoadOptions(url="http://127.0.0.1:9/", throw=True)
+        run = runner.Run(opts, (scenario.from_options(opts),), runner.plain(opts))
+        http = script.Http(run, runner.VU(1, run.scenarios[0], {}))
+        assert not http._quick
+        target = client.parse_target("http://127.0.0.1:9/x")
+        plain: script._Plain = (target, b"", [], "GET", "http://127.0.0.1:9/x")
+        failed = client.Result(0, "connection refused", 1, 0, 0, 0, 0, 0, 0, "", "", b"", b"", 0)
+        with pytest.raises(runner.ScriptError, match="connection refused"):
+            http._sent(typing.cast(client.Client, _Completing()), failed, plain)
 
     asyncio.run(go())

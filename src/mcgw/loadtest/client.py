@@ -174,6 +174,9 @@ class Result(typing.NamedTuple):
 
 
 _new_result = tuple.__new__
+_join = b"".join
+"""Joins chunks; of one chunk, returns that very object (CPython's ``bytes.join``), so
+one call replaces a length test and an index."""
 
 
 class _Lost(Exception):
@@ -408,7 +411,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = None
         chunks = self._body
         if chunks:
-            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            body = _join(chunks)  # (of one chunk: that chunk itself, as chunks[0])
             chunks.clear()
         else:
             body = b""
@@ -418,11 +421,7 @@ class _Connection(asyncio.Protocol):
             client._drop()
             return
         first_byte = self.first_byte_ns
-        if client._capture:  # = self.head(), inline
-            chunks = self._head
-            head = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        else:
-            head = b""
+        head = _join(self._head) if client._capture else b""  # (= self.head(), inline)
         sent = client._sent
         sent_start = client._sent_start
         result = _new_result(
@@ -450,6 +449,7 @@ class _Connection(asyncio.Protocol):
         if on_result is None:
             fut.set_result(result)
             return
+        client.done_ns = done
         try:
             value = on_result(client, result, client._ctx)
         except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
@@ -770,6 +770,7 @@ class Client:
         "_timer_at",
         "_writes",
         "busy",
+        "done_ns",
     )
 
     def __init__(
@@ -805,6 +806,9 @@ class Client:
         self._writes = _writes(self._loop)
         self.busy = False
         """A :meth:`send` request is in flight (take another client from a pool)."""
+        self.done_ns = 0
+        """When ``on_result`` is called (the clock read as the response completed): the
+        callback need not read it again."""
         self._send_timeout_s = timeout_s
         self._fut: asyncio.Future[Any] | None = None
         self._ctx: Any = None
@@ -945,6 +949,7 @@ class Client:
         if on_result is None:
             fut.set_result(result)
             return
+        self.done_ns = _now()
         try:
             value = on_result(self, result, self._ctx)
         except BaseException as exc:  # the VU gets it where it awaits (e.g. --throw)
