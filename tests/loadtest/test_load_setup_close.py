@@ -102,3 +102,24 @@ def test_setup_and_teardown_close_their_connections(
         while server.open and time.monotonic() < deadline:
             time.sleep(0.01)
         assert server.open == 0
+
+
+@pytest.mark.parametrize(("name", "text"), [("count.js", JS), ("count.py", PY)])
+def test_setup_and_teardown_requests_count_in_the_summary(
+    tmp_path: pathlib.Path, name: str, text: str
+) -> None:
+    # As k6's end-of-test summary, taken after teardown: setup's, the iteration's and
+    # teardown's requests, three.
+    path = tmp_path / name
+    with serving() as (_, port):
+        path.write_text(text.replace("BASE", f"http://127.0.0.1:{port}"))
+        program = script.load(str(path), {})
+        opts = options.with_script_options(
+            options.LoadOptions(url="", script=str(path), vus=1, timeout_s=2.0),
+            program.options,
+            frozenset({"vus", "timeout_s"}),
+        )
+        summary = runner.run_sync(opts, None, program)
+    counts = {m.name: m for m in summary.metrics}
+    assert counts["http_reqs"].get("count") == 3
+    assert counts["iterations"].get("count") == 1

@@ -1132,6 +1132,9 @@ async def run_raw(
             except ScriptError:
                 if not state.abort_code:
                     raise
+            # k6's summary comes after teardown: its requests count, as setup's do (the
+            # registry is the run's own; the duration stays the scenarios').
+            state.sync_derived()
             raw.abort_code, raw.aborted = state.abort_code, state.aborted
         return raw
     finally:
