@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import loadtest_threaded
 import pytest
 
-from mcgw.loadtest import options, runner, script
+from mcgw.loadtest import metrics, options, runner, script
 
 SETTLE_S = 0.05
 """How long the server lets closes that are on their way arrive before it counts."""
@@ -79,20 +79,24 @@ async def teardown(vu, data):
 """
 
 
+def _run(path: pathlib.Path, text: str, port: int) -> metrics.Summary:
+    """Run the script ``text`` (its BASE pointing at ``port``) with one VU, as the CLI would."""
+    path.write_text(text.replace("BASE", f"http://127.0.0.1:{port}"))
+    program = script.load(str(path), {})
+    opts = options.with_script_options(
+        options.LoadOptions(url="", script=str(path), vus=1, timeout_s=2.0),
+        program.options,
+        frozenset({"vus", "timeout_s"}),
+    )
+    return runner.run_sync(opts, None, program)
+
+
 @pytest.mark.parametrize(("name", "text"), [("close.js", JS), ("close.py", PY)])
 def test_setup_and_teardown_close_their_connections(
     tmp_path: pathlib.Path, name: str, text: str
 ) -> None:
-    path = tmp_path / name
     with serving() as (server, port):
-        path.write_text(text.replace("BASE", f"http://127.0.0.1:{port}"))
-        program = script.load(str(path), {})
-        opts = options.with_script_options(
-            options.LoadOptions(url="", script=str(path), vus=1, timeout_s=2.0),
-            program.options,
-            frozenset({"vus", "timeout_s"}),
-        )
-        runner.run_sync(opts, None, program)
+        _run(tmp_path / name, text, port)
         # setup's, the scenario VU's and teardown's own connection: three in all.
         assert server.opened == 3
         # When teardown asks, setup's and the VU's connections are closed: only its own is open.
@@ -110,16 +114,8 @@ def test_setup_and_teardown_requests_count_in_the_summary(
 ) -> None:
     # As k6's end-of-test summary, taken after teardown: setup's, the iteration's and
     # teardown's requests, three.
-    path = tmp_path / name
     with serving() as (_, port):
-        path.write_text(text.replace("BASE", f"http://127.0.0.1:{port}"))
-        program = script.load(str(path), {})
-        opts = options.with_script_options(
-            options.LoadOptions(url="", script=str(path), vus=1, timeout_s=2.0),
-            program.options,
-            frozenset({"vus", "timeout_s"}),
-        )
-        summary = runner.run_sync(opts, None, program)
+        summary = _run(tmp_path / name, text, port)
     counts = {m.name: m for m in summary.metrics}
     assert counts["http_reqs"].get("count") == 3
     assert counts["iterations"].get("count") == 1
