@@ -384,3 +384,32 @@ def test_a_reload_during_a_restart_reaches_the_new_worker(tmp_path: Path, delay_
             await _stop(ups, pool)
 
     run(main(), timeout_s=40)
+
+
+def test_a_reload_handed_a_worker_already_noticed_dead_does_not_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    """The race behind a CI failure: ``apply`` picks its workers, then, before it
+    sends them the table, the parent notices one is gone and answers what it owed.
+    The reload must not then wait START_TIMEOUT_S for an answer that cannot come.
+    Reproduced by handing ``_apply_one`` the retired worker's handle directly."""
+
+    async def main() -> None:
+        ups, pool = await _start(tmp_path)
+        try:
+            first = capacity_table(tmp_path / "c", _ports(ups[:2]), _ports(ups[2:]))
+            await pool.apply(first)
+            old = pool._workers[0]
+            assert old is not None
+            os.kill(old.pid, signal.SIGKILL)
+            for _ in range(100):
+                if pool._workers[0] is not old:
+                    break
+                await asyncio.sleep(0.05)
+            assert pool._workers[0] is not old, "the parent did not notice the kill"
+            second = capacity_table(tmp_path / "c", _ports(ups[:2]), [])
+            await asyncio.wait_for(pool._apply_one(old, second, {}), 5.0)
+        finally:
+            await _stop(ups, pool)
+
+    run(main(), timeout_s=40)

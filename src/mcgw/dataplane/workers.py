@@ -218,6 +218,7 @@ class _Worker:
         "addresses",
         "connections",
         "counts",
+        "exited",
         "index",
         "pending",
         "pid",
@@ -247,6 +248,9 @@ class _Worker:
         self.pending: dict[str, list[asyncio.Future[Message]]] = {}
         """Table version (or ``flush``) → the answers awaited."""
         self.task: asyncio.Task[None] | None = None
+        self.exited = False
+        """Set once the process is gone: what is asked of it after that is answered
+        ``exited`` at once (a reload may pick its workers just before one dies)."""
 
     def send(self, message: Message) -> None:
         if not self.writer.is_closing():
@@ -254,7 +258,10 @@ class _Worker:
 
     def expect(self, what: str) -> asyncio.Future[Message]:
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self.pending.setdefault(what, []).append(waiter)
+        if self.exited:
+            waiter.set_result({"t": "exited"})
+        else:
+            self.pending.setdefault(what, []).append(waiter)
         return waiter
 
     def answer(self, what: str, message: Message) -> None:
@@ -506,6 +513,7 @@ class Workers:
             except Exception:
                 log.exception("worker %d: bad message %.200r", worker.index, message)
         code = await worker.proc.wait()
+        worker.exited = True
         for what in list(worker.pending):
             worker.answer(what, {"t": "exited"})
         worker.writer.close()
