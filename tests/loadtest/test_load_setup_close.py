@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import loadtest_threaded
 import pytest
 
-from mcgw.loadtest import metrics, options, runner, script
+from mcgw.loadtest import metrics, options, runner, script, workers
 
 SETTLE_S = 0.05
 """How long the server lets closes that are on their way arrive before it counts."""
@@ -79,15 +79,18 @@ async def teardown(vu, data):
 """
 
 
-def _run(path: pathlib.Path, text: str, port: int) -> metrics.Summary:
-    """Run the script ``text`` (its BASE pointing at ``port``) with one VU, as the CLI would."""
+def _run(path: pathlib.Path, text: str, port: int, n_workers: int = 1) -> metrics.Summary:
+    """Run the script ``text`` (its BASE pointing at ``port``) with one VU, as the CLI
+    would: in this process, or over ``n_workers`` worker processes (``--workers``)."""
     path.write_text(text.replace("BASE", f"http://127.0.0.1:{port}"))
     program = script.load(str(path), {})
     opts = options.with_script_options(
-        options.LoadOptions(url="", script=str(path), vus=1, timeout_s=2.0),
+        options.LoadOptions(url="", script=str(path), vus=1, timeout_s=2.0, workers=n_workers),
         program.options,
-        frozenset({"vus", "timeout_s"}),
+        frozenset({"vus", "timeout_s", "workers"}),
     )
+    if n_workers > 1:
+        return workers.run(opts)
     return runner.run_sync(opts, None, program)
 
 
@@ -108,14 +111,16 @@ def test_setup_and_teardown_close_their_connections(
         assert server.open == 0
 
 
+@pytest.mark.parametrize("n_workers", [1, 2], ids=["one-process", "workers"])
 @pytest.mark.parametrize(("name", "text"), [("count.js", JS), ("count.py", PY)])
 def test_setup_and_teardown_requests_count_in_the_summary(
-    tmp_path: pathlib.Path, name: str, text: str
+    tmp_path: pathlib.Path, name: str, text: str, n_workers: int
 ) -> None:
     # As k6's end-of-test summary, taken after teardown: setup's, the iteration's and
-    # teardown's requests, three.
+    # teardown's requests, three; with --workers too (setup and teardown run in the
+    # parent, the iteration in a worker process).
     with serving() as (_, port):
-        summary = _run(tmp_path / name, text, port)
+        summary = _run(tmp_path / name, text, port, n_workers)
     counts = {m.name: m for m in summary.metrics}
     assert counts["http_reqs"].get("count") == 3
     assert counts["iterations"].get("count") == 1

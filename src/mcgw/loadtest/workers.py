@@ -113,7 +113,9 @@ def run(
     for raw in raws:
         merged.merge(raw)
     if program is not None:
-        asyncio.run(_teardown_fresh(opts, program, scens, data))
+        # k6's summary comes after teardown: its requests count, as setup's do.
+        after_s = int(merged.duration_s)
+        merged.merge(asyncio.run(_teardown_fresh(opts, program, scens, data, after_s)))
     if opts.out_json:
         with open(opts.out_json, "wb") as out:
             for i in range(n):
@@ -130,6 +132,14 @@ async def _teardown_fresh(
     program: runner.Program,
     scens: tuple[scenario.Scenario, ...],
     data: object,
-) -> None:
+    after_s: int,
+) -> runner.RawResult:
+    """Run teardown on a state of its own; return what it measured, its seconds in the
+    timeline moved to after the workers' ``after_s`` (its duration and VUs left out:
+    the run's are the workers')."""
     state = runner.Run(replace(opts, out_json=None), scens, program)
     await program.teardown(state, data)
+    raw = state.raw()
+    raw.duration_s, raw.vus_max = 0.0, 0
+    raw.timeline = {after_s + second: bucket for second, bucket in raw.timeline.items()}
+    return raw
