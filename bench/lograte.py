@@ -14,6 +14,9 @@ warm-up:
 * ``off``: ``--no-access-log``;
 * ``on``: the access log and the log indexer, as ``mcgw serve`` runs by default;
 * ``no-index``: the access log, no indexer (``--no-log-index``);
+* ``nginx-off`` / ``nginx-on``: nginx as the proxy on CPU 1 instead, its access log off
+  or on (``combined``, buffered as ``proxy.py`` sets it): the peer's cost of logging at
+  the same rate, in the same run;
 * with ``--baseline SRC`` (another tree's ``src``, e.g. from ``git worktree add``), the
   same variants of that tree, prefixed ``base-``.
 
@@ -44,6 +47,8 @@ import proxy  # bench/proxy.py: nginx, mcgw load and process helpers
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 FLAGS = {"off": ["--no-access-log"], "on": [], "no-index": ["--no-log-index"]}
+NGINX = {"nginx-off": False, "nginx-on": True}
+"""The peer's variants: whether nginx, as the proxy, writes its access log."""
 ROLES = (("gateway", ""), ("writer", "mcgw.dataplane.logwriter"), ("indexer", " logs index"))
 
 
@@ -126,6 +131,49 @@ def measure(
     return result, per_10s
 
 
+def measure_nginx(
+    name: str, work: Path, port: int, backend_port: int, args: argparse.Namespace
+) -> tuple[proxy.Result, dict[str, float]]:
+    """The peer at the same rate: one nginx worker on CPU 1 proxying to the backend."""
+    server = proxy.proxy_server(work, port, backend_port, log=NGINX[name])
+    conf = proxy.nginx_conf(work, name, server)
+    argv = proxy.pinned(1, ["nginx", "-c", str(conf), "-p", str(work)])
+    with proxy.process(argv, port, work / f"{name}.out") as proc:
+        # The master forks one worker: the worker's CPU is the gateway's.
+        workers: list[int] = []
+        deadline = time.monotonic() + 10
+        while not workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = [pid for pid, _ in _tree(proc.pid) if pid != proc.pid]
+        before: dict[str, float] = {}
+        result = proxy.fixed_rate(
+            name,
+            port,
+            args.rate,
+            args.duration,
+            work,
+            on_measure=lambda: before.update({"gateway": sum(map(_cpu_s, workers))}),
+        )
+        used = sum(map(_cpu_s, workers)) - before.get("gateway", 0.0)
+    return result, {"gateway": 10 * used / args.duration}
+
+
+def _record(r: Rounds, name: str, i: int, result: proxy.Result, cpu: dict[str, float]) -> None:
+    r.p50.append(result.p50_ms)
+    r.p90.append(result.p90_ms or 0.0)
+    r.p99.append(result.p99_ms)
+    r.dropped.append(result.dropped)
+    for role, seconds in cpu.items():
+        r.cpu.setdefault(role, []).append(seconds)
+    print(
+        f"round {i} {name:>14}: p50 {result.p50_ms:.2f} p90 "
+        f"{result.p90_ms or 0:.2f} p99 {result.p99_ms:.2f} ms, "
+        + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+        + " CPU s/10 s",
+        flush=True,
+    )
+
+
 def _spread(values: list[float]) -> str:
     return f"{min(values):.2f}–{max(values):.2f}" if values else "–"
 
@@ -158,17 +206,22 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=4500, help="requests/s offered")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--duration", type=int, default=10, help="measured seconds a round")
-    parser.add_argument("--variants", default="off,on,no-index", help="of " + ",".join(FLAGS))
+    parser.add_argument(
+        "--variants", default="off,on,no-index", help="of " + ",".join([*FLAGS, *NGINX])
+    )
     parser.add_argument("--baseline", type=Path, help="another tree's src to compare")
     args = parser.parse_args()
     proxy.ensure_tools()
     started = datetime.now(UTC)
     variants: dict[str, tuple[list[str], dict[str, str]]] = {}
     for v in args.variants.split(","):
+        if v in NGINX:
+            continue
         variants[v] = (FLAGS[v], {})
         if args.baseline is not None:
             variants[f"base-{v}"] = (FLAGS[v], {"PYTHONPATH": str(args.baseline.resolve())})
-    rows = {name: Rounds() for name in variants}
+    peers = [v for v in args.variants.split(",") if v in NGINX]
+    rows = {name: Rounds() for name in [*variants, *peers]}
     with tempfile.TemporaryDirectory(prefix="mcgw-lograte-") as tmp:
         work = Path(tmp)
         backend_port, port = proxy.free_port(), proxy.free_port()
@@ -176,29 +229,20 @@ def main() -> int:
         nginx = proxy.pinned(0, ["nginx", "-c", str(conf), "-p", str(work)])
         with proxy.process(nginx, backend_port, work / "backend.out"):
             manifests = proxy.mcgw_manifests(work, backend_port)
-            names = list(variants)
+            names = list(rows)
             for i in range(args.rounds):
                 order = names[i % len(names) :] + names[: i % len(names)]
                 for name in order:
+                    if name in NGINX:
+                        result, cpu = measure_nginx(name, work, port, backend_port, args)
+                        _record(rows[name], name, i, result, cpu)
+                        continue
                     flags, env = variants[name]
                     argv = [sys.executable, "-m", "mcgw", "serve", "-f", str(manifests)]
                     argv += ["--no-watch", "--bind", "127.0.0.1", "--port-map", f"80:{port}"]
                     argv += ["--log-dir", str(work / f"logs-{name}-{i}"), *flags]
                     result, cpu = measure(name, argv, env, port, work, args)
-                    r = rows[name]
-                    r.p50.append(result.p50_ms)
-                    r.p90.append(result.p90_ms or 0.0)
-                    r.p99.append(result.p99_ms)
-                    r.dropped.append(result.dropped)
-                    for role, seconds in cpu.items():
-                        r.cpu.setdefault(role, []).append(seconds)
-                    print(
-                        f"round {i} {name:>14}: p50 {result.p50_ms:.2f} p90 "
-                        f"{result.p90_ms or 0:.2f} p99 {result.p99_ms:.2f} ms, "
-                        + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
-                        + " CPU s/10 s",
-                        flush=True,
-                    )
+                    _record(rows[name], name, i, result, cpu)
     report = render(rows, args, started)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
