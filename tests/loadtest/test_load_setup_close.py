@@ -124,3 +124,44 @@ def test_setup_and_teardown_requests_count_in_the_summary(
     counts = {m.name: m for m in summary.metrics}
     assert counts["http_reqs"].get("count") == 3
     assert counts["iterations"].get("count") == 1
+
+
+SLOW_JS = """\
+import http from 'k6/http';
+import { sleep } from 'k6';
+export const options = { iterations: 1 };
+const B = 'BASE';
+export function setup() { sleep(0.5); return {}; }
+export default function () { http.get(`${B}/`); }
+export function teardown(data) { sleep(0.5); }
+"""
+
+SLOW_PY = """\
+options = {"iterations": 1}
+B = "BASE"
+
+async def setup(vu):
+    await vu.sleep(0.5)
+    return {}
+
+async def default(vu):
+    await vu.http.get(f"{B}/")
+
+async def teardown(vu, data):
+    await vu.sleep(0.5)
+"""
+
+
+@pytest.mark.parametrize("n_workers", [1, 2], ids=["one-process", "workers"])
+@pytest.mark.parametrize(("name", "text"), [("slow.js", SLOW_JS), ("slow.py", SLOW_PY)])
+def test_rates_divide_by_a_duration_that_includes_setup_and_teardown(
+    tmp_path: pathlib.Path, name: str, text: str, n_workers: int
+) -> None:
+    # k6's test run duration runs from before setup() to after teardown(): one request
+    # in a run whose setup and teardown sleep 0.5 s each is at most 1 request/s. (The
+    # scenario alone takes milliseconds: hundreds a second if its time were the divisor.)
+    with serving() as (_, port):
+        summary = _run(tmp_path / name, text, port, n_workers)
+    reqs = {m.name: m for m in summary.metrics}["http_reqs"]
+    assert reqs.get("count") == 1
+    assert 0.3 < reqs.get("rate") <= 1.0

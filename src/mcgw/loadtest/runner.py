@@ -1089,6 +1089,7 @@ async def run_raw(
         if json_out is not None:
             json_out.declare_thresholds(options.thresholds)
         state = Run(options, scens, prog, json_out)
+        began_ns = state.start_ns
         try:
             data = await prog.setup(state) if run_setup else setup_data
         except ScriptError:
@@ -1133,9 +1134,11 @@ async def run_raw(
                 if not state.abort_code:
                     raise
             # k6's summary comes after teardown: its requests count, as setup's do (the
-            # registry is the run's own; the duration stays the scenarios').
+            # registry is the run's own), and its test run duration, which the rates
+            # divide by, runs from before setup to after teardown.
             state.sync_derived()
             raw.abort_code, raw.aborted = state.abort_code, state.aborted
+            raw.duration_s = (_now() - began_ns) / 1e9
         return raw
     finally:
         if json_out is not None:

@@ -109,13 +109,18 @@ def run(
                 )
         raws = [f.result() for f in futures]
     merged = setup_state.raw()
-    merged.duration_s = 0.0
+    # k6's test run duration (the rates' divisor) is setup's, the scenarios' and
+    # teardown's: the workers' own start-up is not in it.
+    around_s, merged.duration_s = merged.duration_s, 0.0
     for raw in raws:
         merged.merge(raw)
     if program is not None:
         # k6's summary comes after teardown: its requests count, as setup's do.
         after_s = int(merged.duration_s)
+        began = time.monotonic()
         merged.merge(asyncio.run(_teardown_fresh(opts, program, scens, data, after_s)))
+        around_s += time.monotonic() - began
+    merged.duration_s += around_s
     if opts.out_json:
         with open(opts.out_json, "wb") as out:
             for i in range(n):
@@ -135,8 +140,8 @@ async def _teardown_fresh(
     after_s: int,
 ) -> runner.RawResult:
     """Run teardown on a state of its own; return what it measured, its seconds in the
-    timeline moved to after the workers' ``after_s`` (its duration and VUs left out:
-    the run's are the workers')."""
+    timeline moved to after the workers' ``after_s`` (its VUs left out, as the run's are
+    the workers'; its duration is the caller's to time)."""
     state = runner.Run(replace(opts, out_json=None), scens, program)
     await program.teardown(state, data)
     raw = state.raw()
