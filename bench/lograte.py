@@ -115,20 +115,25 @@ def measure(
         while not wanted <= roles.keys() and time.monotonic() < deadline:
             time.sleep(0.1)
             roles = _roles(proc.pid)
-        # The writer is started with the gateway; take the warm-up's CPU out by reading
-        # the counters after it (proxy.fixed_rate warms up first, then measures).
-        before: dict[str, float] = {}
-        result = proxy.fixed_rate(
-            name,
-            port,
-            args.rate,
-            args.duration,
-            work,
-            on_measure=lambda: before.update({role: _cpu_s(pid) for role, pid in roles.items()}),
-        )
-        used = {role: _cpu_s(pid) - before.get(role, 0.0) for role, pid in roles.items()}
-    per_10s = {role: 10 * seconds / args.duration for role, seconds in used.items()}
-    return result, per_10s
+        return _timed(name, port, work, args, {role: [pid] for role, pid in roles.items()})
+
+
+def _timed(
+    name: str, port: int, work: Path, args: argparse.Namespace, roles: dict[str, list[int]]
+) -> tuple[proxy.Result, dict[str, float]]:
+    """The fixed-rate load on ``port``, and the CPU seconds per 10 s of each role's
+    processes over the measured window: the warm-up's are taken out by reading the
+    counters after it (proxy.fixed_rate warms up first, then measures)."""
+
+    def cpu() -> dict[str, float]:
+        return {role: sum(map(_cpu_s, pids)) for role, pids in roles.items()}
+
+    before: dict[str, float] = {}
+    result = proxy.fixed_rate(
+        name, port, args.rate, args.duration, work, on_measure=lambda: before.update(cpu())
+    )
+    used = {role: seconds - before.get(role, 0.0) for role, seconds in cpu().items()}
+    return result, {role: 10 * seconds / args.duration for role, seconds in used.items()}
 
 
 def measure_nginx(
@@ -145,17 +150,7 @@ def measure_nginx(
         while not workers and time.monotonic() < deadline:
             time.sleep(0.1)
             workers = [pid for pid, _ in _tree(proc.pid) if pid != proc.pid]
-        before: dict[str, float] = {}
-        result = proxy.fixed_rate(
-            name,
-            port,
-            args.rate,
-            args.duration,
-            work,
-            on_measure=lambda: before.update({"gateway": sum(map(_cpu_s, workers))}),
-        )
-        used = sum(map(_cpu_s, workers)) - before.get("gateway", 0.0)
-    return result, {"gateway": 10 * used / args.duration}
+        return _timed(name, port, work, args, {"gateway": workers})
 
 
 def _record(r: Rounds, name: str, i: int, result: proxy.Result, cpu: dict[str, float]) -> None:
