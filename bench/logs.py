@@ -91,7 +91,7 @@ def records(n: int, seed: int = 1, first: int = 0) -> list[logschema.AccessRecor
         status = 503 if rng.random() < 0.01 else 200
         k = i % 3
         out.append(
-            logschema.AccessRecord(
+            logschema.AccessRecord.of(
                 timestamp=ts,
                 method="GET",
                 scheme="http",

@@ -59,14 +59,21 @@ parse per row. A field added to the payload can be listed here for the same spee
 
 
 class AccessRecord(NamedTuple):
-    """One request as the gateway saw it. Field order is part of the schema."""
+    """One request as the gateway saw it. Field order is part of the schema: it is
+    the wire format of the records the gateway hands its log writer (as plain tuples).
+
+    The request line's pieces and the user agent are the bytes received, and the
+    route table's and balancer's parts are the tuples they already hold, unopened:
+    decoding and taking apart happen in the log writer process, off the request path
+    (each element a record carries is one more object to build and to marshal)."""
 
     timestamp: float
     """When the request arrived, seconds since the epoch (time.time())."""
-    method: str
+    method: bytes | str
+    """As received (bytes, read as latin-1 by the writer), or as text."""
     scheme: str
-    host: str
-    target: str
+    host: bytes | str
+    target: bytes | str
     """Request target as received: path and query."""
     protocol: str
     """``HTTP/1.1``, ``HTTP/1.0`` or ``HTTP/2`` (as Cloud Logging spells them)."""
@@ -77,7 +84,7 @@ class AccessRecord(NamedTuple):
     response_size: int
     remote_ip: str
     server_ip: str
-    user_agent: str
+    user_agent: bytes | str
     trace_headers: Sequence[tuple[bytes, bytes]]
     """The request's trace context header fields (``traceparent``,
     ``X-Cloud-Trace-Context``) as received, usually none: the gateway's header parser
@@ -88,38 +95,137 @@ class AccessRecord(NamedTuple):
     """:attr:`mcgw.ir.table.Route.name`, or empty when no route matched."""
     backend: str
     """:attr:`mcgw.ir.table.Backend.name`, or empty."""
-    cluster: str
-    region: str
-    zone: str
-    pod: str
-    endpoint: str
-    """``address:port`` of the endpoint that answered, or empty."""
-    reason: str
-    """Why this cluster: ``closest``, ``failover``, ``retry``, ``no_route``, …"""
-    entry_region: str
-    attempts: int
+    picked: tuple[str, str, str, str, str, str]
+    """cluster, region, zone, pod, endpoint (``address:port``) and reason (why this
+    cluster: ``closest``, ``failover``, ``retry``, ``no_route``, …) of the endpoint
+    that answered; empty strings when none did."""
+    decision: tuple[str, str, str] = ("", "", "")
+    """The balancer's decision trace: the entry region its plan ranked from, the
+    ranking (regions closest first with their round trips in ms:
+    ``us-west1:111.4,us-east1:159.4``) and, for a capacity-aware backend, what it saw
+    per region (requests per second over capacity, healthy over ready endpoints:
+    ``us-west1 19/20rps 2/2ok;…``). Empty strings on the fast path."""
+    entry: tuple[str, str] = ("", "")
+    """Where the request entered and how that was decided (``header``: a trusted
+    peer's entry-region header, ``client``: the Fleet's client networks), or empty."""
+    gateway_region: str = ""
+    """The gateway's own region: the entry region when neither of the above says."""
+    attempts: int = 1
     """Upstream attempts made (1 unless a connect failure was retried)."""
-    status_details: str
+    status_details: str = ""
     """Cloud Load Balancing's statusDetails, e.g. ``response_sent_by_backend``."""
-    # -- the decision trace (with entry_region, cluster … reason above) --------------
-    entry_source: str = ""
-    """How :attr:`entry_region` was decided: ``gateway`` (its location), ``header``
-    (a trusted peer's entry-region header) or ``client`` (the Fleet's client networks)."""
-    ranking: str = ""
-    """Regions of the backend closest first from the entry region, with their round
-    trips in ms: ``us-west1:111.4,us-east1:159.4``."""
-    seen: str = ""
-    """What a capacity-aware backend's balancer saw per region (requests per second
-    over capacity, healthy over ready endpoints): ``us-west1 19/20rps 2/2ok;…``;
-    empty on the fast path (no capacity, threshold or spray)."""
+
+    @classmethod
+    def of(
+        cls,
+        timestamp: float,
+        method: str,
+        scheme: str,
+        host: str,
+        target: str,
+        protocol: str,
+        status: int,
+        latency_s: float,
+        request_size: int,
+        response_size: int,
+        remote_ip: str,
+        server_ip: str,
+        user_agent: str,
+        trace_headers: Sequence[tuple[bytes, bytes]],
+        gateway: str,
+        route: str,
+        backend: str,
+        cluster: str,
+        region: str,
+        zone: str,
+        pod: str,
+        endpoint: str,
+        reason: str,
+        entry_region: str,
+        attempts: int,
+        status_details: str,
+        entry_source: str = "",
+        ranking: str = "",
+        seen: str = "",
+    ) -> AccessRecord:
+        """A record from the fields its log line names, one by one, as text: for
+        tools and tests that make up records (the gateway builds the tuple itself)."""
+        return cls(
+            timestamp,
+            method,
+            scheme,
+            host,
+            target,
+            protocol,
+            status,
+            latency_s,
+            request_size,
+            response_size,
+            remote_ip,
+            server_ip,
+            user_agent,
+            trace_headers,
+            gateway,
+            route,
+            backend,
+            (cluster, region, zone, pod, endpoint, reason),
+            (entry_region, ranking, seen),
+            ("", entry_source),
+            "",
+            attempts,
+            status_details,
+        )
+
+    # What the log line names, taken from the tuples above.
+    @property
+    def cluster(self) -> str:
+        return self.picked[0]
+
+    @property
+    def region(self) -> str:
+        return self.picked[1]
+
+    @property
+    def zone(self) -> str:
+        return self.picked[2]
+
+    @property
+    def pod(self) -> str:
+        return self.picked[3]
+
+    @property
+    def endpoint(self) -> str:
+        return self.picked[4]
+
+    @property
+    def reason(self) -> str:
+        return self.picked[5]
+
+    @property
+    def entry_region(self) -> str:
+        return self.decision[0] or self.entry[0] or self.gateway_region
+
+    @property
+    def entry_source(self) -> str:
+        """How :attr:`entry_region` was decided: ``gateway`` (its location),
+        ``header`` or ``client`` (see :attr:`entry`)."""
+        return self.entry[1]
+
+    @property
+    def ranking(self) -> str:
+        return self.decision[1]
+
+    @property
+    def seen(self) -> str:
+        return self.decision[2]
 
 
 AccessValues = tuple[
     float,
+    bytes | str,
     str,
-    str,
-    str,
-    str,
+    bytes | str,
+    bytes | str,
     str,
     int,
     float,
@@ -127,30 +233,34 @@ AccessValues = tuple[
     int,
     str,
     str,
-    str,
+    bytes | str,
     Sequence[tuple[bytes, bytes]],
     str,
     str,
     str,
-    str,
-    str,
-    str,
-    str,
-    str,
-    str,
+    tuple[str, str, str, str, str, str],
+    tuple[str, str, str],
+    tuple[str, str],
     str,
     int,
-    str,
-    str,
-    str,
     str,
 ]
 """An :class:`AccessRecord`'s values as a plain tuple, in its field order: what the
 gateway's hot path builds (a NamedTuple costs a copy there, and another to marshal it
 to the log writer, which takes exact tuples only). An AccessRecord is one too."""
 
-_Tail = tuple[str, str, str, str, str, str, str, str, str, str, int, str, str, str, str]
-"""The route-table and balancer part of an access record (gateway … seen)."""
+_Tail = tuple[
+    str,
+    str,
+    str,
+    tuple[str, str, str, str, str, str],
+    tuple[str, str, str],
+    tuple[str, str],
+    str,
+    int,
+    str,
+]
+"""The route-table and balancer part of an access record (gateway … status_details)."""
 
 
 def rfc3339(ts: float) -> str:
@@ -241,6 +351,23 @@ class _Decimals(dict[int, str]):
         return text
 
 
+class _Methods(dict[bytes | str, str]):
+    """Request method (the bytes received, or text) → its JSON string literal: a
+    gateway sees a handful of methods, and a lookup costs a fraction of decoding and
+    escaping one."""
+
+    __slots__ = ()
+
+    _MAX = 64
+
+    def __missing__(self, method: bytes | str) -> str:
+        if len(self) >= self._MAX:
+            self.clear()
+        text = method.decode("latin-1") if isinstance(method, bytes) else method
+        literal = self[method] = _q(text)
+        return literal
+
+
 class AccessFormatter:
     """Turns access records into LogEntry JSON lines, fast, a batch at a time.
 
@@ -288,6 +415,7 @@ class AccessFormatter:
         self._seq = 0
         self._seconds = _Seconds()
         self._decimals = _Decimals()
+        self._methods = _Methods()
         self._fragments: dict[tuple[Any, ...], tuple[str, str]] = {}
         log_name = _q(f"projects/{project_id}/logs/{LB_LOG_NAME}")
         self._head = (
@@ -301,19 +429,17 @@ class AccessFormatter:
             gateway_name,
             route,
             backend_name,
-            cluster,
-            region,
-            zone,
-            pod,
-            endpoint,
-            reason,
-            entry_region,
+            picked,
+            decision,
+            entry,
+            here,
             attempts,
             status_details,
-            entry_source,
-            ranking,
-            seen,
         ) = tail
+        cluster, region, zone, pod, endpoint, reason = picked
+        entry_region = decision[0] or entry[0] or here
+        entry_source = entry[1]
+        _, ranking, seen = decision
         gateway = _q(gateway_name)
         backend = _q(backend_name)
         labels = (
@@ -363,6 +489,7 @@ class AccessFormatter:
         fragments = self._fragments
         seconds = self._seconds
         decimals = self._decimals
+        methods = self._methods
         q = _q
         trace = self._trace
         n = len(records)
@@ -399,9 +526,21 @@ class AccessFormatter:
             second = int(ts)
             done = ts + latency_s
             done_second = int(done)
-            url = (
-                f"{scheme}://{host}{target}" if target[:1] == "/" else f"{scheme}://{host}/{target}"
-            )
+            # The request line's bytes as received, decoded here rather than on the
+            # request path (latin-1: every byte is a character, nothing can fail);
+            # records made up by tools may hold text already.
+            if isinstance(target, bytes) and isinstance(host, bytes):
+                # One decode for both.
+                where = (host + target if target[:1] == b"/" else host + b"/" + target).decode(
+                    "latin-1"
+                )
+            else:
+                host = host.decode("latin-1") if isinstance(host, bytes) else host
+                target = target.decode("latin-1") if isinstance(target, bytes) else target
+                where = host + target if target[:1] == "/" else f"{host}/{target}"
+            if isinstance(user_agent, bytes):
+                user_agent = user_agent.decode("latin-1")
+            url = f"{scheme}://{where}"
             # Microseconds truncated, not rounded (%d of a float): as Cloud Logging's are.
             append(
                 f"{start}{fragment[0]}{seconds[second]}."
@@ -409,7 +548,7 @@ class AccessFormatter:
                 f'"receiveTimestamp":"{seconds[done_second]}.'
                 f'{"%06d" % ((done - done_second) * 1e6)}Z",'  # noqa: UP031
                 f'"severity":"{"WARNING" if status >= 500 else "INFO"}",'
-                f'"httpRequest":{{"requestMethod":{q(method)},"requestUrl":{q(url)},'
+                f'"httpRequest":{{"requestMethod":{methods[method]},"requestUrl":{q(url)},'
                 f'"requestSize":"{decimals[request_size]}","status":{decimals[status]},'
                 f'"responseSize":"{decimals[response_size]}","userAgent":{q(user_agent)},'
                 f'"remoteIp":{q(remote_ip)},"serverIp":{q(server_ip)},'

@@ -40,7 +40,7 @@ def container(ts: float, cluster: str, zone: str, n: int) -> dict[str, Any]:
 def access(
     ts: float, cluster: str, zone: str, status: int, n: int, reason: str = "closest"
 ) -> dict[str, Any]:
-    record = logschema.AccessRecord(
+    record = logschema.AccessRecord.of(
         timestamp=ts,
         method="GET",
         scheme="http",

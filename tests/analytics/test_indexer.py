@@ -30,7 +30,7 @@ FORMATTER = logschema.AccessFormatter("test-project")
 def _lines(first: int, n: int) -> list[bytes]:
     return [
         FORMATTER.line_bytes(
-            logschema.AccessRecord(
+            logschema.AccessRecord.of(
                 timestamp=1_700_000_000 + i,
                 method="GET",
                 scheme="http",

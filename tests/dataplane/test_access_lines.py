@@ -69,7 +69,7 @@ def records() -> list[logschema.AccessRecord]:
         if i % 13 == 0:
             target += odd
         out.append(
-            logschema.AccessRecord(
+            logschema.AccessRecord.of(
                 timestamp=ts,
                 method=("GET", "POST", "OPTIONS", f"M{odd}")[i % 4],
                 scheme=("http", "https")[i % 2],

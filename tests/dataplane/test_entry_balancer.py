@@ -93,7 +93,7 @@ def test_capacity_is_shared_between_entry_regions_and_the_trace_shows_it() -> No
 
 
 def test_trace_fields_in_the_access_log_payload() -> None:
-    record = logschema.AccessRecord(
+    record = logschema.AccessRecord.of(
         1.7e9, "GET", "http", "store.example.com", "/", "HTTP/1.1", 200, 0.1, 10, 20,
         "127.10.0.1", "127.0.0.1", "k6", (), "store/external-http", "r", "store",
         "gke-west-1", WEST, "us-west1-a", "pod", "10.1.0.1:8080", "closest", TOKYO, 1,
@@ -105,5 +105,5 @@ def test_trace_fields_in_the_access_log_payload() -> None:
     assert payload["ranking"] == "us-west1:111.4,us-east1:159.4"
     assert payload["seen"] == "us-west1 12/20rps 2/2ok;us-east1 0/20rps 2/2ok"
     # Unset trace fields are left out: the line stays compact.
-    bare = logschema.access_entry(record._replace(entry_source="", ranking="", seen=""))
+    bare = logschema.access_entry(record._replace(decision=(TOKYO, "", ""), entry=("", "")))
     assert not {"entrySource", "ranking", "seen"} & set(bare["jsonPayload"])

@@ -482,16 +482,16 @@ def test_records_with_str_subclasses_still_go_through(tmp_path: Path) -> None:
     say) is sent in plain types instead of failing the batch."""
     import enum
 
-    class Method(enum.StrEnum):
-        GET = "GET"
+    class Protocol(enum.StrEnum):
+        H1 = "HTTP/1.1"
 
     async def main() -> None:
         log = accesslog.AccessLog(tmp_path, "p")
-        log.write(record(0)._replace(method=Method.GET))
+        log.write(record(0)._replace(protocol=Protocol.H1))
         log.write(record(1))
         await log.close()
         assert log.stats.written == 2
 
     run(main())
-    methods = [json.loads(line)["httpRequest"]["requestMethod"] for line in _whole_lines(tmp_path)]
-    assert methods == ["GET", "GET"]
+    protocols = [json.loads(line)["httpRequest"]["protocol"] for line in _whole_lines(tmp_path)]
+    assert protocols == ["HTTP/1.1", "HTTP/1.1"]

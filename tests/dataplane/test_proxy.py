@@ -613,14 +613,26 @@ def test_access_log_records_each_response(tmp_path: Path) -> None:
                     await c.request(target="/ok?q=1", headers=(("User-Agent", "k6"),))
                 ).status == 200
                 assert (await c.request(target="/missing")).status == 404
+                # The request line and user agent reach the log as the bytes received,
+                # read as latin-1 (obs-text in a header value is one character a byte).
+                odd = await c.request(
+                    method="DELETE",
+                    target="/ok/%C3%A9?x=%22",
+                    host="Store.Example.com:8080",
+                    headers=(("User-Agent", 'caf\u00e9 "q"'),),
+                )
+                assert odd.status == 200
                 await c.close()
 
     run(main())
     lines = [
         json.loads(x) for f in sorted(tmp_path.glob("*.jsonl")) for x in f.read_text().splitlines()
     ]
-    assert len(lines) == 2
-    ok, missing = lines
+    assert len(lines) == 3
+    ok, missing, odd = lines
+    assert odd["httpRequest"]["requestMethod"] == "DELETE"
+    assert odd["httpRequest"]["requestUrl"] == "http://Store.Example.com:8080/ok/%C3%A9?x=%22"
+    assert odd["httpRequest"]["userAgent"] == 'caf\u00e9 "q"'
     assert ok["httpRequest"]["status"] == 200
     assert ok["httpRequest"]["requestUrl"] == "http://example.com/ok?q=1"
     assert ok["httpRequest"]["userAgent"] == "k6"

@@ -421,7 +421,7 @@ class AccessLog:
                     self._enqueue("s", sampling)
                     self._pump()
 
-    def _enqueue(self, kind: str, body: list[tuple[object, ...]] | dict[str, int]) -> None:
+    def _enqueue(self, kind: str, body: Sequence[tuple[object, ...]] | dict[str, int]) -> None:
         records = len(body) if kind == "r" else 0
         if records and self._queued_bytes > _MAX_QUEUED_BYTES:
             self.stats.dropped += records

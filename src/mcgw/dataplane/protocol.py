@@ -1793,23 +1793,20 @@ class ClientConnection(asyncio.Protocol):
         pick = ex.pick
         snap = ex.snap
         route = ex.route
-        if pick is not None:
-            # cluster, region, zone, pod, endpoint, reason: built with the pick.
-            picked = pick.log_fields
-        else:
-            picked = _NOT_PICKED if route is not None else _NO_ROUTE
         # A plain tuple in AccessRecord's field order, not an AccessRecord: the NamedTuple
         # would cost a copy here and another before it can be marshalled to the writer.
-        # The pick's fields are indexed, not unpacked (``*picked``): unpacking builds
-        # the tuple through a list. test_access_log_records_each_response checks every
-        # field lands in place.
+        # What the writer can work out is left to it: the request line's bytes are not
+        # decoded, and the pick's, the decision trace's and the entry's fields go as the
+        # tuples they are (prebuilt with the pick: marshal refers to a tuple it already
+        # wrote in the batch, where six strings would each be looked up).
+        # test_access_log_records_each_response checks every field lands in place.
         sink.write(
             (
                 ex.start + self._wall_offset,
-                ex.method.decode("latin-1"),
+                ex.method,
                 self._scheme,
-                (ex.host or b"").decode("latin-1"),
-                ex.target.decode("latin-1"),
+                ex.host or b"",
+                ex.target,
                 self._log_protocol or _LOG_PROTOCOLS.get(ex.version) or "HTTP/" + ex.version,
                 ex.status,
                 now - ex.start,
@@ -1817,23 +1814,19 @@ class ClientConnection(asyncio.Protocol):
                 ex.response_bytes,
                 self._remote_ip,
                 self._server_ip,
-                ex.user_agent.decode("latin-1"),
+                ex.user_agent,
                 ex.trace_in,
                 "" if snap is None else snap.gateways.get(self._listener, ""),
                 "" if route is None else route.name,
                 ex.backend,
-                picked[0],
-                picked[1],
-                picked[2],
-                picked[3],
-                picked[4],
-                picked[5],
-                ex.trace[0] or ex.entry[0] or ("" if snap is None else snap.entry_region),
+                pick.log_fields
+                if pick is not None
+                else (_NOT_PICKED if route is not None else _NO_ROUTE),
+                ex.trace,
+                ex.entry,
+                "" if snap is None else snap.entry_region,
                 ex.attempts,
                 ex.details,
-                ex.entry[1],
-                ex.trace[1],
-                ex.trace[2],
             ),
             now,
         )
