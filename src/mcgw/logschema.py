@@ -106,8 +106,9 @@ class AccessRecord(NamedTuple):
     per region (requests per second over capacity, healthy over ready endpoints:
     ``us-west1 19/20rps 2/2ok;…``). Empty strings on the fast path."""
     entry: tuple[str, str] = ("", "")
-    """Where the request entered and how that was decided (``header``: a trusted
-    peer's entry-region header, ``client``: the Fleet's client networks), or empty."""
+    """Where the request entered and how that was decided: ``header`` (a trusted
+    peer's entry-region header), ``client`` (the Fleet's client networks), or an empty
+    region and ``gateway`` (the gateway's location: :attr:`gateway_region`)."""
     gateway_region: str = ""
     """The gateway's own region: the entry region when neither of the above says."""
     attempts: int = 1
