@@ -177,49 +177,6 @@ class AccessRecord(NamedTuple):
             status_details,
         )
 
-    # What the log line names, taken from the tuples above.
-    @property
-    def cluster(self) -> str:
-        return self.picked[0]
-
-    @property
-    def region(self) -> str:
-        return self.picked[1]
-
-    @property
-    def zone(self) -> str:
-        return self.picked[2]
-
-    @property
-    def pod(self) -> str:
-        return self.picked[3]
-
-    @property
-    def endpoint(self) -> str:
-        return self.picked[4]
-
-    @property
-    def reason(self) -> str:
-        return self.picked[5]
-
-    @property
-    def entry_region(self) -> str:
-        return self.decision[0] or self.entry[0] or self.gateway_region
-
-    @property
-    def entry_source(self) -> str:
-        """How :attr:`entry_region` was decided: ``gateway`` (its location),
-        ``header`` or ``client`` (see :attr:`entry`)."""
-        return self.entry[1]
-
-    @property
-    def ranking(self) -> str:
-        return self.decision[1]
-
-    @property
-    def seen(self) -> str:
-        return self.decision[2]
-
 
 AccessValues = tuple[
     float,

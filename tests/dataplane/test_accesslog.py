@@ -249,6 +249,8 @@ def reference_entry(r: logschema.AccessRecord, project: str) -> dict[str, Any]:
 
     target = text(r.target)
     sep = "" if target.startswith("/") else "/"
+    cluster, region, zone, pod, endpoint, reason = r.picked
+    entry_region = r.decision[0] or r.entry[0] or r.gateway_region
     trace: dict[str, Any] = {}
     context = logschema.trace_context(r.trace_headers)  # its own test: test_trace_context
     if context is not None:
@@ -291,13 +293,13 @@ def reference_entry(r: logschema.AccessRecord, project: str) -> dict[str, Any]:
             "gateway": r.gateway,
             "route": r.route,
             "backend": r.backend,
-            "cluster": r.cluster,
-            "region": r.region,
-            "zone": r.zone,
-            "pod": r.pod,
-            "endpoint": r.endpoint,
-            "reason": r.reason,
-            "entryRegion": r.entry_region,
+            "cluster": cluster,
+            "region": region,
+            "zone": zone,
+            "pod": pod,
+            "endpoint": endpoint,
+            "reason": reason,
+            "entryRegion": entry_region,
             "attempts": r.attempts,
         },
         "labels": {"gateway": r.gateway, "worker_pid": str(os.getpid())},
