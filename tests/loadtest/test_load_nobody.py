@@ -101,42 +101,19 @@ TIMEOUT_S = 2.0
 bug this file guards against) instead of hanging the suite."""
 
 
-def test_client_head_completes_at_the_end_of_the_head_on_both_paths() -> None:
-    async def go(port: int) -> list[client.Result]:
-        target = client.parse_target(f"http://127.0.0.1:{port}/")
-        head = client.Client(
-            target, client.build_request(target, "HEAD"), timeout_s=TIMEOUT_S, head=True
-        )
-        try:
-            first = await head.request()  # a new connection
-            again = await head.request()  # kept alive
-            fast = head.send(client.build_request(target, "HEAD"))
-            assert fast is not None, "the kept-alive connection takes the fast path"
-            third = await fast
-        finally:
-            head.close()
-        return [first, again, third]
-
-    with serving() as server:
-        start = time.monotonic()
-        results = asyncio.run(go(server.port))
-        took = time.monotonic() - start
-    assert [(r.status, r.error) for r in results] == [(200, "")] * 3
-    assert took < TIMEOUT_S / 2
-    assert server.connections == 1
-    assert server.seen == [("HEAD", "/")] * 3
-
-
 @pytest.mark.parametrize(
     ("path", "reused"),
-    [("/unframed", True), ("/unframed/keep-alive-1.0", True),
+    [("/", True), ("/unframed", True), ("/unframed/keep-alive-1.0", True),
      ("/unframed/close", False), ("/unframed/1.0", False)],
 )  # fmt: skip
-def test_head_without_content_length_keeps_the_connection_alive(path: str, reused: bool) -> None:
-    # A HEAD response ends with its head, so neither a missing Content-Length nor a
-    # missing Transfer-Encoding means "until the connection closes": the connection is
-    # reused unless the response says otherwise (HTTP/1.1 "Connection: close", HTTP/1.0
-    # without "keep-alive"). Both the coroutine and the fast path.
+def test_head_completes_at_the_end_of_its_head_and_keeps_the_connection(
+    path: str, reused: bool
+) -> None:
+    # A HEAD response ends with its head: the GET's Content-Length (``/``) announces a
+    # body that never comes, and neither a missing Content-Length nor a missing
+    # Transfer-Encoding (``/unframed…``) means "until the connection closes". The
+    # connection is reused unless the response says otherwise (HTTP/1.1 "Connection:
+    # close", HTTP/1.0 without "keep-alive"). Both the coroutine and the fast path.
     async def go(port: int) -> list[client.Result]:
         target = client.parse_target(f"http://127.0.0.1:{port}{path}")
         raw = client.build_request(target, "HEAD")
