@@ -438,8 +438,8 @@ def test_rotation_under_load_keeps_every_line_whole(tmp_path: Path) -> None:
 
 
 def test_sample_rate_of_a_backend_policy_is_followed(tmp_path: Path) -> None:
-    """GCPBackendPolicy logging, from YAML through the translator to the writer: a
-    quarter of /quarter's requests, none of /off's, all of /all's."""
+    """GCPBackendPolicy logging, from YAML through the translator to the gateway's
+    sampling: a quarter of /quarter's requests, none of /off's, all of /all's."""
 
     async def main() -> None:
         async with FakeUpstream() as up:
@@ -487,7 +487,7 @@ spec:
                     for path in ("/all", "/quarter", "/off"):
                         assert (await c.request(target=f"{path}?i={i}")).status == 200
                 await c.close()
-            assert gw.access_log.stats.sampled_out == 30 + 40  # counted once closed
+            assert gw.access_log.stats.sampled_out == 30 + 40
 
     run(main())
     urls = [json.loads(line)["httpRequest"]["requestUrl"] for line in _lines_in(tmp_path / "logs")]

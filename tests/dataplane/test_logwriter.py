@@ -324,16 +324,16 @@ def test_the_writer_acknowledges_lazily_but_at_once_when_asked(tmp_path: Path) -
     try:
         time.sleep(logwriter.ACK_INTERVAL_S)  # the first frame finds the interval passed
         os.write(feed, logwriter.frame(("r", 1, [tuple(record(0))])))
-        assert ack_within(1.0) == ("a", 1, 1, 0, 0, ANY_SIZE, ANY_FILES)
+        assert ack_within(1.0) == ("a", 1, 1, 0, ANY_SIZE, ANY_FILES)
         t0 = time.monotonic()
         os.write(feed, logwriter.frame(("r", 2, [tuple(record(1))])))
         os.write(feed, logwriter.frame(("r", 3, [tuple(record(2))])))
         # Answered together, once the interval since the last answer has passed.
-        assert ack_within(1.0) == ("a", 3, 2, 0, 0, ANY_SIZE, ())
+        assert ack_within(1.0) == ("a", 3, 2, 0, ANY_SIZE, ())
         assert time.monotonic() - t0 >= logwriter.ACK_INTERVAL_S * 0.5
         os.write(feed, logwriter.frame(("r", 4, [tuple(record(3))])))
         os.write(feed, logwriter.frame(("f", 5, {})))
-        assert ack_within(logwriter.ACK_INTERVAL_S * 0.5) == ("a", 5, 1, 0, 0, ANY_SIZE, ())
+        assert ack_within(logwriter.ACK_INTERVAL_S * 0.5) == ("a", 5, 1, 0, ANY_SIZE, ())
     finally:
         os.close(feed)
         thread.join(10)
@@ -387,24 +387,31 @@ def test_writer_cpus_from_the_environment(tmp_path: Path) -> None:
         del os.environ[logwriter.CPUS_ENV]
 
 
-def test_a_sampling_change_applies_from_the_next_record(tmp_path: Path) -> None:
-    """Records queued before set_sampling keep the old map, even when the change comes
-    while a large batch is being handed over frame by frame."""
+def test_a_sampling_change_applies_from_the_next_request(tmp_path: Path) -> None:
+    """The sampling decision is the request's, made before its record exists: a change
+    applies from the next request on, even while a large batch is being handed over
+    frame by frame, and a backend's credit carries over."""
     backend = record(0).backend
 
     async def main() -> None:
         log = accesslog.AccessLog(tmp_path, "p", flush_interval_s=0.001)
         await log.start()
+
+        def request(i: int) -> None:  # as the request path asks (protocol._log)
+            if not log.sampling or log.keep(backend):
+                log.write(record(i))
+
         try:
             for i in range(3000):
-                log.write(record(i))
+                request(i)
             await asyncio.sleep(0)  # the flusher may be mid-batch now
             log.set_sampling({backend: 0})
             for i in range(3000, 3100):
-                log.write(record(i))
+                request(i)
+            assert log.stats.sampled_out == 100  # counted as it is decided
             log.set_sampling({backend: 500_000})
             for i in range(3100, 3110):
-                log.write(record(i))
+                request(i)
         finally:
             await log.close()
         assert log.stats.written == 3000 + 5 and log.stats.sampled_out == 100 + 5
@@ -415,6 +422,19 @@ def test_a_sampling_change_applies_from_the_next_record(tmp_path: Path) -> None:
     # The backend's sampling credit carries over (0 after the rate-0 stretch): every
     # second record from the second on.
     assert kept == [*range(3000), *range(3101, 3110, 2)]
+
+
+def test_a_backends_first_request_is_logged_and_then_its_share_exactly() -> None:
+    """keep() alone (no writer, no socket): 250000 logs the 1st, 5th, 9th… request of
+    that backend, 0 none, other backends all."""
+    log = accesslog.AccessLog(None, "p")
+    log.set_sampling({"quarter": 250_000, "off": 0, "all": 1_000_000})
+    assert log.sampling == {"quarter": 250_000, "off": 0}
+    kept = [i for i in range(12) if log.keep("quarter")]
+    assert kept == [0, 4, 8]
+    assert not any(log.keep("off") for _ in range(5))
+    assert all(log.keep(name) for name in ("all", "unnamed"))
+    assert log.stats.sampled_out == 9 + 5
 
 
 def _written(admin: str) -> float:

@@ -10,11 +10,15 @@ hundred ``marshal``-ed tuples, to a writer *process* of its own through a pipe
 last batch when traffic stops. So under load the hand-over rides on the loop's own
 turns and an idle gateway is never woken for its log (a wake-up costs this VM about
 0.15 ms of CPU; a flusher ticking every 5 ms took 6 % of an idle core). That process
-samples the records (GCPBackendPolicy ``logging``, :meth:`AccessLog.set_sampling`),
-turns them into ``LogEntry`` JSON lines (:class:`mcgw.logschema.AccessFormatter`) and
-appends them to the current file, and acknowledges at most every
+turns the records into ``LogEntry`` JSON lines (:class:`mcgw.logschema.AccessFormatter`)
+and appends them to the current file, and acknowledges at most every
 :data:`mcgw.dataplane.logwriter.ACK_INTERVAL_S` (at once when :meth:`AccessLog.flush`
 asks).
+
+Sampling (GCPBackendPolicy ``logging``, :meth:`AccessLog.set_sampling`) is decided on
+the request path, before the record exists (:meth:`AccessLog.keep`), as a load balancer
+samples: a request left out costs a dict lookup and an addition, not a record, its
+marshalling and its formatting; the log's cost follows the sample rate.
 
 Why a process: formatting costs five times what handing over does, and a writer
 thread held the GIL against the event loop while it formatted a batch (p99 on
@@ -61,7 +65,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_BYTES = logfiles.DEFAULT_MAX_BYTES
 
-FULL_RATE = logwriter.FULL_RATE
+FULL_RATE = 1_000_000
 """A sample rate of every request, in millionths (GCPBackendPolicy ``sampleRate``)."""
 
 FLUSH_INTERVAL_S = 0.01
@@ -155,8 +159,8 @@ class AccessLog:
 
     __slots__ = (
         "_batch",
-        "_changes",
         "_closing",
+        "_credit",
         "_due",
         "_enabled",
         "_files",
@@ -165,7 +169,6 @@ class AccessLog:
         "_queued_bytes",
         "_restart",
         "_retention",
-        "_sampling",
         "_sending",
         "_seq",
         "_settled",
@@ -177,6 +180,7 @@ class AccessLog:
         "directory",
         "flush_interval_s",
         "project_id",
+        "sampling",
         "stats",
     )
 
@@ -199,10 +203,12 @@ class AccessLog:
         self._enabled = directory is not None
         self._closing = False
         self._batch: list[logschema.AccessValues] = []
-        self._sampling: dict[str, int] = {}
-        """Backend name → share logged in millionths, for backends not fully logged."""
-        self._changes: list[tuple[int, dict[str, int]]] = []
-        """Sampling maps set since the last send, with the batch length at the time."""
+        self.sampling: dict[str, int] = {}
+        """Backend name → share logged in millionths, for backends not fully logged
+        (empty, so false, when every request is logged: the request path asks
+        :meth:`keep` only if not)."""
+        self._credit: dict[str, int] = {}
+        """Backend name → its sampling accumulator, in millionths (see :meth:`keep`)."""
         self._files: list[Path] = []
         self._queue: deque[_Frame] = deque()
         """Frames not yet wholly in the pipe, oldest first."""
@@ -257,15 +263,27 @@ class AccessLog:
         """Log only ``rate`` millionths of the requests of each backend named (0: none).
 
         Backends not named are logged in full. Called on the loop when a new route
-        table is served; the writer applies the new map from the next record on.
+        table is served; it applies from the next request on (a backend's credit
+        carries over).
         """
-        sampling = {name: max(0, rate) for name, rate in rates.items() if rate < FULL_RATE}
-        if sampling == self._sampling:
-            return
-        self._sampling = sampling
-        if self._enabled:
-            # Where in the batch it changed: the records before it keep the old map.
-            self._changes.append((len(self._batch), sampling))
+        self.sampling = {name: max(0, rate) for name, rate in rates.items() if rate < FULL_RATE}
+
+    def keep(self, backend: str) -> bool:
+        """Whether to log a request to ``backend`` (counting it in ``stats.sampled_out``
+        if not), deterministically: an accumulator per backend gains the rate per
+        request and logs one when it reaches a million, so 250000 logs the 1st, 5th,
+        9th… request and exactly a quarter. A backend's first request is logged (unless
+        its rate is 0)."""
+        rate = self.sampling.get(backend)
+        if rate is None:
+            return True
+        level = self._credit.get(backend, FULL_RATE - rate if rate else 0) + rate
+        if level >= FULL_RATE:
+            self._credit[backend] = level - FULL_RATE
+            return True
+        self._credit[backend] = level
+        self.stats.sampled_out += 1
+        return False
 
     @property
     def enabled(self) -> bool:
@@ -279,7 +297,8 @@ class AccessLog:
 
     def write(self, record: logschema.AccessValues, now: float | None = None) -> None:
         """Queue one record (an :class:`mcgw.logschema.AccessRecord` or, as the hot path
-        builds it, a plain tuple of its values); never blocks, never fails.
+        builds it, a plain tuple of its values); never blocks, never fails. Sampling is
+        the caller's (:meth:`keep`, asked before the record is made).
 
         ``now`` is ``time.monotonic()`` if the caller has it at hand (the request path
         does): it tells whether the batch is due."""
@@ -322,7 +341,7 @@ class AccessLog:
             self._spawn()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        if self._batch or self._changes:
+        if self._batch:
             self._wake.set()  # written before start
         self._flusher = asyncio.get_running_loop().create_task(
             self._run(self._stop), name="access-log flusher"
@@ -398,28 +417,20 @@ class AccessLog:
             self._sending = asyncio.Lock()
         # Batches go out whole and in order; flush() waits here for one in progress.
         async with self._sending:
-            if not self._batch and not self._changes:
+            if not self._batch:
                 return
             batch, self._batch = self._batch, []
-            changes, self._changes = self._changes, []
             # Records written from here on start the next batch.
             self._due = _NO_BATCH
             self._disarm()
             if self._writer is None and self._restart is None:
                 self._spawn()
-            done = 0
-            for at, sampling in [*changes, (len(batch), None)]:
-                for start in range(done, at, _FRAME_RECORDS):
-                    if start:
-                        await asyncio.sleep(0)  # a turn for requests between frames
-                    # Plain tuples go as they are (tuple() of one is the same object).
-                    chunk = list(map(tuple, batch[start : min(start + _FRAME_RECORDS, at)]))
-                    self._enqueue("r", chunk)
-                    self._pump()
-                done = at
-                if sampling is not None:
-                    self._enqueue("s", sampling)
-                    self._pump()
+            for start in range(0, len(batch), _FRAME_RECORDS):
+                if start:
+                    await asyncio.sleep(0)  # a turn for requests between frames
+                # Plain tuples go as they are (tuple() of one is the same object).
+                self._enqueue("r", list(map(tuple, batch[start : start + _FRAME_RECORDS])))
+                self._pump()
 
     def _enqueue(self, kind: str, body: Sequence[tuple[object, ...]] | dict[str, int]) -> None:
         records = len(body) if kind == "r" else 0
@@ -491,7 +502,6 @@ class AccessLog:
             "max_bytes": self._retention.max_bytes,
             "keep_files": self._retention.keep_files,
             "max_age_s": self._retention.max_age_s,
-            "sampling": self._sampling,
         }
         source, pipe = os.pipe()
         acks, sink = os.pipe()
@@ -536,10 +546,9 @@ class AccessLog:
             return
         writer.buffer += data
         stats = self.stats
-        for _, seq, written, dropped, sampled_out, size, opened in logwriter.frames(writer.buffer):
+        for _, seq, written, dropped, size, opened in logwriter.frames(writer.buffer):
             stats.written += written
             stats.dropped += dropped
-            stats.sampled_out += sampled_out
             stats.bytes += size
             self._files.extend(Path(path) for path in opened)
             in_flight = writer.in_flight

@@ -1,4 +1,4 @@
-"""The access log's writer process: samples, formats and writes what one gateway worker
+"""The access log's writer process: formats and writes what one gateway worker
 sends it (``python -m mcgw.dataplane.logwriter <config JSON>``).
 
 Formatting a LogEntry line costs the CPU five times what handing the record over does;
@@ -10,13 +10,13 @@ one ``marshal.dumps`` and one pipe write (:mod:`mcgw.dataplane.accesslog`).
 Wire (both ways): frames of a 4-byte big-endian length and a ``marshal`` payload.
 
 * stdin, gateway → writer: ``("r", seq, [record tuple, …])`` — records in the field
-  order of :class:`mcgw.logschema.AccessRecord`; ``("s", seq, {backend: rate})`` — a
-  new sampling map (rates in millionths); ``("f", seq, {})`` — acknowledge now.
-* stdout, writer → gateway: ``("a", seq, written, dropped, sampled_out, bytes,
-  (new file, …))`` — every frame up to ``seq`` is on disk (or counted dropped); the
-  counts are those since the previous acknowledgement. Sent at most every
-  :data:`ACK_INTERVAL_S` while frames keep coming, and at once for an ``"f"`` frame:
-  each acknowledgement wakes the gateway's loop, which costs it CPU.
+  order of :class:`mcgw.logschema.AccessRecord`, already sampled by the gateway;
+  ``("f", seq, {})`` — acknowledge now.
+* stdout, writer → gateway: ``("a", seq, written, dropped, bytes, (new file, …))`` —
+  every frame up to ``seq`` is on disk (or counted dropped); the counts are those since
+  the previous acknowledgement. Sent at most every :data:`ACK_INTERVAL_S` while frames
+  keep coming, and at once for an ``"f"`` frame: each acknowledgement wakes the
+  gateway's loop, which costs it CPU.
 
 The process ends on EOF of stdin, having written everything it was sent: the gateway
 closes the pipe on shutdown, and the kernel closes it when the gateway dies, so a
@@ -57,9 +57,6 @@ from pathlib import Path
 from typing import Any
 
 from mcgw import logfiles, logschema
-
-FULL_RATE = 1_000_000
-"""A sample rate of every request, in millionths (GCPBackendPolicy ``sampleRate``)."""
 
 HEADER_BYTES = 4
 CPUS_ENV = "MCGW_LOG_WRITER_CPUS"
@@ -127,38 +124,8 @@ def parse_cpus(text: str) -> set[int]:
     return cpus
 
 
-class Sampler:
-    """Keeps each backend's share of records, deterministically: an accumulator per
-    backend gains the rate (millionths) per request and logs one when it reaches a
-    million, so 250000 logs the 1st, 5th, 9th… request and exactly a quarter."""
-
-    __slots__ = ("_credit", "rates")
-
-    def __init__(self, rates: Mapping[str, int] | None = None) -> None:
-        self.rates: dict[str, int] = dict(rates or {})
-        """Backend name → share logged in millionths, for backends not fully logged."""
-        self._credit: dict[str, int] = {}
-
-    def keep(self, batch: Sequence[logschema.AccessValues]) -> list[logschema.AccessValues]:
-        kept: list[logschema.AccessValues] = []
-        rates, credit = self.rates, self._credit
-        for record in batch:
-            backend = record[16]  # AccessRecord.backend (a plain tuple from the pipe)
-            rate = rates.get(backend)
-            if rate is None:
-                kept.append(record)
-                continue
-            # A backend's first request is logged (unless its rate is 0).
-            level = credit.get(backend, FULL_RATE - rate if rate else 0) + rate
-            if level >= FULL_RATE:
-                level -= FULL_RATE
-                kept.append(record)
-            credit[backend] = level
-        return kept
-
-
 class Writer:
-    """The writer's state: files, formatter, sampler, and what is yet to be reported."""
+    """The writer's state: files, formatter, and what is yet to be reported."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         pid = int(config["pid"])
@@ -173,36 +140,28 @@ class Writer:
             pid=pid,
         )
         self.formatter = logschema.AccessFormatter(str(config["project_id"]), pid=pid)
-        self.sampler = Sampler({str(k): int(v) for k, v in config.get("sampling", {}).items()})
         self._reported_files = 0
         self._seq = 0
         """The last frame handled."""
         self._acked = 0
         """The last frame acknowledged."""
-        self._counts = [0, 0, 0, 0]
-        """Written, dropped, sampled out, bytes since the last acknowledgement."""
+        self._counts = [0, 0, 0]
+        """Written, dropped, bytes since the last acknowledgement."""
 
     def handle(self, messages: list[Any]) -> bool:
         """Write the records of ``messages``, in order, and count them for the next
         acknowledgement (:meth:`ack`). Returns whether one was asked for now."""
         block = self.formatter.block
         files = self.files
-        sampler = self.sampler
-        sampled_out = written = dropped = size = 0
+        written = dropped = size = 0
         failed: OSError | None = None
         urgent = False
         for message in messages:
             kind, self._seq, body = message  # seq: the last one is acknowledged
-            if kind == "s":
-                sampler.rates = dict(body)
-                continue
             if kind == "f":
                 urgent = True
                 continue
             records: Sequence[logschema.AccessValues] = body
-            if sampler.rates:
-                records = sampler.keep(body)
-                sampled_out += len(body) - len(records)
             if failed is not None:
                 dropped += len(records)
                 continue
@@ -222,8 +181,7 @@ class Writer:
         counts = self._counts
         counts[0] += written
         counts[1] += dropped
-        counts[2] += sampled_out
-        counts[3] += size
+        counts[2] += size
         return urgent
 
     @property
@@ -236,10 +194,10 @@ class Writer:
         last one."""
         opened = tuple(str(path) for path in self.files.files[self._reported_files :])
         self._reported_files = len(self.files.files)
-        written, dropped, sampled_out, size = self._counts
-        self._counts = [0, 0, 0, 0]
+        written, dropped, size = self._counts
+        self._counts = [0, 0, 0]
         self._acked = self._seq
-        return frame(("a", self._seq, written, dropped, sampled_out, size, opened))
+        return frame(("a", self._seq, written, dropped, size, opened))
 
 
 class _Loop:

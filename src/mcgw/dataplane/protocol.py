@@ -1788,7 +1788,7 @@ class ClientConnection(asyncio.Protocol):
             )
             # -- metrics (end)
         sink = self._access_log
-        if sink is None:
+        if sink is None or (sink.sampling and not sink.keep(ex.backend)):
             return
         pick = ex.pick
         snap = ex.snap
