@@ -14,6 +14,8 @@ warm-up:
 * ``off``: ``--no-access-log``;
 * ``on``: the access log and the log indexer, as ``mcgw serve`` runs by default;
 * ``no-index``: the access log, no indexer (``--no-log-index``);
+* ``sampled``: as ``on``, with a GCPBackendPolicy logging one request in ten
+  (``sampleRate: 100000``): the gateway leaves the others out before making a record;
 * ``nginx-off`` / ``nginx-on``: nginx as the proxy on CPU 1 instead, its access log off
   or on (``combined``, buffered as ``proxy.py`` sets it): the peer's cost of logging at
   the same rate, in the same run;
@@ -46,7 +48,16 @@ import proxy  # bench/proxy.py: nginx, mcgw load and process helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
-FLAGS = {"off": ["--no-access-log"], "on": [], "no-index": ["--no-log-index"]}
+FLAGS = {"off": ["--no-access-log"], "on": [], "no-index": ["--no-log-index"], "sampled": []}
+SAMPLED = """---
+apiVersion: networking.gke.io/v1
+kind: GCPBackendPolicy
+metadata: {name: app, namespace: default}
+spec:
+  default: {logging: {enabled: true, sampleRate: 100000}}
+  targetRef: {group: "", kind: Service, name: app}
+"""
+"""The ``sampled`` variant's policy, added to proxy.py's manifests (Service ``app``)."""
 NGINX = {"nginx-off": False, "nginx-on": True}
 """The peer's variants: whether nginx, as the proxy, writes its access log."""
 ROLES = (("gateway", ""), ("writer", "mcgw.dataplane.logwriter"), ("indexer", " logs index"))
@@ -224,6 +235,11 @@ def main() -> int:
         nginx = proxy.pinned(0, ["nginx", "-c", str(conf), "-p", str(work)])
         with proxy.process(nginx, backend_port, work / "backend.out"):
             manifests = proxy.mcgw_manifests(work, backend_port)
+            sampled = work / "sampled-config"
+            sampled.mkdir()
+            (sampled / "bench.yaml").write_text(
+                (manifests / "bench.yaml").read_text() + "\n" + SAMPLED
+            )
             names = list(rows)
             for i in range(args.rounds):
                 order = names[i % len(names) :] + names[: i % len(names)]
@@ -233,7 +249,8 @@ def main() -> int:
                         _record(rows[name], name, i, result, cpu)
                         continue
                     flags, env = variants[name]
-                    argv = [sys.executable, "-m", "mcgw", "serve", "-f", str(manifests)]
+                    config = sampled if name.endswith("sampled") else manifests
+                    argv = [sys.executable, "-m", "mcgw", "serve", "-f", str(config)]
                     argv += ["--no-watch", "--bind", "127.0.0.1", "--port-map", f"80:{port}"]
                     argv += ["--log-dir", str(work / f"logs-{name}-{i}"), *flags]
                     result, cpu = measure(name, argv, env, port, work, args)

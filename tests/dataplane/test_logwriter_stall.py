@@ -13,6 +13,7 @@ fill it (the default 1 MB would need tens of thousands of requests).
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_accesslog import run
@@ -130,3 +132,54 @@ def test_a_writer_stalled_too_long_costs_records_not_requests(
     # What it counted written is what is on disk, each request at most once.
     urls = [json.loads(line)["httpRequest"]["requestUrl"] for line in _whole_lines(tmp_path)]
     assert len(urls) == written[0] and len(set(urls)) == len(urls)
+
+
+def _get(addr: tuple[str, int], target: str) -> tuple[int, float]:
+    """One keep-alive GET from a plain socket in this thread: its status and the
+    seconds until the whole response (by its Content-Length) was read."""
+    conn = http.client.HTTPConnection(*addr, timeout=10)
+    try:
+        t0 = time.perf_counter()
+        conn.request("GET", target)
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status, time.perf_counter() - t0
+    finally:
+        conn.close()
+
+
+def test_a_response_is_on_the_wire_before_its_record_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request never waits for its own access record: the record is made after the
+    response is written. The stand-in for slow logging work is AccessLog.write made to
+    hold the gateway's loop for a second (the only fake here); the client, in another
+    thread, must have its whole answer long before: a proxied 200 and the gateway's
+    own 404 (no route) alike. Were the record made before the response went out, each
+    would take the second."""
+    hold_s = 1.0
+    write = accesslog.AccessLog.write
+    held: list[float] = []
+
+    def slow_write(self: accesslog.AccessLog, record: Any, now: float | None = None) -> None:
+        held.append(hold_s)
+        time.sleep(hold_s)
+        write(self, record, now)
+
+    monkeypatch.setattr(accesslog.AccessLog, "write", slow_write)
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            t = tables.route_table(
+                [tables.route("r", "b", path="/app")], [tables.backend("b", up.address)]
+            )
+            async with gateway.serve(t, access_log_dir=tmp_path) as (gw, addr):
+                for target, status in (("/app/x", 200), ("/elsewhere", 404)):
+                    answered, took = await asyncio.to_thread(_get, addr, target)
+                    assert answered == status
+                    assert took < hold_s / 4, f"{target}: {took:.3f} s"
+                await gw.access_log.flush()
+                assert gw.access_log.stats.written == 2
+
+    run(main())
+    assert held == [hold_s, hold_s]  # both records were made, each holding the loop
