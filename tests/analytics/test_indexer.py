@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mcgw import logfiles, logschema
+from mcgw import cpus, logfiles, logschema
 from mcgw.analytics import cachelock, indexer, ingest, query
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -327,6 +327,27 @@ def test_stop_ends_a_spawned_indexer(tmp_path: Path) -> None:
         for task in Path(f"/proc/{proc.pid}/task").iterdir():
             assert os.sched_getscheduler(int(task.name)) == os.SCHED_IDLE, task.name
         assert os.getpriority(os.PRIO_PROCESS, proc.pid) == indexer.NICENESS
+    finally:
+        assert indexer.stop(proc) == 0
+
+
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2,
+    reason="needs two CPUs to tell a set affinity from the default",
+)
+def test_a_spawned_indexer_runs_on_the_cpus_its_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MCGW_LOG_INDEXER_CPUS sends the indexer (every thread, DuckDB's included) off the
+    gateway's CPUs, which it otherwise inherits."""
+    cpu = min(os.sched_getaffinity(0))
+    monkeypatch.setenv(cpus.INDEXER_ENV, str(cpu))
+    logfiles.RotatingFiles(tmp_path, "access").write(_lines(0, 4))
+    proc = indexer.spawn(tmp_path, interval_s=0.1)
+    try:
+        _wait_indexed(tmp_path, 4)  # DuckDB's threads exist by now
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            assert os.sched_getaffinity(int(task.name)) == {cpu}, task.name
     finally:
         assert indexer.stop(proc) == 0
 

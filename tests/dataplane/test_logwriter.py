@@ -355,11 +355,6 @@ ANY_SIZE = _Any(lambda v: isinstance(v, int) and v > 0)
 ANY_FILES = _Any(lambda v: isinstance(v, tuple) and len(v) == 1)
 
 
-def test_parse_cpus() -> None:
-    assert logwriter.parse_cpus("0") == {0}
-    assert logwriter.parse_cpus("0,2-3") == {0, 2, 3}
-
-
 @pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2,
     reason="needs two CPUs to tell a set affinity from the default",

@@ -12,7 +12,8 @@ seconds left to read.
 It must never stand in the way of the gateway or of a query:
 
 * one DuckDB thread, a low CPU priority (``nice``; at 19, Linux's ``SCHED_IDLE``
-  too), a bounded memory limit;
+  too), a bounded memory limit; the gateway's CPUs (it inherits its affinity) unless
+  ``MCGW_LOG_INDEXER_CPUS`` names others (:mod:`mcgw.cpus`);
 * it only *tries* the cache lock (:mod:`mcgw.analytics.cachelock`) and watches for a
   query waiting for it: a pass under way is then interrupted, its transaction rolled
   back, the cache closed, and the query reads those lines itself;
@@ -45,6 +46,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mcgw import cpus
 from mcgw.analytics import cachelock, errors
 
 if TYPE_CHECKING:
@@ -241,6 +243,7 @@ def follow(
     """
     import duckdb
 
+    cpus.pin_from_env(cpus.INDEXER_ENV, "mcgw logs index")
     if niceness:
         os.nice(niceness)
     if niceness >= NICENESS and hasattr(os, "SCHED_IDLE"):

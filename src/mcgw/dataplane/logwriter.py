@@ -37,7 +37,7 @@ before. A gateway at full load leaves a SCHED_IDLE thread no CPU, so the main th
 and the worker made no progress: at full load the writer keeps up, as before.
 
 ``MCGW_LOG_WRITER_CPUS`` (e.g. ``0`` or ``0,2-3``) sets the CPUs the writer runs on;
-by default it shares the gateway's (it inherits its affinity).
+by default it shares the gateway's (it inherits its affinity; :mod:`mcgw.cpus`).
 """
 
 from __future__ import annotations
@@ -56,10 +56,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mcgw import logfiles, logschema
+from mcgw import cpus, logfiles, logschema
 
 HEADER_BYTES = 4
-CPUS_ENV = "MCGW_LOG_WRITER_CPUS"
+CPUS_ENV = cpus.WRITER_ENV
 
 ACK_INTERVAL_S = 0.05
 """Longest an acknowledgement waits for more frames to answer with it. The gateway only
@@ -107,21 +107,6 @@ def frames(buffer: bytearray) -> list[Any]:
         start = stop
     del buffer[:start]
     return out
-
-
-def parse_cpus(text: str) -> set[int]:
-    """``0,2-3`` → {0, 2, 3}.
-
-    Raises:
-        ValueError: not a CPU list.
-    """
-    cpus: set[int] = set()
-    for part in text.split(","):
-        low, _, high = part.strip().partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
-    if not cpus:
-        raise ValueError(f"{text!r} names no CPU")
-    return cpus
 
 
 class Writer:
@@ -327,12 +312,7 @@ def main(argv: list[str]) -> int:
     # Our parent ends us by closing the pipe: a Ctrl-C must not cut a batch in half.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     config = json.loads(argv[0])
-    cpus = os.environ.get(CPUS_ENV, "").strip()
-    if cpus:
-        try:
-            os.sched_setaffinity(0, parse_cpus(cpus))
-        except (ValueError, OSError) as exc:
-            print(f"mcgw access log: {CPUS_ENV}={cpus!r} ignored: {exc}", file=sys.stderr)
+    cpus.pin_from_env(CPUS_ENV, "mcgw access log")
     # Every record arrives as a tuple the collector tracks, and with the default
     # threshold (700 allocations) most were traversed, some twice, before their batch
     # was written and freed: ~9 % of the writer's CPU. Nothing here makes cycles per
