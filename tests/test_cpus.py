@@ -16,7 +16,9 @@ def test_parse() -> None:
     assert cpus.parse(" 1 , 3-4 ") == {1, 3, 4}
 
 
-@pytest.mark.parametrize("text", ["", "x", "1-x", "3-1"])
+@pytest.mark.parametrize(
+    "text", ["", "x", "1-x", "3-1", "1-0,0", "-1", "0-99999999", "99999999999999999999"]
+)
 def test_parse_refuses_what_names_no_cpu(text: str) -> None:
     with pytest.raises(ValueError):
         cpus.parse(text)
@@ -43,7 +45,7 @@ def test_pin_from_env_sets_the_cpus_named(
     assert os.sched_getaffinity(0) == {cpu}
 
 
-@pytest.mark.parametrize("value", ["", "not-a-list", "4096"])
+@pytest.mark.parametrize("value", ["", "not-a-list", "4096", "0-99999999"])
 def test_pin_from_env_leaves_the_cpus_alone_when_unset_or_bad(
     value: str,
     affinity: set[int],

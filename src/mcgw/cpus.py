@@ -17,18 +17,26 @@ WRITER_ENV = "MCGW_LOG_WRITER_CPUS"
 INDEXER_ENV = "MCGW_LOG_INDEXER_CPUS"
 
 
+MAX_CPU = 1 << 16
+"""CPU numbers from here on are refused rather than expanded (Linux's own limit,
+``NR_CPUS``, is 8192 at most): ``0-99999999`` must not build a set of a hundred million."""
+
+
 def parse(text: str) -> set[int]:
     """``0,2-3`` → {0, 2, 3}.
 
     Raises:
-        ValueError: not a CPU list.
+        ValueError: not a CPU list: a part that is not a number or a range, a range
+            whose end comes before its start, a CPU number from :data:`MAX_CPU` on.
     """
     cpus: set[int] = set()
     for part in text.split(","):
-        low, _, high = part.strip().partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
-    if not cpus:
-        raise ValueError(f"{text!r} names no CPU")
+        low_text, dash, high_text = part.strip().partition("-")
+        low = int(low_text)
+        high = int(high_text) if dash else low
+        if not 0 <= low <= high < MAX_CPU:
+            raise ValueError(f"{part.strip()!r} is not a CPU or a range of CPUs")
+        cpus.update(range(low, high + 1))
     return cpus
 
 

@@ -338,14 +338,14 @@ def test_stop_ends_a_spawned_indexer(tmp_path: Path) -> None:
 def test_a_spawned_indexer_runs_on_the_cpus_its_environment_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """MCGW_LOG_INDEXER_CPUS sends the indexer (every thread, DuckDB's included) off the
-    gateway's CPUs, which it otherwise inherits."""
+    """MCGW_LOG_INDEXER_CPUS sends the indexer (every thread it has: the main one and its
+    watch) off the gateway's CPUs, which it otherwise inherits."""
     cpu = min(os.sched_getaffinity(0))
     monkeypatch.setenv(cpus.INDEXER_ENV, str(cpu))
     logfiles.RotatingFiles(tmp_path, "access").write(_lines(0, 4))
     proc = indexer.spawn(tmp_path, interval_s=0.1)
     try:
-        _wait_indexed(tmp_path, 4)  # DuckDB's threads exist by now
+        _wait_indexed(tmp_path, 4)  # a pass ran: the process is past its start-up
         for task in Path(f"/proc/{proc.pid}/task").iterdir():
             assert os.sched_getaffinity(int(task.name)) == {cpu}, task.name
     finally:

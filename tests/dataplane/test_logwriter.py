@@ -287,13 +287,13 @@ def test_writer_ends_when_its_gateway_is_killed(tmp_path: Path) -> None:
 
 def test_frames_round_trip_whole_and_split() -> None:
     payload = ("r", 7, [tuple(record(i)) for i in range(3)])
-    data = logwriter.frame(payload) + logwriter.frame(("s", 8, {"b": 250_000}))
+    data = logwriter.frame(payload) + logwriter.frame(("f", 8, {}))
     buffer = bytearray(data[:10])
     assert logwriter.frames(buffer) == []  # a partial frame waits for the rest
     buffer += data[10:-3]
     assert logwriter.frames(buffer) == [payload]
     buffer += data[-3:]
-    assert logwriter.frames(buffer) == [("s", 8, {"b": 250_000})]
+    assert logwriter.frames(buffer) == [("f", 8, {})]
     assert buffer == bytearray()
 
 
@@ -383,9 +383,10 @@ def test_writer_cpus_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_a_sampling_change_applies_from_the_next_request(tmp_path: Path) -> None:
-    """The sampling decision is the request's, made before its record exists: a change
-    applies from the next request on, even while a large batch is being handed over
-    frame by frame, and a backend's credit carries over."""
+    """AccessLog.keep, as the request path asks it before making a record (see
+    test_sample_rate_of_a_backend_policy_is_followed for the gateway end to end): a
+    change of rates applies from the next request on, the records of those kept reach
+    the file in order, and a backend still sampled keeps its credit."""
     backend = record(0).backend
 
     async def main() -> None:
@@ -430,6 +431,11 @@ def test_a_backends_first_request_is_logged_and_then_its_share_exactly() -> None
     assert not any(log.keep("off") for _ in range(5))
     assert all(log.keep(name) for name in ("all", "unnamed"))
     assert log.stats.sampled_out == 9 + 5
+    # Logged in full for a while, sampled again: it starts afresh, first request logged.
+    assert [log.keep("quarter") for _ in range(2)] == [True, False]
+    log.set_sampling({})
+    log.set_sampling({"quarter": 250_000})
+    assert [log.keep("quarter") for _ in range(5)] == [True, False, False, False, True]
 
 
 def _written(admin: str) -> float:

@@ -135,8 +135,8 @@ def test_a_writer_stalled_too_long_costs_records_not_requests(
 
 
 def _get(addr: tuple[str, int], target: str) -> tuple[int, float]:
-    """One keep-alive GET from a plain socket in this thread: its status and the
-    seconds until the whole response (by its Content-Length) was read."""
+    """One GET with http.client, from this thread: its status and the seconds until the
+    whole response was read (by its Content-Length: the connection stays open)."""
     conn = http.client.HTTPConnection(*addr, timeout=10)
     try:
         t0 = time.perf_counter()
@@ -153,11 +153,12 @@ def test_a_response_is_on_the_wire_before_its_record_is_made(
 ) -> None:
     """A request never waits for its own access record: the record is made after the
     response is written. The stand-in for slow logging work is AccessLog.write made to
-    hold the gateway's loop for a second (the only fake here); the client, in another
-    thread, must have its whole answer long before: a proxied 200 and the gateway's
-    own 404 (no route) alike. Were the record made before the response went out, each
-    would take the second."""
-    hold_s = 1.0
+    hold the gateway's loop for two seconds (the only fake here: the gateway, its
+    writer and the upstream are real, on loopback); the client, in another thread,
+    must have its whole answer long before: a proxied 200 and the gateway's own 404
+    (no route) alike. Were the record made before the response went out, each would
+    take the two seconds."""
+    hold_s = 2.0
     write = accesslog.AccessLog.write
     held: list[float] = []
 

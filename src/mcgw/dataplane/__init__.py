@@ -34,7 +34,7 @@ Modules:
                record per response.
     accesslog  Buffered writer of logschema.AccessRecord lines, off the hot path:
                batches go to a writer process through a pipe.
-    logwriter  That process: samples, formats and writes the lines, rotating files.
+    logwriter  That process: formats and writes the lines, rotating files.
     metrics    Request counters for Prometheus and the admin API: per request one
                dict update and a bisect into fixed latency buckets; folded when read.
     server     Gateway: apply(table), listeners, timeout sweep, graceful close.

@@ -104,7 +104,8 @@ class AccessLogStats:
     """Records lost: the disk refused them, the writer died before acknowledging them,
     or it fell too far behind (each is logged)."""
     sampled_out: int = 0
-    """Records not written because their backend's sample rate left them out."""
+    """Requests not recorded because their backend's sample rate left them out
+    (decided on the request path, :meth:`AccessLog.keep`)."""
     bytes: int = 0
     restarts: int = 0
     """Writer processes started in place of one that died."""
@@ -267,6 +268,8 @@ class AccessLog:
         carries over).
         """
         self.sampling = {name: max(0, rate) for name, rate in rates.items() if rate < FULL_RATE}
+        # A backend logged in full again, or gone, starts afresh if sampled later.
+        self._credit = {k: v for k, v in self._credit.items() if k in self.sampling}
 
     def keep(self, backend: str) -> bool:
         """Whether to log a request to ``backend`` (counting it in ``stats.sampled_out``
@@ -432,7 +435,7 @@ class AccessLog:
                 self._enqueue("r", list(map(tuple, batch[start : start + _FRAME_RECORDS])))
                 self._pump()
 
-    def _enqueue(self, kind: str, body: Sequence[tuple[object, ...]] | dict[str, int]) -> None:
+    def _enqueue(self, kind: str, body: Sequence[tuple[object, ...]] | dict[str, object]) -> None:
         records = len(body) if kind == "r" else 0
         if records and self._queued_bytes > _MAX_QUEUED_BYTES:
             self.stats.dropped += records
