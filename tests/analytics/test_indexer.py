@@ -370,3 +370,40 @@ def test_bounded_passes_add_up_to_every_line(tmp_path: Path, budget: int) -> Non
         lock.close()
     assert (passes > 5) == (budget < 1000)
     assert query.run(COUNT, log_dir).rows == ((23, 23),)
+
+
+def test_a_trickle_waits_for_more_lines_or_for_its_time_and_a_burst_goes_at_once() -> None:
+    """_Trickle alone (no files, no DuckDB): whether a tick is worth a pass."""
+    a, b = Path("a.jsonl"), Path("b.jsonl")
+    t = indexer._Trickle(min_bytes=1000, max_wait_s=10.0)
+    assert t.due({a: 10}, now=0.0) is False  # a trickle: its wait starts
+    assert t.due({a: 500}, now=9.9) is False
+    assert t.due({a: 600}, now=10.0) is True  # waited long enough
+    t.caught_up({a: 600})
+    assert t.due({a: 600}, now=11.0) is False  # nothing new
+    assert t.due({a: 1600}, now=11.0) is True  # a burst: at once
+    t.caught_up({a: 1600})
+    assert t.due({a: 1600, b: 999}, now=12.0) is False  # a new file counts its bytes
+    assert t.due({a: 1600, b: 1000}, now=12.0) is True
+    t.caught_up({a: 1600, b: 1000})
+    assert t.due({b: 1001}, now=13.0) is True  # a file went away: at once
+    t.caught_up({b: 1001})
+    assert t.due({b: 5}, now=14.0) is True  # a file shrank (cut, rewritten): at once
+
+
+def test_a_trickle_of_lines_is_indexed_within_its_ticks(tmp_path: Path) -> None:
+    """Four lines (far below TRICKLE_BYTES) wait at most TRICKLE_TICKS ticks, then are
+    indexed; a later trickle too."""
+    log_dir = tmp_path / "logs"
+    proc = indexer.spawn(log_dir, interval_s=0.2)
+    try:
+        files = logfiles.RotatingFiles(log_dir, "access")
+        files.write(_lines(0, 4))
+        t0 = time.monotonic()
+        _wait_indexed(log_dir, 4)
+        files.write(_lines(4, 2))
+        _wait_indexed(log_dir, 6)
+        # Two waits of at most 5 ticks of 0.2 s each, a pass each and the looks.
+        assert time.monotonic() - t0 < 10
+    finally:
+        assert indexer.stop(proc) == 0

@@ -42,6 +42,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,7 +54,19 @@ if TYPE_CHECKING:
     import duckdb
 
 DEFAULT_INTERVAL_S = 2.0
-"""Pause between passes once caught up: the most a query finds left to read."""
+"""Pause between passes once caught up: the most a query finds left to read while
+lines come faster than a trickle (see :data:`TRICKLE_BYTES`)."""
+
+TRICKLE_BYTES = 1024 * 1024
+"""New log bytes (~2,500 access lines) below which a tick skips its pass, for up to
+:data:`TRICKLE_TICKS` ticks. A pass costs ~32 ms of CPU before its first line (DuckDB's
+binding and planning, the commit; ``bench/indexcost.py --passes --lines 10``), as much
+as ~1,600 lines: at a few requests a second a pass every tick cost ~1.6 % of a core
+for a handful of lines. A query reads what is not yet indexed itself: under this many
+bytes, a few tens of milliseconds."""
+
+TRICKLE_TICKS = 5
+"""Ticks a trickle waits at most before its pass (10 s at the default interval)."""
 
 PASS_BUDGET = 32 * 1024 * 1024
 """Bytes of log lines one pass reads at most (about 28 000 access lines, half a
@@ -166,6 +179,51 @@ def index_pass(
         pass_.close()
 
 
+class _Trickle:
+    """Whether a tick is worth a pass, from the log files' sizes: not when nothing
+    changed, nor while less than ``min_bytes`` were appended since the last pass that
+    caught up, for up to ``max_wait_s``. A file that shrank or went away (rotation,
+    retention) is worth one at once."""
+
+    def __init__(self, min_bytes: int, max_wait_s: float) -> None:
+        self.min_bytes = min_bytes
+        self.max_wait_s = max_wait_s
+        self.indexed: dict[Path, int] = {}
+        """The files' sizes when the last pass that caught up began."""
+        self.since: float | None = None
+        """When the first bytes not yet indexed were seen."""
+
+    def due(self, sizes: dict[Path, int], now: float) -> bool:
+        if sizes == self.indexed:
+            self.since = None
+            return False
+        old = self.indexed
+        if all(sizes.get(path, -1) >= size for path, size in old.items()):
+            grown = sum(sizes.values()) - sum(old.values())
+            if grown < self.min_bytes:
+                if self.since is None:
+                    self.since = now
+                return now - self.since >= self.max_wait_s
+        return True
+
+    def caught_up(self, sizes: dict[Path, int]) -> None:
+        """A pass that began when the files had ``sizes`` indexed them all."""
+        self.indexed = sizes
+        self.since = None
+
+
+def _sizes(log_dir: Path) -> dict[Path, int]:
+    """Every log file below ``log_dir`` and its size (none: an empty map)."""
+    from mcgw.analytics import ingest
+
+    sizes: dict[Path, int] = {}
+    with contextlib.suppress(errors.AnalyticsError):
+        for path in ingest.log_files(log_dir):
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                sizes[path] = path.stat().st_size
+    return sizes
+
+
 class _Pass:
     """The indexer's hold on the cache: the lock and a connection, kept from one pass
     to the next while no query wants them. Opening and closing the cache (closing
@@ -253,6 +311,7 @@ def follow(
     lock = cachelock.CacheLock(log_dir, "indexer")
     watch = _Watch(lock, parent)
     pass_ = _Pass(log_dir, lock, budget, watch.guarding)
+    trickle = _Trickle(TRICKLE_BYTES, TRICKLE_TICKS * interval_s)
     watch.start()
     failed = ""
     try:
@@ -262,7 +321,8 @@ def follow(
                 pass_.close()  # a query goes first
                 watch.wake.wait(WATCH_S)
                 continue
-            if not log_dir.is_dir():
+            sizes = _sizes(log_dir)
+            if not trickle.due(sizes, time.monotonic()):
                 watch.wake.wait(interval_s)
                 continue
             try:
@@ -274,6 +334,8 @@ def follow(
                 if str(exc) != failed and not interrupted:
                     print(f"mcgw logs index: {log_dir}: {exc}", file=sys.stderr, flush=True)
                 failed, done = str(exc), None
+            if done:
+                trickle.caught_up(sizes)
             # Behind (budget spent): on at once; otherwise (caught up, or the cache
             # was busy) after the interval, or when a query comes.
             if done is not False:
