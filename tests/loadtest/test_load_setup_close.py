@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import loadtest_threaded
 import pytest
 
-from mcgw.loadtest import metrics, options, runner, script, workers
+from mcgw.loadtest import metrics, options, report, runner, script, workers
 
 SETTLE_S = 0.05
 """How long the server lets closes that are on their way arrive before it counts."""
@@ -79,7 +79,13 @@ async def teardown(vu, data):
 """
 
 
-def _run(path: pathlib.Path, text: str, port: int, n_workers: int = 1) -> metrics.Summary:
+def _run(
+    path: pathlib.Path,
+    text: str,
+    port: int,
+    n_workers: int = 1,
+    progress: runner.ProgressCallback | None = None,
+) -> metrics.Summary:
     """Run the script ``text`` (its BASE pointing at ``port``) with one VU, as the CLI
     would: in this process, or over ``n_workers`` worker processes (``--workers``)."""
     path.write_text(text.replace("BASE", f"http://127.0.0.1:{port}"))
@@ -90,8 +96,8 @@ def _run(path: pathlib.Path, text: str, port: int, n_workers: int = 1) -> metric
         frozenset({"vus", "timeout_s", "workers"}),
     )
     if n_workers > 1:
-        return workers.run(opts)
-    return runner.run_sync(opts, None, program)
+        return workers.run(opts, progress)
+    return runner.run_sync(opts, progress, program)
 
 
 @pytest.mark.parametrize(("name", "text"), [("close.js", JS), ("close.py", PY)])
@@ -165,3 +171,22 @@ def test_rates_divide_by_a_duration_that_includes_setup_and_teardown(
     reqs = {m.name: m for m in summary.metrics}["http_reqs"]
     assert reqs.get("count") == 1
     assert 0.3 < reqs.get("rate") <= 1.0
+
+
+@pytest.mark.parametrize("n_workers", [1, 2], ids=["one-process", "workers"])
+@pytest.mark.parametrize(("name", "text"), [("slow.js", SLOW_JS), ("slow.py", SLOW_PY)])
+def test_the_running_line_counts_setup_in_as_k6s_does(
+    tmp_path: pathlib.Path, name: str, text: str, n_workers: int
+) -> None:
+    # k6's "running (…)" elapsed time starts before setup(); a scenario's bar counts
+    # from the scenario's start. setup() sleeps 0.5 s; the one iteration takes ms.
+    seen: list[runner.Progress] = []
+    with serving() as (_, port):
+        _run(tmp_path / name, text, port, n_workers, seen.append)
+    assert seen, "no progress reported"
+    last = seen[-1]
+    assert last.test_elapsed_s is not None
+    assert last.test_elapsed_s >= 0.5
+    assert last.test_elapsed_s - last.elapsed_s >= 0.45
+    seconds = float(report.progress_line(last).split("(")[1].split(")")[0].rsplit("m", 1)[1][:-1])
+    assert seconds == pytest.approx(last.test_elapsed_s, abs=0.15)

@@ -172,8 +172,9 @@ def header(scen: scenario.Scenario | tuple[scenario.Scenario, ...]) -> str:
 def progress_line(p: runner.Progress) -> str:
     """``running (0m12.0s), 30/30 VUs, 340 complete and 0 interrupted iterations``."""
     width = len(str(p.vus_max))
+    seconds = p.elapsed_s if p.test_elapsed_s is None else p.test_elapsed_s
     return (
-        f"running ({elapsed(p.elapsed_s, p.scenario.max_duration_s)}), "
+        f"running ({elapsed(seconds, p.scenario.max_duration_s)}), "
         f"{p.vus:0{width}d}/{p.vus_max} VUs, {p.complete} complete and "
         f"{p.interrupted} interrupted iterations"
     )

@@ -74,6 +74,7 @@ class Progress:
     """The run's state, handed to the progress callback once a second."""
 
     elapsed_s: float
+    """Seconds since the scenarios started (what a scenario's progress bar shows)."""
     vus: int
     """VUs currently running an iteration loop."""
     vus_max: int
@@ -81,6 +82,9 @@ class Progress:
     interrupted: int
     scenario: scenario.Scenario
     iterations_started: int = 0
+    test_elapsed_s: float | None = None
+    """Seconds since the test run began, setup() included, as k6's ``running (…)`` line
+    counts them; None: the same as ``elapsed_s``."""
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -466,6 +470,9 @@ class Run:
         """Time trends' samples of flushed batches, not binned yet (see _bin)."""
         self.by_scenario: dict[str, list[int]] = {s.name: [0, 0] for s in scenarios}
         self.start_ns = _now()
+        """When the scenarios started (moved there after setup): the timeline's zero."""
+        self.began_ns = self.start_ns
+        """When the test run began, before setup: k6's ``running (…)`` counts from here."""
         self.aborted = ""
         self.abort_code = 0
         self.scenario_tasks: list[asyncio.Task[None]] = []
@@ -773,6 +780,7 @@ class Run:
             interrupted=self.interrupted,
             scenario=self.scenarios[0],
             iterations_started=self.started,
+            test_elapsed_s=(_now() - self.began_ns) / 1e9,
         )
 
     # -- VUs and iterations --
@@ -1089,7 +1097,7 @@ async def run_raw(
         if json_out is not None:
             json_out.declare_thresholds(options.thresholds)
         state = Run(options, scens, prog, json_out)
-        began_ns = state.start_ns
+        began_ns = state.began_ns
         try:
             data = await prog.setup(state) if run_setup else setup_data
         except ScriptError:

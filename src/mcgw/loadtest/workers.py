@@ -76,6 +76,7 @@ def run(
     n = opts.workers
     scens = runner.scenarios_for(opts)
     program = _load_program(opts)
+    test_began = time.monotonic()  # k6's running (…) counts setup() in
     data, setup_state = asyncio.run(_setup(opts, program, scens))
     start_at = time.time() + 0.5
     ctx = multiprocessing.get_context("spawn")
@@ -100,6 +101,7 @@ def run(
                 progress(
                     runner.Progress(
                         elapsed_s=time.monotonic() - began,
+                        test_elapsed_s=time.monotonic() - test_began,
                         vus=0,
                         vus_max=sum(s.peak_vus for s in scens),
                         complete=0,
