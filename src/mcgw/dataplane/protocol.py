@@ -1768,31 +1768,28 @@ class ClientConnection(asyncio.Protocol):
         if ex.counted is not None and ex.snap is not None:
             ex.snap.balancer.release(ex.counted)
             ex.counted = None
+        # What the metrics and the access record share, worked out once: the route's
+        # name and the pick's fields (cluster … reason, a tuple built with the pick).
+        pick = ex.pick
+        route = ex.route
+        route_name = "" if route is None else route.name
+        picked = (
+            pick.log_fields
+            if pick is not None
+            else (_NOT_PICKED if route is not None else _NO_ROUTE)
+        )
         counters = self._metrics
         if counters is not None:
             # -- metrics (begin): one dict hit and a bisect, see dataplane.metrics.
-            picked_ = ex.pick
-            route_ = ex.route
             counters.observe(
-                (
-                    self._listener,
-                    "" if route_ is None else route_.name,
-                    ex.backend,
-                    picked_.log_fields
-                    if picked_ is not None
-                    else (_NOT_PICKED if route_ is not None else _NO_ROUTE),
-                    ex.status,
-                    ex.details,
-                ),
+                (self._listener, route_name, ex.backend, picked, ex.status, ex.details),
                 now - ex.start,
             )
             # -- metrics (end)
         sink = self._access_log
         if sink is None or (sink.sampling and not sink.keep(ex.backend)):
             return
-        pick = ex.pick
         snap = ex.snap
-        route = ex.route
         # A plain tuple in AccessRecord's field order, not an AccessRecord: the NamedTuple
         # would cost a copy here and another before it can be marshalled to the writer.
         # What the writer can work out is left to it: the request line's bytes are not
@@ -1817,11 +1814,9 @@ class ClientConnection(asyncio.Protocol):
                 ex.user_agent,
                 ex.trace_in,
                 "" if snap is None else snap.gateways.get(self._listener, ""),
-                "" if route is None else route.name,
+                route_name,
                 ex.backend,
-                pick.log_fields
-                if pick is not None
-                else (_NOT_PICKED if route is not None else _NO_ROUTE),
+                picked,
                 ex.trace,
                 ex.entry,
                 "" if snap is None else snap.entry_region,

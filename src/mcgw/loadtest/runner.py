@@ -1097,7 +1097,6 @@ async def run_raw(
         if json_out is not None:
             json_out.declare_thresholds(options.thresholds)
         state = Run(options, scens, prog, json_out)
-        began_ns = state.began_ns
         try:
             data = await prog.setup(state) if run_setup else setup_data
         except ScriptError:
@@ -1146,7 +1145,7 @@ async def run_raw(
             # divide by, runs from before setup to after teardown.
             state.sync_derived()
             raw.abort_code, raw.aborted = state.abort_code, state.aborted
-            raw.duration_s = (_now() - began_ns) / 1e9
+            raw.duration_s = (_now() - state.began_ns) / 1e9
         return raw
     finally:
         if json_out is not None:
