@@ -1,7 +1,7 @@
 """Does the access log slow requests below saturation? Latency at a fixed offered rate,
 log off and on, alternating in the same run.
 
-Usage: python bench/lograte.py [--rate 4500] [--rounds 4] [--duration 10]
+Usage: python bench/lograte.py [--rate 4500] [--rounds 4] [--duration 60]
                                [--variants off,on,no-index] [--baseline SRC]
 
 Setup as ``proxy.py`` (whose helpers it reuses): an nginx backend and the load generator
@@ -9,7 +9,9 @@ Setup as ``proxy.py`` (whose helpers it reuses): an nginx backend and the load g
 its access-log writer and log indexer (they inherit its CPU): the log's work and the
 requests share one core, the case where logging could slow a request. Each round runs
 every variant once, in an order that turns every round, for ``--duration`` s after a 2 s
-warm-up:
+warm-up (60 s by default: next to a busy gateway the indexer parses in batches of a
+DuckDB row group, one every ~30 s at 4,500 requests/s, and a shorter round would leave
+its work out):
 
 * ``off``: ``--no-access-log``;
 * ``on``: the access log and the log indexer, as ``mcgw serve`` runs by default;
@@ -211,7 +213,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=4500, help="requests/s offered")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--duration", type=int, default=10, help="measured seconds a round")
+    parser.add_argument("--duration", type=int, default=60, help="measured seconds a round")
     parser.add_argument(
         "--variants", default="off,on,no-index", help="of " + ",".join([*FLAGS, *NGINX])
     )

@@ -113,11 +113,11 @@ def _indexed(log_dir: Path) -> int:
         lock.close()
 
 
-def _wait_indexed(log_dir: Path, want: int, timeout_s: float = 30) -> None:
+def _wait_indexed(log_dir: Path, want: int, timeout_s: float = 30, every_s: float = 0.3) -> None:
     deadline = time.monotonic() + timeout_s
     while (got := _indexed(log_dir)) != want:
         assert time.monotonic() < deadline, f"indexer has {got} rows, not {want}"
-        time.sleep(0.3)  # each look makes the indexer give way: leave it time to work
+        time.sleep(every_s)  # each look makes the indexer give way: leave it time to work
 
 
 def _jsonl_lines(log_dir: Path) -> int:
@@ -373,22 +373,52 @@ def test_bounded_passes_add_up_to_every_line(tmp_path: Path, budget: int) -> Non
 
 
 def test_a_trickle_waits_for_more_lines_or_for_its_time_and_a_burst_goes_at_once() -> None:
-    """_Trickle alone (no files, no DuckDB): whether a tick is worth a pass."""
+    """_Cadence alone (no files, no DuckDB), with a CPU to itself: whether a tick is
+    worth a pass."""
     a, b = Path("a.jsonl"), Path("b.jsonl")
-    t = indexer._Trickle(min_bytes=1000, max_wait_s=10.0)
+    t = indexer._Cadence(1000, trickle_wait_s=10.0, batch_bytes=10**6, batch_wait_s=30.0)
     assert t.due({a: 10}, now=0.0) is False  # a trickle: its wait starts
     assert t.due({a: 500}, now=9.9) is False
     assert t.due({a: 600}, now=10.0) is True  # waited long enough
     t.caught_up({a: 600})
     assert t.due({a: 600}, now=11.0) is False  # nothing new
-    assert t.due({a: 1600}, now=11.0) is True  # a burst: at once
+    assert t.due({a: 1600}, now=11.0) is True  # more than a trickle: at once
     t.caught_up({a: 1600})
     assert t.due({a: 1600, b: 999}, now=12.0) is False  # a new file counts its bytes
-    assert t.due({a: 1600, b: 1000}, now=12.0) is True
+    assert t.due({a: 1600, b: 999}, now=13.0) is False  # stopped, but only a trickle
+    assert t.due({a: 1600, b: 1000}, now=14.0) is True
     t.caught_up({a: 1600, b: 1000})
-    assert t.due({b: 1001}, now=13.0) is True  # a file went away: at once
+    assert t.due({b: 1001}, now=15.0) is True  # a file went away: at once
     t.caught_up({b: 1001})
-    assert t.due({b: 5}, now=14.0) is True  # a file shrank (cut, rewritten): at once
+    assert t.due({b: 5}, now=16.0) is True  # a file shrank (cut, rewritten): at once
+
+
+def test_sharing_its_cpu_the_indexer_waits_for_a_batch_or_a_pause() -> None:
+    """_Cadence alone: after a pass that waited for its CPU longer than it ran, new
+    lines wait for a row group's worth, for the files to stop growing, or for their
+    time; after one that had its CPU, a trickle's worth goes again."""
+    a = Path("a.jsonl")
+    t = indexer._Cadence(1000, trickle_wait_s=10.0, batch_bytes=10**6, batch_wait_s=30.0)
+    t.passed(ran_s=0.2, waited_s=0.1)
+    assert t.shared is False
+    t.passed(ran_s=0.2, waited_s=0.3)
+    assert t.shared is True
+    t.passed(ran_s=0.01, waited_s=0.0)  # too short a pass to tell: no change
+    assert t.shared is True
+    assert t.due({a: 5_000}, now=0.0) is False  # more than a trickle, still growing
+    assert t.due({a: 900_000}, now=2.0) is False
+    assert t.due({a: 1_000_000}, now=4.0) is True  # a batch
+    t.caught_up({a: 1_000_000})
+    assert t.due({a: 1_500_000}, now=6.0) is False
+    assert t.due({a: 1_500_000}, now=8.0) is True  # stopped growing: index the burst
+    t.caught_up({a: 1_500_000})
+    assert t.due({a: 1_500_100}, now=10.0) is False
+    assert t.due({a: 1_500_100}, now=12.0) is False  # stopped, but only a trickle
+    assert t.due({a: 1_502_000}, now=39.9) is False
+    assert t.due({a: 1_503_000}, now=40.0) is True  # waited its 30 s
+    t.caught_up({a: 1_503_000})
+    t.passed(ran_s=0.2, waited_s=0.0)
+    assert t.due({a: 1_504_000}, now=41.0) is True  # its CPU again: a trickle goes
 
 
 def test_a_trickle_of_lines_is_indexed_within_its_ticks(tmp_path: Path) -> None:
@@ -407,3 +437,38 @@ def test_a_trickle_of_lines_is_indexed_within_its_ticks(tmp_path: Path) -> None:
         assert time.monotonic() - t0 < 10
     finally:
         assert indexer.stop(proc) == 0
+
+
+def test_an_indexer_sharing_its_cpu_lets_lines_gather_until_they_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real contention: two busy processes on the indexer's CPU, at its priority
+    (``--nice 0``: a third of the CPU each, where SCHED_IDLE would leave it almost
+    none). Its first pass waits for the CPU longer than it runs; lines appended then,
+    more than a trickle each second, wait for a batch while they keep coming (with its
+    CPU to itself it indexes them every tick), and are indexed once they stop."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs one CPU to share and another for the test's own writes")
+    cpu = max(os.sched_getaffinity(0))
+    monkeypatch.setenv(cpus.INDEXER_ENV, str(cpu))
+    busy = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
+    hogs = [subprocess.Popen([sys.executable, "-c", busy]) for _ in range(2)]
+    log_dir = tmp_path / "logs"
+    writer = logfiles.RotatingFiles(log_dir, "access")
+    writer.write(_lines(0, 5000))  # ~5 MiB: a pass at once, long enough to measure
+    try:
+        with _indexer(log_dir, "--interval", "0.5s"):
+            # Each look interrupts a pass, which takes ~3x its CPU time here.
+            _wait_indexed(log_dir, 5000, every_s=1.5)
+            n = 5000
+            end = time.monotonic() + 3
+            while time.monotonic() < end:  # ~1 MiB a second, never a tick without
+                writer.write(_lines(n, 100))
+                n += 100
+                time.sleep(0.1)
+            assert _indexed(log_dir) == 5000, "indexed while sharing, before a pause"
+            _wait_indexed(log_dir, n, every_s=1.5)  # a pause now: on the next tick
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()

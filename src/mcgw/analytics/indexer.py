@@ -3,11 +3,14 @@
 Cloud Logging ingests entries as they arrive, so a query an hour into a run reads what
 is already indexed. mcgw's queries parse the JSONL files into a DuckDB cache
 (:mod:`mcgw.analytics.ingest`); the first query over a million lines would pay the
-whole parse. ``mcgw logs index --follow DIR`` pays it as the lines come instead: every
-``interval`` it reads what was appended since the last pass (at most
+whole parse. ``mcgw logs index --follow DIR`` pays it as the lines come instead: on
+each ``interval``'s tick it reads what was appended since the last pass (at most
 :data:`PASS_BUDGET` bytes, the rest on the next pass, at once) into the cache, which it
-keeps open between passes until a query wants it, so that a query finds only the last
-seconds left to read.
+keeps open between passes until a query wants it. How often depends on who else wants
+the CPU (:class:`_Cadence`): with a CPU to itself, every tick once a trickle has
+gathered, so that a query finds only the last seconds left to read; sharing one with
+the gateway, once a DuckDB row group has gathered, at half the CPU per line, or when
+the traffic pauses, and a query may find up to ~30 s of lines to read itself.
 
 It must never stand in the way of the gateway or of a query:
 
@@ -30,7 +33,8 @@ planning per ``INSERT`` whatever its size. Tried and not kept: smaller statement
 lines each: 52 µs a line, planning dominates), DuckDB's allocator and compression
 settings, ``ROW_GROUP_SIZE 8192`` (cheaper commits, a 4x larger file), ``__lb`` through a
 join on distinct payloads (-4 % of the parse's instructions when payloads repeat, +50 %
-when each differs). Parsing is half the cost: only a feed that is not JSON removes it.
+when each differs). What does cut it: a pass of a whole row group or more (see
+:data:`BATCH_BYTES`), 11.9–13.3 µs a line, 2.4 of it system time.
 """
 
 from __future__ import annotations
@@ -55,22 +59,47 @@ if TYPE_CHECKING:
 
 DEFAULT_INTERVAL_S = 2.0
 """Pause between passes once caught up: the most a query finds left to read while
-lines come faster than a trickle (see :data:`TRICKLE_BYTES`)."""
+lines come faster than a trickle and the indexer has a CPU to itself (see
+:class:`_Cadence`)."""
 
 TRICKLE_BYTES = 1024 * 1024
-"""New log bytes (~2,500 access lines) below which a tick skips its pass, for up to
+"""New log bytes (~900 access lines) below which a tick skips its pass, for up to
 :data:`TRICKLE_TICKS` ticks. A pass costs ~32 ms of CPU before its first line (DuckDB's
 binding and planning, the commit; ``bench/indexcost.py --passes --lines 10``), as much
 as ~1,600 lines: at a few requests a second a pass every tick cost ~1.6 % of a core
 for a handful of lines. A query reads what is not yet indexed itself: under this many
 bytes, a few tens of milliseconds."""
 
+BATCH_BYTES = 144 * 1024 * 1024
+"""New log bytes a pass waits for while the indexer shares its CPU (see
+:class:`_Cadence`): ~130,000 access lines of ~1.1 KB, more than one DuckDB row group
+(122,880 rows). A transaction that inserts a whole row group writes it to the table's
+blocks at once, compressed, instead of to the write-ahead log first and again at the
+checkpoint. Measured (``bench/indexcost.py --passes``, 26 Nov 20:15, one core):
+9,000-line passes 26.5 µs of CPU per line (7.7 of it system time), 30,000-line passes
+25.7, 100,000 17.9, 125,000 13.3 (2.4 system), 250,000 11.9. A query reads what is not
+yet indexed itself: at most this many bytes, about a second of two cores."""
+
 TRICKLE_TICKS = 5
 """Ticks a trickle waits at most before its pass (10 s at the default interval)."""
 
-PASS_BUDGET = 32 * 1024 * 1024
-"""Bytes of log lines one pass reads at most (about 28 000 access lines, half a
-second of one core): a pass given up for a query loses little."""
+BATCH_TICKS = 15
+"""Ticks new lines wait at most for a batch while the indexer shares its CPU (30 s at
+the default interval)."""
+
+SHARED_WAIT = 1.0
+"""A pass whose thread waited for a CPU longer than this times the CPU time it got
+(``/proc/thread-self/schedstat``) shared its CPU with other work: the indexer then
+waits for :data:`BATCH_BYTES`. At the default ``SCHED_IDLE`` it only waits while
+something else, the gateway or its writer, wants the CPU."""
+
+MEASURED_S = 0.05
+"""CPU time below which a pass says nothing about how busy its CPU was."""
+
+PASS_BUDGET = 256 * 1024 * 1024
+"""Bytes of log lines one pass reads at most (~230,000 access lines, ~3 s of one
+core): more than :data:`BATCH_BYTES`, so that a batch is one transaction. A pass given
+up for a query loses its work, and the query reads those lines itself."""
 
 NICENESS = 19
 """CPU priority added to the indexer's: it runs on what the gateway leaves. At 19 the
@@ -179,37 +208,74 @@ def index_pass(
         pass_.close()
 
 
-class _Trickle:
-    """Whether a tick is worth a pass, from the log files' sizes: not when nothing
-    changed, nor while less than ``min_bytes`` were appended since the last pass that
-    caught up, for up to ``max_wait_s``. A file that shrank or went away (rotation,
-    retention) is worth one at once."""
+class _Cadence:
+    """Whether a tick is worth a pass, from the log files' sizes.
 
-    def __init__(self, min_bytes: int, max_wait_s: float) -> None:
-        self.min_bytes = min_bytes
-        self.max_wait_s = max_wait_s
+    Freshness costs CPU: a pass costs ~32 ms before its first line, and passes smaller
+    than a DuckDB row group write every line twice (:data:`BATCH_BYTES`). So a pass is
+    due when enough new bytes wait, :data:`TRICKLE_BYTES` while the indexer has a CPU
+    to itself and :data:`BATCH_BYTES` while it shares one (:meth:`passed`); when a file
+    shrank or went away (rotation, retention); when the files stopped growing with
+    more than a trickle waiting (a burst is over: index it while the CPU is free); or
+    when the oldest new bytes have waited ``trickle_wait_s`` (``batch_wait_s`` while
+    sharing)."""
+
+    def __init__(
+        self, trickle_bytes: int, trickle_wait_s: float, batch_bytes: int, batch_wait_s: float
+    ) -> None:
+        self.trickle_bytes = trickle_bytes
+        self.trickle_wait_s = trickle_wait_s
+        self.batch_bytes = batch_bytes
+        self.batch_wait_s = batch_wait_s
+        self.shared = False
+        """The last pass that said so shared its CPU with other work."""
         self.indexed: dict[Path, int] = {}
         """The files' sizes when the last pass that caught up began."""
+        self.seen: dict[Path, int] = {}
+        """The files' sizes at the last tick."""
         self.since: float | None = None
         """When the first bytes not yet indexed were seen."""
 
     def due(self, sizes: dict[Path, int], now: float) -> bool:
+        quiet, self.seen = sizes == self.seen, sizes
         if sizes == self.indexed:
             self.since = None
             return False
-        old = self.indexed
-        if all(sizes.get(path, -1) >= size for path, size in old.items()):
-            grown = sum(sizes.values()) - sum(old.values())
-            if grown < self.min_bytes:
-                if self.since is None:
-                    self.since = now
-                return now - self.since >= self.max_wait_s
-        return True
+        if any(sizes.get(path, -1) < size for path, size in self.indexed.items()):
+            return True
+        if self.since is None:
+            self.since = now
+        waiting = sum(sizes.values()) - sum(self.indexed.values())
+        if self.shared:
+            enough, wait_s = self.batch_bytes, self.batch_wait_s
+        else:
+            enough, wait_s = self.trickle_bytes, self.trickle_wait_s
+        return (
+            waiting >= enough
+            or (quiet and waiting >= self.trickle_bytes)
+            or now - self.since >= wait_s
+        )
 
     def caught_up(self, sizes: dict[Path, int]) -> None:
         """A pass that began when the files had ``sizes`` indexed them all."""
         self.indexed = sizes
         self.since = None
+
+    def passed(self, ran_s: float, waited_s: float) -> None:
+        """A pass's thread was on a CPU ``ran_s`` and waited for one ``waited_s``."""
+        if ran_s >= MEASURED_S:
+            self.shared = waited_s > SHARED_WAIT * ran_s
+
+
+def _cpu_times() -> tuple[float, float] | None:
+    """Seconds this thread has run on a CPU and waited for one (runnable, not
+    running); None where Linux's schedstat is not there."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as f:
+            ran, waited, _ = f.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(ran) / 1e9, int(waited) / 1e9
 
 
 def _sizes(log_dir: Path) -> dict[Path, int]:
@@ -311,7 +377,9 @@ def follow(
     lock = cachelock.CacheLock(log_dir, "indexer")
     watch = _Watch(lock, parent)
     pass_ = _Pass(log_dir, lock, budget, watch.guarding)
-    trickle = _Trickle(TRICKLE_BYTES, TRICKLE_TICKS * interval_s)
+    cadence = _Cadence(
+        TRICKLE_BYTES, TRICKLE_TICKS * interval_s, BATCH_BYTES, BATCH_TICKS * interval_s
+    )
     watch.start()
     failed = ""
     try:
@@ -322,9 +390,10 @@ def follow(
                 watch.wake.wait(WATCH_S)
                 continue
             sizes = _sizes(log_dir)
-            if not trickle.due(sizes, time.monotonic()):
+            if not cadence.due(sizes, time.monotonic()):
                 watch.wake.wait(interval_s)
                 continue
+            before = _cpu_times()
             try:
                 done = pass_.run()
             except OSError as exc:
@@ -334,8 +403,11 @@ def follow(
                 if str(exc) != failed and not interrupted:
                     print(f"mcgw logs index: {log_dir}: {exc}", file=sys.stderr, flush=True)
                 failed, done = str(exc), None
+            after = _cpu_times()
+            if before is not None and after is not None:
+                cadence.passed(after[0] - before[0], after[1] - before[1])
             if done:
-                trickle.caught_up(sizes)
+                cadence.caught_up(sizes)
             # Behind (budget spent): on at once; otherwise (caught up, or the cache
             # was busy) after the interval, or when a query comes.
             if done is not False:

@@ -89,7 +89,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=_size,
         default=None,
         metavar="SIZE",
-        help="with --follow: most bytes of lines one pass reads (default 32MiB)",
+        help="with --follow: most bytes of lines one pass reads (default 256MiB)",
     )
     index.add_argument(
         "--nice",
