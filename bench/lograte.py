@@ -10,8 +10,9 @@ its access-log writer and log indexer (they inherit its CPU): the log's work and
 requests share one core, the case where logging could slow a request. Each round runs
 every variant once, in an order that turns every round, for ``--duration`` s after a 2 s
 warm-up (60 s by default: next to a busy gateway the indexer parses in batches of a
-DuckDB row group, one every ~30 s at 4,500 requests/s, and a shorter round would leave
-its work out):
+DuckDB row group, one every ~30 s at 4,500 requests/s, and the kernel writes the log's
+pages to disk 30 s after they were written: a shorter round would leave both out, and
+each variant starts after ``sync``, so none pays for the one before):
 
 * ``off``: ``--no-access-log``;
 * ``on``: the access log and the log indexer, as ``mcgw serve`` runs by default;
@@ -246,6 +247,11 @@ def main() -> int:
             for i in range(args.rounds):
                 order = names[i % len(names) :] + names[: i % len(names)]
                 for name in order:
+                    # The last variant's log lines go to disk now, not in this one's
+                    # window: the kernel writes dirty pages back 30 s after they were
+                    # written, and its disk interrupts land on whichever CPU the VM
+                    # gives them (here CPU 1, the proxy's).
+                    os.sync()
                     if name in NGINX:
                         result, cpu = measure_nginx(name, work, port, backend_port, args)
                         _record(rows[name], name, i, result, cpu)
