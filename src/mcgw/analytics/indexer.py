@@ -9,8 +9,9 @@ each ``interval``'s tick it reads what was appended since the last pass (at most
 keeps open between passes until a query wants it. How often depends on who else wants
 the CPU (:class:`_Cadence`): with a CPU to itself, every tick once a trickle has
 gathered, so that a query finds only the last seconds left to read; sharing one with
-the gateway, once a DuckDB row group has gathered, at half the CPU per line, or when
-the traffic pauses, and a query may find up to ~30 s of lines to read itself.
+the gateway, once a DuckDB row group has gathered (half the CPU per line, from ~2,000
+lines a second on; below that its minute's wait ends first), or when the traffic
+pauses, and a query may then find up to about a minute of lines to read itself.
 
 It must never stand in the way of the gateway or of a query:
 
@@ -24,8 +25,9 @@ It must never stand in the way of the gateway or of a query:
   ``mcgw serve`` start it) interrupt a pass the same way and end the process. Every
   pass is one transaction, so the cache holds whole passes only, however it ends.
 
-Where a pass's CPU goes (``bench/indexcost.py --passes``, 26 Nov, 9,000-line passes as
-at 4,500 requests/s; 21-28 µs per line in all on this VM, a third of it system time):
+Where a pass's CPU goes (``bench/indexcost.py --passes``, 26 Nov, 9,000-line passes, one
+every 2 s at 4,500 requests/s before the batches; 21-28 µs per line in all on this VM, a
+third of it system time):
 ``read_json`` and the select ~28 k instructions a line, the typed ``__lb`` from a second
 parse of ``jsonPayload`` ~8 k more (cachegrind); the WAL at commit ~5.5 µs, the
 checkpoint ~5 µs (all of it in one ~1 s pass every ~23 passes); ~8 ms of binding and
@@ -70,22 +72,23 @@ as ~1,600 lines: at a few requests a second a pass every tick cost ~1.6 % of a c
 for a handful of lines. A query reads what is not yet indexed itself: under this many
 bytes, a few tens of milliseconds."""
 
-BATCH_BYTES = 144 * 1024 * 1024
+BATCH_BYTES = 192 * 1024 * 1024
 """New log bytes a pass waits for while the indexer shares its CPU (see
-:class:`_Cadence`): ~130,000 access lines of ~1.1 KB, more than one DuckDB row group
-(122,880 rows). A transaction that inserts a whole row group writes it to the table's
-blocks at once, compressed, instead of to the write-ahead log first and again at the
-checkpoint. Measured (``bench/indexcost.py --passes``, 26 Nov 20:15, one core):
-9,000-line passes 26.5 µs of CPU per line (7.7 of it system time), 30,000-line passes
-25.7, 100,000 17.9, 125,000 13.3 (2.4 system), 250,000 11.9. A query reads what is not
-yet indexed itself: at most this many bytes, about a second of two cores."""
+:class:`_Cadence`): ~175,000 access lines of ~1.15 KB, and more than one DuckDB row
+group (122,880 rows) for lines of up to 1.6 KB (a long URL or user agent). A
+transaction that inserts a whole row group writes it to the table's blocks at once,
+compressed, instead of to the write-ahead log first and again at the checkpoint.
+Measured (``bench/indexcost.py --passes``, 26 Nov 20:15, one core): 9,000-line passes
+26.5 µs of CPU per line (7.7 of it system time), 30,000-line passes 25.7, 100,000 17.9,
+125,000 13.3 (2.4 system), 250,000 11.9. A query reads what is not yet indexed itself:
+about this many bytes at most while lines keep coming, a second or two of two cores."""
 
 TRICKLE_TICKS = 5
 """Ticks a trickle waits at most before its pass (10 s at the default interval)."""
 
-BATCH_TICKS = 15
-"""Ticks new lines wait at most for a batch while the indexer shares its CPU (30 s at
-the default interval)."""
+BATCH_TICKS = 30
+"""Ticks new lines wait at most for a batch while the indexer shares its CPU (60 s at
+the default interval: a row group's worth at ~2,000 lines a second)."""
 
 SHARED_WAIT = 1.0
 """A pass whose thread waited for a CPU longer than this times the CPU time it got
@@ -94,7 +97,7 @@ waits for :data:`BATCH_BYTES`. At the default ``SCHED_IDLE`` it only waits while
 something else, the gateway or its writer, wants the CPU."""
 
 MEASURED_S = 0.05
-"""CPU time below which a pass says nothing about how busy its CPU was."""
+"""CPU time of passes (added up) it takes to tell how busy their CPU was."""
 
 PASS_BUDGET = 256 * 1024 * 1024
 """Bytes of log lines one pass reads at most (~230,000 access lines, ~3 s of one
@@ -104,9 +107,10 @@ up for a query loses its work, and the query reads those lines itself."""
 NICENESS = 19
 """CPU priority added to the indexer's: it runs on what the gateway leaves. At 19 the
 indexer also takes Linux's ``SCHED_IDLE`` policy: a nice-19 task may still finish its
-time slice before a woken gateway runs (a pass is ~0.2 s of CPU every 2 s under load),
-an idle-policy one is preempted at once. bench run at 4,500 requests/s, p99 with the
-indexer at nice 19 3.6–9.7 ms, without it 2.7–3.4 (four alternating rounds)."""
+time slice before a woken gateway runs (a pass was ~0.2 s of CPU every 2 s under load
+before the batches; a batch is ~2.5 s), an idle-policy one is preempted at once. bench
+run at 4,500 requests/s, p99 with the indexer at nice 19 3.6–9.7 ms, without it
+2.7–3.4 (four alternating rounds)."""
 
 MEMORY_LIMIT = "256MB"
 """DuckDB's memory limit in the indexer (the default is 80 % of the machine's RAM)."""
@@ -215,10 +219,10 @@ class _Cadence:
     than a DuckDB row group write every line twice (:data:`BATCH_BYTES`). So a pass is
     due when enough new bytes wait, :data:`TRICKLE_BYTES` while the indexer has a CPU
     to itself and :data:`BATCH_BYTES` while it shares one (:meth:`passed`); when a file
-    shrank or went away (rotation, retention); when the files stopped growing with
-    more than a trickle waiting (a burst is over: index it while the CPU is free); or
-    when the oldest new bytes have waited ``trickle_wait_s`` (``batch_wait_s`` while
-    sharing)."""
+    shrank (cut or rewritten: what was indexed of it is wrong); when the files stopped
+    growing with more than a trickle waiting (a burst is over: index it while the CPU
+    is free); or when the oldest new bytes have waited ``trickle_wait_s``
+    (``batch_wait_s`` while sharing)."""
 
     def __init__(
         self, trickle_bytes: int, trickle_wait_s: float, batch_bytes: int, batch_wait_s: float
@@ -228,7 +232,9 @@ class _Cadence:
         self.batch_bytes = batch_bytes
         self.batch_wait_s = batch_wait_s
         self.shared = False
-        """The last pass that said so shared its CPU with other work."""
+        """The last passes shared their CPU with other work."""
+        self._ran = self._waited = 0.0
+        """CPU time of passes not yet judged, and their wait for a CPU."""
         self.indexed: dict[Path, int] = {}
         """The files' sizes when the last pass that caught up began."""
         self.seen: dict[Path, int] = {}
@@ -241,11 +247,16 @@ class _Cadence:
         if sizes == self.indexed:
             self.since = None
             return False
-        if any(sizes.get(path, -1) < size for path, size in self.indexed.items()):
-            return True
+        # Growth, file by file: a file that went away (retention) leaves rows to drop,
+        # which can wait like new lines.
+        waiting = 0
+        for path, size in sizes.items():
+            before = self.indexed.get(path, 0)
+            if size < before:
+                return True
+            waiting += size - before
         if self.since is None:
             self.since = now
-        waiting = sum(sizes.values()) - sum(self.indexed.values())
         if self.shared:
             enough, wait_s = self.batch_bytes, self.batch_wait_s
         else:
@@ -262,9 +273,13 @@ class _Cadence:
         self.since = None
 
     def passed(self, ran_s: float, waited_s: float) -> None:
-        """A pass's thread was on a CPU ``ran_s`` and waited for one ``waited_s``."""
-        if ran_s >= MEASURED_S:
-            self.shared = waited_s > SHARED_WAIT * ran_s
+        """A pass's thread was on a CPU ``ran_s`` and waited for one ``waited_s``.
+        Short passes (a trickle's) are added up until they say something."""
+        self._ran += ran_s
+        self._waited += waited_s
+        if self._ran >= MEASURED_S:
+            self.shared = self._waited > SHARED_WAIT * self._ran
+            self._ran = self._waited = 0.0
 
 
 def _cpu_times() -> tuple[float, float] | None:
