@@ -2,7 +2,7 @@
 
 The request path pays for one ``list.append`` of an :class:`mcgw.logschema.AccessRecord`'s
 values (a plain tuple) and one comparison of the time it already read. The first record
-of a batch sets when the batch is due (``flush_interval_s`` later: 10 ms,
+of a batch sets when the batch is due (``flush_interval_s`` later: 50 ms,
 :data:`FLUSH_INTERVAL_S`); the first record written after that wakes the flusher task,
 which takes the whole batch (swapping the list) and hands it, as frames of a few
 hundred ``marshal``-ed tuples, to a writer *process* of its own through a pipe
@@ -68,16 +68,18 @@ DEFAULT_MAX_FILE_BYTES = logfiles.DEFAULT_MAX_BYTES
 FULL_RATE = 1_000_000
 """A sample rate of every request, in millionths (GCPBackendPolicy ``sampleRate``)."""
 
-FLUSH_INTERVAL_S = 0.01
+FLUSH_INTERVAL_S = 0.05
 """How long a record waits in the gateway at most while traffic flows (so how often, at
-most, a batch goes to the writer). Each hand-over wakes the writer, and a wake-up costs
-this VM ~0.3 ms of the writer's CPU (a writer that only read and unmarshalled its frames
-took 0.65 s of CPU in 10 s at 4,500 records/s and a 5 ms hand-over); longer intervals
-mean bigger batches, which the gateway marshals in one go. bench/proxy.py's fixed-rate
-rows at 4,500 requests/s, three alternating rounds, p90 ms / writer CPU s per 10 s
-(the writer then at normal priority): 5 ms 1.75–1.86 / 1.4, 10 ms 1.63–1.97 / 1.1,
-20 ms 2.04–2.34 / 0.9, without the log 0.98–1.00; with 50 ms the bursts showed (p90
-3.0–4.3)."""
+most, a batch goes to the writer). Each hand-over costs the gateway's loop a wake-up of
+its flusher, a frame and a pipe write, and wakes the writer: at 4,500 records/s, 10 ms
+cost the gateway ~5 µs of CPU per record and 50 ms ~2.5–4 (a paced loop with a real
+writer, three runs each). ``bench/lograte.py --variants off,on`` with a 50 ms tree as
+``--baseline``, 26 Nov 22:40, 4 rounds: against 10 ms in the same round, 50 ms took the
+gateway's CPU down by 0.15–0.19 s per 10 s (the log's share from +0.45 to +0.29), p50 by
+0.01–0.02 ms and p90 by 0.01–0.06 ms, in every round; p99 moved both ways (±0.9 ms).
+Longer batches no longer show as bursts: the writer formats at idle priority and takes
+at most 64 KiB a turn (before those, with the writer at normal priority, 50 ms had
+measured p90 3.0–4.3 ms against 1.63–1.97 at 10 ms). 200 ms measured no cheaper than 50."""
 _NO_BATCH = float("-inf")
 _KICKED = float("inf")
 _FRAME_RECORDS = 256
