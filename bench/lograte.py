@@ -50,17 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import proxy  # bench/proxy.py: nginx, mcgw load and process helpers
 
+from mcgw.testing import manifests as tm
+
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 FLAGS = {"off": ["--no-access-log"], "on": [], "no-index": ["--no-log-index"], "sampled": []}
-SAMPLED = """---
-apiVersion: networking.gke.io/v1
-kind: GCPBackendPolicy
-metadata: {name: app, namespace: default}
-spec:
-  default: {logging: {enabled: true, sampleRate: 100000}}
-  targetRef: {group: "", kind: Service, name: app}
-"""
+SAMPLED = tm.logging_policy("app", 100_000)
 """The ``sampled`` variant's policy, added to proxy.py's manifests (Service ``app``)."""
 NGINX = {"nginx-off": False, "nginx-on": True}
 """The peer's variants: whether nginx, as the proxy, writes its access log."""

@@ -459,21 +459,9 @@ spec:
     backendRefs: [{name: quarter, port: 80}]
   - matches: [{path: {type: PathPrefix, value: /off}}]
     backendRefs: [{name: silent, port: 80}]
----
-apiVersion: networking.gke.io/v1
-kind: GCPBackendPolicy
-metadata: {name: quarter, namespace: default}
-spec:
-  default: {logging: {enabled: true, sampleRate: 250000}}
-  targetRef: {group: "", kind: Service, name: quarter}
----
-apiVersion: networking.gke.io/v1
-kind: GCPBackendPolicy
-metadata: {name: silent, namespace: default}
-spec:
-  default: {logging: {enabled: false}}
-  targetRef: {group: "", kind: Service, name: silent}
 """
+                + tm.logging_policy("quarter", 250_000)
+                + tm.logging_policy("silent", None)
             )
             folder = tmp_path / "config"
             folder.mkdir()

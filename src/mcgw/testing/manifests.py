@@ -47,6 +47,24 @@ endpoints:{endpoints}
 """
 
 
+def logging_policy(service: str, sample_rate: int | None, *, namespace: str = "default") -> str:
+    """A GCPBackendPolicy on the Service ``service`` as YAML, after ``---``: its requests
+    logged at ``sample_rate`` (millionths, as GKE counts it), or not at all (None)."""
+    logging = (
+        "{enabled: false}"
+        if sample_rate is None
+        else f"{{enabled: true, sampleRate: {sample_rate}}}"
+    )
+    return f"""---
+apiVersion: networking.gke.io/v1
+kind: GCPBackendPolicy
+metadata: {{name: {service}, namespace: {namespace}}}
+spec:
+  default: {{logging: {logging}}}
+  targetRef: {{group: "", kind: Service, name: {service}}}
+"""
+
+
 def gateway_to_endpoints(
     *,
     backend_port: int,
