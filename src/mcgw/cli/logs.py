@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     queries = logs_sub.add_parser("queries", help="list the named queries shipped with mcgw")
     queries.add_argument("--show", metavar="NAME", help="print the SQL of one query")
 
+    # The defaults shown are the indexer's own (a light import: DuckDB loads in follow()).
+    from mcgw.analytics import indexer
+
     index = logs_sub.add_parser(
         "index",
         help="parse new log lines into the query cache now, or (--follow) as they are written",
@@ -73,9 +76,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     index.add_argument(
         "--interval",
         type=_seconds,
-        default=2.0,
+        default=indexer.DEFAULT_INTERVAL_S,
         metavar="DURATION",
-        help="with --follow: pause between passes once caught up (default 2s)",
+        help="with --follow: pause between passes once caught up "
+        f"(default {indexer.DEFAULT_INTERVAL_S:g}s)",
     )
     index.add_argument(
         "--parent",
@@ -89,15 +93,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=_size,
         default=None,
         metavar="SIZE",
-        help="with --follow: most bytes of lines one pass reads (default 256MiB)",
+        help="with --follow: most bytes of lines one pass reads "
+        f"(default {indexer.PASS_BUDGET >> 20}MiB)",
     )
     index.add_argument(
         "--nice",
         type=int,
-        default=19,
+        default=indexer.NICENESS,
         metavar="N",
-        help="with --follow: CPU priority increment (default 19, which also asks Linux's "
-        "SCHED_IDLE: only idle CPU)",
+        help=f"with --follow: CPU priority increment (default {indexer.NICENESS}, which also "
+        "asks Linux's SCHED_IDLE: only idle CPU)",
     )
 
     tail = logs_sub.add_parser("tail", help="the last log entries as compact lines, filtered")
