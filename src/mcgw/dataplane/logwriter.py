@@ -79,6 +79,9 @@ wake-ups a second at the gateway's hand-over interval, and a wake-up costs this 
 at once. An idle writer still sleeps in its read until traffic comes."""
 RESCUE_CHECK_S = 0.1
 """How often the main thread looks whether the worker thread is starved."""
+_LATE_S = 2 * RESCUE_CHECK_S
+"""A look that comes this much after the last one was held up by the worker (see
+:meth:`_Loop.rescue`)."""
 _GC_THRESHOLD = 200_000
 """Allocations between the writer's young-generation collections (see main)."""
 _CHUNK_LINES = 256
@@ -267,11 +270,21 @@ class _Loop:
         worker took no turn since the last look, it is starved of CPU (SCHED_IDLE
         yields to every other task, and a gateway at full load leaves it none), so take
         the turns until nothing waits: at full load the writer then runs at the
-        gateway's priority, as it must to keep up, and nothing is lost."""
+        gateway's priority, as it must to keep up, and nothing is lost.
+
+        A look that comes late is the same sign. The main thread needs the GIL to look,
+        and a starved worker can be holding it: it gives it up only once it runs again.
+        Linux 6.18 gave a SCHED_IDLE thread beside a spinning one a slice about every
+        1.4 s, so each look then saw a turn or two taken and, by turns alone, never
+        took over (20,000 records were not on disk after 20 s)."""
         seen = -1
+        looked = time.monotonic()
         while worker.is_alive():
             worker.join(RESCUE_CHECK_S)
-            if self.turns == seen and worker.is_alive() and self._waiting():
+            now = time.monotonic()
+            late = now - looked > _LATE_S
+            looked = now
+            if (late or self.turns == seen) and worker.is_alive() and self._waiting():
                 self.handback.clear()
                 self.wanted = True
                 try:
@@ -281,6 +294,7 @@ class _Loop:
                 finally:
                     self.wanted = False
                     self.handback.set()
+                looked = time.monotonic()
             seen = self.turns
 
     def _waiting(self) -> bool:
