@@ -1,7 +1,7 @@
 """Does the access log slow requests below saturation? Latency at a fixed offered rate,
 log off and on, alternating in the same run.
 
-Usage: python bench/lograte.py [--rate 4500] [--rounds 4] [--duration 60]
+Usage: python bench/lograte.py [--rate 4500] [--nginx-rate N] [--rounds 4] [--duration 60]
                                [--variants off,on,no-index] [--baseline SRC]
 
 Setup as ``proxy.py`` (whose helpers it reuses): an nginx backend and the load generator
@@ -22,7 +22,8 @@ write-back of its first ~30 s, all alike):
   (``sampleRate: 100000``): the gateway leaves the others out before making a record;
 * ``nginx-off`` / ``nginx-on``: nginx as the proxy on CPU 1 instead, its access log off
   or on (``combined``, buffered as ``proxy.py`` sets it): the peer's cost of logging at
-  the same rate, in the same run;
+  the same rate, in the same run (or at ``--nginx-rate``: at a rate where nginx's core
+  is as busy as mcgw's, the two logs' costs compare at the same load);
 * with ``--baseline SRC`` (another tree's ``src``, e.g. from ``git worktree add``), the
   same variants of that tree, prefixed ``base-``.
 
@@ -125,31 +126,33 @@ def measure(
         while not wanted <= roles.keys() and time.monotonic() < deadline:
             time.sleep(0.1)
             roles = _roles(proc.pid)
-        return _timed(name, port, work, args, {role: [pid] for role, pid in roles.items()})
+        pids = {role: [pid] for role, pid in roles.items()}
+        return _timed(name, port, work, args.rate, args.duration, pids)
 
 
 def _timed(
-    name: str, port: int, work: Path, args: argparse.Namespace, roles: dict[str, list[int]]
+    name: str, port: int, work: Path, rate: int, duration: int, roles: dict[str, list[int]]
 ) -> tuple[proxy.Result, dict[str, float]]:
-    """The fixed-rate load on ``port``, and the CPU seconds per 10 s of each role's
-    processes over the measured window: the warm-up's are taken out by reading the
-    counters after it (proxy.fixed_rate warms up first, then measures)."""
+    """The fixed-rate load (``rate`` requests/s) on ``port``, and the CPU seconds per
+    10 s of each role's processes over the measured window: the warm-up's are taken out
+    by reading the counters after it (proxy.fixed_rate warms up first, then measures)."""
 
     def cpu() -> dict[str, float]:
         return {role: sum(map(_cpu_s, pids)) for role, pids in roles.items()}
 
     before: dict[str, float] = {}
     result = proxy.fixed_rate(
-        name, port, args.rate, args.duration, work, on_measure=lambda: before.update(cpu())
+        name, port, rate, duration, work, on_measure=lambda: before.update(cpu())
     )
     used = {role: seconds - before.get(role, 0.0) for role, seconds in cpu().items()}
-    return result, {role: 10 * seconds / args.duration for role, seconds in used.items()}
+    return result, {role: 10 * seconds / duration for role, seconds in used.items()}
 
 
 def measure_nginx(
     name: str, work: Path, port: int, backend_port: int, args: argparse.Namespace
 ) -> tuple[proxy.Result, dict[str, float]]:
-    """The peer at the same rate: one nginx worker on CPU 1 proxying to the backend."""
+    """The peer at ``--nginx-rate`` (by default mcgw's): one nginx worker on CPU 1
+    proxying to the backend."""
     server = proxy.proxy_server(work, port, backend_port, log=NGINX[name])
     conf = proxy.nginx_conf(work, name, server)
     argv = proxy.pinned(1, ["nginx", "-c", str(conf), "-p", str(work)])
@@ -160,7 +163,7 @@ def measure_nginx(
         while not workers and time.monotonic() < deadline:
             time.sleep(0.1)
             workers = [pid for pid, _ in _tree(proc.pid) if pid != proc.pid]
-        return _timed(name, port, work, args, {"gateway": workers})
+        return _timed(name, port, work, args.nginx_rate, args.duration, {"gateway": workers})
 
 
 def _record(r: Rounds, name: str, i: int, result: proxy.Result, cpu: dict[str, float]) -> None:
@@ -189,7 +192,9 @@ def render(rows: dict[str, Rounds], args: argparse.Namespace, started: datetime)
         f"# Access log and latency at a fixed rate ({started:%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} CPUs, load average {load:.1f})",
         "",
-        f"{args.rate:,} requests/s offered for {args.duration} s per round (`mcgw load`, "
+        f"{args.rate:,} requests/s offered"
+        + (f" to mcgw, {args.nginx_rate:,} to nginx," if args.nginx_rate != args.rate else "")
+        + f" for {args.duration} s per round (`mcgw load`, "
         f"constant-arrival-rate, CPU 0, with the nginx backend); `mcgw serve` with its "
         f"writer and indexer on CPU 1; {args.rounds} rounds, variants alternating. "
         "Spreads are lowest–highest over the rounds; CPU is seconds per 10 s.",
@@ -209,6 +214,7 @@ def render(rows: dict[str, Rounds], args: argparse.Namespace, started: datetime)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=4500, help="requests/s offered")
+    parser.add_argument("--nginx-rate", type=int, help="requests/s offered to nginx (--rate)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--duration", type=int, default=60, help="measured seconds a round")
     parser.add_argument(
@@ -216,6 +222,8 @@ def main() -> int:
     )
     parser.add_argument("--baseline", type=Path, help="another tree's src to compare")
     args = parser.parse_args()
+    if args.nginx_rate is None:
+        args.nginx_rate = args.rate
     proxy.ensure_tools()
     started = datetime.now(UTC)
     variants: dict[str, tuple[list[str], dict[str, str]]] = {}
