@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -297,6 +298,63 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_nudge_wakes_the_listener_and_is_lost_harmlessly_without_one(tmp_path: Path) -> None:
+    lock = cachelock.CacheLock(tmp_path, "query")
+    lock.nudge()  # nobody listens, and there is no FIFO yet: nothing happens
+    holder = cachelock.CacheLock(tmp_path, "indexer")
+    fd = holder.listen()
+    assert fd is not None
+    try:
+        assert select.select([fd], [], [], 0)[0] == []
+        lock.nudge()
+        lock.nudge()
+        assert select.select([fd], [], [], 1)[0] == [fd]
+        assert os.read(fd, 4096) == b"ww"
+        assert select.select([fd], [], [], 0)[0] == []  # read empty: asleep again
+    finally:
+        os.close(fd)
+    lock.nudge()  # the FIFO is left, with no reader: still nothing happens
+    # Something else of that name cannot wake anyone: the holder looks on a timer.
+    (tmp_path / "file").mkdir()
+    other = cachelock.CacheLock(tmp_path / "file", "indexer")
+    other.wake_path.write_text("not a FIFO")
+    assert other.listen() is None
+
+
+def _switches(pid: int) -> int:
+    """Times the threads of ``pid`` have gone to sleep so far (voluntary context
+    switches): each is a wake-up later."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_an_idle_indexer_sleeps_until_a_query_wakes_it(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 20))
+    with _indexer(log_dir, "--interval", "0.5s") as proc:
+        _wait_indexed(log_dir, 20)  # caught up (and it gave the cache way to the look)
+        time.sleep(0.5)
+        before = _switches(proc.pid)
+        time.sleep(3)
+        # Its main loop looks at the files every 0.5 s (6 wake-ups); a watch looking
+        # for waiting queries 20 times a second made 60 or more.
+        assert _switches(proc.pid) - before < 15
+        # A query is answered at once. (One during a pass has the watch woken by its
+        # nudge: test_a_query_during_a_pass_takes_over_and_answers_every_line.)
+        said: list[str] = []
+        start = time.monotonic()
+        assert query.run(COUNT, log_dir, say=said.append, wait_s=30).rows == ((20, 20),)
+        assert time.monotonic() - start < 1.0
+        assert said == []
+        assert proc.poll() is None
 
 
 def test_index_once_parses_everything_and_queries_find_it_done(tmp_path: Path) -> None:

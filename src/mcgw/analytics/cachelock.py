@@ -10,7 +10,9 @@ through an advisory ``flock`` on a file next to the cache:
 * the indexer only ever *tries* (:meth:`CacheLock.try_acquire`), and during a pass it
   watches the want file (:meth:`CacheLock.wanted`): a query waiting makes it abandon
   the pass (a rolled-back transaction), so a query never waits for the indexer's work,
-  only for another query.
+  only for another query. So that an idle indexer need not look for waiters all the
+  time, a waiting query also writes a byte to the *wake* FIFO (:meth:`CacheLock.nudge`),
+  which the indexer waits on (:meth:`CacheLock.listen`).
 
 ``flock`` locks go when their process does, however it ends: a killed holder leaves
 no stale lock behind. The holder writes its pid and role into the lock file, for the
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +34,9 @@ LOCK_NAME = ".mcgw-analytics.lock"
 
 WANT_NAME = ".mcgw-analytics.want"
 """Held (shared) by every query waiting for the cache."""
+
+WAKE_NAME = ".mcgw-analytics.wake"
+"""A FIFO: a byte written to it by a waiting query wakes the indexer to look."""
 
 POLL_S = 0.02
 """How often a waiting query tries again."""
@@ -50,6 +56,7 @@ class CacheLock:
     def __init__(self, log_dir: Path, role: str) -> None:
         self.path = log_dir / LOCK_NAME
         self.want_path = log_dir / WANT_NAME
+        self.wake_path = log_dir / WAKE_NAME
         self.role = role
         self._fd: int | None = None
         self._want_fd: int | None = None
@@ -102,6 +109,7 @@ class CacheLock:
                     fcntl.flock(want, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 if self.try_acquire():
                     return True
+                self.nudge()
                 waited = time.monotonic() - start
                 if waited >= wait_s:
                     return False
@@ -125,6 +133,40 @@ class CacheLock:
             return True
         fcntl.flock(self._want_fd, fcntl.LOCK_UN)
         return False
+
+    def listen(self) -> int | None:
+        """A descriptor that turns readable when a query waits (:meth:`nudge`), for the
+        holder to select on; read it empty each time. None where the directory cannot
+        hold a FIFO (the holder then looks at :meth:`wanted` on a timer)."""
+        with contextlib.suppress(FileExistsError):
+            try:
+                os.mkfifo(self.wake_path, 0o622)
+            except OSError:
+                return None
+        try:
+            # Read and write: with no writer left a FIFO read end would read EOF, that
+            # is be readable, for ever; and opening it never waits for a writer.
+            fd = os.open(self.wake_path, os.O_RDWR | os.O_NONBLOCK)
+        except OSError:
+            return None
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # a file of that name: always readable
+            os.close(fd)
+            return None
+        return fd
+
+    def nudge(self) -> None:
+        """Wake whoever :meth:`listen` s (nobody, if no indexer runs): one byte, never
+        waiting."""
+        try:
+            fd = os.open(self.wake_path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # no FIFO, or nobody reading it (ENXIO)
+            return
+        try:
+            os.write(fd, b"w")
+        except OSError:  # full: plenty of bytes wait already
+            pass
+        finally:
+            os.close(fd)
 
     def holder(self) -> str:
         """``pid N (role)`` of the holder, as it wrote it, or ``another process``."""
