@@ -173,4 +173,7 @@ def render(samples: list[tuple[float, int]], reqs: int, args: argparse.Namespace
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # SIGTERM (`timeout`, kill) ends a run as Ctrl-C does: through the finally
+    # blocks that stop the processes it started, by their PIDs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.exit(main())

@@ -38,6 +38,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -418,4 +419,7 @@ def _report(
 
 
 if __name__ == "__main__":
+    # SIGTERM (`timeout`, kill) ends a run as Ctrl-C does: through the finally
+    # blocks that stop the processes it started, by their PIDs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())

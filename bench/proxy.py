@@ -491,4 +491,7 @@ def render(results: list[Result], args: argparse.Namespace, access_lines: int) -
 
 
 if __name__ == "__main__":
+    # SIGTERM (`timeout`, kill) ends a run as Ctrl-C does: through the finally
+    # blocks that stop the processes it started, by their PIDs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())
