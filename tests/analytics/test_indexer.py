@@ -300,27 +300,35 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's abstract sockets")
 def test_a_nudge_wakes_the_listener_and_is_lost_harmlessly_without_one(tmp_path: Path) -> None:
     lock = cachelock.CacheLock(tmp_path, "query")
-    lock.nudge()  # nobody listens, and there is no FIFO yet: nothing happens
+    lock.nudge()  # nobody listens: nothing happens
     holder = cachelock.CacheLock(tmp_path, "indexer")
-    fd = holder.listen()
-    assert fd is not None
+    sock = holder.listen()
+    assert sock is not None
     try:
-        assert select.select([fd], [], [], 0)[0] == []
+        assert select.select([sock], [], [], 0)[0] == []
         lock.nudge()
         lock.nudge()
-        assert select.select([fd], [], [], 1)[0] == [fd]
-        assert os.read(fd, 4096) == b"ww"
-        assert select.select([fd], [], [], 0)[0] == []  # read empty: asleep again
+        assert select.select([sock], [], [], 1)[0] == [sock]
+        assert sock.recv(64) + sock.recv(64) == b"ww"
+        assert select.select([sock], [], [], 0)[0] == []  # read empty: asleep again
+        # A second indexer of the same directory cannot listen: it looks on a timer.
+        assert cachelock.CacheLock(tmp_path, "indexer").listen() is None
+        # Another directory's nudges do not reach it.
+        (tmp_path / "other").mkdir()
+        cachelock.CacheLock(tmp_path / "other", "query").nudge()
+        assert select.select([sock], [], [], 0.1)[0] == []
     finally:
-        os.close(fd)
-    lock.nudge()  # the FIFO is left, with no reader: still nothing happens
-    # Something else of that name cannot wake anyone: the holder looks on a timer.
-    (tmp_path / "file").mkdir()
-    other = cachelock.CacheLock(tmp_path / "file", "indexer")
-    other.wake_path.write_text("not a FIFO")
-    assert other.listen() is None
+        sock.close()
+    lock.nudge()  # the listener is gone: still nothing happens
+    lock.close()
+    # Nothing of it is left in the directory, and it can be listened for again.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
+    again = holder.listen()
+    assert again is not None
+    again.close()
 
 
 def _switches(pid: int) -> int:
@@ -338,8 +346,10 @@ def _switches(pid: int) -> int:
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
 def test_an_idle_indexer_sleeps_until_a_query_wakes_it(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
-    logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 20))
+    # Started before the gateway's first line makes the directory, as `mcgw serve` starts it.
     with _indexer(log_dir, "--interval", "0.5s") as proc:
+        time.sleep(0.3)
+        logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 20))
         _wait_indexed(log_dir, 20)  # caught up (and it gave the cache way to the look)
         time.sleep(0.5)
         before = _switches(proc.pid)
@@ -355,6 +365,9 @@ def test_an_idle_indexer_sleeps_until_a_query_wakes_it(tmp_path: Path) -> None:
         assert time.monotonic() - start < 1.0
         assert said == []
         assert proc.poll() is None
+        # Nothing but regular files in the directory: tools that copy it file by file
+        # (shutil.copytree, zip) copy it whole.
+        assert all(path.is_file() for path in log_dir.rglob("*")), list(log_dir.rglob("*"))
 
 
 def test_index_once_parses_everything_and_queries_find_it_done(tmp_path: Path) -> None:

@@ -11,8 +11,11 @@ through an advisory ``flock`` on a file next to the cache:
   watches the want file (:meth:`CacheLock.wanted`): a query waiting makes it abandon
   the pass (a rolled-back transaction), so a query never waits for the indexer's work,
   only for another query. So that an idle indexer need not look for waiters all the
-  time, a waiting query also writes a byte to the *wake* FIFO (:meth:`CacheLock.nudge`),
-  which the indexer waits on (:meth:`CacheLock.listen`).
+  time, a waiting query also sends a datagram to the indexer's *wake* socket
+  (:meth:`CacheLock.nudge`), which the indexer waits on (:meth:`CacheLock.listen`).
+  The socket is in Linux's abstract namespace, named after the directory: nothing in
+  the directory but regular files (``shutil.copytree`` refused the FIFO that was there
+  before), and nothing left behind when the indexer ends.
 
 ``flock`` locks go when their process does, however it ends: a killed holder leaves
 no stale lock behind. The holder writes its pid and role into the lock file, for the
@@ -24,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import stat
+import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,8 +39,10 @@ LOCK_NAME = ".mcgw-analytics.lock"
 WANT_NAME = ".mcgw-analytics.want"
 """Held (shared) by every query waiting for the cache."""
 
-WAKE_NAME = ".mcgw-analytics.wake"
-"""A FIFO: a byte written to it by a waiting query wakes the indexer to look."""
+WAKE_PREFIX = b"\0mcgw-analytics-wake:"
+"""Start of the wake socket's abstract address; the log directory's device and inode
+follow (a name that moves with the directory, and that a directory made later in its
+place may reuse: the worst a stray datagram does is make an indexer look)."""
 
 POLL_S = 0.02
 """How often a waiting query tries again."""
@@ -56,10 +62,11 @@ class CacheLock:
     def __init__(self, log_dir: Path, role: str) -> None:
         self.path = log_dir / LOCK_NAME
         self.want_path = log_dir / WANT_NAME
-        self.wake_path = log_dir / WAKE_NAME
+        self.log_dir = log_dir
         self.role = role
         self._fd: int | None = None
         self._want_fd: int | None = None
+        self._nudger: socket.socket | None = None
 
     @property
     def held(self) -> bool:
@@ -134,39 +141,44 @@ class CacheLock:
         fcntl.flock(self._want_fd, fcntl.LOCK_UN)
         return False
 
-    def listen(self) -> int | None:
-        """A descriptor that turns readable when a query waits (:meth:`nudge`), for the
-        holder to select on; read it empty each time. None where the directory cannot
-        hold a FIFO (the holder then looks at :meth:`wanted` on a timer)."""
-        with contextlib.suppress(FileExistsError):
-            try:
-                os.mkfifo(self.wake_path, 0o622)
-            except OSError:
-                return None
+    def listen(self) -> socket.socket | None:
+        """A socket that turns readable when a query waits (:meth:`nudge`), for the
+        holder to select on; read it empty each time. None where there can be none
+        (not Linux, or another indexer listens for this directory already): the holder
+        then looks at :meth:`wanted` on a timer."""
+        address = self._wake_address()
+        if address is None:
+            return None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            # Read and write: with no writer left a FIFO read end would read EOF, that
-            # is be readable, for ever; and opening it never waits for a writer.
-            fd = os.open(self.wake_path, os.O_RDWR | os.O_NONBLOCK)
+            sock.bind(address)
         except OSError:
+            sock.close()
             return None
-        if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # a file of that name: always readable
-            os.close(fd)
-            return None
-        return fd
+        sock.setblocking(False)
+        return sock
 
     def nudge(self) -> None:
-        """Wake whoever :meth:`listen` s (nobody, if no indexer runs): one byte, never
-        waiting."""
-        try:
-            fd = os.open(self.wake_path, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:  # no FIFO, or nobody reading it (ENXIO)
+        """Wake whoever :meth:`listen` s (nobody, if no indexer runs): one datagram,
+        never waiting."""
+        address = self._wake_address()
+        if address is None:
             return
+        if self._nudger is None:
+            self._nudger = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._nudger.setblocking(False)
+        # Nobody listening (ECONNREFUSED), or plenty of nudges wait already (EAGAIN).
+        with contextlib.suppress(OSError):
+            self._nudger.sendto(b"w", address)
+
+    def _wake_address(self) -> bytes | None:
+        if not sys.platform.startswith("linux"):
+            return None  # the abstract namespace is Linux's
         try:
-            os.write(fd, b"w")
-        except OSError:  # full: plenty of bytes wait already
-            pass
-        finally:
-            os.close(fd)
+            st = os.stat(self.log_dir)
+        except OSError:
+            return None
+        return WAKE_PREFIX + b"%d:%d" % (st.st_dev, st.st_ino)
 
     def holder(self) -> str:
         """``pid N (role)`` of the holder, as it wrote it, or ``another process``."""
@@ -185,3 +197,6 @@ class CacheLock:
         if self._want_fd is not None:
             os.close(self._want_fd)
             self._want_fd = None
+        if self._nudger is not None:
+            self._nudger.close()
+            self._nudger = None

@@ -45,6 +45,7 @@ import contextlib
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -124,7 +125,7 @@ pass. The query that makes the indexer close the cache waits for the last one.""
 WATCH_S = 0.05
 """How often the indexer looks again while a query waits (an interrupt that lands
 between two statements of a pass is lost), and looks at all where it cannot be woken
-(no FIFO in the log directory, no pidfd). Otherwise its watch sleeps until woken: an
+(no wake socket, no pidfd). Otherwise its watch sleeps until woken: an
 idle indexer whose watch looked at this rate took 4.3 ms of CPU a second, one whose
 watch sleeps 1.7 (27 Nov, 30 s each, same run)."""
 
@@ -136,7 +137,8 @@ class _Watch:
     """A thread that interrupts the current pass when it should end: a query waits
     for the cache, a signal came, or the parent process went away. It sleeps until one
     of them wakes it: a signal through Python's wakeup fd, a query through the cache
-    lock's FIFO (:meth:`cachelock.CacheLock.nudge`), the parent's exit through a pidfd."""
+    lock's wake socket (:meth:`cachelock.CacheLock.nudge`), the parent's exit through a
+    pidfd."""
 
     def __init__(self, lock: cachelock.CacheLock, parent: int | None) -> None:
         self.stop = threading.Event()
@@ -151,7 +153,7 @@ class _Watch:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        self._nudges = lock.listen()
+        self._nudges: socket.socket | None = None
         self._parent_fd: int | None = None
         if parent is not None:
             try:
@@ -184,17 +186,23 @@ class _Watch:
     def _run(self) -> None:
         # Runs until close(): an interrupt landing between two statements of a pass is
         # lost, so it is repeated while the reason for it lasts.
-        sources = [fd for fd in (self._wake_r, self._nudges, self._parent_fd) if fd is not None]
-        blind = self._nudges is None or (self._parent is not None and self._parent_fd is None)
         while not self._closing.is_set():
+            if self._nudges is None:
+                # Not yet (the gateway makes the directory with its first line), or
+                # another indexer listens: look on a timer meanwhile.
+                self._nudges = self._lock.listen()
+            nudges = None if self._nudges is None else self._nudges.fileno()
+            sources = [fd for fd in (self._wake_r, nudges, self._parent_fd) if fd is not None]
+            blind = nudges is None or (self._parent is not None and self._parent_fd is None)
             timeout = WATCH_S if blind or self.waiting or self.stop.is_set() else None
             ready, _, _ = select.select(sources, [], [], timeout)
             if self._wake_r in ready:
                 os.read(self._wake_r, 512)
                 self.stop.set()
-            if self._nudges is not None and self._nudges in ready:
+            if self._nudges is not None and nudges in ready:
                 with contextlib.suppress(BlockingIOError):
-                    os.read(self._nudges, 4096)
+                    while self._nudges.recv(64):  # every nudge: asleep again after
+                        pass
             if self._parent_fd is not None and self._parent_fd in ready:
                 self.stop.set()
             if self._parent is not None and os.getppid() != self._parent:
@@ -217,9 +225,11 @@ class _Watch:
                 os.write(self._wake_w, b"\0")  # out of its select
             self._thread.join()
         signal.set_wakeup_fd(-1)
-        for fd in (self._wake_r, self._wake_w, self._nudges, self._parent_fd):
+        for fd in (self._wake_r, self._wake_w, self._parent_fd):
             if fd is not None:
                 os.close(fd)
+        if self._nudges is not None:
+            self._nudges.close()
 
 
 def index_pass(
