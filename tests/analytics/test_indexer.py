@@ -8,8 +8,10 @@ query, which would do the work itself.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -368,6 +370,56 @@ def test_an_idle_indexer_sleeps_until_a_query_wakes_it(tmp_path: Path) -> None:
         # Nothing but regular files in the directory: tools that copy it file by file
         # (shutil.copytree, zip) copy it whole.
         assert all(path.is_file() for path in log_dir.rglob("*")), list(log_dir.rglob("*"))
+
+
+def _netns_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not _netns_works(),
+    reason="needs Linux and a network namespace of its own (unshare --net, as root)",
+)
+def test_a_query_from_another_network_namespace_still_has_the_indexer_step_aside(
+    tmp_path: Path,
+) -> None:
+    # The host querying a container's log volume: the indexer's wake socket is in its
+    # own namespace's abstract names, out of the query's reach, so the indexer must look
+    # on its own now and then (LISTEN_S), not only when woken.
+    log_dir = tmp_path / "logs"
+    files = logfiles.RotatingFiles(log_dir, "access")
+    files.write(_lines(0, 20))
+    with _indexer(log_dir, "--interval", "0.5s") as proc:
+        _wait_indexed(log_dir, 20)  # the look took the cache from it
+        files.write(_lines(20, 20))
+        probe = cachelock.CacheLock(log_dir, "test")
+        deadline = time.monotonic() + 20
+        while probe.try_acquire():  # until the indexer holds the cache again, idle
+            probe.release()
+            assert time.monotonic() < deadline, "the indexer never took the cache again"
+            time.sleep(0.1)
+        probe.close()
+        script = (
+            "import json, time; from pathlib import Path; from mcgw.analytics import query\n"
+            "start = time.monotonic(); said = []\n"
+            f"rows = query.run({COUNT!r}, Path({str(log_dir)!r}), say=said.append).rows\n"
+            "print(json.dumps([rows, said, time.monotonic() - start]))\n"
+        )
+        done = subprocess.run(
+            ["unshare", "--net", sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        rows, said, took = json.loads(done.stdout)
+        assert rows == [[40, 40]]
+        assert said == []  # it did not wait a second, nor read into memory
+        assert took < indexer.LISTEN_S + 3
+        assert proc.poll() is None
 
 
 def test_index_once_parses_everything_and_queries_find_it_done(tmp_path: Path) -> None:

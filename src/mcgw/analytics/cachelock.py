@@ -144,12 +144,16 @@ class CacheLock:
     def listen(self) -> socket.socket | None:
         """A socket that turns readable when a query waits (:meth:`nudge`), for the
         holder to select on; read it empty each time. None where there can be none
-        (not Linux, or another indexer listens for this directory already): the holder
-        then looks at :meth:`wanted` on a timer."""
+        (not Linux, no directory yet, another indexer listens for this directory
+        already, no descriptor left): the holder then looks at :meth:`wanted` on a
+        timer."""
         address = self._wake_address()
         if address is None:
             return None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        except OSError:
+            return None
         try:
             sock.bind(address)
         except OSError:
@@ -164,11 +168,12 @@ class CacheLock:
         address = self._wake_address()
         if address is None:
             return
-        if self._nudger is None:
-            self._nudger = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._nudger.setblocking(False)
-        # Nobody listening (ECONNREFUSED), or plenty of nudges wait already (EAGAIN).
+        # No descriptor left, nobody listening (ECONNREFUSED), or plenty of nudges
+        # wait already (EAGAIN): the indexer still looks now and then (its LISTEN_S).
         with contextlib.suppress(OSError):
+            if self._nudger is None:
+                self._nudger = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._nudger.setblocking(False)
             self._nudger.sendto(b"w", address)
 
     def _wake_address(self) -> bytes | None:

@@ -125,9 +125,15 @@ pass. The query that makes the indexer close the cache waits for the last one.""
 WATCH_S = 0.05
 """How often the indexer looks again while a query waits (an interrupt that lands
 between two statements of a pass is lost), and looks at all where it cannot be woken
-(no wake socket, no pidfd). Otherwise its watch sleeps until woken: an
-idle indexer whose watch looked at this rate took 4.3 ms of CPU a second, one whose
-watch sleeps 1.7 (27 Nov, 30 s each, same run)."""
+(no wake socket, no pidfd). Otherwise its watch sleeps until woken, or
+:data:`LISTEN_S`: an idle indexer whose watch looked at this rate took 4.3 ms of CPU
+a second, one whose watch sleeps 1.7 (27 Nov, 30 s each, same run)."""
+
+LISTEN_S = 1.0
+"""The longest the watch sleeps while it has its wake socket. A query in another
+network namespace than the indexer's (the host querying a container's log volume)
+cannot reach the socket, which is in the namespace's abstract names: the indexer
+then steps aside within this, plus its checkpoint."""
 
 STOP_TIMEOUT_S = 5.0
 """How long :func:`stop` waits for the indexer to end before killing it."""
@@ -184,6 +190,16 @@ class _Watch:
                 self._con = None
 
     def _run(self) -> None:
+        try:
+            self._watch()
+        except BaseException:
+            # A watch that is gone would leave the indexer deaf to signals, its parent
+            # and queries: end the indexer instead (the traceback goes to stderr).
+            self.stop.set()
+            self.wake.set()
+            raise
+
+    def _watch(self) -> None:
         # Runs until close(): an interrupt landing between two statements of a pass is
         # lost, so it is repeated while the reason for it lasts.
         while not self._closing.is_set():
@@ -194,15 +210,15 @@ class _Watch:
             nudges = None if self._nudges is None else self._nudges.fileno()
             sources = [fd for fd in (self._wake_r, nudges, self._parent_fd) if fd is not None]
             blind = nudges is None or (self._parent is not None and self._parent_fd is None)
-            timeout = WATCH_S if blind or self.waiting or self.stop.is_set() else None
+            timeout = WATCH_S if blind or self.waiting or self.stop.is_set() else LISTEN_S
             ready, _, _ = select.select(sources, [], [], timeout)
             if self._wake_r in ready:
                 os.read(self._wake_r, 512)
                 self.stop.set()
             if self._nudges is not None and nudges in ready:
                 with contextlib.suppress(BlockingIOError):
-                    while self._nudges.recv(64):  # every nudge: asleep again after
-                        pass
+                    while True:  # every nudge: asleep again after
+                        self._nudges.recv(64)
             if self._parent_fd is not None and self._parent_fd in ready:
                 self.stop.set()
             if self._parent is not None and os.getppid() != self._parent:
