@@ -417,8 +417,10 @@ def test_a_query_from_another_network_namespace_still_has_the_indexer_step_aside
         assert done.returncode == 0, done.stderr
         rows, said, took = json.loads(done.stdout)
         assert rows == [[40, 40]]
-        assert said == []  # it did not wait a second, nor read into memory
-        assert took < indexer.LISTEN_S + 3
+        # It may wait past a second and say so, but not the 30 s after which it reads
+        # the logs into memory instead.
+        assert not [line for line in said if "into memory" in line], said
+        assert took < 10
         assert proc.poll() is None
 
 

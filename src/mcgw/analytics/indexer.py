@@ -153,6 +153,8 @@ class _Watch:
         self._closing = threading.Event()
         self.waiting = False
         """A query waited for the cache when last looked."""
+        self.failed = False
+        """The watch ended on an error (the indexer then ends too)."""
         self._lock = lock
         self._parent = parent
         self._mutex = threading.Lock()
@@ -195,8 +197,13 @@ class _Watch:
         except BaseException:
             # A watch that is gone would leave the indexer deaf to signals, its parent
             # and queries: end the indexer instead (the traceback goes to stderr).
+            self.failed = True
             self.stop.set()
             self.wake.set()
+            with self._mutex:
+                if self._con is not None:
+                    with contextlib.suppress(Exception):
+                        self._con.interrupt()
             raise
 
     def _watch(self) -> None:
@@ -431,7 +438,8 @@ def follow(
     per distinct error, and tried again after the interval: queries report it too.
 
     Raises:
-        AnalyticsError: the directory cannot hold the cache (read-only).
+        AnalyticsError: the directory cannot hold the cache (read-only), or the watch
+            for queries and signals failed.
     """
     import duckdb
 
@@ -484,6 +492,8 @@ def follow(
         pass_.close()
         watch.close()
         lock.close()
+    if watch.failed:
+        raise errors.AnalyticsError(f"indexing {log_dir}: its watch failed (see above)")
 
 
 def spawn(log_dir: Path, *, interval_s: float = DEFAULT_INTERVAL_S) -> subprocess.Popen[bytes]:
