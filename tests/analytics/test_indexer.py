@@ -356,8 +356,8 @@ def test_an_idle_indexer_sleeps_until_a_query_wakes_it(tmp_path: Path) -> None:
         time.sleep(0.5)
         before = _switches(proc.pid)
         time.sleep(3)
-        # Its main loop looks at the files every 0.5 s (6 wake-ups); a watch looking
-        # for waiting queries 20 times a second made 60 or more.
+        # Its main loop looks at the files every 0.5 s (6 wake-ups), its watch once a
+        # second (3); a watch looking for waiting queries 20 times a second made 60.
         assert _switches(proc.pid) - before < 15
         # A query is answered at once. (One during a pass has the watch woken by its
         # nudge: test_a_query_during_a_pass_takes_over_and_answers_every_line.)
@@ -367,8 +367,8 @@ def test_an_idle_indexer_sleeps_until_a_query_wakes_it(tmp_path: Path) -> None:
         assert time.monotonic() - start < 1.0
         assert said == []
         assert proc.poll() is None
-        # Nothing but regular files in the directory: tools that copy it file by file
-        # (shutil.copytree, zip) copy it whole.
+        # Nothing but regular files in the directory: shutil.copytree, for one, refuses
+        # a named pipe.
         assert all(path.is_file() for path in log_dir.rglob("*")), list(log_dir.rglob("*"))
 
 

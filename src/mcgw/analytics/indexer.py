@@ -199,12 +199,16 @@ class _Watch:
             # and queries: end the indexer instead (the traceback goes to stderr).
             self.failed = True
             self.stop.set()
-            self.wake.set()
-            with self._mutex:
-                if self._con is not None:
-                    with contextlib.suppress(Exception):
-                        self._con.interrupt()
+            self._interrupt()
             raise
+
+    def _interrupt(self) -> None:
+        """Wake the main loop and interrupt the pass under way, if any."""
+        self.wake.set()
+        with self._mutex:
+            if self._con is not None:
+                with contextlib.suppress(Exception):
+                    self._con.interrupt()
 
     def _watch(self) -> None:
         # Runs until close(): an interrupt landing between two statements of a pass is
@@ -234,11 +238,7 @@ class _Watch:
                 with contextlib.suppress(OSError):
                     self.waiting = self._lock.wanted()
             if self.stop.is_set() or self.waiting:
-                self.wake.set()
-                with self._mutex:
-                    if self._con is not None:
-                        with contextlib.suppress(Exception):
-                            self._con.interrupt()
+                self._interrupt()
 
     def close(self) -> None:
         self.stop.set()
