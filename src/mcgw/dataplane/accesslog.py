@@ -4,8 +4,9 @@ The request path pays for one ``list.append`` of an :class:`mcgw.logschema.Acces
 values (a plain tuple) and one comparison of the time it already read. The first record
 of a batch sets when the batch is due (``flush_interval_s`` later: 50 ms,
 :data:`FLUSH_INTERVAL_S`); the first record written after that wakes the flusher task,
-which takes the whole batch (swapping the list) and hands it, as frames of a few
-hundred ``marshal``-ed tuples, to a writer *process* of its own through a pipe
+which takes the whole batch (swapping the list) and hands it, as frames of
+:data:`_FRAME_RECORDS` ``marshal``-ed tuples with a loop turn between them, to a writer
+*process* of its own through a pipe
 (:mod:`mcgw.dataplane.logwriter`). A timer, armed only while records wait, sends the
 last batch when traffic stops. So under load the hand-over rides on the loop's own
 turns and an idle gateway is never woken for its log (a wake-up costs this VM about
@@ -22,7 +23,11 @@ marshalling and its formatting; the log's cost follows the sample rate.
 
 Why a process: formatting costs five times what handing over does, and a writer
 thread held the GIL against the event loop while it formatted a batch (p99 on
-bench/proxy.py 5 → 13–18 ms with the log on). The loop never waits on the pipe either:
+bench/proxy.py 5 → 13–18 ms with the log on). Formatting each record as the request
+writes it, and leaving only the file writes to a thread, cost more still: the
+gateway's CPU +0.6–0.8 s per 10 s and p99 +0.2–0.3 ms at 4,500 requests/s, where the
+writer process stayed within the log-off runs (``bench/lograte.py``, 27 Nov 05:21, a
+scratch tree as ``--baseline``, 4 rounds). The loop never waits on the pipe either:
 writes are non-blocking and what the pipe does not take waits in memory (up to
 ``_MAX_QUEUED_BYTES``, beyond which records are counted dropped).
 
@@ -82,9 +87,14 @@ at most 64 KiB a turn (before those, with the writer at normal priority, 50 ms h
 measured p90 3.0–4.3 ms against 1.63–1.97 at 10 ms). 200 ms measured no cheaper than 50."""
 _NO_BATCH = float("-inf")
 _KICKED = float("inf")
-_FRAME_RECORDS = 256
-"""Records per frame: one ``marshal.dumps`` of this many holds the loop about 0.3 ms,
-and the loop gets a turn between frames of a large batch."""
+_FRAME_RECORDS = 32
+"""Records per frame. Framing holds the loop (~0.6 µs a record: the tuples,
+``marshal.dumps``, the pipe write), and requests get a turn between frames, so a
+frame is what a request can be held up by: ~20 µs. At 256 a 50 ms batch at 4,500
+requests/s was one frame, a ~0.15 ms hold, and it showed at p99 (``bench/lograte.py``,
+27 Nov 05:51, 4 rounds, both trees in each, no indexer): p99 0.72–0.78 ms
+with 256, 0.61–0.66 with 32, lower by 0.08–0.13 in every round and within the log-off
+runs; the gateway's CPU the same."""
 _MAX_QUEUED_BYTES = 64 * 1024 * 1024
 """Frames waiting for the pipe beyond this are dropped (and counted): a writer that
 cannot keep up must not take the gateway's memory."""
@@ -417,7 +427,7 @@ class AccessLog:
     # -- handing records over --------------------------------------------------------
 
     async def _send(self) -> None:
-        """Frame the batch for the writer, a few hundred records at a time."""
+        """Frame the batch for the writer, :data:`_FRAME_RECORDS` at a time."""
         if self._sending is None:
             self._sending = asyncio.Lock()
         # Batches go out whole and in order; flush() waits here for one in progress.

@@ -67,7 +67,7 @@ needs acknowledgements to report counts and to know what a writer that died had 
 written; a frame asking for it (``flush``) is answered at once."""
 
 _READ_BYTES = 1 << 16
-"""Most taken in per turn (a frame or so, a few hundred records): the worker holds the
+"""Most taken in per turn (a few frames, a few hundred records): the worker holds the
 turn while it writes what it read, and a starved worker (see :meth:`_Loop.rescue`)
 finishes a turn at its own priority first — at a megabyte a turn that was 17 s."""
 PACE_S = 0.05
