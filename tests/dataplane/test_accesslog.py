@@ -615,7 +615,6 @@ def test_a_batch_goes_in_small_frames_with_requests_served_between(tmp_path: Pat
             super()._enqueue(kind, body)
 
     async def main() -> None:
-        nonlocal turns
         log = Watched(tmp_path, "p", flush_interval_s=30.0)
         await log.start()
         sending = True

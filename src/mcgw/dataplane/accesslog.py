@@ -89,12 +89,12 @@ _NO_BATCH = float("-inf")
 _KICKED = float("inf")
 _FRAME_RECORDS = 32
 """Records per frame. Framing holds the loop (~0.6 µs a record: the tuples,
-``marshal.dumps``, the pipe write), and requests get a turn between frames, so a
-frame is what a request can be held up by: ~20 µs. At 256 a 50 ms batch at 4,500
-requests/s was one frame, a ~0.15 ms hold, and it showed at p99 (``bench/lograte.py``,
-27 Nov 05:51, 4 rounds, both trees in each, no indexer): p99 0.72–0.78 ms
-with 256, 0.61–0.66 with 32, lower by 0.08–0.13 in every round and within the log-off
-runs; the gateway's CPU the same."""
+``marshal.dumps``, the pipe write), and requests get a turn between frames, so a frame
+is what a request can be held up by: ~20 µs. At 256 a 50 ms batch at 4,500 requests/s
+was one frame, a ~0.15 ms hold, and it showed at p99 (``bench/lograte.py``, 27 Nov
+05:51, 4 rounds, both trees in each, no indexer): p99 0.72–0.78 ms with 256, 0.61–0.66
+with 32, lower by 0.08–0.13 in every round and within the log-off runs; the gateway's
+CPU the same."""
 _MAX_QUEUED_BYTES = 64 * 1024 * 1024
 """Frames waiting for the pipe beyond this are dropped (and counted): a writer that
 cannot keep up must not take the gateway's memory."""
