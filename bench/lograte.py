@@ -25,10 +25,14 @@ write-back of its first ~30 s, all alike):
   the same rate, in the same run (or at ``--nginx-rate``: at a rate where nginx's core
   is as busy as mcgw's, the two logs' costs compare at the same load);
 * with ``--baseline SRC`` (another tree's ``src``, e.g. from ``git worktree add``), the
-  same variants of that tree, prefixed ``base-``.
+  same variants of that tree, prefixed ``base-``. Each runs next to its twin of this
+  tree, second in even rounds and first in odd ones (use an even ``--rounds``), so that
+  neither tree always follows the other. An A/A run (this tree as its own baseline, 27
+  Nov 08:22, 3 rounds) puts the noise: twins differed by up to 0.12 ms at p99 (once
+  0.55) and 1.1 ms at p99.9, either way round.
 
-Reported per variant: the spread (lowest–highest over the rounds) of p50, p90 and p99
-(``http_req_duration`` as ``mcgw load`` measures it from CPU 0), the iterations the
+Reported per variant: the spread (lowest–highest over the rounds) of p50, p90, p99 and
+p99.9 (``http_req_duration`` as ``mcgw load`` measures it from CPU 0), the iterations the
 generator dropped, and the CPU seconds per 10 s of the gateway, the writer and the
 indexer (utime + stime from ``/proc``, over the measured window). Spreads rather than
 medians: on a shared 2-core VM a single round moves by tens of percent, and a variant
@@ -69,6 +73,7 @@ class Rounds:
     p50: list[float] = field(default_factory=list)
     p90: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
+    p999: list[float] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)
     cpu: dict[str, list[float]] = field(default_factory=dict)
 
@@ -171,12 +176,13 @@ def _record(r: Rounds, name: str, i: int, result: proxy.Result, cpu: dict[str, f
     r.p50.append(result.p50_ms)
     r.p90.append(result.p90_ms or 0.0)
     r.p99.append(result.p99_ms)
+    r.p999.append(result.p999_ms or 0.0)
     r.dropped.append(result.dropped)
     for role, seconds in cpu.items():
         r.cpu.setdefault(role, []).append(seconds)
     print(
-        f"round {i} {name:>14}: p50 {result.p50_ms:.2f} p90 "
-        f"{result.p90_ms or 0:.2f} p99 {result.p99_ms:.2f} ms, "
+        f"round {i} {name:>14}: p50 {result.p50_ms:.2f} p90 {result.p90_ms or 0:.2f} "
+        f"p99 {result.p99_ms:.2f} p99.9 {result.p999_ms or 0:.2f} ms, "
         + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
         + " CPU s/10 s",
         flush=True,
@@ -200,13 +206,15 @@ def render(rows: dict[str, Rounds], args: argparse.Namespace, started: datetime)
         f"writer and indexer on CPU 1; {args.rounds} rounds, variants alternating. "
         "Spreads are lowest–highest over the rounds; CPU is seconds per 10 s.",
         "",
-        "| variant | p50 ms | p90 ms | p99 ms | dropped | gateway CPU | writer CPU | indexer CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | p50 ms | p90 ms | p99 ms | p99.9 ms | dropped | gateway CPU | writer CPU "
+        "| indexer CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
         cpu = [_spread(r.cpu.get(role, [])) for role, _ in ROLES]
         out.append(
             f"| {name} | {_spread(r.p50)} | {_spread(r.p90)} | {_spread(r.p99)} "
+            f"| {_spread(r.p999)} "
             f"| {min(r.dropped, default=0)}–{max(r.dropped, default=0)} | {' | '.join(cpu)} |"
         )
     return "\n".join(out) + "\n"
@@ -248,9 +256,14 @@ def main() -> int:
             (sampled / "bench.yaml").write_text(
                 (manifests / "bench.yaml").read_text() + "\n" + SAMPLED
             )
-            names = list(rows)
+            # A variant and its base- twin run back to back, the twin second in even
+            # rounds and first in odd ones: neither tree always runs after the other.
+            ours = [v for v in args.variants.split(",") if v in FLAGS]
+            twins = [[n for n in (v, f"base-{v}") if n in rows] for v in ours]
+            groups = twins + [[p] for p in peers]
             for i in range(args.rounds):
-                order = names[i % len(names) :] + names[: i % len(names)]
+                turned = groups[i % len(groups) :] + groups[: i % len(groups)]
+                order = [n for g in turned for n in (g if i % 2 == 0 else g[::-1])]
                 for name in order:
                     # The last variant's log lines go to disk now, not in this one's
                     # window: the kernel writes dirty pages back 30 s after they were

@@ -30,13 +30,14 @@ every 2 s at 4,500 requests/s before the batches; 21-28 µs per line in all on t
 third of it system time):
 ``read_json`` and the select ~28 k instructions a line, the typed ``__lb`` from a second
 parse of ``jsonPayload`` ~8 k more (cachegrind); the WAL at commit ~5.5 µs, the
-checkpoint ~5 µs (all of it in one ~1 s pass every ~23 passes); ~8 ms of binding and
-planning per ``INSERT`` whatever its size. Tried and not kept: smaller statements (225
-lines each: 52 µs a line, planning dominates), DuckDB's allocator and compression
-settings, ``ROW_GROUP_SIZE 8192`` (cheaper commits, a 4x larger file), ``__lb`` through a
-join on distinct payloads (-4 % of the parse's instructions when payloads repeat, +50 %
-when each differs). What does cut it: a pass of a whole row group or more (see
-:data:`BATCH_BYTES`), 11.9–13.3 µs a line, 2.4 of it system time.
+checkpoint ~5 µs (all of it in one ~1 s pass every ~23 passes; since 27 Nov every
+commit is a checkpoint and there is no WAL, :data:`CHECKPOINT_THRESHOLD`); ~8 ms of
+binding and planning per ``INSERT`` whatever its size. Tried and not kept: smaller
+statements (225 lines each: 52 µs a line, planning dominates), DuckDB's allocator and
+compression settings, ``ROW_GROUP_SIZE 8192`` (cheaper commits, a 4x larger file),
+``__lb`` through a join on distinct payloads (-4 % of the parse's instructions when
+payloads repeat, +50 % when each differs). What does cut it: a pass of a whole row
+group or more (see :data:`BATCH_BYTES`), 11.9–13.3 µs a line, 2.4 of it system time.
 """
 
 from __future__ import annotations
@@ -77,12 +78,13 @@ BATCH_BYTES = 192 * 1024 * 1024
 """New log bytes a pass waits for while the indexer shares its CPU (see
 :class:`_Cadence`): ~175,000 access lines of ~1.15 KB, and more than one DuckDB row
 group (122,880 rows) for lines of up to 1.6 KB (a long URL or user agent). A
-transaction that inserts a whole row group writes it to the table's blocks at once,
-compressed, instead of to the write-ahead log first and again at the checkpoint.
-Measured (``bench/indexcost.py --passes``, 26 Nov 20:15, one core): 9,000-line passes
-26.5 µs of CPU per line (7.7 of it system time), 30,000-line passes 25.7, 100,000 17.9,
-125,000 13.3 (2.4 system), 250,000 11.9. A query reads what is not yet indexed itself:
-about this many bytes at most while lines keep coming, a second or two of two cores."""
+transaction that inserts a whole row group writes it to the table's blocks once,
+compressed; a smaller one's checkpoint rewrites the table's last, unfinished row group
+(:data:`CHECKPOINT_THRESHOLD`). Measured (``bench/indexcost.py --passes``, one core):
+9,000-line passes 16.4–16.7 µs of CPU per line, 125,000 8.2–8.5 (27 Nov 08:53); with
+the write-ahead log then, 9,000 26.5, 30,000 25.7, 100,000 17.9, 125,000 13.3, 250,000
+11.9 (26 Nov 20:15). A query reads what is not yet indexed itself: about this many
+bytes at most while lines keep coming, a second or two of two cores."""
 
 TRICKLE_TICKS = 5
 """Ticks a trickle waits at most before its pass (10 s at the default interval)."""
@@ -120,11 +122,22 @@ a rescheduling point: 5 % of such wake-ups waited over 0.1 ms, up to 5.4 ms (REA
 MEMORY_LIMIT = "256MB"
 """DuckDB's memory limit in the indexer (the default is 80 % of the machine's RAM)."""
 
-CHECKPOINT_THRESHOLD = "256MB"
-"""Write-ahead log the indexer's cache grows before DuckDB checkpoints it (the default
-is 16 MB). Most of a small pass's cost is the checkpoint, not the parse: measured,
-16 MB → 256 MB takes the indexer from 32 to 24 µs of CPU per line at 10 000 lines a
-pass. The query that makes the indexer close the cache waits for the last one."""
+CHECKPOINT_THRESHOLD = "0KB"
+"""Write-ahead log the indexer's cache may grow before DuckDB checkpoints it: none. Every
+pass's commit is then a checkpoint, and DuckDB writes the pass's rows straight to the
+cache's blocks (``pwrite``s of 256 KB) instead of to its write-ahead log first. It
+writes that log in one ``write`` per 2,048 rows, ~2.5 MB of access lines, and a kernel
+that does not preempt its own code (``preempt=none``) keeps a gateway woken during
+such a call waiting until the call yields: traced at 4,500 requests/s (27 Nov 07:29, 30
+s), 29 wake-ups waited over 0.1 ms in those writes, up to 4.6 ms; with every commit a
+checkpoint, none (README, "The access log's cost"). It costs CPU, as each commit
+rewrites the table's last, unfinished row group (``bench/indexcost.py --passes``, 27 Nov
+08:53, one core, the closing checkpoint included): 1,000-line passes 26.5–27.1 µs a line
+against 21.7–22.0 with a 256 MB log, 9,000-line 16.4–16.7 against 12.2–12.3,
+125,000-line 8.2–8.5 against 8.5–9.0. It writes less: 0.47, 0.56–0.57 and 0.03 bytes
+per byte of lines, against 1.06, 1.34 and 0.46–0.50. A query that makes the indexer
+close the cache no longer waits for a checkpoint (11–13 ms against 246–265 at 9,000-line
+passes)."""
 
 WATCH_S = 0.05
 """How often the indexer looks again while a query waits (an interrupt that lands
@@ -280,7 +293,7 @@ class _Cadence:
     """Whether a tick is worth a pass, from the log files' sizes.
 
     Freshness costs CPU: a pass costs ~32 ms before its first line, and passes smaller
-    than a DuckDB row group write every line twice (:data:`BATCH_BYTES`). So a pass is
+    than a DuckDB row group cost more per line (:data:`BATCH_BYTES`). So a pass is
     due when enough new bytes wait, :data:`TRICKLE_BYTES` while the indexer has a CPU
     to itself and :data:`BATCH_BYTES` while it shares one (:meth:`passed`); when a file
     shrank (cut or rewritten: what was indexed of it is wrong); when the files stopped
