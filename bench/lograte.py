@@ -10,8 +10,9 @@ its access-log writer and log indexer (they inherit its CPU): the log's work and
 requests share one core, the case where logging could slow a request. Each round runs
 every variant once, in an order that turns every round, for ``--duration`` s after a 2 s
 warm-up (60 s by default: next to a busy gateway the indexer parses in batches of a
-DuckDB row group, one every ~40 s at 4,500 requests/s, and the kernel writes the log's
-pages to disk 30 s after they were written: a shorter round would leave both out; each
+DuckDB row group, ~40 s apart, and the kernel writes the log's pages to disk 30 s after
+they were written: a shorter round would leave both out; at 4,500 requests/s on the
+2-core VM of 27 Nov the indexer did not batch but passed every ~2 s, per ``strace``; each
 variant starts after ``sync``, so none pays for the one before, and each pays for the
 write-back of its first ~30 s, all alike):
 

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -516,6 +517,55 @@ def test_a_pass_puts_its_lines_in_the_cache_and_none_in_its_write_ahead_log(
         assert pass_.con.execute("SELECT count(*) FROM logs").fetchone() == (3000,)
     finally:
         pass_.close()
+
+
+def test_an_interrupt_anywhere_in_a_pass_leaves_whole_passes(tmp_path: Path) -> None:
+    """A query interrupts the indexer's pass wherever it is (as the watch's guard does,
+    with ``interrupt()`` from another thread), its commit and that commit's checkpoint
+    included: the cache must then hold the first pass or both, with file offsets that
+    match the rows, never a part."""
+    first, second = b"".join(_lines(0, 2000)), b"".join(_lines(2000, 2000))
+
+    def attempt(directory: Path, delay_s: float | None) -> tuple[bool | None, float, int, int]:
+        log_dir = directory / "logs"
+        log_dir.mkdir(parents=True)
+        (log_dir / "access-1.jsonl").write_bytes(first)
+        lock = cachelock.CacheLock(log_dir, "test")
+        pass_ = indexer._Pass(log_dir, lock, indexer.PASS_BUDGET)
+        try:
+            assert pass_.run() is True
+            with (log_dir / "access-1.jsonl").open("ab") as out:
+                out.write(second)
+            con = pass_.con
+            assert con is not None
+            timer = threading.Timer(delay_s or 0.0, con.interrupt)
+            if delay_s is not None:
+                timer.start()
+            began = time.perf_counter()
+            result = pass_.run()
+            took = time.perf_counter() - began
+            if delay_s is not None:
+                timer.join()
+        finally:
+            pass_.close()
+            lock.close()
+        con = duckdb.connect(str(log_dir / ingest.CACHE_NAME), read_only=True)
+        try:
+            rows = con.execute("SELECT count(*) FROM logs").fetchone()
+            offsets = con.execute(f'SELECT "offset" FROM {ingest._FILES}').fetchall()
+        finally:
+            con.close()
+        assert rows is not None and len(offsets) == 1
+        return result, took, int(rows[0]), int(offsets[0][0])
+
+    _, whole_s, _, _ = attempt(tmp_path / "whole", None)
+    interrupted = 0
+    for i in range(12):
+        result, _, rows, offset = attempt(tmp_path / str(i), whole_s * i / 10)
+        assert (rows, offset) in {(2000, len(first)), (4000, len(first) + len(second))}, i
+        assert (result is None) == (rows == 2000), i
+        interrupted += result is None
+    assert interrupted, "no interrupt landed inside a pass: the test did not test"
 
 
 def test_a_trickle_waits_for_more_lines_or_for_its_time_and_a_burst_goes_at_once() -> None:
