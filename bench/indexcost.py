@@ -8,8 +8,8 @@ appended to a log file and one pass (``mcgw.analytics.indexer``, the cache kept 
 between passes as ``--follow`` does) reads them; user and system CPU µs per line over
 all passes (checkpoints included), the slowest pass, and the bytes written to the cache
 (its blocks, its write-ahead log, spill files) per byte of lines. 9,000 lines is one 2 s
-pass at 4,500 requests/s. With ``--baseline SRC`` another tree's indexer (its ``src/``) runs the
-same passes in a process of its own, alternating over ``--rounds``.
+pass at 4,500 requests/s. With ``--baseline SRC`` another tree's indexer (its ``src/``)
+runs the same passes in a process of its own, alternating over ``--rounds``.
 
 The gateway's latency with the indexer on and off: ``bench/lograte.py`` (its ``on``
 and ``no-index`` variants). Reports land in ``bench/results/indexcost-<time>.md``.
@@ -80,6 +80,7 @@ def passes_json(lines: int, count: int) -> dict[str, float]:
     finally:
         shutil.rmtree(work)
     n = lines * count
+    appended = sum(map(len, chunks))
     return {
         "user_us": user * 1e6 / n,
         "sys_us": system * 1e6 / n,
@@ -87,7 +88,7 @@ def passes_json(lines: int, count: int) -> dict[str, float]:
         "close_ms": close * 1e3,
         # The passes copy the new lines once for DuckDB (ingest._read_range); the rest is
         # the cache: its blocks, its write-ahead log, DuckDB's spill files.
-        "written": (written - sum(map(len, chunks))) / sum(map(len, chunks)),
+        "written": (written - appended) / appended,
     }
 
 

@@ -538,13 +538,13 @@ def test_an_interrupt_anywhere_in_a_pass_leaves_whole_passes(tmp_path: Path) -> 
                 out.write(second)
             con = pass_.con
             assert con is not None
-            timer = threading.Timer(delay_s or 0.0, con.interrupt)
-            if delay_s is not None:
+            timer = None if delay_s is None else threading.Timer(delay_s, con.interrupt)
+            if timer is not None:
                 timer.start()
             began = time.perf_counter()
             result = pass_.run()
             took = time.perf_counter() - began
-            if delay_s is not None:
+            if timer is not None:
                 timer.join()
         finally:
             pass_.close()
