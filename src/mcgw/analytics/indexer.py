@@ -116,8 +116,10 @@ run at 4,500 requests/s, p99 with the indexer at nice 19 3.6–9.7 ms, without i
 2.7–3.4 (four alternating rounds). The policy does not reach into the kernel: where the
 kernel does not preempt its own code (``preempt=none``, as on the VM these figures come
 from), a gateway woken while DuckDB reads or writes a file waits for the call to reach
-a rescheduling point: 5 % of such wake-ups waited over 0.1 ms, up to 5.4 ms (README,
-"The access log's cost")."""
+a rescheduling point: 5 % of such wake-ups waited over 0.1 ms, up to 5.4 ms (26 Nov).
+Since, DuckDB writes no write-ahead log (:data:`CHECKPOINT_THRESHOLD`) and reads the
+new lines from pipes, 64 KiB a call (:func:`mcgw.analytics.ingest._piped`); README,
+"The access log's cost"."""
 
 MEMORY_LIMIT = "256MB"
 """DuckDB's memory limit in the indexer (the default is 80 % of the machine's RAM)."""
