@@ -518,6 +518,7 @@ def test_a_pass_puts_its_lines_in_the_cache_and_none_in_its_write_ahead_log(
         assert pass_.con.execute("SELECT count(*) FROM logs").fetchone() == (3000,)
     finally:
         pass_.close()
+        lock.close()
 
 
 def test_a_pass_hands_duckdb_the_new_lines_through_pipes_not_a_copy(

@@ -136,8 +136,9 @@ checkpoint, none (README, "The access log's cost"). It costs CPU, as each commit
 rewrites the table's last, unfinished row group (``bench/indexcost.py --passes``, 27 Nov
 08:53, one core, the closing checkpoint included): 1,000-line passes 26.5–27.1 µs a line
 against 21.7–22.0 with a 256 MB log, 9,000-line 16.4–16.7 against 12.2–12.3,
-125,000-line 8.2–8.5 against 8.5–9.0. It writes less: 0.47, 0.56–0.57 and 0.03 bytes
-per byte of lines, against 1.06, 1.34 and 0.46–0.50. A query that makes the indexer
+125,000-line 8.2–8.5 against 8.5–9.0. The cache writes less: 0.47, 0.56–0.57 and 0.03
+bytes per byte of lines, against 1.06, 1.34 and 0.46–0.50 (the copy of the lines the
+indexer then made not counted). A query that makes the indexer
 close the cache no longer waits for a checkpoint (11–13 ms against 246–265 at 9,000-line
 passes)."""
 
