@@ -8,6 +8,7 @@ query, which would do the work itself.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -145,6 +146,19 @@ def _wait_holding(log_dir: Path, proc: subprocess.Popen[bytes], timeout_s: float
             time.sleep(0.005)
     finally:
         lock.close()
+
+
+def _wait_open(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """Until the indexer has ``path`` open (it holds the lock a moment before that)."""
+    deadline = time.monotonic() + timeout_s
+    fds = Path(f"/proc/{proc.pid}/fd")
+    while True:
+        assert proc.poll() is None, "the indexer exited"
+        assert time.monotonic() < deadline, f"the indexer never opened {path}"
+        with contextlib.suppress(FileNotFoundError):  # an fd closed meanwhile
+            if any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
+                return
+        time.sleep(0.01)
 
 
 def test_follow_picks_up_appended_and_rotated_files_and_drops_removed_ones(
@@ -318,8 +332,11 @@ def test_a_nudge_wakes_the_listener_and_is_lost_harmlessly_without_one(tmp_path:
         assert select.select([sock], [], [], 1)[0] == [sock]
         assert sock.recv(64) + sock.recv(64) == b"ww"
         assert select.select([sock], [], [], 0)[0] == []  # read empty: asleep again
-        # A second indexer of the same directory cannot listen: it looks on a timer.
-        assert cachelock.CacheLock(tmp_path, "indexer").listen() is None
+        # A second indexer of the same directory cannot listen: it stands by.
+        with pytest.raises(OSError) as taken:
+            cachelock.CacheLock(tmp_path, "indexer").listen()
+        assert taken.value.errno == errno.EADDRINUSE
+        assert holder.listens(sock)
         # Another directory's nudges do not reach it.
         (tmp_path / "other").mkdir()
         cachelock.CacheLock(tmp_path / "other", "query").nudge()
@@ -333,6 +350,39 @@ def test_a_nudge_wakes_the_listener_and_is_lost_harmlessly_without_one(tmp_path:
     again = holder.listen()
     assert again is not None
     again.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's abstract sockets")
+def test_a_directory_made_anew_has_another_wake_address_and_want_file(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    holder = cachelock.CacheLock(log_dir, "indexer")
+    sock = holder.listen()
+    assert sock is not None
+    try:
+        waiting = cachelock.CacheLock(log_dir, "query")
+        assert holder.try_acquire()
+        assert not holder.wanted() and not holder.stale() and holder.listens(sock)
+        log_dir.rename(tmp_path / "moved")
+        assert holder.stale()  # gone: whatever it opens by name now is not its own
+        log_dir.mkdir()
+        assert holder.stale() and not holder.listens(sock)
+        # A query of the new directory waits on the new want file, and is seen.
+        other = cachelock.CacheLock(log_dir, "other")
+        assert other.try_acquire()
+        assert not waiting.acquire(0.05)
+        seen = threading.Thread(target=waiting.acquire, args=(1.0,))
+        seen.start()
+        deadline = time.monotonic() + 1
+        while not holder.wanted():
+            assert time.monotonic() < deadline, "the query on the new directory unseen"
+            time.sleep(0.01)
+        seen.join()
+        waiting.close()
+        other.close()
+    finally:
+        sock.close()
+        holder.close()
 
 
 def _switches(pid: int) -> int:
@@ -372,6 +422,71 @@ def test_an_idle_indexer_sleeps_until_a_query_wakes_it(tmp_path: Path) -> None:
         # Nothing but regular files in the directory: shutil.copytree, for one, refuses
         # a named pipe.
         assert all(path.is_file() for path in log_dir.rglob("*")), list(log_dir.rglob("*"))
+
+
+def _read_bytes(pid: int) -> int:
+    """Bytes the process has read so far (``rchar``: every read call, cached or not)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").is_file(), reason="reads Linux's /proc")
+def test_a_second_indexer_of_a_directory_stands_by_and_takes_over(tmp_path: Path) -> None:
+    """Two `mcgw serve` with one log directory start two indexers: one indexes, the
+    other sleeps until it is gone (two would take the cache in turns, and the one that
+    could not listen for queries looked for them 20 times a second)."""
+    log_dir = tmp_path / "logs"
+    files = logfiles.RotatingFiles(log_dir, "access")
+    files.write(_lines(0, 20))
+    with _indexer(log_dir, "--interval", "0.2s") as first:
+        _wait_indexed(log_dir, 20)
+        with _indexer(log_dir, "--interval", "0.2s") as second:
+            time.sleep(1.5)  # started and standing by
+            switches, read = _switches(second.pid), _read_bytes(second.pid)
+            files.write(_lines(20, 2_000))  # ~2 MB: one pass, the first indexer's
+            _wait_indexed(log_dir, 2_020)
+            time.sleep(2)
+            # Awake once a second (main loop and watch), where a watch looking 20
+            # times a second made 40; and none of the new lines read.
+            assert _switches(second.pid) - switches < 15
+            assert _read_bytes(second.pid) - read < 100_000
+            first.kill()
+            first.wait()
+            files.write(_lines(2_020, 30))
+            _wait_indexed(log_dir, 2_050, timeout_s=20)  # within a second or so
+            assert second.poll() is None
+            said: list[str] = []
+            assert query.run(COUNT, log_dir, say=said.append).rows == ((2_050, 2_050),)
+            assert said == []
+
+
+def test_an_indexer_follows_its_directory_when_it_is_made_anew(tmp_path: Path) -> None:
+    """``rm -r logs`` under a running indexer, and the directory made again (by a
+    gateway started anew, or a writer's next file): the indexer must index there, not
+    into the cache it had open, and hear that directory's queries."""
+    log_dir = tmp_path / "logs"
+    files = logfiles.RotatingFiles(log_dir, "access")
+    files.write(_lines(0, 10))
+    with _indexer(log_dir, "--interval", "0.2s") as proc:
+        _wait_indexed(log_dir, 10)  # the look made it give the cache up
+        files.write(_lines(10, 5))
+        _wait_open(log_dir / ingest.CACHE_NAME, proc)  # it has the cache again, for good
+        shutil.rmtree(log_dir)
+        files = logfiles.RotatingFiles(log_dir, "access")
+        files.write(_lines(15, 7))
+        _wait_indexed(log_dir, 7)
+        assert proc.poll() is None
+        # A query of the new directory is heard (the indexer listens at its new
+        # address, and looks at its new want file) and answered at once.
+        files.write(_lines(22, 3))
+        _wait_holding(log_dir, proc)
+        said: list[str] = []
+        start = time.monotonic()
+        assert query.run(COUNT, log_dir, say=said.append).rows == ((10, 10),)
+        assert time.monotonic() - start < 2.0
+        assert said == []
 
 
 def _netns_works() -> bool:

@@ -4,6 +4,7 @@ pipes (``ingest._piped``), or copied in the kernel (``ingest._copy``) where the 
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import threading
@@ -180,3 +181,49 @@ def test_duckdb_reads_the_same_rows_through_pipes_as_from_a_copy(
     assert len(tables[0]) == 15_000
     assert tables[0] == tables[1]
     assert {row[1] for row in tables[0]} == {str(src)}
+
+
+def test_a_file_system_without_splice_gets_a_copy_and_is_tried_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before Linux 6.5 some file systems could not ``splice`` a file (EINVAL): ranges
+    there go through a copy, and only the first asks. Faked: ``os.splice`` answers
+    EINVAL, as every file system here splices."""
+    calls = []
+
+    def no_splice(*args: object, **kwargs: object) -> int:
+        calls.append(args)
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(ingest, "_splice_by_device", {})
+    monkeypatch.setattr(os, "splice", no_splice)
+    src = tmp_path / "access.jsonl"
+    lines = [b'{"timestamp": "2026-11-27T10:00:00Z", "logName": "l/%d"}\n' % i for i in range(4)]
+    src.write_bytes(b"".join(lines))
+    con = duckdb.connect()
+    try:
+        ingest.configure(con)
+        ingest._read_range(con, str(src), 0, len(lines[0]), created=False)
+        ingest._read_range(con, str(src), len(lines[0]), len(b"".join(lines)), created=True)
+        assert con.execute("SELECT count(*) FROM logs").fetchone() == (4,)
+    finally:
+        con.close()
+    assert len(calls) == 1
+    assert ingest._splice_by_device == {src.stat().st_dev: False}
+
+
+def test_splice_is_known_to_work_after_one_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "_splice_by_device", {})
+    src = tmp_path / "access.jsonl"
+    empty = tmp_path / "empty.jsonl"
+    empty.touch()
+    src.write_bytes(b"{}\n")
+    fds = _open_fds()
+    # No answer from an empty file or a directory: True (the read tells), not remembered.
+    assert ingest._splices(str(empty)) and ingest._splices(str(tmp_path))
+    assert ingest._splice_by_device == {}
+    assert ingest._splices(str(src))
+    assert ingest._splice_by_device == {src.stat().st_dev: True}
+    assert _open_fds() == fds

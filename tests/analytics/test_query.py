@@ -122,6 +122,19 @@ def test_missing_or_empty_log_dir(tmp_path: Path) -> None:
         query.run(SEED_SQL, tmp_path)
 
 
+def test_logs_the_os_cannot_read_are_an_analytics_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OSError while reading the lines (here: no ``splice``, and no temporary
+    directory for the copy instead; both faked, as this machine has them) is reported
+    as the logs that could not be read, not as a traceback."""
+    log_dir = _logs(tmp_path, "json_fields")
+    monkeypatch.delattr(os, "splice")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "no-such-tmp"))
+    with pytest.raises(errors.AnalyticsError, match=f"cannot read logs under {log_dir}"):
+        query.run(SEED_SQL, log_dir, cache=False)
+
+
 def test_duckdb_dialect(tmp_path: Path) -> None:
     result = query.run(
         "SELECT count(*) AS n FROM _AllLogs WHERE resource.type = 'http_load_balancer'",

@@ -25,6 +25,7 @@ message a waiting query prints.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import socket
@@ -46,6 +47,14 @@ place may reuse: the worst a stray datagram does is make an indexer look)."""
 
 POLL_S = 0.02
 """How often a waiting query tries again."""
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the one at ``path`` (False: ``path`` is gone)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 class CacheLock:
@@ -132,6 +141,10 @@ class CacheLock:
 
     def wanted(self) -> bool:
         """Whether a query is waiting for the cache (for the holder to step aside)."""
+        if self._want_fd is not None and not _is_at(self._want_fd, self.want_path):
+            # The directory was removed, or made anew: its queries wait on its own.
+            os.close(self._want_fd)
+            self._want_fd = None
         if self._want_fd is None:
             self._want_fd = os.open(self.want_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -144,9 +157,12 @@ class CacheLock:
     def listen(self) -> socket.socket | None:
         """A socket that turns readable when a query waits (:meth:`nudge`), for the
         holder to select on; read it empty each time. None where there can be none
-        (not Linux, no directory yet, another indexer listens for this directory
-        already, no descriptor left): the holder then looks at :meth:`wanted` on a
-        timer."""
+        (not Linux, no directory yet, no descriptor left): the holder then looks at
+        :meth:`wanted` on a timer.
+
+        Raises:
+            OSError: ``EADDRINUSE``, another indexer listens for this directory.
+        """
         address = self._wake_address()
         if address is None:
             return None
@@ -156,11 +172,20 @@ class CacheLock:
             return None
         try:
             sock.bind(address)
-        except OSError:
+        except OSError as exc:
             sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise
             return None
         sock.setblocking(False)
         return sock
+
+    def listens(self, sock: socket.socket) -> bool:
+        """Whether ``sock`` (from :meth:`listen`) still gets this directory's nudges:
+        not if the directory was removed, or moved and made anew (queries then nudge
+        the new one's address)."""
+        bound: bytes = sock.getsockname()  # an abstract address: bytes
+        return bound == self._wake_address()
 
     def nudge(self) -> None:
         """Wake whoever :meth:`listen` s (nobody, if no indexer runs): one datagram,
@@ -184,6 +209,15 @@ class CacheLock:
         except OSError:
             return None
         return WAKE_PREFIX + b"%d:%d" % (st.st_dev, st.st_ino)
+
+    def stale(self) -> bool:
+        """Whether the lock held is on a file no longer at its path: the directory was
+        removed, or removed and made anew, and whatever the holder opened in it since
+        taking the lock may be the new directory's (a cache it holds no lock for).
+        Comparing the directory's inode number instead could be fooled: a new
+        directory may get the old one's number; the lock file's cannot be reused while
+        it is held open."""
+        return self._fd is not None and not _is_at(self._fd, self.path)
 
     def holder(self) -> str:
         """``pid N (role)`` of the holder, as it wrote it, or ``another process``."""

@@ -23,7 +23,9 @@ It must never stand in the way of the gateway or of a query:
   back, the cache closed, and the query reads those lines itself;
 * SIGTERM, SIGINT or the death of the process named by ``parent`` (``mcgw up`` and
   ``mcgw serve`` start it) interrupt a pass the same way and end the process. Every
-  pass is one transaction, so the cache holds whole passes only, however it ends.
+  pass is one transaction, so the cache holds whole passes only, however it ends;
+* one indexer a directory: a second one stands by until the first is gone
+  (:attr:`_Watch.standby`).
 
 Where a pass's CPU goes (``bench/indexcost.py --passes``, 26 Nov, 9,000-line passes, one
 every 2 s at 4,500 requests/s before the batches; 21-28 µs per line in all on this VM, a
@@ -175,6 +177,9 @@ class _Watch:
         """A query waited for the cache when last looked."""
         self.failed = False
         """The watch ended on an error (the indexer then ends too)."""
+        self.standby = False
+        """Another indexer listens for this directory: this one leaves the cache to it,
+        and takes over when it is gone (:meth:`_listen`)."""
         self._lock = lock
         self._parent = parent
         self._mutex = threading.Lock()
@@ -193,6 +198,7 @@ class _Watch:
         self._thread = threading.Thread(target=self._run, name="mcgw-index-watch", daemon=True)
 
     def start(self) -> None:
+        self._listen()  # before the first pass: a second indexer must make none
         # A signal's C handler writes to the wakeup pipe at once, even while the main
         # thread is inside DuckDB and Python handlers cannot run.
         signal.set_wakeup_fd(self._wake_w)
@@ -230,17 +236,37 @@ class _Watch:
                 with contextlib.suppress(Exception):
                     self._con.interrupt()
 
+    def _listen(self) -> None:
+        """Listen for this directory's queries, if not yet (the gateway makes the
+        directory with its first line) or no longer (the directory was made anew); or
+        stand by while another indexer does. One indexer a directory: two would take
+        the cache in turns, parsing each other's lines for nothing."""
+        if self._nudges is not None and not self._lock.listens(self._nudges):
+            self._nudges.close()
+            self._nudges = None
+        if self._nudges is not None:
+            return
+        try:
+            self._nudges = self._lock.listen()
+        except OSError:  # EADDRINUSE
+            self.standby = True
+            return
+        if self.standby and self._nudges is not None:
+            self.standby = False
+            self.wake.set()  # the main loop waits for this: take over
+
     def _watch(self) -> None:
         # Runs until close(): an interrupt landing between two statements of a pass is
         # lost, so it is repeated while the reason for it lasts.
         while not self._closing.is_set():
-            if self._nudges is None:
-                # Not yet (the gateway makes the directory with its first line), or
-                # another indexer listens: look on a timer meanwhile.
-                self._nudges = self._lock.listen()
+            self._listen()
             nudges = None if self._nudges is None else self._nudges.fileno()
             sources = [fd for fd in (self._wake_r, nudges, self._parent_fd) if fd is not None]
-            blind = nudges is None or (self._parent is not None and self._parent_fd is None)
+            # Without a socket, it looks for queries on a timer; standing by, it holds
+            # no cache to give up, and only looks whether the other indexer has gone.
+            blind = (nudges is None and not self.standby) or (
+                self._parent is not None and self._parent_fd is None
+            )
             timeout = WATCH_S if blind or self.waiting or self.stop.is_set() else LISTEN_S
             ready, _, _ = select.select(sources, [], [], timeout)
             if self._wake_r in ready:
@@ -415,6 +441,8 @@ class _Pass:
             files = ingest.log_files(self.log_dir)
         except errors.AnalyticsError:
             return True  # nothing written yet
+        if self.con is not None and self.lock.stale():
+            self.close()  # the directory was made anew: the open cache is not its own
         if self.con is None:
             if not self.lock.try_acquire():
                 return None
@@ -484,6 +512,10 @@ def follow(
             if watch.waiting:
                 pass_.close()  # a query goes first
                 watch.wake.wait(WATCH_S)
+                continue
+            if watch.standby:
+                pass_.close()  # another indexer has the directory: wait for it to go
+                watch.wake.wait(LISTEN_S)
                 continue
             sizes = _sizes(log_dir)
             if not cadence.due(sizes, time.monotonic()):

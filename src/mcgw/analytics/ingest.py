@@ -26,9 +26,11 @@ reads ``JSON_VALUE(json_payload.cluster)`` from there, without a JSON parse per 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -216,7 +218,8 @@ def opened(
         configure(con)
         try:
             refresh(con, files)
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
+            # OSError: a log file unreadable, no temporary directory for a copy.
             raise errors.AnalyticsError(f"cannot read logs under {log_dir}: {exc}") from exc
         yield con
     finally:
@@ -450,8 +453,8 @@ def _read_range(
 ) -> None:
     """Insert the complete lines of ``path`` between two offsets. DuckDB reads whole
     files only: it gets the range through pipes (:func:`_piped`), or as a copy where
-    the OS has no ``splice``."""
-    if hasattr(os, "splice"):
+    the OS or the file's file system has no ``splice``."""
+    if _splices(path):
         with _piped(path, start, end) as sources:
             _insert(con, _read_sql("?"), [path, sources], created=created)
         return
@@ -463,6 +466,50 @@ def _read_range(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+NO_SPLICE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+"""What ``splice`` answers where it cannot read a file (a file system without it)."""
+
+_splice_by_device: dict[int, bool] = {}
+"""Whether ``splice`` reads files, per file system (``st_dev``), once tried."""
+
+
+def _splices(path: str) -> bool:
+    """Whether :func:`_piped` can carry ``path``: the OS has ``splice`` and the file's
+    file system lets it read (every one since Linux 6.5; before, some did not, and a
+    pass through pipes would fail on every try). Tried once per file system, with one
+    byte into a pipe of its own, from a regular file that has one. Where there is no
+    answer (the file cannot be opened, is empty or is not a file), True: the read
+    itself then reports what is wrong."""
+    if not hasattr(os, "splice"):
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    known = _splice_by_device.get(st.st_dev)
+    if known is not None:
+        return known
+    if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+        return True
+    try:
+        src = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True
+    read_end, write_end = os.pipe()
+    try:
+        os.splice(src, write_end, 1, offset_src=0)
+        works = True
+    except OSError as exc:
+        if exc.errno not in NO_SPLICE:
+            return True  # not an answer about splice: the read will tell
+        works = False
+    finally:
+        for fd in (src, read_end, write_end):
+            os.close(fd)
+    _splice_by_device[st.st_dev] = works
+    return works
 
 
 PIPE_PIECE = 16 * 1024 * 1024
