@@ -19,6 +19,9 @@ write-back of its first ~30 s, all alike):
 * ``off``: ``--no-access-log``;
 * ``on``: the access log and the log indexer, as ``mcgw serve`` runs by default;
 * ``no-index``: the access log, no indexer (``--no-log-index``);
+* ``index-cpu0``: as ``on``, with the indexer on CPU 0 (``MCGW_LOG_INDEXER_CPUS=0``),
+  beside the load generator and the backend rather than the gateway: the remedy the
+  README names for a gateway that needs its core;
 * ``sampled``: as ``on``, with a GCPBackendPolicy logging one request in ten
   (``sampleRate: 100000``): the gateway leaves the others out before making a record;
 * ``nginx-off`` / ``nginx-on``: nginx as the proxy on CPU 1 instead, its access log off
@@ -61,7 +64,15 @@ from mcgw.testing import manifests as tm
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
-FLAGS = {"off": ["--no-access-log"], "on": [], "no-index": ["--no-log-index"], "sampled": []}
+FLAGS = {
+    "off": ["--no-access-log"],
+    "on": [],
+    "no-index": ["--no-log-index"],
+    "sampled": [],
+    "index-cpu0": [],
+}
+ENVS = {"index-cpu0": {"MCGW_LOG_INDEXER_CPUS": "0"}}
+"""Variants that differ from ``on`` in the environment only."""
 SAMPLED = tm.logging_policy("app", 100_000)
 """The ``sampled`` variant's policy, added to proxy.py's manifests (Service ``app``)."""
 NGINX = {"nginx-off": False, "nginx-on": True}
@@ -240,9 +251,11 @@ def main() -> int:
     for v in args.variants.split(","):
         if v in NGINX:
             continue
-        variants[v] = (FLAGS[v], {})
+        env = ENVS.get(v, {})
+        variants[v] = (FLAGS[v], env)
         if args.baseline is not None:
-            variants[f"base-{v}"] = (FLAGS[v], {"PYTHONPATH": str(args.baseline.resolve())})
+            base = {**env, "PYTHONPATH": str(args.baseline.resolve())}
+            variants[f"base-{v}"] = (FLAGS[v], base)
     peers = [v for v in args.variants.split(",") if v in NGINX]
     rows = {name: Rounds() for name in [*variants, *peers]}
     with tempfile.TemporaryDirectory(prefix="mcgw-lograte-") as tmp:
