@@ -5,7 +5,7 @@ The access log's writer (``MCGW_LOG_WRITER_CPUS``) and the log indexer
 affinity, so a deployment's pinning holds and their CPU is paid where the gateway's is.
 A gateway pinned to a core can send them to others, so that the core is the requests'
 alone: on one shared core their work slows requests past about half the core's load
-(README.md, "The access log's cost").
+(docs/access-log-cost.md).
 """
 
 from __future__ import annotations

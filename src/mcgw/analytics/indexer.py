@@ -120,8 +120,8 @@ kernel does not preempt its own code (``preempt=none``, as on the VM these figur
 from), a gateway woken while DuckDB reads or writes a file waits for the call to reach
 a rescheduling point: 5 % of such wake-ups waited over 0.1 ms, up to 5.4 ms (26 Nov).
 Since, DuckDB writes no write-ahead log (:data:`CHECKPOINT_THRESHOLD`) and reads the
-new lines from pipes, 64 KiB a call (:func:`mcgw.analytics.ingest._piped`); README,
-"The access log's cost"."""
+new lines from pipes, 64 KiB a call (:func:`mcgw.analytics.ingest._piped`);
+docs/access-log-cost.md."""
 
 MEMORY_LIMIT = "256MB"
 """DuckDB's memory limit in the indexer (the default is 80 % of the machine's RAM)."""
@@ -134,7 +134,7 @@ writes that log in one ``write`` per 2,048 rows, ~2.5 MB of access lines, and a 
 that does not preempt its own code (``preempt=none``) keeps a gateway woken during
 such a call waiting until the call yields: traced at 4,500 requests/s (27 Nov 07:29, 30
 s), 29 wake-ups waited over 0.1 ms in those writes, up to 4.6 ms; with every commit a
-checkpoint, none (README, "The access log's cost"). It costs CPU, as each commit
+checkpoint, none (docs/access-log-cost.md). It costs CPU, as each commit
 rewrites the table's last, unfinished row group (``bench/indexcost.py --passes``, 27 Nov
 08:53, one core, the closing checkpoint included): 1,000-line passes 26.5–27.1 µs a line
 against 21.7–22.0 with a 256 MB log, 9,000-line 16.4–16.7 against 12.2–12.3,

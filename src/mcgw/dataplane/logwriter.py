@@ -28,8 +28,8 @@ The work runs in a thread at Linux's lowest CPU priority (SCHED_IDLE): a request
 arriving while the writer formats takes the CPU from it at once, so the writer no
 longer shows in the gateway's latency (4,500 requests/s, writer on the gateway's core,
 log indexer off, three alternating rounds: p90/p99 1.03–1.11/2.19–2.43 ms, without the
-log 1.01–1.10/2.39–3.94, the writer at normal priority 1.51–1.98/2.98–9.92; README.md,
-"The access log's cost"). That takes the writer staying in the gateway's
+log 1.01–1.10/2.39–3.94, the writer at normal priority 1.51–1.98/2.98–9.92;
+docs/access-log-cost.md). That takes the writer staying in the gateway's
 session: Linux shares CPU between sessions first (autogroup), and a writer in a session
 of its own took an equal share against the gateway whatever its priority, as measured
 before. A gateway at full load leaves a SCHED_IDLE thread no CPU, so the main thread
