@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -148,16 +148,19 @@ def _wait_holding(log_dir: Path, proc: subprocess.Popen[bytes], timeout_s: float
         lock.close()
 
 
+def _has_open(pid: int, path: Path) -> bool:
+    fds = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(FileNotFoundError):  # an fd closed meanwhile
+        return any(os.readlink(fd) == str(path) for fd in fds.iterdir())
+    return False
+
+
 def _wait_open(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
     """Until the indexer has ``path`` open (it holds the lock a moment before that)."""
     deadline = time.monotonic() + timeout_s
-    fds = Path(f"/proc/{proc.pid}/fd")
-    while True:
+    while not _has_open(proc.pid, path):
         assert proc.poll() is None, "the indexer exited"
         assert time.monotonic() < deadline, f"the indexer never opened {path}"
-        with contextlib.suppress(FileNotFoundError):  # an fd closed meanwhile
-            if any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
-                return
         time.sleep(0.01)
 
 
@@ -443,14 +446,19 @@ def test_a_second_indexer_of_a_directory_stands_by_and_takes_over(tmp_path: Path
     with _indexer(log_dir, "--interval", "0.2s") as first:
         _wait_indexed(log_dir, 20)
         with _indexer(log_dir, "--interval", "0.2s") as second:
-            time.sleep(1.5)  # started and standing by
-            switches, read = _switches(second.pid), _read_bytes(second.pid)
-            files.write(_lines(20, 2_000))  # ~2 MB: one pass, the first indexer's
-            _wait_indexed(log_dir, 2_020)
-            time.sleep(2)
-            # Awake once a second (main loop and watch), where a watch looking 20
-            # times a second made 40; and none of the new lines read.
-            assert _switches(second.pid) - switches < 15
+            _wait_settled(second)  # started (its imports read) and standing by
+            read = _read_bytes(second.pid)
+            opened: list[bool] = []
+            with _sampling(lambda: _has_open(second.pid, log_dir / ingest.CACHE_NAME), opened):
+                files.write(_lines(20, 2_000))  # ~2 MB: one pass, the first indexer's
+                _wait_indexed(log_dir, 2_020)  # (every look makes the first give way)
+                switches = _switches(second.pid)
+                time.sleep(3)
+                # Awake about once a second (main loop and watch), where a watch that
+                # looked 20 times a second made 60.
+                assert _switches(second.pid) - switches < 15
+            # It never took the cache, nor read the new lines.
+            assert opened and not any(opened)
             assert _read_bytes(second.pid) - read < 100_000
             first.kill()
             first.wait()
@@ -460,6 +468,43 @@ def test_a_second_indexer_of_a_directory_stands_by_and_takes_over(tmp_path: Path
             said: list[str] = []
             assert query.run(COUNT, log_dir, say=said.append).rows == ((2_050, 2_050),)
             assert said == []
+
+
+def _wait_settled(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """Until ``proc`` has read nothing for half a second (its start-up is over)."""
+    deadline = time.monotonic() + timeout_s
+    last = -1
+    while (now := _read_bytes(proc.pid)) != last:
+        assert proc.poll() is None, "it exited"
+        assert time.monotonic() < deadline, "it kept reading"
+        last = now
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def _sampling(look: Callable[[], bool], into: list[bool]) -> Iterator[None]:
+    """``look()`` every 5 ms in a thread while the block runs, its answers ``into``."""
+    done = threading.Event()
+
+    def run() -> None:
+        while not done.wait(0.005):
+            into.append(look())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield None
+    finally:
+        done.set()
+        thread.join()
+
+
+def _listening(log_dir: Path) -> bool:
+    """Whether some process listens at ``log_dir``'s wake address (Linux's table of
+    Unix sockets shows abstract names with ``@`` for the leading NUL)."""
+    address = cachelock.CacheLock(log_dir, "test")._wake_address()
+    assert address is not None
+    return "@" + address[1:].decode() in Path("/proc/net/unix").read_text()
 
 
 def test_an_indexer_follows_its_directory_when_it_is_made_anew(tmp_path: Path) -> None:
@@ -478,8 +523,12 @@ def test_an_indexer_follows_its_directory_when_it_is_made_anew(tmp_path: Path) -
         files.write(_lines(15, 7))
         _wait_indexed(log_dir, 7)
         assert proc.poll() is None
-        # A query of the new directory is heard (the indexer listens at its new
-        # address, and looks at its new want file) and answered at once.
+        # A query of the new directory is heard: the indexer listens at its new
+        # address (and looks at its new want file), so the query is answered at once.
+        deadline = time.monotonic() + 5
+        while not _listening(log_dir):
+            assert time.monotonic() < deadline, "nobody listens for the new directory"
+            time.sleep(0.05)
         files.write(_lines(22, 3))
         _wait_holding(log_dir, proc)
         said: list[str] = []
@@ -487,6 +536,26 @@ def test_an_indexer_follows_its_directory_when_it_is_made_anew(tmp_path: Path) -
         assert query.run(COUNT, log_dir, say=said.append).rows == ((10, 10),)
         assert time.monotonic() - start < 2.0
         assert said == []
+
+
+def test_an_indexer_lets_go_of_a_removed_directorys_cache(tmp_path: Path) -> None:
+    """A cache deleted with its directory keeps its disk space while it stays open."""
+    log_dir = tmp_path / "logs"
+    files = logfiles.RotatingFiles(log_dir, "access")
+    files.write(_lines(0, 10))
+    with _indexer(log_dir, "--interval", "0.2s") as proc:
+        _wait_indexed(log_dir, 10)
+        files.write(_lines(10, 5))
+        cache = log_dir / ingest.CACHE_NAME
+        _wait_open(cache, proc)
+        _wait_settled(proc)  # the pass is over, the cache kept open between passes
+        assert _has_open(proc.pid, cache)
+        shutil.rmtree(log_dir)
+        deadline = time.monotonic() + 10
+        while _has_open(proc.pid, Path(f"{cache} (deleted)")):
+            assert time.monotonic() < deadline, "the deleted cache is still open"
+            time.sleep(0.05)
+        assert proc.poll() is None
 
 
 def _netns_works() -> bool:

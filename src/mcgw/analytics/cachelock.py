@@ -50,10 +50,11 @@ POLL_S = 0.02
 
 
 def _is_at(fd: int, path: Path) -> bool:
-    """Whether the open file ``fd`` is the one at ``path`` (False: ``path`` is gone)."""
+    """Whether the open file ``fd`` is the one at ``path`` (False: ``path`` is gone, or
+    cannot be looked at: its directory replaced by a file, made unreadable)."""
     try:
         return os.path.samestat(os.fstat(fd), os.stat(path))
-    except FileNotFoundError:
+    except OSError:
         return False
 
 
@@ -146,7 +147,10 @@ class CacheLock:
             os.close(self._want_fd)
             self._want_fd = None
         if self._want_fd is None:
-            self._want_fd = os.open(self.want_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self._want_fd = os.open(self.want_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                return False  # no directory: no query can wait for its cache
         try:
             fcntl.flock(self._want_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

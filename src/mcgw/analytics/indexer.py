@@ -24,8 +24,8 @@ It must never stand in the way of the gateway or of a query:
 * SIGTERM, SIGINT or the death of the process named by ``parent`` (``mcgw up`` and
   ``mcgw serve`` start it) interrupt a pass the same way and end the process. Every
   pass is one transaction, so the cache holds whole passes only, however it ends;
-* one indexer a directory: a second one stands by until the first is gone
-  (:attr:`_Watch.standby`).
+* one indexer a directory (within a network namespace, whose abstract socket names
+  they share): a second one stands by until the first is gone (:attr:`_Watch.standby`).
 
 Where a pass's CPU goes (``bench/indexcost.py --passes``, 26 Nov, 9,000-line passes, one
 every 2 s at 4,500 requests/s before the batches; 21-28 µs per line in all on this VM, a
@@ -152,7 +152,8 @@ between two statements of a pass is lost), and looks at all where it cannot be w
 a second, one whose watch sleeps 1.7 (27 Nov, 30 s each, same run)."""
 
 LISTEN_S = 1.0
-"""The longest the watch sleeps while it has its wake socket. A query in another
+"""The longest the watch sleeps while it has its wake socket, or stands by for another
+indexer's (:attr:`_Watch.standby`), or has no directory to watch. A query in another
 network namespace than the indexer's (the host querying a container's log volume)
 cannot reach the socket, which is in the namespace's abstract names: the indexer
 then steps aside within this, plus its checkpoint."""
@@ -264,7 +265,8 @@ class _Watch:
             sources = [fd for fd in (self._wake_r, nudges, self._parent_fd) if fd is not None]
             # Without a socket, it looks for queries on a timer; standing by, it holds
             # no cache to give up, and only looks whether the other indexer has gone.
-            blind = (nudges is None and not self.standby) or (
+            # No directory (not yet, or removed): no query can wait for its cache.
+            blind = (nudges is None and not self.standby and self._lock.log_dir.is_dir()) or (
                 self._parent is not None and self._parent_fd is None
             )
             timeout = WATCH_S if blind or self.waiting or self.stop.is_set() else LISTEN_S
@@ -280,7 +282,10 @@ class _Watch:
                 self.stop.set()
             if self._parent is not None and os.getppid() != self._parent:
                 self.stop.set()
-            if not self.stop.is_set():
+            if not self.stop.is_set() and not self.standby:
+                # (Standing by, it holds nothing to give up; and its look, an exclusive
+                # lock taken for an instant, could make the other indexer think a
+                # query waits.)
                 with contextlib.suppress(OSError):
                     self.waiting = self._lock.wanted()
             if self.stop.is_set() or self.waiting:
@@ -437,12 +442,14 @@ class _Pass:
 
         from mcgw.analytics import ingest
 
+        if self.con is not None and self.lock.stale():
+            # The directory was removed (its cache, deleted, would hold its disk space
+            # for as long as it stays open) or made anew (the open cache is not its own).
+            self.close()
         try:
             files = ingest.log_files(self.log_dir)
         except errors.AnalyticsError:
             return True  # nothing written yet
-        if self.con is not None and self.lock.stale():
-            self.close()  # the directory was made anew: the open cache is not its own
         if self.con is None:
             if not self.lock.try_acquire():
                 return None
@@ -451,6 +458,9 @@ class _Pass:
             except duckdb.Error:
                 self.lock.release()
                 return None  # a program other than mcgw has the file open
+            if self.lock.stale():
+                self.close()  # made anew between the lock and the cache: another's cache
+                return None
             ingest.configure(self.con)
             self.con.execute("SET threads = 1")
             self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")

@@ -493,11 +493,13 @@ def _splices(path: str) -> bool:
         return known
     if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
         return True
+    read_end, write_end = os.pipe()
     try:
         src = os.open(path, os.O_RDONLY)
     except OSError:
+        os.close(read_end)
+        os.close(write_end)
         return True
-    read_end, write_end = os.pipe()
     try:
         os.splice(src, write_end, 1, offset_src=0)
         works = True
