@@ -42,6 +42,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import logs  # bench/logs.py: SEED.md-like access records
+
 from mcgw import logschema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,37 +59,6 @@ WRITER_LINES = 450
 SLOW_US = 500
 STAMP = struct.Struct("q")
 FORMATTER = logschema.AccessFormatter("bench-project")
-
-
-def _record(i: int) -> logschema.AccessRecord:
-    return logschema.AccessRecord.of(
-        timestamp=1_700_000_000 + i / 1000,
-        method="GET",
-        scheme="http",
-        host="store.example.com",
-        target=f"/item/{i}",
-        protocol="HTTP/1.1",
-        status=200,
-        latency_s=0.001,
-        request_size=90,
-        response_size=300,
-        remote_ip="127.0.0.1",
-        server_ip="127.0.0.1",
-        user_agent="k6/0.50 (https://k6.io/)",
-        trace_headers=(),
-        gateway="store/external-http",
-        route="store/route/0",
-        backend="ServiceImport/store/store:8080",
-        cluster="gke-west-1",
-        region="us-west1",
-        zone="us-west1-a",
-        pod="store-0",
-        endpoint="127.1.0.1:8080",
-        reason="closest",
-        entry_region="us-west1",
-        attempts=1,
-        status_details="response_sent_by_backend",
-    )
 
 
 def _idle() -> None:
@@ -116,7 +89,7 @@ def _indexer(work: Path) -> None:
 
 
 def _writer(work: Path) -> None:
-    records = [_record(i) for i in range(WRITER_LINES)]
+    records = logs.records(WRITER_LINES)
     _idle()
     with (work / "written.jsonl").open("wb") as out:
         while True:
@@ -278,7 +251,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mcgw-neighbours-") as tmp:
         work = Path(tmp)
         (work / "lines.jsonl").write_bytes(
-            b"".join(FORMATTER.line_bytes(_record(i)) for i in range(args.lines))
+            b"".join(FORMATTER.line_bytes(r) for r in logs.records(args.lines))
         )
         for i in range(args.rounds):
             order = variants[i % len(variants) :] + variants[: i % len(variants)]
