@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -727,7 +728,7 @@ def test_a_pass_hands_duckdb_the_new_lines_through_pipes_not_a_copy(
         # copied, and that fails here: the test tests.
         monkeypatch.delattr(os, "splice")
         writer.write(_lines(3000, 10))
-        with pytest.raises(FileNotFoundError, match="no-such-directory"):
+        with pytest.raises(indexer.ReadFailed, match="no-such-directory"):
             pass_.run()
     finally:
         pass_.close()
@@ -898,3 +899,63 @@ def test_an_indexer_sharing_its_cpu_lets_lines_gather_until_they_pause(
         for hog in hogs:
             hog.kill()
             hog.wait()
+
+
+def _failing_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the next range read fail as if retention removed the file between listing
+    and reading (a race it can win; faked, as it cannot be timed from here). Returns
+    the list the failure is recorded in."""
+    failed: list[str] = []
+    read_range = ingest._read_range
+
+    def once(con: duckdb.DuckDBPyConnection, path: str, *args: Any, **kwargs: Any) -> None:
+        if not failed:
+            failed.append(path)
+            raise FileNotFoundError(2, "No such file or directory", path)
+        read_range(con, path, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_read_range", once)
+    return failed
+
+
+def test_a_pass_that_cannot_read_a_file_fails_alone_and_the_next_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_dir = tmp_path / "logs"
+    logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 30))
+    failed = _failing_once(monkeypatch)
+    lock = cachelock.CacheLock(log_dir, "indexer")
+    try:
+        with pytest.raises(indexer.ReadFailed, match="No such file"):
+            indexer.index_pass(log_dir, lock)
+        assert failed
+        assert not lock.held  # the cache was let go of
+        assert indexer.index_pass(log_dir, lock) is True
+    finally:
+        lock.close()
+    assert _indexed(log_dir) == 30
+
+
+def test_follow_reports_a_pass_that_cannot_read_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process, so that the read can be made to fail; ended after 3 s by a
+    SIGTERM to itself, which follow() takes as its signal to stop."""
+    log_dir = tmp_path / "logs"
+    logfiles.RotatingFiles(log_dir, "access").write(_lines(0, 30))
+    failed = _failing_once(monkeypatch)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stopper = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
+    began = time.monotonic()
+    stopper.start()
+    try:
+        indexer.follow(log_dir, interval_s=0.1, niceness=0)
+    finally:
+        stopper.cancel()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert time.monotonic() - began >= 3.0, "follow() ended before its SIGTERM"
+    assert failed
+    reports = [line for line in capsys.readouterr().err.splitlines() if "No such file" in line]
+    assert len(reports) == 1, reports
+    assert _indexed(log_dir) == 30

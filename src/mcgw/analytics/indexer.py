@@ -315,6 +315,7 @@ def index_pass(
 
     Raises:
         OSError: the lock file cannot be created (e.g. a read-only directory).
+        ReadFailed: a log file could not be read (the pass left the cache as it was).
     """
     pass_ = _Pass(log_dir, lock, budget)
     try:
@@ -416,6 +417,12 @@ def _sizes(log_dir: Path) -> dict[Path, int]:
     return sizes
 
 
+class ReadFailed(Exception):
+    """A pass could not read the log files: one was removed between listing and reading
+    (retention, or a user), or reading failed. The pass is reported and tried again,
+    as one that DuckDB failed is; the next lists the files anew."""
+
+
 class _Pass:
     """The indexer's hold on the cache: the lock and a connection, kept from one pass
     to the next while no query wants them. Opening and closing the cache (closing
@@ -471,6 +478,9 @@ class _Pass:
         except duckdb.InterruptException:
             self.close()
             return None
+        except OSError as exc:
+            self.close()
+            raise ReadFailed(str(exc)) from exc
         except BaseException:
             self.close()
             raise
@@ -534,9 +544,9 @@ def follow(
             before = _cpu_times()
             try:
                 done = pass_.run()
-            except OSError as exc:
+            except OSError as exc:  # the lock file cannot be made: no cache here
                 raise errors.AnalyticsError(f"cannot index logs under {log_dir}: {exc}") from exc
-            except duckdb.Error as exc:
+            except (duckdb.Error, ReadFailed) as exc:
                 interrupted = watch.stop.is_set() or watch.waiting
                 if str(exc) != failed and not interrupted:
                     print(f"mcgw logs index: {log_dir}: {exc}", file=sys.stderr, flush=True)
