@@ -62,7 +62,6 @@ import proxy  # bench/proxy.py: nginx, mcgw load and process helpers
 
 from mcgw.testing import manifests as tm
 
-ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 FLAGS = {
     "off": ["--no-access-log"],
@@ -295,13 +294,7 @@ def main() -> int:
                     argv += ["--log-dir", str(work / f"logs-{name}-{i}"), *flags]
                     result, cpu = measure(name, argv, env, port, work, args)
                     _record(rows[name], name, i, result, cpu)
-    report = render(rows, args, started)
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"lograte-{started:%Y%m%d-%H%M%S}.md"
-    path.write_text(report)
-    print(report)
-    print(f"report: {path}")
+    proxy.save_report("lograte", render(rows, args, started), started)
     return 0
 
 

@@ -45,10 +45,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import logs  # bench/logs.py: SEED.md-like access records
+import proxy  # bench/proxy.py: where reports go
 
 from mcgw import logschema
 
-ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_CPU, SENDER_CPU = 1, 0
 LINES = 40_000
 """Access lines of one indexer pass by default (~48 MB; ``--lines``: the indexer's
@@ -267,13 +267,7 @@ def main() -> int:
                     f"work p50 {_q(took, 0.5):.0f} µs",
                     flush=True,
                 )
-    report = render(results, args, started)
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"neighbours-{started:%Y%m%d-%H%M%S}.md"
-    path.write_text(report)
-    print(report)
-    print(f"report: {path}")
+    proxy.save_report("neighbours", render(results, args, started), started)
     return 0
 
 

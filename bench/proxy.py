@@ -105,6 +105,16 @@ async def default(vu):
 """
 
 
+def save_report(kind: str, report: str, started: datetime) -> Path:
+    """Write ``report`` to ``bench/results/<kind>-<started>.md``, print it and where."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{kind}-{started:%Y%m%d-%H%M%S}.md"
+    path.write_text(report)
+    print(report)
+    print(f"report: {path}")
+    return path
+
+
 def ensure_tools() -> None:
     missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
     if not missing:
