@@ -599,7 +599,7 @@ COPY_PIECE = 1 << 20
 
 def _copy(src: int, dst: int, start: int, end: int) -> None:
     """Copy bytes ``start``–``end`` of file ``src`` to ``dst`` inside the kernel (for
-    DuckDB, where the OS has no ``splice``: :func:`_read_range`).
+    DuckDB, where ``splice`` cannot read the file: :func:`_read_range`).
 
     Through Python (4 MiB ``read``s and ``write``s) every piece was a fresh buffer to
     page in and zero, and one syscall held the CPU for 4 MiB on a kernel that is not
