@@ -37,8 +37,12 @@ write-back of its first ~30 s, all alike):
 
 Reported per variant: the spread (lowest–highest over the rounds) of p50, p90, p99 and
 p99.9 (``http_req_duration`` as ``mcgw load`` measures it from CPU 0), the iterations the
-generator dropped, and the CPU seconds per 10 s of the gateway, the writer and the
-indexer (utime + stime from ``/proc``, over the measured window). Spreads rather than
+generator dropped, the CPU seconds per 10 s of the gateway, the writer and the
+indexer (utime + stime from ``/proc``, over the measured window), and each core's busy
+seconds and the VM host's steal over the same window (``/proc/stat``, sampled at the
+tick: the log's work that lands on the load generator's core, kernel threads included),
+and how long the gateway's threads, and the other tasks but the load generator's,
+waited runnable for a CPU (the run delay in ``/proc/*/task/*/schedstat``). Spreads rather than
 medians: on a shared 2-core VM a single round moves by tens of percent, and a variant
 "slows requests" only where its spread sits apart from ``off``'s. Reports land in
 ``bench/results/lograte-<time>.md``.
@@ -77,6 +81,11 @@ SAMPLED = tm.logging_policy("app", 100_000)
 NGINX = {"nginx-off": False, "nginx-on": True}
 """The peer's variants: whether nginx, as the proxy, writes its access log."""
 ROLES = (("gateway", ""), ("writer", "mcgw.dataplane.logwriter"), ("indexer", " logs index"))
+COLUMNS = (
+    *(role for role, _ in ROLES),
+    *("cpu0 busy", "cpu1 busy", "steal", "gateway waited", "others waited"),
+)
+"""The CPU columns: the processes', then the cores' (:func:`_cores`)."""
 
 
 @dataclass
@@ -120,6 +129,42 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def _cores() -> dict[str, float]:
+    """Seconds each CPU was busy (user, nice, system, irq, softirq) and taken by the VM's
+    host (steal), from ``/proc/stat``: what the log's work adds to the load generator's
+    core, and what the host takes, neither of which the processes' own times show."""
+    out: dict[str, float] = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *ticks = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit()):
+            continue
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, ticks[:8])
+        out[f"{name} busy"] = (user + nice + system + irq + softirq) / TICKS
+        out["steal"] = out.get("steal", 0.0) + steal / TICKS
+    return out
+
+
+def _waits(roles: dict[str, list[int]]) -> dict[str, float]:
+    """Seconds the gateway's threads, and every other task alive at both samples (the
+    backend, kernel threads; not the load generator, which starts after the first and
+    ends before the second), waited runnable for a CPU (``/proc/*/task/*/schedstat``'s
+    run delay; this kernel has no per-CPU ``/proc/schedstat``): where the log's work
+    holds up the measured path. The writer's and indexer's own waits are left out: at
+    idle priority they wait by design."""
+    gateway = {str(pid) for pid in roles.get("gateway", [])}
+    log = {str(pid) for role, pids in roles.items() if role != "gateway" for pid in pids}
+    out = {"gateway waited": 0.0, "others waited": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/task/*/schedstat"):
+        if stat.parts[2] in log:
+            continue
+        try:
+            delay = int(stat.read_text().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            continue
+        out["gateway waited" if stat.parts[2] in gateway else "others waited"] += delay
+    return out
+
+
 def _roles(pid: int) -> dict[str, int]:
     """Gateway, writer and indexer pids of the ``mcgw serve`` process ``pid``."""
     found = {"gateway": pid}
@@ -155,7 +200,8 @@ def _timed(
     by reading the counters after it (proxy.fixed_rate warms up first, then measures)."""
 
     def cpu() -> dict[str, float]:
-        return {role: sum(map(_cpu_s, pids)) for role, pids in roles.items()}
+        own = {role: sum(map(_cpu_s, pids)) for role, pids in roles.items()}
+        return own | _cores() | _waits(roles)
 
     before: dict[str, float] = {}
     result = proxy.fixed_rate(
@@ -218,11 +264,11 @@ def render(rows: dict[str, Rounds], args: argparse.Namespace, started: datetime)
         "Spreads are lowest–highest over the rounds; CPU is seconds per 10 s.",
         "",
         "| variant | p50 ms | p90 ms | p99 ms | p99.9 ms | dropped | gateway CPU | writer CPU "
-        "| indexer CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| indexer CPU | CPU 0 busy | CPU 1 busy | steal | gateway waited | others waited |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
-        cpu = [_spread(r.cpu.get(role, [])) for role, _ in ROLES]
+        cpu = [_spread(r.cpu.get(role, [])) for role in COLUMNS]
         out.append(
             f"| {name} | {_spread(r.p50)} | {_spread(r.p90)} | {_spread(r.p99)} "
             f"| {_spread(r.p999)} "

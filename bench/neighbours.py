@@ -1,7 +1,7 @@
 """Does the log's idle-priority work delay a task woken on its core? The writer's and the
 indexer's work in isolation, without a gateway, a load generator or a backend.
 
-Usage: python bench/neighbours.py [--variants none,indexer,writer,indexer+writer]
+Usage: python bench/neighbours.py [--variants none,indexer,writer,unpaused,indexer+writer]
                                   [--rounds 2] [--duration 12] [--period 110]
 
 A *gateway* process on CPU 1 is woken every ``--period`` µs by a sender on CPU 0 (a
@@ -14,8 +14,11 @@ Beside it on CPU 1 run the neighbours of a variant, at ``SCHED_IDLE`` as mcgw ru
   passes once a batch has gathered): 40,000 access lines (~48 MB) handed to DuckDB
   through pipes (``ingest._read_range``) with the indexer's settings (one thread, its
   memory limit, every commit a checkpoint) into a cache file, committed, then dropped;
-* ``writer``: every 50 ms, 450 access lines formatted by mcgw's formatter and written to
-  a file (9,000 lines a second, the writer's work at that rate);
+* ``writer``: every 50 ms, 450 access records formatted and written by mcgw's writer
+  (``logwriter.Writer.handle``, pausing as its idle-priority worker does: 9,000 lines a
+  second, the writer's work at that rate);
+* ``unpaused``: as ``writer``, without the worker's offers of the CPU every 16 lines
+  (the writer before 27 Nov 15:00; its rescuer still works so);
 * ``spinner``: a busy loop (a neighbour that never sleeps);
 * ``none``; and ``a+b`` runs both.
 
@@ -88,18 +91,24 @@ def _indexer(work: Path) -> None:
         con.execute("CHECKPOINT")
 
 
-def _writer(work: Path) -> None:
-    records = logs.records(WRITER_LINES)
+def _writer(work: Path, pause: Callable[[], object] | None = os.sched_yield) -> None:
+    from mcgw.dataplane import logwriter
+
+    records = [tuple(r) for r in logs.records(WRITER_LINES)]
+    config = {"directory": str(work / "written"), "pid": os.getpid(), "project_id": "bench"}
+    retention = {"max_bytes": 64 << 20, "keep_files": 2, "max_age_s": 0}
+    writer = logwriter.Writer(config | retention)
     _idle()
-    with (work / "written.jsonl").open("wb") as out:
-        while True:
-            began = time.monotonic()
-            out.write(b"".join(FORMATTER.line_bytes(r) for r in records))
-            out.flush()
-            time.sleep(max(0.0, WRITER_EVERY_S - (time.monotonic() - began)))
-            if out.tell() > 256 << 20:
-                out.seek(0)
-                out.truncate()
+    seq = 0
+    while True:
+        began = time.monotonic()
+        seq += 1
+        writer.handle([("r", seq, records)], pause)
+        time.sleep(max(0.0, WRITER_EVERY_S - (time.monotonic() - began)))
+
+
+def _unpaused_writer(work: Path) -> None:
+    _writer(work, pause=None)
 
 
 def _spinner(work: Path) -> None:
@@ -111,6 +120,7 @@ def _spinner(work: Path) -> None:
 NEIGHBOURS: dict[str, Callable[[Path], None]] = {
     "indexer": _indexer,
     "writer": _writer,
+    "unpaused": _unpaused_writer,
     "spinner": _spinner,
 }
 
