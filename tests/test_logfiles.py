@@ -174,3 +174,27 @@ def test_files_named_after_another_pid_and_a_torn_tail_mended(tmp_path: Path) ->
     assert path.read_bytes() == b"".join(lines(3))
     assert second.mend() == 0  # nothing left to cut
     assert other.read_bytes() == b"whole\npart"
+
+
+def test_last_lines_are_each_of_this_pids_files_last_whole_line(tmp_path: Path) -> None:
+    """What a writer started after one was killed reads to know how far that one got:
+    the last whole line of each of the worker's files (each file is one writer's);
+    none from an empty file (killed just after opening it), a torn tail, or another
+    pid's file."""
+    clock = Clock()
+    worker = os.getppid()
+    files = logfiles.RotatingFiles(tmp_path, "access", clock=clock, pid=worker)
+    assert files.last_lines() == []  # no file yet
+    files.write(lines(3, tag="a"))
+    assert files.last_lines() == [lines(3, tag="a")[2]]
+    files.close()
+    clock.now += 1
+    files.write(lines(2, tag="b"))
+    (tmp_path / f"access-20991231T000000.000000Z-{NO_SUCH_PID}.jsonl").write_bytes(b"x\n")
+    with files.files[-1].open("ab") as file:
+        file.write(b"torn")  # a torn tail is not a line
+    files.close()
+    clock.now += 1
+    files._open()  # a new, empty file
+    assert files.files[-1].stat().st_size == 0
+    assert files.last_lines() == [lines(3, tag="a")[2], lines(2, tag="b")[1]]

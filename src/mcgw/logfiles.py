@@ -230,21 +230,11 @@ class RotatingFiles:
         of its file; the writer started in its place calls this first, so that readers
         only ever see whole lines. Returns how many bytes were cut.
         """
-        newest: tuple[str, Path] | None = None
-        try:
-            listing = list(self.directory.glob(f"{self.prefix}-*-{self._pid}*.jsonl"))
-        except OSError:
-            return 0
-        for path in listing:
-            match = _NAME_RE.search(path.name)
-            if match is None or int(match.group(2)) != self._pid:
-                continue
-            if newest is None or path.name > newest[0]:
-                newest = (path.name, path)
-        if newest is None:
+        own = self._own()
+        if not own:
             return 0
         try:
-            with newest[1].open("r+b") as file:
+            with own[-1].open("r+b") as file:
                 size = file.seek(0, os.SEEK_END)
                 tail = min(size, _MEND_WINDOW)
                 file.seek(size - tail)
@@ -259,6 +249,42 @@ class RotatingFiles:
                 return size - keep
         except OSError:
             return 0
+
+    def last_lines(self) -> list[bytes]:
+        """The last whole line of each file named after this writer's pid (a file is
+        only ever written by the writer process that made it): how far each writer
+        got. Empty files, and tails without a line end in their last megabyte, give
+        none."""
+        out = []
+        for path in self._own():
+            try:
+                with path.open("rb") as file:
+                    size = file.seek(0, os.SEEK_END)
+                    tail = min(size, _MEND_WINDOW)
+                    file.seek(size - tail)
+                    data = file.read(tail)
+            except OSError:
+                continue
+            end = data.rfind(b"\n")
+            if end < 0:
+                continue
+            start = data.rfind(b"\n", 0, end) + 1
+            if start or tail == size:
+                out.append(data[start : end + 1])
+        return out
+
+    def _own(self) -> list[Path]:
+        """This pid's files of this kind, oldest first."""
+        try:
+            listing = list(self.directory.glob(f"{self.prefix}-*-{self._pid}*.jsonl"))
+        except OSError:
+            return []
+        own = []
+        for path in listing:
+            match = _NAME_RE.search(path.name)
+            if match is not None and int(match.group(2)) == self._pid:
+                own.append(path)
+        return sorted(own, key=lambda path: path.name)
 
     def close(self) -> None:
         """Close the current file; the next write opens a new one."""

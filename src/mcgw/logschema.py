@@ -226,6 +226,29 @@ def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def new_insert_id_prefix() -> str:
+    """A random start for an :class:`AccessFormatter`'s insertIds (8 hex digits)."""
+    return os.urandom(4).hex()
+
+
+_LINE_START = b'{"insertId":"'
+
+
+def insert_id_counter(line: bytes, prefix: str) -> int | None:
+    """The counter of an :class:`AccessFormatter` line's insertId (how many lines that
+    formatter had made, the wrap at 2**32 aside) if it starts with ``prefix``; else None."""
+    head = _LINE_START + prefix.encode()
+    if not line.startswith(head):
+        return None
+    digits = line[len(head) : len(head) + 8]
+    if line[len(head) + 8 : len(head) + 9] != b'"':
+        return None
+    try:
+        return int(digits, 16)
+    except ValueError:
+        return None
+
+
 def _insert_id() -> str:
     return os.urandom(8).hex()
 
@@ -363,11 +386,14 @@ class AccessFormatter:
     """Index of :attr:`AccessRecord.gateway`: ``record[_TAIL:]`` keys the fragments
     (written as a literal in the slices, where mypy needs one)."""
 
-    def __init__(self, project_id: str = DEFAULT_PROJECT, *, pid: int | None = None) -> None:
+    def __init__(
+        self, project_id: str = DEFAULT_PROJECT, *, pid: int | None = None, prefix: str = ""
+    ) -> None:
         self._pid = os.getpid() if pid is None else pid
         """The gateway worker named in ``labels.worker_pid`` (the log writer process
         formats for the worker that started it)."""
-        self._prefix = os.urandom(4).hex()
+        self._prefix = prefix or new_insert_id_prefix()
+        """Every insertId's start (the counter follows, :func:`insert_id_counter`)."""
         self._traces = ',"trace":' + _q(f"projects/{project_id}/traces/")[:-1]
         self._open = f'{{"insertId":"{self._prefix}'
         self._seq = 0
@@ -436,6 +462,18 @@ class AccessFormatter:
     def line(self, r: AccessValues) -> str:
         """One LogEntry as compact JSON, without the newline."""
         return self.block((r,))[:-1]
+
+    def new_prefix(self) -> None:
+        """Start the insertIds afresh under a new random prefix: the counter under the
+        old one no longer says how many records were written (see
+        :mod:`mcgw.dataplane.logwriter`)."""
+        self._prefix = new_insert_id_prefix()
+        self._open = f'{{"insertId":"{self._prefix}'
+
+    def skip(self, n: int) -> None:
+        """Count ``n`` records as formatted without formatting them (another writer
+        wrote them): the counter then still counts every record taken, in order."""
+        self._seq = (self._seq + n) & 0xFFFFFFFF
 
     def line_bytes(self, r: AccessValues) -> bytes:
         """One LogEntry as a line of a JSON-lines file: :meth:`line`, a newline, encoded."""

@@ -436,6 +436,30 @@ def _read_bytes(pid: int) -> int:
     raise AssertionError("no rchar")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's abstract sockets")
+def test_a_second_indexer_knows_it_stands_by_before_its_first_pass(tmp_path: Path) -> None:
+    """follow() starts its watch, then at once looks whether a pass is due (at once, when
+    a megabyte waits). The watch's first listen is in start() itself, not in its
+    thread: a second indexer knows it stands by before that look, and makes no pass."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    first = cachelock.CacheLock(log_dir, "indexer").listen()  # the other indexer
+    lock = cachelock.CacheLock(log_dir, "indexer")
+    watch = indexer._Watch(lock, None)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    wakeup = signal.set_wakeup_fd(-1)
+    try:
+        watch.start()
+        assert watch.standby
+    finally:
+        watch.close()
+        first.close()
+        lock.close()
+        signal.set_wakeup_fd(wakeup)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 @pytest.mark.skipif(not Path("/proc/self/io").is_file(), reason="reads Linux's /proc")
 def test_a_second_indexer_of_a_directory_stands_by_and_takes_over(tmp_path: Path) -> None:
     """Two `mcgw serve` with one log directory start two indexers: one indexes, the

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -181,6 +182,45 @@ def test_duckdb_reads_the_same_rows_through_pipes_as_from_a_copy(
     assert len(tables[0]) == 15_000
     assert tables[0] == tables[1]
     assert {row[1] for row in tables[0]} == {str(src)}
+
+
+def test_a_copy_holds_one_piece_at_a_time_in_the_temporary_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``splice`` a range is copied for DuckDB one piece at a time, each removed
+    once read: a pass of hundreds of MB never sits whole in a small ``/tmp``. Faked:
+    no ``os.splice`` (every file system here has it), and small pieces."""
+    monkeypatch.delattr(os, "splice")
+    monkeypatch.setattr(ingest, "PIPE_PIECE", 64 * 1024)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    lines = b"".join(
+        b'{"timestamp": "2026-11-27T10:00:00Z", "logName": "l/%d"}\n' % i for i in range(20_000)
+    )
+    src = tmp_path / "access.jsonl"
+    src.write_bytes(lines)
+    held: list[int] = []
+    insert = ingest._insert
+
+    def observed(*args: object, **kwargs: bool) -> None:
+        held.append(sum(f.stat().st_size for f in temp.iterdir()))
+        insert(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "_insert", observed)
+    con = duckdb.connect()
+    try:
+        ingest.configure(con)
+        ingest._read_range(con, str(src), 0, len(lines), created=False)
+        assert con.execute("SELECT count(*), count(DISTINCT log_name) FROM logs").fetchone() == (
+            20_000,
+            20_000,
+        )
+    finally:
+        con.close()
+    assert len(held) > 10
+    assert max(held) <= 64 * 1024
+    assert list(temp.iterdir()) == []
 
 
 def test_a_file_system_without_splice_gets_a_copy_and_is_tried_once(

@@ -138,6 +138,20 @@ def test_batches_of_any_size_and_cycling_caches_give_the_same_lines() -> None:
     assert counters == ["ffffffff", "00000000", "00000001", "00000002"]
 
 
+def test_an_insertid_counter_is_read_back_for_its_prefix_only() -> None:
+    """A writer started after one died reads how many records that one had formatted
+    from its last line's insertId, given the prefix the gateway chose for it."""
+    values = [tuple(r) for r in records()][:3]
+    formatter = logschema.AccessFormatter(PROJECT, pid=PID, prefix="0badcafe")
+    formatter.skip(41)  # records another writer wrote: counted, not formatted
+    last = formatter.block(values).encode().splitlines()[-1]
+    assert logschema.insert_id_counter(last, "0badcafe") == 44
+    assert logschema.insert_id_counter(last, "deadbeef") is None
+    assert logschema.insert_id_counter(b'{"insertId":"0badcafe0000zz"}', "0badcafe") is None
+    assert logschema.insert_id_counter(b'{"insertId":"0badcafe00000001x', "0badcafe") is None
+    assert logschema.insert_id_counter(b"not a line", "0badcafe") is None
+
+
 def _splits(total: int) -> list[tuple[int, int]]:
     out, i, sizes = [], 0, [1, 7, 64, 2, 256, 3]
     while i < total:

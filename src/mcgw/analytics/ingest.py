@@ -452,20 +452,26 @@ def _read_range(
     con: duckdb.DuckDBPyConnection, path: str, start: int, end: int, *, created: bool
 ) -> None:
     """Insert the complete lines of ``path`` between two offsets. DuckDB reads whole
-    files only: it gets the range through pipes (:func:`_piped`), or as a copy where
-    the OS or the file's file system has no ``splice``."""
+    files only: it gets the range through pipes (:func:`_piped`), or as copies where
+    the OS or the file's file system has no ``splice``: one :data:`PIPE_PIECE` at a
+    time, each inserted and removed before the next is made, so that a pass (up to the
+    indexer's 256 MiB budget) never fills a small temporary directory (often a tmpfs,
+    in memory)."""
     if _splices(path):
         with _piped(path, start, end) as sources:
             _insert(con, _read_sql("?"), [path, sources], created=created)
         return
-    fd, tmp = tempfile.mkstemp(prefix="mcgw-logs-", suffix=".jsonl")
-    try:
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            _copy(src.fileno(), out.fileno(), start, end)
-        _insert(con, _read_sql("?"), [path, [tmp]], created=created)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+    with open(path, "rb") as src:
+        for low, high in _pieces(Path(path), start, end, PIPE_PIECE):
+            fd, tmp = tempfile.mkstemp(prefix="mcgw-logs-", suffix=".jsonl")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    _copy(src.fileno(), out.fileno(), low, high)
+                _insert(con, _read_sql("?"), [path, [tmp]], created=created)
+                created = True
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
 
 
 NO_SPLICE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})

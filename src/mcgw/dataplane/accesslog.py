@@ -35,10 +35,14 @@ Guarantees: one writer per gateway worker writes its batches in order, as whole 
 so lines never interleave or tear; files rotate by size and are kept by count and age
 (:mod:`mcgw.logfiles`). :meth:`AccessLog.flush` returns once every record written
 before it is on disk; :meth:`AccessLog.close` (SIGTERM, drain, the CLI's shutdown)
-flushes and waits for the writer to exit. If the writer dies, the records it had been
-sent and not yet acknowledged are counted in ``stats.dropped``, a new writer is started
-(it first cuts a torn last line, if any) and the gateway keeps serving. If the gateway
-dies, the writer reads EOF, writes what it has and exits: no orphan.
+flushes and waits for the writer to exit. If the writer dies, a new one is started (it
+first cuts a torn last line, if any) and the gateway keeps serving; the frames the dead
+one had not acknowledged go to the new one again, which skips the records already on
+disk (the dead one's last insertId counts the records it took, :meth:`AccessLog._resend`):
+a killed writer loses no record and writes none twice. They are counted in
+``stats.dropped`` instead when the gateway is closing, when the dead writer had reported
+records dropped (a disk error), or when they had been sent again once already. If the
+gateway dies, the writer reads EOF, writes what it has and exits: no orphan.
 
 Files: ``<directory>/access-<UTC time the file was opened>-<pid>.jsonl`` — the gateway
 worker's pid (not the writer's) keeps several workers apart, the time keeps rotations
@@ -139,6 +143,8 @@ class _Frame:
     data: bytes
     sent: int = 0
     """Bytes of ``data`` already in the pipe."""
+    resent: bool = False
+    """Sent again after its writer died: lost a second time, it is counted dropped."""
 
 
 @dataclass(slots=True)
@@ -149,12 +155,18 @@ class _Writer:
     acks: int
     """Read end of the writer's stdout (non-blocking)."""
     started: float
+    prefix: str
+    """The start of its insertIds (chosen here: see :meth:`AccessLog._resend`)."""
     buffer: bytearray = field(default_factory=bytearray)
     in_flight: deque[_Frame] = field(default_factory=deque)
     """Frames (partly) in the pipe and not yet acknowledged, oldest first."""
     waiting: bool = False
     """Whether the loop watches ``pipe`` for room."""
     gone: asyncio.Future[None] | None = None
+    acked: int = 0
+    """Records of the frames it acknowledged."""
+    clean: bool = True
+    """It reported no record dropped: its insertId counter counts the records it took."""
 
 
 class AccessLog:
@@ -364,7 +376,7 @@ class AccessLog:
 
     async def flush(self) -> None:
         """Write every record queued so far; return once the writer has them on disk
-        (or has died, and they are counted dropped)."""
+        (or the one started after it died does, or they are counted dropped)."""
         await self._send()
         target = self._seq
         if self._settled >= target:
@@ -510,9 +522,11 @@ class AccessLog:
             return
         assert self.directory is not None
         loop = asyncio.get_running_loop()
+        prefix = logschema.new_insert_id_prefix()
         config = {
             "directory": str(self.directory),
             "project_id": self.project_id,
+            "prefix": prefix,
             "pid": os.getpid(),
             "max_bytes": self._retention.max_bytes,
             "keep_files": self._retention.keep_files,
@@ -544,7 +558,7 @@ class AccessLog:
         os.close(sink)
         os.set_blocking(pipe, False)
         os.set_blocking(acks, False)
-        writer = _Writer(proc, pipe, acks, time.monotonic(), gone=loop.create_future())
+        writer = _Writer(proc, pipe, acks, time.monotonic(), prefix, gone=loop.create_future())
         self._writer = writer
         loop.add_reader(acks, self._on_acks, writer)
         self._pump()
@@ -559,17 +573,34 @@ class AccessLog:
         if not data:
             self._died(writer)
             return
+        self._take_acks(writer, data)
+
+    def _take_acks(self, writer: _Writer, data: bytes) -> None:
         writer.buffer += data
         stats = self.stats
         for _, seq, written, dropped, size, opened in logwriter.frames(writer.buffer):
             stats.written += written
             stats.dropped += dropped
             stats.bytes += size
+            if dropped:
+                writer.clean = False
             self._files.extend(Path(path) for path in opened)
             in_flight = writer.in_flight
             while in_flight and in_flight[0].seq <= seq:
-                in_flight.popleft()
+                writer.acked += in_flight.popleft().records
             self._settle(seq)
+
+    def _last_acks(self, writer: _Writer) -> None:
+        """Take what a writer that ended acknowledged before it did (the pipe holds all
+        of it once the process is reaped): counts, and records it dropped."""
+        while True:
+            try:
+                data = os.read(writer.acks, 65536)
+            except OSError:  # BlockingIOError too: not at its end, but nothing left
+                return
+            if not data:
+                return
+            self._take_acks(writer, data)
 
     def _settle(self, seq: int) -> None:
         if seq <= self._settled:
@@ -593,10 +624,9 @@ class AccessLog:
         loop = asyncio.get_running_loop()
         self._unwatch_pipe(writer)
         loop.remove_reader(writer.acks)
-        for fd in (writer.pipe, writer.acks):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        if writer.pipe >= 0:
+            with contextlib.suppress(OSError):
+                os.close(writer.pipe)
         proc = writer.proc
         try:
             # Its end of the pipe closed: it is exiting, a moment's wait.
@@ -606,30 +636,78 @@ class AccessLog:
                 os.kill(proc.pid, signal.SIGKILL)  # wedged (close() gave up on it)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=2.0)
-        lost = sum(frame.records for frame in writer.in_flight)
-        if writer.in_flight:
-            self._settle(writer.in_flight[-1].seq)
-        # A frame cut off in the pipe is among those counted: the next writer starts
-        # with the frame after it.
+        if writer.acks >= 0:
+            self._last_acks(writer)
+            with contextlib.suppress(OSError):
+                os.close(writer.acks)
+        # A frame cut off in the pipe is in flight: it goes again whole, or is lost.
         if self._queue and self._queue[0].sent:
             head = self._queue.popleft()
             self._queued_bytes -= len(head.data)
         if writer.gone is not None and not writer.gone.done():
             writer.gone.set_result(None)
+        # Frames sent again that this writer had not even taken: what to skip of them
+        # went with it, so they are lost, not written twice.
+        lost = self._drop_resent()
+        # Not while it may still be running (a write of its could land after the next
+        # writer has looked at the files), nor when closing.
+        gone = proc.returncode is not None
+        resent = not self._closing and gone and self._resend(writer)
+        if not resent:
+            lost += sum(frame.records for frame in writer.in_flight)
+            if writer.in_flight:
+                self._settle(writer.in_flight[-1].seq)
+        again = sum(frame.records for frame in writer.in_flight) if resent else 0
         if self._closing and proc.returncode == 0 and not lost:
             return
         self.stats.dropped += lost
         log.error(
-            "access log: writer pid %d ended (status %s); %d records lost",
+            "access log: writer pid %d ended (status %s); %d records lost, %d sent again",
             proc.pid,
             proc.returncode,
             lost,
+            again,
         )
         if self._closing:
             return
         self.stats.restarts += 1
         quick = time.monotonic() - writer.started < _RESTART_AFTER_S
         self._restart = loop.call_later(_RESTART_AFTER_S if quick else 0.0, self._spawn)
+
+    def _drop_resent(self) -> int:
+        """Take the frames sent again after a writer died off the head of the queue;
+        returns their records."""
+        lost = 0
+        queue = self._queue
+        while queue and queue[0].resent:
+            frame = queue.popleft()
+            self._queued_bytes -= len(frame.data)
+            lost += frame.records
+            self._settle(frame.seq)
+        return lost
+
+    def _resend(self, writer: _Writer) -> bool:
+        """Queue again, first, the frames a dead writer had not acknowledged, behind a
+        frame that tells the next writer which of their records the dead one wrote: as
+        it counts the records it takes, in the order sent, in its insertIds, its last
+        insertId's counter less the records it acknowledged is how many
+        (:meth:`logwriter.Writer.handle`). Not when it reported records dropped, nor
+        for frames already sent again once (a record that kills writers would kill
+        them all). Returns whether it did."""
+        frames = writer.in_flight
+        if not frames or not writer.clean or any(frame.resent for frame in frames):
+            return False
+        # Numbered as the last frame acknowledged: the next writer's acknowledgement of
+        # it settles nothing new (a higher number would settle the frames behind it).
+        seq = frames[0].seq - 1
+        records = sum(frame.records for frame in frames)
+        resume = {"prefix": writer.prefix, "base": writer.acked & 0xFFFFFFFF, "records": records}
+        again = [_Frame(seq, 0, logwriter.frame(("s", seq, resume)), resent=True)]
+        for frame in frames:
+            again.append(_Frame(frame.seq, frame.records, frame.data, resent=True))
+        self._queue.extendleft(reversed(again))
+        self._queued_bytes += sum(len(frame.data) for frame in again)
+        return True
 
 
 def _plain(value: object) -> object:

@@ -11,7 +11,10 @@ Wire (both ways): frames of a 4-byte big-endian length and a ``marshal`` payload
 
 * stdin, gateway → writer: ``("r", seq, [record tuple, …])`` — records in the field
   order of :class:`mcgw.logschema.AccessRecord`, already sampled by the gateway;
-  ``("f", seq, {})`` — acknowledge now.
+  ``("f", seq, {})`` — acknowledge now; ``("s", seq, {"prefix": p, "base": n,
+  "records": m})`` — the ``m`` records of the frames that follow were sent to a writer
+  that died (its insertIds began with ``p``; it had acknowledged ``n`` records): skip
+  those it wrote.
 * stdout, writer → gateway: ``("a", seq, written, dropped, bytes, (new file, …))`` —
   every frame up to ``seq`` is on disk (or counted dropped); the counts are those since
   the previous acknowledgement. Sent at most every :data:`ACK_INTERVAL_S` while frames
@@ -25,10 +28,11 @@ terminal's Ctrl-C reaches only the gateway, which then flushes and closes the pi
 order.
 
 The work runs in a thread at Linux's lowest CPU priority (SCHED_IDLE): a request
-arriving while the writer formats takes the CPU from it at once, so the writer no
-longer shows in the gateway's latency (4,500 requests/s, writer on the gateway's core,
-log indexer off, three alternating rounds: p90/p99 1.03–1.11/2.19–2.43 ms, without the
-log 1.01–1.10/2.39–3.94, the writer at normal priority 1.51–1.98/2.98–9.92;
+arriving while the writer formats takes the CPU from it, at once or at the writer's
+next offer of it (every :data:`_PAUSE_LINES` lines), so the writer no longer shows in
+the gateway's latency (4,500 requests/s, writer on the gateway's core, log indexer
+off, three alternating rounds: p90/p99 1.03–1.11/2.19–2.43 ms, without the log
+1.01–1.10/2.39–3.94, the writer at normal priority 1.51–1.98/2.98–9.92;
 docs/access-log-cost.md). That takes the writer staying in the gateway's
 session: Linux shares CPU between sessions first (autogroup), and a writer in a session
 of its own took an equal share against the gateway whatever its priority, as measured
@@ -52,7 +56,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +93,16 @@ _CHUNK_LINES = 256
 of ~1 KB lines) would be megabytes allocated and freed per batch; a chunk stays in
 memory the allocator keeps, and one write per chunk costs little more than one per
 batch (fewer lines per write measured more system time)."""
+_PAUSE_LINES = 16
+"""Lines the idle-priority worker formats between offers of its CPU (``sched_yield``),
+~0.1 ms of work. A gateway woken on the writer's core can find itself not picked at
+that instant: Linux's scheduler (EEVDF) then lets the running task go on until it
+sleeps, yields or the next timer tick (4 ms at 250 Hz), and 256 lines took ~1.8 ms
+without a pause. At 9,000 requests/s with the writer beside the gateway (indexer off,
+``bench/lograte.py --baseline``, 27 Nov 14:51, 3 rounds), p99 1.47–1.59 ms against
+1.96–2.13 without the pauses and 1.28–4.55 with the log off; the gateway's time waiting
+runnable for its core 0.04–0.07 s per 10 s against 0.07–0.08. The rescuer does not
+pause: it runs when the gateway leaves no CPU, and must keep up."""
 
 
 def frame(payload: Any) -> bytes:
@@ -127,7 +141,12 @@ class Writer:
             ),
             pid=pid,
         )
-        self.formatter = logschema.AccessFormatter(str(config["project_id"]), pid=pid)
+        self.formatter = logschema.AccessFormatter(
+            str(config["project_id"]), pid=pid, prefix=str(config.get("prefix", ""))
+        )
+        self._skip = 0
+        """Records still to come that a writer before this one had written already
+        (see :meth:`_resume`)."""
         self._reported_files = 0
         self._seq = 0
         """The last frame handled."""
@@ -136,10 +155,13 @@ class Writer:
         self._counts = [0, 0, 0]
         """Written, dropped, bytes since the last acknowledgement."""
 
-    def handle(self, messages: list[Any]) -> bool:
+    def handle(self, messages: list[Any], pause: Callable[[], object] | None = None) -> bool:
         """Write the records of ``messages``, in order, and count them for the next
-        acknowledgement (:meth:`ack`). Returns whether one was asked for now."""
-        block = self.formatter.block
+        acknowledgement (:meth:`ack`). Returns whether one was asked for now.
+
+        ``pause``, if given, is called after every :data:`_PAUSE_LINES` lines formatted
+        (the worker's ``sched_yield``)."""
+        block = self.formatter.block if pause is None else _pausing(self.formatter.block, pause)
         files = self.files
         written = dropped = size = 0
         failed: OSError | None = None
@@ -149,7 +171,16 @@ class Writer:
             if kind == "f":
                 urgent = True
                 continue
+            if kind == "s":
+                self._skip = min(self._resume(body["prefix"], body["base"]), body["records"])
+                continue
             records: Sequence[logschema.AccessValues] = body
+            if self._skip:
+                on_disk = min(self._skip, len(records))
+                self._skip -= on_disk
+                self.formatter.skip(on_disk)  # its counter counts every record taken
+                written += on_disk
+                records = records[on_disk:]
             if failed is not None:
                 dropped += len(records)
                 continue
@@ -162,6 +193,9 @@ class Writer:
                     written += on_disk
                     dropped += len(records) - start - on_disk
                     failed = exc
+                    # Lines were counted that are not on disk: the counter under this
+                    # prefix would tell a writer after us they were (see _resume).
+                    self.formatter.new_prefix()
                     break
                 written += len(chunk)
         if failed is not None:
@@ -171,6 +205,22 @@ class Writer:
         counts[1] += dropped
         counts[2] += size
         return urgent
+
+    def _resume(self, prefix: str, base: int) -> int:
+        """How many of the records sent again after a writer died that writer had
+        written: the highest insertId counter under ``prefix`` (the one the gateway
+        gave it) at the end of its files, less ``base``, the records it had
+        acknowledged. Zero if no file ends in one of its lines (it wrote none).
+
+        Sound because that writer formatted the records in the order sent, counting
+        each (those another writer had written too, :meth:`AccessFormatter.skip`),
+        wrote them in that order, and took a new prefix when a write failed."""
+        counters = [logschema.insert_id_counter(line, prefix) for line in self.files.last_lines()]
+        last = max((c for c in counters if c is not None), default=None)
+        if last is None:
+            return 0
+        on_disk = (last - base) & 0xFFFFFFFF
+        return on_disk if on_disk < 0x80000000 else 0  # behind base: not ours to skip
 
     @property
     def unacknowledged(self) -> bool:
@@ -186,6 +236,22 @@ class Writer:
         self._counts = [0, 0, 0]
         self._acked = self._seq
         return frame(("a", self._seq, written, dropped, size, opened))
+
+
+def _pausing(
+    block: Callable[[Sequence[logschema.AccessValues]], str], pause: Callable[[], object]
+) -> Callable[[Sequence[logschema.AccessValues]], str]:
+    """``block``, formatting :data:`_PAUSE_LINES` lines at a time with ``pause`` after
+    each piece."""
+
+    def paused(records: Sequence[logschema.AccessValues]) -> str:
+        pieces = []
+        for start in range(0, len(records), _PAUSE_LINES):
+            pieces.append(block(records[start : start + _PAUSE_LINES]))
+            pause()
+        return "".join(pieces)
+
+    return paused
 
 
 class _Loop:
@@ -221,8 +287,9 @@ class _Loop:
             except OSError:
                 self.reporting = False  # the gateway is gone: finish writing what we have
 
-    def step(self) -> int:
-        """One turn; returns the bytes read (-1: none, the turn acknowledged)."""
+    def step(self, pause: Callable[[], object] | None = None) -> int:
+        """One turn; returns the bytes read (-1: none, the turn acknowledged).
+        ``pause``: as :meth:`Writer.handle`'s."""
         writer = self.writer
         self.turns += 1
         if writer.unacknowledged:
@@ -235,7 +302,7 @@ class _Loop:
         self.buffer += memoryview(self.chunk)[:size]
         messages = frames(self.buffer)
         if messages and (
-            writer.handle(messages) or time.monotonic() - self.acked_at >= ACK_INTERVAL_S
+            writer.handle(messages, pause) or time.monotonic() - self.acked_at >= ACK_INTERVAL_S
         ):
             self.acknowledge()
         if not size:
@@ -257,7 +324,7 @@ class _Loop:
                     if self.done:
                         return
                     began = time.monotonic()
-                    size = self.step()
+                    size = self.step(os.sched_yield)
                 if 0 < size < _READ_BYTES:  # the pipe is drained: let frames gather
                     pause = began + PACE_S - time.monotonic()
                     if pause > 0:
