@@ -164,6 +164,57 @@ def test_killed_writer_is_restarted_and_the_gateway_keeps_serving(tmp_path: Path
     run(main())
 
 
+def test_frames_lost_by_two_writers_are_counted_and_the_rest_sent_again(tmp_path: Path) -> None:
+    """A writer is stopped, then killed, with 2,700 records unacknowledged: they go to
+    the next writer, which is stopped before it reads anything; 300 more records go
+    after them; then it is killed too. The 2,700 are not sent a third time (a record
+    that kills writers would kill them all): counted dropped. The 300 go to a third
+    writer and are written. Signals stand for a crash: a writer is stopped so that
+    what it holds is known."""
+
+    async def main() -> None:
+        async with FakeUpstream() as up:
+            t = tables.route_table([tables.route("r", "b")], [tables.backend("b", up.address)])
+            async with gateway.serve(t, access_log_dir=tmp_path) as (gw, addr):
+                log = gw.access_log
+                c = await RawClient.connect(addr)
+
+                async def requests(first: int, last: int) -> None:
+                    for i in range(first, last):
+                        assert (await c.request(target=f"/k?i={i}")).status == 200
+
+                await requests(0, 300)
+                await log.flush()
+                first = log.writer_pid
+                assert first is not None
+                os.kill(first, signal.SIGSTOP)
+                await requests(300, 3000)
+                await asyncio.sleep(0.2)  # handed over: in its pipe, unacknowledged
+                os.kill(first, signal.SIGKILL)
+                os.kill(first, signal.SIGCONT)
+                async with asyncio.timeout(10):
+                    while log.writer_pid in (None, first):
+                        await asyncio.sleep(0.001)
+                second = log.writer_pid
+                os.kill(second, signal.SIGSTOP)  # still starting Python: it read nothing
+                await requests(3000, 3300)
+                await asyncio.sleep(0.2)
+                os.kill(second, signal.SIGKILL)
+                os.kill(second, signal.SIGCONT)
+                async with asyncio.timeout(10):
+                    while log.writer_pid in (None, second):
+                        await asyncio.sleep(0.01)
+                await c.close()
+                await log.flush()
+            stats = log.stats
+        assert (stats.written, stats.dropped, stats.restarts) == (600, 2700, 2)
+        urls = sorted(url[url.index("/k?") :] for url in _urls(tmp_path))
+        want = [f"/k?i={i}" for i in [*range(300), *range(3000, 3300)]]
+        assert urls == sorted(want)
+
+    run(main())
+
+
 async def _serve(
     config: Path, logs: Path, *extra: str
 ) -> tuple[asyncio.subprocess.Process, tuple[str, int]]:

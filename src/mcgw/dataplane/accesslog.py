@@ -652,12 +652,15 @@ class AccessLog:
         # Not while it may still be running (a write of its could land after the next
         # writer has looked at the files), nor when closing.
         gone = proc.returncode is not None
-        resent = not self._closing and gone and self._resend(writer)
-        if not resent:
+        outcome = self._resend(writer) if gone and not self._closing else None
+        if outcome is None:
             lost += sum(frame.records for frame in writer.in_flight)
             if writer.in_flight:
                 self._settle(writer.in_flight[-1].seq)
-        again = sum(frame.records for frame in writer.in_flight) if resent else 0
+            again = 0
+        else:
+            again, twice = outcome
+            lost += twice
         if self._closing and proc.returncode == 0 and not lost:
             return
         self.stats.dropped += lost
@@ -686,28 +689,41 @@ class AccessLog:
             self._settle(frame.seq)
         return lost
 
-    def _resend(self, writer: _Writer) -> bool:
+    def _resend(self, writer: _Writer) -> tuple[int, int] | None:
         """Queue again, first, the frames a dead writer had not acknowledged, behind a
         frame that tells the next writer which of their records the dead one wrote: as
         it counts the records it takes, in the order sent, in its insertIds, its last
         insertId's counter less the records it acknowledged is how many
-        (:meth:`logwriter.Writer.handle`). Not when it reported records dropped, nor
-        for frames already sent again once (a record that kills writers would kill
-        them all). Returns whether it did."""
-        frames = writer.in_flight
-        if not frames or not writer.clean or any(frame.resent for frame in frames):
-            return False
-        # Numbered as the last frame acknowledged: the next writer's acknowledgement of
-        # it settles nothing new (a higher number would settle the frames behind it).
-        seq = frames[0].seq - 1
-        records = sum(frame.records for frame in frames)
-        resume = {"prefix": writer.prefix, "base": writer.acked & 0xFFFFFFFF, "records": records}
+        (:meth:`logwriter.Writer.handle`).
+
+        Frames it had been sent again (they come first) are lost a second time and not
+        sent a third (a record that kills writers would kill them all); the rest are
+        sent again past them: the dead writer took those only after taking all of
+        them, and counted them. Returns the records sent again and those lost; None,
+        sending nothing again, when it reported records dropped (its counter then
+        skipped)."""
+        if not writer.clean:
+            return None
+        frames = list(writer.in_flight)
+        twice = [frame for frame in frames if frame.resent]
+        fresh = frames[len(twice) :]
+        lost = sum(frame.records for frame in twice)
+        if twice:
+            self._settle(twice[-1].seq)
+        if not fresh:
+            return 0, lost
+        # Numbered as the last frame settled: the next writer's acknowledgement of it
+        # settles nothing new (a higher number would settle the frames behind it).
+        seq = fresh[0].seq - 1
+        records = sum(frame.records for frame in fresh)
+        base = (writer.acked + lost) & 0xFFFFFFFF
+        resume = {"prefix": writer.prefix, "base": base, "records": records}
         again = [_Frame(seq, 0, logwriter.frame(("s", seq, resume)), resent=True)]
-        for frame in frames:
+        for frame in fresh:
             again.append(_Frame(frame.seq, frame.records, frame.data, resent=True))
         self._queue.extendleft(reversed(again))
         self._queued_bytes += sum(len(frame.data) for frame in again)
-        return True
+        return records, lost
 
 
 def _plain(value: object) -> object:
