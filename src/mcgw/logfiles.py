@@ -102,6 +102,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _tail(file: BinaryIO) -> tuple[int, bytes]:
+    """The size of ``file`` and its last :data:`_MEND_WINDOW` bytes (all, if smaller)."""
+    size = file.seek(0, os.SEEK_END)
+    file.seek(max(0, size - _MEND_WINDOW))
+    return size, file.read()
+
+
 class RotatingFiles:
     """Appends batches of lines to size-rotated files; used by one thread only.
 
@@ -235,10 +242,8 @@ class RotatingFiles:
             return 0
         try:
             with own[-1].open("r+b") as file:
-                size = file.seek(0, os.SEEK_END)
-                tail = min(size, _MEND_WINDOW)
-                file.seek(size - tail)
-                data = file.read(tail)
+                size, data = _tail(file)
+                tail = len(data)
                 if not data or data.endswith(b"\n"):
                     return 0
                 end = data.rfind(b"\n")
@@ -259,17 +264,14 @@ class RotatingFiles:
         for path in self._own():
             try:
                 with path.open("rb") as file:
-                    size = file.seek(0, os.SEEK_END)
-                    tail = min(size, _MEND_WINDOW)
-                    file.seek(size - tail)
-                    data = file.read(tail)
+                    size, data = _tail(file)
             except OSError:
                 continue
             end = data.rfind(b"\n")
             if end < 0:
                 continue
             start = data.rfind(b"\n", 0, end) + 1
-            if start or tail == size:
+            if start or len(data) == size:
                 out.append(data[start : end + 1])
         return out
 

@@ -392,10 +392,12 @@ class AccessFormatter:
         self._pid = os.getpid() if pid is None else pid
         """The gateway worker named in ``labels.worker_pid`` (the log writer process
         formats for the worker that started it)."""
-        self._prefix = prefix or new_insert_id_prefix()
+        self._prefix = ""
         """Every insertId's start (the counter follows, :func:`insert_id_counter`)."""
+        self._open = ""
+        """Every line's start, up to its insertId's counter."""
+        self.new_prefix(prefix)
         self._traces = ',"trace":' + _q(f"projects/{project_id}/traces/")[:-1]
-        self._open = f'{{"insertId":"{self._prefix}'
         self._seq = 0
         self._seconds = _Seconds()
         self._decimals = _Decimals()
@@ -463,12 +465,12 @@ class AccessFormatter:
         """One LogEntry as compact JSON, without the newline."""
         return self.block((r,))[:-1]
 
-    def new_prefix(self) -> None:
-        """Start the insertIds afresh under a new random prefix: the counter under the
-        old one no longer says how many records were written (see
-        :mod:`mcgw.dataplane.logwriter`)."""
-        self._prefix = new_insert_id_prefix()
-        self._open = f'{{"insertId":"{self._prefix}'
+    def new_prefix(self, prefix: str = "") -> None:
+        """Start the insertIds under ``prefix`` (a new random one by default), e.g. when
+        the counter under the old one no longer says how many records were written
+        (see :mod:`mcgw.dataplane.logwriter`)."""
+        self._prefix = prefix or new_insert_id_prefix()
+        self._open = _LINE_START.decode() + self._prefix
 
     def skip(self, n: int) -> None:
         """Count ``n`` records as formatted without formatting them (another writer
