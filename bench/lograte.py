@@ -22,6 +22,16 @@ write-back of its first ~30 s, all alike):
 * ``index-cpu0``: as ``on``, with the indexer on CPU 0 (``MCGW_LOG_INDEXER_CPUS=0``),
   beside the load generator and the backend rather than the gateway: the remedy the
   README names for a gateway that needs its core;
+* ``spin`` / ``spin-mem``: as ``off``, with a neighbour at the log's priority on the
+  gateway's core (``SCHED_IDLE``, nice 19, in the gateway's session, as the writer and
+  the indexer run) that never sleeps: a bare loop, or one copying 16 MiB from buffer
+  to buffer (32 MiB touched a turn, the L3 cache of the VM of 27 Nov, as a DuckDB
+  parse sweeps through memory). What any work in the gateway core's idle time costs
+  the requests, whoever does it: the floor under the log's cost on a shared core;
+  ``spin-alloc``: one that allocates, fills and frees 64 MiB a turn (page faults and
+  the kernel's freeing, as DuckDB's passes have);
+* ``on-shm``: as ``on``, its log directory on ``/dev/shm`` (memory): no disk writes,
+  neither the log's nor the indexer's cache;
 * ``sampled``: as ``on``, with a GCPBackendPolicy logging one request in ten
   (``sampleRate: 100000``): the gateway leaves the others out before making a record;
 * ``nginx-off`` / ``nginx-on``: nginx as the proxy on CPU 1 instead, its access log off
@@ -52,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -73,14 +84,33 @@ FLAGS = {
     "no-index": ["--no-log-index"],
     "sampled": [],
     "index-cpu0": [],
+    "spin": ["--no-access-log"],
+    "spin-mem": ["--no-access-log"],
+    "spin-alloc": ["--no-access-log"],
+    "on-shm": [],
 }
+IN_MEMORY = frozenset({"on-shm"})
+"""Variants whose log directory is on ``/dev/shm``."""
 ENVS = {"index-cpu0": {"MCGW_LOG_INDEXER_CPUS": "0"}}
 """Variants that differ from ``on`` in the environment only."""
+_IDLE = "import os; os.nice(19); os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))"
+SPINNERS = {
+    "spin": f"{_IDLE}  # lograte spinner\nwhile True: pass",
+    "spin-mem": f"{_IDLE}  # lograte spinner\n"
+    "src, dst = bytearray(16 << 20), bytearray(16 << 20)\nwhile True: dst[:] = src",
+    "spin-alloc": f"{_IDLE}  # lograte spinner\nwhile True: bytearray(64 << 20)",
+}
+"""The neighbours of the ``spin`` variants (Python source), started beside the gateway."""
 SAMPLED = tm.logging_policy("app", 100_000)
 """The ``sampled`` variant's policy, added to proxy.py's manifests (Service ``app``)."""
 NGINX = {"nginx-off": False, "nginx-on": True}
 """The peer's variants: whether nginx, as the proxy, writes its access log."""
-ROLES = (("gateway", ""), ("writer", "mcgw.dataplane.logwriter"), ("indexer", " logs index"))
+ROLES = (
+    ("gateway", ""),
+    ("writer", "mcgw.dataplane.logwriter"),
+    ("indexer", " logs index"),
+    ("spinner", "# lograte spinner"),
+)
 COLUMNS = (
     *(role for role, _ in ROLES),
     *("cpu0 busy", "cpu1 busy", "steal", "gateway waited", "others waited"),
@@ -179,10 +209,19 @@ def measure(
     name: str, argv: list[str], env: dict[str, str], port: int, work: Path, args: argparse.Namespace
 ) -> tuple[proxy.Result, dict[str, float]]:
     command = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
+    spinner = SPINNERS.get(name.removeprefix("base-"))
+    if spinner is not None:
+        # Started by a shell that then becomes the gateway: the spinner is in the
+        # gateway's session (Linux shares CPU between sessions first, autogroup) and its
+        # process group, which proxy.process stops by its PID.
+        script = f'{shlex.quote(sys.executable)} -c {shlex.quote(spinner)} & exec "$@"'
+        command = ["sh", "-c", script, "sh", *command]
     with proxy.process(proxy.pinned(1, command), port, work / f"{name}.out") as proc:
         wanted = {"gateway"} | ({"writer"} if "--no-access-log" not in argv else set())
         if "--no-access-log" not in argv and "--no-log-index" not in argv:
             wanted.add("indexer")
+        if spinner is not None:
+            wanted.add("spinner")
         roles: dict[str, int] = {}
         deadline = time.monotonic() + 10
         while not wanted <= roles.keys() and time.monotonic() < deadline:
@@ -264,8 +303,9 @@ def render(rows: dict[str, Rounds], args: argparse.Namespace, started: datetime)
         "Spreads are lowest–highest over the rounds; CPU is seconds per 10 s.",
         "",
         "| variant | p50 ms | p90 ms | p99 ms | p99.9 ms | dropped | gateway CPU | writer CPU "
-        "| indexer CPU | CPU 0 busy | CPU 1 busy | steal | gateway waited | others waited |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| indexer CPU | spinner CPU | CPU 0 busy | CPU 1 busy | steal | gateway waited "
+        "| others waited |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
         cpu = [_spread(r.cpu.get(role, [])) for role in COLUMNS]
@@ -303,7 +343,10 @@ def main() -> int:
             variants[f"base-{v}"] = (FLAGS[v], base)
     peers = [v for v in args.variants.split(",") if v in NGINX]
     rows = {name: Rounds() for name in [*variants, *peers]}
-    with tempfile.TemporaryDirectory(prefix="mcgw-lograte-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="mcgw-lograte-") as tmp,
+        tempfile.TemporaryDirectory(prefix="mcgw-lograte-", dir="/dev/shm") as shm,
+    ):
         work = Path(tmp)
         backend_port, port = proxy.free_port(), proxy.free_port()
         conf = proxy.nginx_conf(work, "backend", proxy.backend_server(backend_port))
@@ -337,7 +380,8 @@ def main() -> int:
                     config = sampled if name.endswith("sampled") else manifests
                     argv = [sys.executable, "-m", "mcgw", "serve", "-f", str(config)]
                     argv += ["--no-watch", "--bind", "127.0.0.1", "--port-map", f"80:{port}"]
-                    argv += ["--log-dir", str(work / f"logs-{name}-{i}"), *flags]
+                    logs = Path(shm if name.removeprefix("base-") in IN_MEMORY else work)
+                    argv += ["--log-dir", str(logs / f"logs-{name}-{i}"), *flags]
                     result, cpu = measure(name, argv, env, port, work, args)
                     _record(rows[name], name, i, result, cpu)
     proxy.save_report("lograte", render(rows, args, started), started)

@@ -215,6 +215,64 @@ def test_frames_lost_by_two_writers_are_counted_and_the_rest_sent_again(tmp_path
     run(main())
 
 
+def test_frames_sent_again_that_no_writer_took_are_counted_lost_with_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writer dies with a full pipe; its frames go to the next one, whose pipe is
+    smaller than they are, so some of them still wait in the gateway when it dies in
+    turn. Those are lost with the ones in its pipe (what to skip of them went with it:
+    sent to a third writer they could be written twice), and the third writer gets
+    what came after. Writers are stopped before they read anything (still starting
+    Python) and killed: a crash with a known pipe. The second one's pipe is the OS's
+    default 64 KiB, as where the 1 MiB pipe the gateway asks for is refused."""
+    total = 20_000  # ~190 bytes each in frames, 3.6 MiB: a pipe full, the rest behind it
+
+    async def next_writer(log: accesslog.AccessLog, after: int) -> int:
+        async with asyncio.timeout(10):
+            while log.writer_pid in (None, after):
+                await asyncio.sleep(0.001)
+        pid = log.writer_pid
+        assert pid is not None
+        return pid
+
+    def kill(pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGCONT)
+
+    async def main() -> None:
+        log = accesslog.AccessLog(tmp_path, "p", flush_interval_s=0.01)
+        await log.start()
+        first = log.writer_pid
+        assert first is not None
+        os.kill(first, signal.SIGSTOP)
+        for i in range(total):
+            log.write(tuple(record(i)))
+            if i % 500 == 499:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # its pipe full, the rest queued
+        monkeypatch.setattr(accesslog, "_PIPE_BYTES", 64 * 1024)
+        kill(first)
+        second = await next_writer(log, first)
+        os.kill(second, signal.SIGSTOP)
+        await asyncio.sleep(0.2)  # 64 KiB of the frames sent again in its pipe
+        kill(second)
+        await next_writer(log, second)
+        await log.flush()
+        await log.close()
+        assert (log.stats.restarts, log.stats.written + log.stats.dropped) == (2, total)
+
+    with caplog.at_level("ERROR", logger=accesslog.__name__):
+        run_long(main())
+    ended = [re.search(r"(\d+) records lost, (\d+) sent again", m) for m in caplog.messages]
+    (lost_first, again), (lost_second, again_second) = [m.groups() for m in ended if m]
+    sent_again = int(again)
+    assert (int(lost_first), int(again_second)) == (0, 0)
+    # Everything the first writer held is lost, once; everything after it written.
+    assert 1000 < sent_again < total // 2  # more than a 64 KiB pipe holds
+    assert int(lost_second) == sent_again
+    assert _urls(tmp_path) == _want(total)[sent_again:]
+
+
 async def _serve(
     config: Path, logs: Path, *extra: str
 ) -> tuple[asyncio.subprocess.Process, tuple[str, int]]:
