@@ -46,6 +46,7 @@ class RawClient:
         self._head_request = False
         self._parser = httptools.HttpResponseParser(self)
         self.eof = False
+        self._broken = False
 
     @classmethod
     async def connect(cls, address: tuple[str, int]) -> RawClient:
@@ -88,7 +89,7 @@ class RawClient:
         self._head_request = head
         async with asyncio.timeout(timeout_s):
             while not self._ready:
-                data = await self._reader.read(65536)
+                data = await self._read()
                 if not data:
                     self.eof = True
                     if self._cur.status and not self._ready and self._close_delimited():
@@ -104,12 +105,30 @@ class RawClient:
         """Wait until the peer closes; return True if it did within ``timeout_s``."""
         try:
             async with asyncio.timeout(timeout_s):
-                while await self._reader.read(65536):
+                while await self._read():
                     pass
         except (TimeoutError, ConnectionError):
             return False
         self.eof = True
         return True
+
+    async def _read(self) -> bytes:
+        """The next bytes received; b"" at the end.
+
+        A write that failed (the peer had closed: a request sent after ``Connection:
+        close``) leaves asyncio's reader refusing every read, even of bytes received
+        before, such as the response that said close: those are taken from its buffer
+        first, then the connection is at its end."""
+        if self._broken:
+            return b""
+        try:
+            return await self._reader.read(65536)
+        except ConnectionError:
+            self._broken = True
+            buffered: bytearray = getattr(self._reader, "_buffer", bytearray())
+            data = bytes(buffered)
+            buffered.clear()
+            return data
 
     async def close(self) -> None:
         self._writer.close()
