@@ -205,11 +205,16 @@ def _roles(pid: int) -> dict[str, int]:
     return found
 
 
+def _variant(name: str) -> str:
+    """The variant a run is of, either tree's (``base-on`` is ``on``)."""
+    return name.removeprefix("base-")
+
+
 def measure(
     name: str, argv: list[str], env: dict[str, str], port: int, work: Path, args: argparse.Namespace
 ) -> tuple[proxy.Result, dict[str, float]]:
     command = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
-    spinner = SPINNERS.get(name.removeprefix("base-"))
+    spinner = SPINNERS.get(_variant(name))
     if spinner is not None:
         # Started by a shell that then becomes the gateway: the spinner is in the
         # gateway's session (Linux shares CPU between sessions first, autogroup) and its
@@ -380,7 +385,7 @@ def main() -> int:
                     config = sampled if name.endswith("sampled") else manifests
                     argv = [sys.executable, "-m", "mcgw", "serve", "-f", str(config)]
                     argv += ["--no-watch", "--bind", "127.0.0.1", "--port-map", f"80:{port}"]
-                    logs = Path(shm if name.removeprefix("base-") in IN_MEMORY else work)
+                    logs = Path(shm if _variant(name) in IN_MEMORY else work)
                     argv += ["--log-dir", str(logs / f"logs-{name}-{i}"), *flags]
                     result, cpu = measure(name, argv, env, port, work, args)
                     _record(rows[name], name, i, result, cpu)

@@ -81,6 +81,24 @@ async def _wait_gone(pid: int, timeout_s: float) -> None:
             await asyncio.sleep(0.02)
 
 
+async def _next_writer(log: accesslog.AccessLog, after: int) -> int:
+    """The pid of the writer started after ``after`` died, as soon as it is there (a
+    new writer is still starting Python for tens of milliseconds: stopped at once, it
+    has read nothing)."""
+    async with asyncio.timeout(10):
+        while log.writer_pid in (None, after):
+            await asyncio.sleep(0.001)
+    pid = log.writer_pid
+    assert pid is not None
+    return pid
+
+
+def _crash(pid: int) -> None:
+    """Kill a writer, stopped or not (SIGCONT lets a stopped one take the kill)."""
+    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGCONT)
+
+
 def test_writer_process_loses_nothing_under_load_and_rotation(tmp_path: Path) -> None:
     tasks, per_task = 20, 1000
 
@@ -146,11 +164,8 @@ def test_killed_writer_is_restarted_and_the_gateway_keeps_serving(tmp_path: Path
 
                 await asyncio.wait_for(asyncio.gather(*(client(n) for n in range(connections))), 60)
                 await _wait_gone(first, 5)
-                async with asyncio.timeout(10):
-                    while gw.access_log.writer_pid in (None, first):
-                        await asyncio.sleep(0.02)
-                second = gw.access_log.writer_pid
-                assert second is not None and _alive(second)
+                second = await _next_writer(gw.access_log, first)
+                assert _alive(second)
             stats = gw.access_log.stats
         assert not _alive(second)
         assert stats.restarts == 1
@@ -190,20 +205,13 @@ def test_frames_lost_by_two_writers_are_counted_and_the_rest_sent_again(tmp_path
                 os.kill(first, signal.SIGSTOP)
                 await requests(300, 3000)
                 await asyncio.sleep(0.2)  # handed over: in its pipe, unacknowledged
-                os.kill(first, signal.SIGKILL)
-                os.kill(first, signal.SIGCONT)
-                async with asyncio.timeout(10):
-                    while log.writer_pid in (None, first):
-                        await asyncio.sleep(0.001)
-                second = log.writer_pid
+                _crash(first)
+                second = await _next_writer(log, first)
                 os.kill(second, signal.SIGSTOP)  # still starting Python: it read nothing
                 await requests(3000, 3300)
                 await asyncio.sleep(0.2)
-                os.kill(second, signal.SIGKILL)
-                os.kill(second, signal.SIGCONT)
-                async with asyncio.timeout(10):
-                    while log.writer_pid in (None, second):
-                        await asyncio.sleep(0.01)
+                _crash(second)
+                await _next_writer(log, second)
                 await c.close()
                 await log.flush()
             stats = log.stats
@@ -227,18 +235,6 @@ def test_frames_sent_again_that_no_writer_took_are_counted_lost_with_the_rest(
     default 64 KiB, as where the 1 MiB pipe the gateway asks for is refused."""
     total = 20_000  # ~190 bytes each in frames, 3.6 MiB: a pipe full, the rest behind it
 
-    async def next_writer(log: accesslog.AccessLog, after: int) -> int:
-        async with asyncio.timeout(10):
-            while log.writer_pid in (None, after):
-                await asyncio.sleep(0.001)
-        pid = log.writer_pid
-        assert pid is not None
-        return pid
-
-    def kill(pid: int) -> None:
-        os.kill(pid, signal.SIGKILL)
-        os.kill(pid, signal.SIGCONT)
-
     async def main() -> None:
         log = accesslog.AccessLog(tmp_path, "p", flush_interval_s=0.01)
         await log.start()
@@ -251,12 +247,12 @@ def test_frames_sent_again_that_no_writer_took_are_counted_lost_with_the_rest(
                 await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)  # its pipe full, the rest queued
         monkeypatch.setattr(accesslog, "_PIPE_BYTES", 64 * 1024)
-        kill(first)
-        second = await next_writer(log, first)
+        _crash(first)
+        second = await _next_writer(log, first)
         os.kill(second, signal.SIGSTOP)
         await asyncio.sleep(0.2)  # 64 KiB of the frames sent again in its pipe
-        kill(second)
-        await next_writer(log, second)
+        _crash(second)
+        await _next_writer(log, second)
         await log.flush()
         await log.close()
         assert (log.stats.restarts, log.stats.written + log.stats.dropped) == (2, total)
