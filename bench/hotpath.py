@@ -166,17 +166,17 @@ def main() -> None:
     pool.give(up)
     client = protocol.ClientConnection(ctx, tables.LISTENER)
     client.connection_made(FakeTransport(("127.0.0.1", 40000)))  # type: ignore[arg-type]
-    batch = log._batch
 
     def exchange() -> None:
         client.data_received(REQUEST)
         up.data_received(RESPONSE)
-        if len(batch) > 10000:
-            del batch[:]
+        if len(log._queue) > 1000:  # frames nobody takes (no writer): let them go
+            log._queue.clear()
+            log._queued_bytes = 0
 
     exchange()
-    assert batch, "the exchange did not complete"
-    record = batch[-1]
+    assert log._batch, "the exchange did not complete"
+    record = log._batch[-1]
     assert logschema.AccessRecord(*record).status == 200, record
     results["exchange"] = per_op(exchange, seconds)
 

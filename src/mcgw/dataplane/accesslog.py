@@ -1,12 +1,13 @@
 """The gateway's access log: one Cloud-Logging-shaped JSON line per request.
 
 The request path pays for one ``list.append`` of an :class:`mcgw.logschema.AccessRecord`'s
-values (a plain tuple) and one comparison of the time it already read. The first record
-of a batch sets when the batch is due (``flush_interval_s`` later: 50 ms,
-:data:`FLUSH_INTERVAL_S`); the first record written after that wakes the flusher task,
-which takes the whole batch (swapping the list) and hands it, as frames of
-:data:`_FRAME_RECORDS` ``marshal``-ed tuples with a loop turn between them, to a writer
-*process* of its own through a pipe
+values (a plain tuple) and one comparison of the time it already read; every
+:data:`_FRAME_RECORDS`-th record also ``marshal``-s itself and the records before it
+into a frame, so a record is turned into bytes within milliseconds of being made, not
+at the end of its batch. The first record of a batch sets when the batch is due
+(``flush_interval_s`` later: 50 ms, :data:`FLUSH_INTERVAL_S`); the first record written
+after that wakes the flusher task, which frames what is left and hands the batch's
+frames to a writer *process* of its own through a pipe
 (:mod:`mcgw.dataplane.logwriter`). A timer, armed only while records wait, sends the
 last batch when traffic stops. So under load the hand-over rides on the loop's own
 turns and an idle gateway is never woken for its log (a wake-up costs this VM about
@@ -92,13 +93,17 @@ measured p90 3.0–4.3 ms against 1.63–1.97 at 10 ms). 200 ms measured no chea
 _NO_BATCH = float("-inf")
 _KICKED = float("inf")
 _FRAME_RECORDS = 32
-"""Records per frame. Framing holds the loop (~0.6 µs a record: the tuples,
-``marshal.dumps``, the pipe write), and requests get a turn between frames, so a frame
-is what a request can be held up by: ~20 µs. At 256 a 50 ms batch at 4,500 requests/s
-was one frame, a ~0.15 ms hold, and it showed at p99 (``bench/lograte.py``, 27 Nov
-05:51, 4 rounds, both trees in each, no indexer): p99 0.72–0.78 ms with 256, 0.61–0.66
-with 32, lower by 0.08–0.13 in every round and within the log-off runs; the gateway's
-CPU the same."""
+"""Records per frame, framed by the write that completes it. A frame holds the loop
+~15–40 µs (``marshal.dumps`` of 32 records, 0.4 µs a record warm, ~1.1 measured in the
+gateway at 9,000 requests/s), so that is what a request can be held up by; at 256 a
+frame held it ~0.15 ms, which showed at p99 (``bench/lograte.py``, 27 Nov 05:51, 4
+rounds: p99 0.61–0.66 ms with 32 against 0.72–0.78, lower in every round). Framed as
+they come rather than at the end of a batch, the records the gateway holds are at most
+32 tuples, not a batch of them: at saturation a 50 ms batch was ~1,500 tuples, each
+living through several of the GC's young collections, and the gateway served 11.6 %
+more requests/s with its log on framing as they come (``bench/logcost.py --rounds 5
+--baseline``, 27 Nov 19:03: 27,581 against 24,714, more in each of 5 rounds; log off
+31,079 against 30,661)."""
 _MAX_QUEUED_BYTES = 64 * 1024 * 1024
 """Frames waiting for the pipe beyond this are dropped (and counted): a writer that
 cannot keep up must not take the gateway's memory."""
@@ -194,7 +199,6 @@ class AccessLog:
         "_queued_bytes",
         "_restart",
         "_retention",
-        "_sending",
         "_seq",
         "_settled",
         "_stop",
@@ -245,7 +249,6 @@ class AccessLog:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._writer: _Writer | None = None
         self._restart: asyncio.TimerHandle | None = None
-        self._sending: asyncio.Lock | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
@@ -330,7 +333,10 @@ class AccessLog:
         ``now`` is ``time.monotonic()`` if the caller has it at hand (the request path
         does): it tells whether the batch is due."""
         if self._enabled:
-            self._batch.append(record)
+            batch = self._batch
+            batch.append(record)
+            if len(batch) >= _FRAME_RECORDS:
+                self._frame()
             if now is None:
                 now = time.monotonic()
             if now >= self._due:
@@ -368,7 +374,7 @@ class AccessLog:
             self._spawn()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        if self._batch:
+        if self._batch or self._queue:
             self._wake.set()  # written before start
         self._flusher = asyncio.get_running_loop().create_task(
             self._run(self._stop), name="access-log flusher"
@@ -377,7 +383,7 @@ class AccessLog:
     async def flush(self) -> None:
         """Write every record queued so far; return once the writer has them on disk
         (or the one started after it died does, or they are counted dropped)."""
-        await self._send()
+        self._send()
         target = self._seq
         if self._settled >= target:
             return
@@ -434,30 +440,25 @@ class AccessLog:
         while not stop.is_set():
             await wake.wait()
             wake.clear()
-            await self._send()
+            self._send()
 
     # -- handing records over --------------------------------------------------------
 
-    async def _send(self) -> None:
-        """Frame the batch for the writer, :data:`_FRAME_RECORDS` at a time."""
-        if self._sending is None:
-            self._sending = asyncio.Lock()
-        # Batches go out whole and in order; flush() waits here for one in progress.
-        async with self._sending:
-            if not self._batch:
-                return
-            batch, self._batch = self._batch, []
-            # Records written from here on start the next batch.
-            self._due = _NO_BATCH
-            self._disarm()
-            if self._writer is None and self._restart is None:
-                self._spawn()
-            for start in range(0, len(batch), _FRAME_RECORDS):
-                if start:
-                    await asyncio.sleep(0)  # a turn for requests between frames
-                # Plain tuples go as they are (tuple() of one is the same object).
-                self._enqueue("r", list(map(tuple, batch[start : start + _FRAME_RECORDS])))
-                self._pump()
+    def _frame(self) -> None:
+        """Frame the records not yet framed; the frame waits for the next hand-over."""
+        batch, self._batch = self._batch, []
+        self._enqueue("r", batch)
+
+    def _send(self) -> None:
+        """Hand the batch to the writer: frame what is left of it and fill the pipe."""
+        # Records written from here on start the next batch.
+        self._due = _NO_BATCH
+        self._disarm()
+        if self._batch:
+            self._frame()
+        if self._queue and self._writer is None and self._restart is None:
+            self._spawn()
+        self._pump()
 
     def _enqueue(self, kind: str, body: Sequence[tuple[object, ...]] | dict[str, object]) -> None:
         records = len(body) if kind == "r" else 0
@@ -468,7 +469,8 @@ class AccessLog:
         self._seq += 1
         try:
             data = logwriter.frame((kind, self._seq, body))
-        except ValueError:  # a str/int subclass somewhere: marshal takes exact types only
+        except ValueError:  # marshal takes exact types only: an AccessRecord (a tuple
+            # subclass, as tests and tools write), a str or int subclass somewhere
             data = logwriter.frame((kind, self._seq, _plain(body)))
         self._queue.append(_Frame(self._seq, records, data))
         self._queued_bytes += len(data)

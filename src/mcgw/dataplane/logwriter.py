@@ -4,8 +4,8 @@ sends it (``python -m mcgw.dataplane.logwriter <config JSON>``).
 Formatting a LogEntry line costs the CPU five times what handing the record over does;
 done in a thread of the gateway it held the GIL against the event loop and tripled the
 gateway's p99. Here it runs in a process of its own, which the kernel schedules like
-any other, so the gateway's share per request is one ``list.append`` and, per batch,
-one ``marshal.dumps`` and one pipe write (:mod:`mcgw.dataplane.accesslog`).
+any other, so the gateway's share per request is one ``list.append``, per 32 records
+one ``marshal.dumps``, and per batch the pipe writes (:mod:`mcgw.dataplane.accesslog`).
 
 Wire (both ways): frames of a 4-byte big-endian length and a ``marshal`` payload.
 
