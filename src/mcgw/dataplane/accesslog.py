@@ -100,10 +100,10 @@ frame held it ~0.15 ms, which showed at p99 (``bench/lograte.py``, 27 Nov 05:51,
 rounds: p99 0.61–0.66 ms with 32 against 0.72–0.78, lower in every round). Framed as
 they come rather than at the end of a batch, the records the gateway holds are at most
 32 tuples, not a batch of them: at saturation a 50 ms batch was ~1,500 tuples, each
-living through several of the GC's young collections, and the gateway served 11.6 %
-more requests/s with its log on framing as they come (``bench/logcost.py --rounds 5
---baseline``, 27 Nov 19:03: 27,581 against 24,714, more in each of 5 rounds; log off
-31,079 against 30,661)."""
+living through several of the GC's young collections, and with its log on the gateway
+served 4–12 % more requests/s framing as they come (``bench/logcost.py --rounds 5
+--baseline``, 27 Nov 19:03 and 19:39: 27,581 against 24,714 and 23,239 against 22,319,
+more in 9 rounds of 10; log off 31,079 against 30,661 and 30,232 against 31,332)."""
 _MAX_QUEUED_BYTES = 64 * 1024 * 1024
 """Frames waiting for the pipe beyond this are dropped (and counted): a writer that
 cannot keep up must not take the gateway's memory."""
