@@ -326,19 +326,27 @@ async def timed_requests(address: tuple[str, int], count: int) -> list[float]:
 
 
 def test_a_request_pays_one_round_trip_and_a_new_connection_two() -> None:
-    async def main() -> dict[float, list[float]]:
+    # Three connections through each relay: the bounds hold for the quickest first
+    # request, so one stall of the machine (a full suite on 2 cores once held a first
+    # request 150 ms) does not fail the test, and no delay can make a request quicker.
+    async def main() -> dict[float, list[list[float]]]:
         server = await http_server()
         relays = [await started(port_of(server), d) for d in (0.020, 0.060)]
         try:
-            return {r.link.one_way_s: await timed_requests(r.address, 4) for r in relays}
+            return {
+                r.link.one_way_s: [await timed_requests(r.address, 4) for _ in range(3)]
+                for r in relays
+            }
         finally:
             await asyncio.gather(*(r.close() for r in relays))
             server.close()
 
     seen = run(main())
-    for d, (first, *rest) in seen.items():
+    for d, connections in seen.items():
         rtt = 2 * d
-        assert 2 * rtt - 0.005 < first < 2 * rtt + 0.040, (d, first)
+        first = min(times[0] for times in connections)
+        rest = [t for times in connections for t in times[1:]]
+        assert 2 * rtt - 0.005 < first < 2 * rtt + 0.040, (d, connections)
         assert rtt - 0.005 < statistics.median(rest) < rtt + 0.030, (d, rest)
 
 
