@@ -360,3 +360,50 @@ def test_translations_are_remembered_per_statement(tmp_path: Path) -> None:
     assert query.run("SELECT 7 AS n", log_dir, dialect="duckdb").rows == ((7,),)
     ingest.clear_cache(log_dir)
     assert not (log_dir / ingest.TRANSLATIONS_NAME).exists()
+
+
+def test_format_timestamp_uses_its_time_zone(tmp_path: Path) -> None:
+    # The seed logs are at 04:0x UTC, 13:0x in Tokyo; without a zone BigQuery formats in UTC.
+    sql = (
+        'SELECT FORMAT_TIMESTAMP("%H:%M", MIN(timestamp), "Asia/Tokyo") AS tokyo, '
+        'FORMAT_TIMESTAMP("%H:%M", MIN(timestamp)) AS utc, '
+        'FORMAT_TIMESTAMP("%F %H:%M", MIN(timestamp), "America/Los_Angeles") AS la '
+        "FROM `p.global._Default._AllLogs` WHERE resource.type = 'k8s_container'"
+    )
+    result = query.run(sql, _logs(tmp_path, "seed_location"), cache=False)
+    earliest = query.run(
+        "SELECT MIN(timestamp) FROM `x._AllLogs` WHERE resource.type = 'k8s_container'",
+        _logs(tmp_path, "seed_location"),
+        cache=False,
+    ).rows[0][0]
+    assert result.rows == (
+        (
+            earliest.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M"),
+            earliest.astimezone(UTC).strftime("%H:%M"),
+            earliest.astimezone(ZoneInfo("America/Los_Angeles")).strftime("%Y-%m-%d %H:%M"),
+        ),
+    )
+    assert result.rows[0][0] != result.rows[0][1]
+
+
+def test_json_values_are_json_once_in_every_format(tmp_path: Path) -> None:
+    # resource.labels.zone is JSON (a JSON string), labels a JSON object, and resource
+    # a RECORD whose labels are JSON: none may come out as JSON quoted in JSON.
+    sql = (
+        "SELECT resource.labels.zone AS loc, labels, resource "
+        "FROM `p.global._Default._AllLogs` "
+        "WHERE resource.type = 'http_load_balancer' ORDER BY timestamp LIMIT 1"
+    )
+    result = query.run(sql, _logs(tmp_path, "access_by_cluster"), cache=False)
+    [row] = json.loads(query.format(result, "json"))
+    assert row["loc"] == "global"
+    assert row["labels"]["gateway"] == "store/external-http"
+    assert row["resource"]["type"] == "http_load_balancer"
+    assert row["resource"]["labels"]["zone"] == "global"
+    [header, cells] = list(csv.reader(io.StringIO(query.format(result, "csv"))))
+    assert header == ["loc", "labels", "resource"]
+    assert cells[0] == '"global"'  # a JSON string, shown as JSON, as Log Analytics does
+    assert json.loads(cells[1]) == row["labels"]
+    assert json.loads(cells[2]) == row["resource"]
+    table = query.format(result, "table").splitlines()[2]
+    assert '"zone":"global"' in table and '\\"' not in table

@@ -100,3 +100,23 @@ def test_tail_filters_and_follows(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert out.splitlines() == [line for line in out.splitlines() if " 503 GET " in line]
     assert len(out.splitlines()) == 1
+
+
+def test_a_reader_that_goes_away_ends_tail_quietly(tmp_path: Path) -> None:
+    # `mcgw logs tail | head -1`: far more than a pipe holds, and the reader leaves.
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    lines = (TESTDATA / "routing_events.jsonl").read_text().splitlines(keepends=True)
+    (log_dir / "access-many.jsonl").write_text("".join(lines * 100))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcgw", "logs", "tail", "-n", "4000", "--log-dir", str(log_dir)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"2023-11-30T")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 141  # as a shell reports a command ended by SIGPIPE
+    assert err == ""

@@ -11,8 +11,13 @@ sqlglot cannot know, by rewriting the parsed tree before DuckDB SQL is generated
 * ``JSON_VALUE(json)`` / ``JSON_VALUE(json, path)`` return STRING, ``JSON_QUERY`` JSON,
   and ``STRING()``, ``INT64()``, ``FLOAT64()``, ``BOOL()`` convert a JSON value.
 
-sqlglot already handles double-quoted string literals and ``TIMESTAMP(text, zone)``
-(a civil time in that zone → an instant).
+* ``FORMAT_TIMESTAMP(format, ts, zone)`` formats the instant's civil time in that
+  zone (sqlglot drops the zone for DuckDB, which would format it in UTC: a silently
+  wrong answer).
+
+sqlglot already handles double-quoted string literals, ``TIMESTAMP(text, zone)`` (a
+civil time in that zone → an instant) and the zones of ``TIMESTAMP_TRUNC``, ``DATE``,
+``DATETIME`` and ``EXTRACT … AT TIME ZONE``.
 """
 
 from __future__ import annotations
@@ -77,7 +82,25 @@ def rewrite(tree: exp.Expr) -> exp.Expr:
     aliases = _map_tables(tree)
     tree = tree.transform(lambda node: _rewrite_json_access(node, aliases), copy=False)
     tree = tree.transform(_rewrite_json_functions, copy=False)
+    tree = tree.transform(_format_in_zone, copy=False)
     return _read_typed_payload(tree)
+
+
+def _format_in_zone(node: exp.Expr) -> exp.Expr:
+    """``FORMAT_TIMESTAMP(f, ts, zone)`` → ``strftime(timezone(zone, ts), f)``: DuckDB's
+    ``timezone(zone, TIMESTAMPTZ)`` is the civil time there, which strftime formats."""
+    zone = node.args.get("zone") if isinstance(node, exp.TimeToStr) else None
+    if zone is None:
+        return node
+    instant = node.this
+    if isinstance(instant, exp.TsOrDsToTimestamp):  # sqlglot's CAST(… AS TIMESTAMP)
+        instant = instant.this
+    node.set(
+        "this",
+        exp.Anonymous(this="timezone", expressions=[zone, exp.cast(instant, "TIMESTAMPTZ")]),
+    )
+    node.set("zone", None)
+    return node
 
 
 _TYPED = frozenset(logschema.LB_PAYLOAD_STRINGS)

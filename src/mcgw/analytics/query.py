@@ -38,6 +38,12 @@ FORMATS: tuple[str, ...] = ("table", "json", "csv")
 _LINE_RE = re.compile(r"LINE (\d+):")
 
 
+JsonShape = bool | dict[str, "JsonShape"] | tuple[str, "JsonShape"] | None
+"""Where a column's values hold JSON, which DuckDB hands over as its text: ``True``, the
+value is JSON; a dict, those fields of a STRUCT hold JSON (``resource``'s ``labels``);
+``("list", shape)``, each element of a list does; None, no JSON in it."""
+
+
 @dataclass(frozen=True, slots=True)
 class QueryResult:
     """What a query answered: column names and rows of Python values."""
@@ -46,6 +52,10 @@ class QueryResult:
     rows: tuple[tuple[Any, ...], ...]
     sql: str = ""
     """The SQL DuckDB ran (after translation from BigQuery)."""
+    json: tuple[JsonShape, ...] = ()
+    """Per column, where its values are JSON text (:data:`JsonShape`); empty: nowhere.
+    The JSON output nests them, as Log Analytics' JSON download does, rather than
+    quoting their text as a string."""
 
 
 def run(
@@ -93,8 +103,37 @@ def run(
             rows = cur.fetchall()
         except duckdb.Error as exc:
             raise _engine_error(exc, duck_sql) from exc
-        columns = tuple(d[0] for d in cur.description or ())
-    return QueryResult(columns=columns, rows=tuple(tuple(r) for r in rows), sql=duck_sql)
+        description = cur.description or ()
+    return QueryResult(
+        columns=tuple(d[0] for d in description),
+        rows=tuple(tuple(r) for r in rows),
+        sql=duck_sql,
+        json=tuple(_json_shape(d[1]) for d in description),
+    )
+
+
+def _json_shape(kind: Any) -> JsonShape:
+    """Where a DuckDB type (a ``DuckDBPyType``) holds JSON: see :data:`JsonShape`."""
+    if str(kind) == "JSON":  # an alias of VARCHAR: its id says varchar
+        return True
+    if kind.id == "struct":
+        fields = {name: _json_shape(child) for name, child in kind.children}
+        return {name: shape for name, shape in fields.items() if shape is not None} or None
+    if kind.id == "list":
+        inner = _json_shape(kind.children[0][1])
+        return None if inner is None else ("list", inner)
+    return None
+
+
+def _decode(value: Any, shape: JsonShape) -> Any:
+    """``value`` with the JSON text ``shape`` names parsed into Python values."""
+    if value is None or shape is None or shape is False:
+        return value
+    if shape is True:
+        return json.loads(value)
+    if isinstance(shape, dict):
+        return {k: _decode(v, shape.get(k)) for k, v in value.items()}
+    return [_decode(v, shape[1]) for v in value]
 
 
 def translate(sql: str, dialect: str = "bigquery") -> str:
@@ -247,21 +286,32 @@ def format(result: QueryResult, fmt: str = "table") -> str:
     Raises:
         AnalyticsError: unknown format.
     """
-    if fmt == "table":
-        return _table(result)
+    if fmt not in FORMATS:
+        raise errors.AnalyticsError(f"unknown output format {fmt!r}; use one of {FORMATS}")
+    shapes = result.json or (None,) * len(result.columns)
     if fmt == "json":
         rows = [
-            {c: _json_value(v) for c, v in zip(result.columns, row, strict=True)}
+            {
+                c: _json_value(_decode(v, shape))
+                for c, v, shape in zip(result.columns, row, shapes, strict=True)
+            }
             for row in result.rows
         ]
         return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows([_text(v) for v in row] for row in result.rows)
-        return buf.getvalue()
-    raise errors.AnalyticsError(f"unknown output format {fmt!r}; use one of {FORMATS}")
+    # As text, a JSON column is its JSON text already; JSON inside a STRUCT or a list is
+    # parsed, so that the cell is JSON once, not JSON quoted inside JSON.
+    nested = [None if shape is True else shape for shape in shapes]
+    values = [
+        tuple(_decode(v, shape) for v, shape in zip(row, nested, strict=True))
+        for row in result.rows
+    ]
+    if fmt == "table":
+        return _table(result.columns, values)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(result.columns)
+    writer.writerows([_text(v) for v in row] for row in values)
+    return buf.getvalue()
 
 
 def _text(value: Any) -> str:
@@ -295,15 +345,12 @@ def _json_value(value: Any) -> Any:
     return _text(value)
 
 
-def _table(result: QueryResult) -> str:
-    header = list(result.columns)
-    body = [[_text(v) for v in row] for row in result.rows]
+def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    header = list(columns)
+    body = [[_text(v) for v in row] for row in rows]
     numeric = [
-        all(
-            isinstance(row[i], int | float | decimal.Decimal) or row[i] is None
-            for row in result.rows
-        )
-        and bool(result.rows)
+        all(isinstance(row[i], int | float | decimal.Decimal) or row[i] is None for row in rows)
+        and bool(rows)
         for i in range(len(header))
     ]
     widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(header)]

@@ -18,6 +18,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a command ended by SIGPIPE (128 + 13), as ``tail`` in
+``tail | head`` is."""
 
 
 def _files(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -360,7 +363,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _dispatch(parser, args)
+        code = _dispatch(parser, args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`mcgw logs tail | head`): stop quietly, as coreutils do.
+        # stdout goes to /dev/null so that Python's own flush at exit does not fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (ValueError, load_errors.LoadError, analytics_errors.AnalyticsError) as exc:
         if _config_error(exc):
             print(f"error: invalid configuration\n{exc}", file=sys.stderr)
