@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,27 @@ def two_clusters(
     )
 
 
+def shared_pod(
+    west: tuple[str, int], east: tuple[str, int], fail: tuple[str, int]
+) -> table.RouteTable:
+    """:func:`two_clusters`, and /shared → a backend ``west-too`` whose one endpoint is the
+    west pod: one pod behind two Services, as a pod selected by two of them is."""
+    t = two_clusters(west, east, fail)
+    (listener,) = t.listeners
+    (vhost,) = listener.virtual_hosts
+    shared = tables.route("default/to-shared/rule/0/match/0", "west-too", path="/shared")
+    vhost = replace(vhost, routes=(*vhost.routes, shared))
+    return replace(
+        t,
+        listeners=(replace(listener, virtual_hosts=(vhost,)),),
+        backends=(*t.backends, _backend("west-too", WEST, west)),
+    )
+
+
+Table = Callable[[tuple[str, int], tuple[str, int], tuple[str, int]], table.RouteTable]
+"""Builds the gateway's table from the west, east and fail upstreams' addresses."""
+
+
 @dataclass
 class Stack:
     gw: server.Gateway
@@ -53,14 +74,15 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def stack(**overrides: Any) -> AsyncIterator[Stack]:
-    """Start three upstreams, a gateway serving :func:`two_clusters` and its admin server."""
+async def stack(*, build: Table = two_clusters, **overrides: Any) -> AsyncIterator[Stack]:
+    """Start three upstreams, a gateway serving ``build``'s table (:func:`two_clusters`
+    unless told) and its admin server."""
     async with (
         FakeUpstream(Reply(body=b"west"), name="west") as west,
         FakeUpstream(Reply(body=b"east"), name="east") as east,
         FakeUpstream(Reply(status=500, body=b"boom"), name="fail") as fail,
     ):
-        t = two_clusters(west.address, east.address, fail.address)
+        t = build(west.address, east.address, fail.address)
         async with gateway.serve(t, **overrides) as (gw, address):
             admin = admin_server.AdminServer(sources.Sources(gw), "127.0.0.1", 0)
             await admin.start()

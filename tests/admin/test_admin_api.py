@@ -347,3 +347,29 @@ def test_capacity_utilisation_per_backend_group() -> None:
         assert _sum(m["mcgw_backend_region_requests_per_second"], region="us-west1") > 0
 
     run_async(main())
+
+
+def test_endpoint_requests_are_counted_per_backend() -> None:
+    # One pod behind two backends: each backend's row counts what it sent that pod, as
+    # /metrics does, not every request the pod served under any backend.
+    async def main() -> None:
+        async with admin_kit.stack(build=admin_kit.shared_pod) as s:
+            await admin_kit.send(s.address, {"/west": 1, "/shared": 3, "/east": 2})
+            doc = await admin_kit.get_json(s.admin.address, "/api/endpoints")
+            served = {
+                (b["name"], e["address"]): e["requests"]
+                for b in doc["backends"]
+                for e in b["endpoints"]
+            }
+            west_ep = f"{s.west.address[0]}:{s.west.address[1]}"
+            east_ep = f"{s.east.address[0]}:{s.east.address[1]}"
+            assert served["west", west_ep] == 1
+            assert served["west-too", west_ep] == 3
+            assert served["east", east_ep] == 2
+            assert sum(served.values()) == 6
+            _, _, body = await admin_kit.get(s.admin.address, "/metrics")
+            reqs = _samples(body.decode())["mcgw_http_requests_total"]
+            for (backend, endpoint), n in served.items():
+                assert _sum(reqs, backend=backend, endpoint=endpoint) == n
+
+    run_async(main())

@@ -35,7 +35,8 @@ CHROMIUM_ARGS = [
 class Background:
     """An :func:`admin_kit.stack` running on its own loop in a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, build: admin_kit.Table = admin_kit.two_clusters) -> None:
+        self.build = build
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._cm: Any = None
@@ -43,7 +44,7 @@ class Background:
 
     def __enter__(self) -> admin_kit.Stack:
         self.thread.start()
-        self._cm = admin_kit.stack()
+        self._cm = admin_kit.stack(build=self.build)
         self.stack = self._call(self._cm.__aenter__())
         return self.stack
 
@@ -139,5 +140,27 @@ def test_dashboard_shows_live_traffic_without_console_errors() -> None:
                  r => r.textContent.includes('to-west') && r.cells[5].textContent === '12')""",
             timeout=10_000,
         )
+        page.close()
+        assert problems == []
+
+
+def test_endpoint_health_shows_a_pod_behind_two_backends_once() -> None:
+    with Background(admin_kit.shared_pod) as s, _browser() as browser:
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        _send(s.address, "/west", 2)
+        _send(s.address, "/shared", 3)
+        host, port = s.admin.address
+        page.goto(f"http://{host}:{port}/dashboard")
+        page.wait_for_function("document.querySelectorAll('#endpoints .cluster').length === 2")
+        west = page.locator("#endpoints .cluster").filter(has_text="gke-west-1")
+        # The west pod is an endpoint of backends west and west-too: one dot, one count,
+        # the requests of both backends.
+        assert west.locator(".dot").count() == 1
+        assert _text(west, ".healthy-count") == "1/1 healthy"
+        title = str(west.locator(".dot").get_attribute("title"))
+        assert "west, west-too" in title and title.endswith(" 5 requests"), title
         page.close()
         assert problems == []

@@ -106,6 +106,21 @@ def read(cells: Iterable[tuple[metrics.Key, metrics.Cell]], at: float, clock: fl
     return Reading(at, clock, total, groups, routes)
 
 
+def by_endpoint(cells: Iterable[tuple[metrics.Key, metrics.Cell]]) -> dict[tuple[str, str], int]:
+    """(backend, ``address:port``) → requests that backend sent that endpoint.
+
+    Keyed by backend too: a pod selected by several Services is an endpoint of each of
+    their backends, and each backend's row must show only its own share (as the
+    ``backend`` label of ``mcgw_http_requests_total`` does)."""
+    served: dict[tuple[str, str], int] = {}
+    for key, cell in cells:
+        address = key.picked[4]
+        if address:
+            ekey = (key.backend, address)
+            served[ekey] = served.get(ekey, 0) + cell.count
+    return served
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One second (or so) of traffic: the difference between two readings."""

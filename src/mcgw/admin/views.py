@@ -122,13 +122,10 @@ def _route_status(conds: list[dict[str, str]]) -> str:
 
 
 def endpoints(src: sources.Sources) -> dict[str, Any]:
-    """Every endpoint of every backend: where it is, ready, healthy, requests served."""
+    """Every endpoint of every backend: where it is, ready, healthy, requests that
+    backend sent it."""
     snap = src.gateway.holder.current
-    served: dict[str, int] = {}
-    for key, cell in src.cells():
-        address = key.picked[4]
-        if address:
-            served[address] = served.get(address, 0) + cell.count
+    served = stats.by_endpoint(src.cells())
     health = src.gateway.health
     backends = []
     if snap is not None:
@@ -146,7 +143,7 @@ def endpoints(src: sources.Sources) -> dict[str, Any]:
                             "address": address,
                             "ready": ep.ready,
                             "healthy": health.healthy(ep.address, ep.port),
-                            "requests": served.get(address, 0),
+                            "requests": served.get((backend.name, address), 0),
                         }
                     )
             backends.append({"name": backend.name, "endpoints": rows})
