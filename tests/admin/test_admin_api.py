@@ -17,6 +17,7 @@ from mcgw.dataplane import server
 from mcgw.dataplane.settings import ProxySettings
 from mcgw.ir import table
 from mcgw.testing import gateway, manifests, tables
+from mcgw.testing.client import RawClient
 from mcgw.testing.runner import run as run_async
 from mcgw.testing.upstream import FakeUpstream
 
@@ -371,5 +372,28 @@ def test_endpoint_requests_are_counted_per_backend() -> None:
             reqs = _samples(body.decode())["mcgw_http_requests_total"]
             for (backend, endpoint), n in served.items():
                 assert _sum(reqs, backend=backend, endpoint=endpoint) == n
+
+    run_async(main())
+
+
+def test_405_says_which_methods_are_allowed() -> None:
+    # RFC 9110 §15.5.6: a 405 must carry Allow.
+    async def main() -> None:
+        async with admin_kit.stack() as s:
+            for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+                c = await RawClient.connect(s.admin.address)
+                try:
+                    r = await c.request(method, "/metrics", host="127.0.0.1", body=b"")
+                finally:
+                    await c.close()
+                assert r.status == 405, method
+                assert r.header_values("allow") == ["GET, HEAD"], (method, r.headers)
+            # Other answers do not.
+            c = await RawClient.connect(s.admin.address)
+            try:
+                r = await c.request("GET", "/healthz", host="127.0.0.1")
+            finally:
+                await c.close()
+            assert r.status == 200 and r.header("allow") is None
 
     run_async(main())

@@ -35,6 +35,9 @@ SAMPLE_INTERVAL_S = 1.0
 _JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
+_METHODS = (b"GET", b"HEAD")
+_ALLOW = ", ".join(m.decode() for m in _METHODS)
+"""What a 405 names in ``Allow`` (RFC 9110 §15.5.6: it must)."""
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
 _REASONS[503] = "Service Unavailable"
 _REASONS[500] = "Internal Server Error"
@@ -103,7 +106,7 @@ class Routes:
         return _json(doc, 200 if ready else 503)
 
     def answer(self, method: bytes, target: bytes) -> Answer:
-        if method not in (b"GET", b"HEAD"):
+        if method not in _METHODS:
             return 405, _TEXT, b"405 Method Not Allowed: the admin API is read-only\n"
         path = target.partition(b"?")[0].decode("latin-1")
         if len(path) > 1:
@@ -162,6 +165,8 @@ class _Connection(asyncio.Protocol):
             f"Content-Length: {len(body)}",
             "Cache-Control: no-store",
         ]
+        if status == 405:
+            lines.append(f"Allow: {_ALLOW}")
         if not keep:
             lines.append("Connection: close")
         t.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else body))
