@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -397,3 +399,46 @@ def test_405_says_which_methods_are_allowed() -> None:
             assert r.status == 200 and r.header("allow") is None
 
     run_async(main())
+
+
+def test_upgrade_offers_are_ignored_and_connect_refused(caplog: pytest.LogCaptureFixture) -> None:
+    # httptools stops at a request offering an upgrade (or a CONNECT) with an exception of
+    # its own: it used to escape data_received, be logged as a fatal transport error and
+    # cut the connection. The admin server never upgrades: it answers such a GET as plain
+    # HTTP/1.1 (RFC 9110 §7.8 lets it ignore the offer) and a CONNECT with 405.
+    async def main() -> None:
+        async with admin_kit.stack() as s:
+            offers = (
+                (("Connection", "Upgrade"), ("Upgrade", "websocket")),
+                (("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c")),
+            )
+            for headers in offers:
+                c = await RawClient.connect(s.admin.address)
+                try:
+                    r = await c.request("GET", "/healthz", host="127.0.0.1", headers=headers)
+                    assert r.status == 200, (headers, r.status)
+                    assert json.loads(r.body) == {"status": "ok"}
+                    assert r.header("upgrade") is None
+                    # Where the next request starts is not known past an offer (the
+                    # parser stops before any body): the connection ends here.
+                    assert r.header("connection") == "close"
+                    assert await c.closed()
+                finally:
+                    await c.close()
+
+            c = await RawClient.connect(s.admin.address)
+            try:
+                r = await c.request("CONNECT", "example.com:443", host="example.com:443")
+                assert r.status == 405
+                assert r.header("allow") == "GET, HEAD"
+                assert r.header("connection") == "close"
+                assert await c.closed()
+            finally:
+                await c.close()
+
+            # The server still serves.
+            assert (await admin_kit.get_json(s.admin.address, "/healthz")) == {"status": "ok"}
+
+    with caplog.at_level(logging.WARNING):
+        run_async(main())
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -2,9 +2,10 @@
 
 A small :class:`asyncio.Protocol` over ``httptools`` (the data plane's parser):
 HTTP/1.1 with keep-alive, GET and HEAD only, every answer computed synchronously
-when the request is complete. It shares the gateway's event loop, so what it reads
-(snapshot, health map, counters) is consistent without locks; answers are small and
-a scrape folds a few hundred cells at most.
+when the request is complete; it never upgrades a connection nor tunnels CONNECT. It
+shares the gateway's event loop, so what it reads (snapshot, health map, counters) is
+consistent without locks; answers are small and a scrape folds a few hundred cells at
+most.
 
 A sampler task reads the counters once a second (:class:`stats.Sampler`): the
 recent rates, percentiles and the dashboard's history come from it.
@@ -121,6 +122,17 @@ class Routes:
             return 500, _TEXT, b"500 Internal Server Error\n"
 
 
+def _offers_upgrade(parser: httptools.HttpRequestParser) -> bool:
+    """Whether the request just parsed offers an upgrade or is a CONNECT.
+
+    The admin server never upgrades: it answers such a GET as plain HTTP/1.1 (RFC 9110
+    §7.8 lets a server ignore the offer) and a CONNECT with 405, then closes. The parser
+    stops at the end of such a request's headers, before any body it has, so where the
+    next request would start is unknown; nothing that polls the admin API offers
+    upgrades, so closing costs nothing."""
+    return bool(parser.should_upgrade())
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, routes: Routes, connections: set[_Connection]) -> None:
         self._routes = routes
@@ -139,6 +151,12 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # A request offering an upgrade (Connection: Upgrade) or a CONNECT: the parser
+            # stops after it (HttpParserUpgrade is no HttpParserError), once
+            # on_message_complete has answered it and closed the connection. Closing
+            # again is a no-op, and there in case a parser ever stops sooner.
+            self.close()
         except httptools.HttpParserError:
             self._write(400, _TEXT, b"400 Bad Request\n", keep=False, head=False)
 
@@ -151,9 +169,8 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         method = self._parser.get_method()
         status, ctype, body = self._routes.answer(method, self._target)
-        self._write(
-            status, ctype, body, keep=self._parser.should_keep_alive(), head=method == b"HEAD"
-        )
+        keep = self._parser.should_keep_alive() and not _offers_upgrade(self._parser)
+        self._write(status, ctype, body, keep=keep, head=method == b"HEAD")
 
     def _write(self, status: int, ctype: str, body: bytes, *, keep: bool, head: bool) -> None:
         t = self._transport
