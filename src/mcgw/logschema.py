@@ -37,6 +37,11 @@ LB_LOG_NAME = "requests"
 
 LB_PAYLOAD_TYPE = "type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry"
 
+ROUTING_REASONS = ("closest", "spillover", "failover", "retry", "no_route")
+"""Every ``jsonPayload.reason`` the gateway writes: the balancer's reasons
+(:mod:`mcgw.dataplane.balancer`) and ``no_route``, so that a filter can tell a typo
+from a reason that did not occur."""
+
 LB_PAYLOAD_STRINGS = (
     "statusDetails",
     "gateway",

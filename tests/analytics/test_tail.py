@@ -53,6 +53,8 @@ def test_filter_matches() -> None:
         tail.Filter(status=("bad",))
     with pytest.raises(errors.AnalyticsError, match="type"):
         tail.Filter(kind="nope")
+    with pytest.raises(errors.AnalyticsError, match="'failver'; use closest, spillover"):
+        tail.Filter(reason=("failover", "failver"))  # a typo, not a reason that never came
     assert tail.split_values(["500,503", " 4xx "]) == ("500", "503", "4xx")
 
 
@@ -124,3 +126,12 @@ def test_follow_sees_new_lines_and_rotated_files(tmp_path: Path) -> None:
 def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(errors.AnalyticsError, match="does not exist"):
         tail.last(tmp_path / "nope", 5, tail.Filter())
+
+
+def test_every_reason_the_balancer_writes_is_known() -> None:
+    from mcgw import logschema
+    from mcgw.dataplane import balancer, protocol
+
+    written = {v for k, v in vars(balancer).items() if k.startswith("REASON_")}
+    written.add(protocol._NO_ROUTE[5])
+    assert written == set(logschema.ROUTING_REASONS)

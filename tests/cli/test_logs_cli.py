@@ -67,6 +67,10 @@ def test_tail_filters_and_follows(tmp_path: Path) -> None:
     assert lines[-1].startswith("2023-11-30T04:04:17.000000Z 200 GET ")
     none = mcgw("logs", "tail", "--log-dir", str(log_dir), "--status", "5xx")
     assert (none.returncode, none.stdout) == (0, "")
+    typo = mcgw("logs", "tail", "--log-dir", str(log_dir), "--reason", "failver")
+    assert typo.returncode == 2 and "unknown routing reason 'failver'" in typo.stderr
+    negative = mcgw("logs", "tail", "--log-dir", str(log_dir), "-n", "-5")
+    assert negative.returncode == 2 and "expected a count >= 0" in negative.stderr
 
     proc = subprocess.Popen(
         [

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcgw import logschema
 from mcgw.analytics import errors
 
 KINDS = ("access", "container", "all")
@@ -44,7 +45,7 @@ class Filter:
     route: str = ""
     """Substring of the route name; access entries only."""
     reason: tuple[str, ...] = ()
-    """Routing reasons (``closest``, ``spillover``, ``failover``, ``retry``, …)."""
+    """Routing reasons (:data:`mcgw.logschema.ROUTING_REASONS`)."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -54,6 +55,10 @@ class Filter:
                 raise errors.AnalyticsError(
                     f"status {status!r} is neither a code (503) nor a class (5xx)"
                 )
+        for reason in self.reason:
+            if reason not in logschema.ROUTING_REASONS:
+                known = ", ".join(logschema.ROUTING_REASONS)
+                raise errors.AnalyticsError(f"unknown routing reason {reason!r}; use {known}")
 
     def matches(self, entry: dict[str, Any]) -> bool:
         resource = entry.get("resource") or {}

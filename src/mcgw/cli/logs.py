@@ -108,7 +108,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     tail = logs_sub.add_parser("tail", help="the last log entries as compact lines, filtered")
     _log_dir(tail)
     tail.add_argument(
-        "-n", "--lines", type=int, default=10, metavar="N", help="entries shown (default 10)"
+        "-n", "--lines", type=_count, default=10, metavar="N", help="entries shown (default 10)"
     )
     tail.add_argument(
         "-f", "--follow", action="store_true", help="keep printing new entries until Ctrl-C"
@@ -130,9 +130,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--reason",
         action="append",
         default=[],
-        help="routing reason(s): closest, spillover, failover, retry, no_route",
+        help="routing reason(s), comma-separated: closest, spillover, failover, retry, no_route",
     )
     tail.add_argument("--json", action="store_true", help="print each entry as its JSON line")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {text!r}")
+    return value
 
 
 def _seconds(text: str) -> float:
