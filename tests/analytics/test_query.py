@@ -407,3 +407,19 @@ def test_json_values_are_json_once_in_every_format(tmp_path: Path) -> None:
     assert json.loads(cells[2]) == row["resource"]
     table = query.format(result, "table").splitlines()[2]
     assert '"zone":"global"' in table and '\\"' not in table
+
+
+def test_columns_are_named_as_bigquery_names_them(tmp_path: Path) -> None:
+    sql = (
+        "SELECT JSON_VALUE(json_payload.cluster), COUNT(*), json_payload.nope, "
+        "resource.labels.zone, severity, COUNT(*) AS n "
+        "FROM `p.global._Default._AllLogs` WHERE resource.type = 'http_load_balancer' "
+        "GROUP BY 1, 3, 4, 5 ORDER BY 2 DESC"
+    )
+    result = query.run(sql, _logs(tmp_path, "access_by_cluster"), cache=False)
+    assert result.columns == ("f0_", "f1_", "nope", "zone", "severity", "n")
+    assert result.rows[0][0] in {"gke-west-1", "gke-east-1"}
+    union = query.run(
+        "SELECT 1, 'a' AS x UNION ALL SELECT 2, 'b'", _logs(tmp_path, "access_by_cluster")
+    )
+    assert union.columns == ("f0_", "x")

@@ -11,6 +11,7 @@ sqlglot cannot know, by rewriting the parsed tree before DuckDB SQL is generated
 * ``JSON_VALUE(json)`` / ``JSON_VALUE(json, path)`` return STRING, ``JSON_QUERY`` JSON,
   and ``STRING()``, ``INT64()``, ``FLOAT64()``, ``BOOL()`` convert a JSON value.
 
+* result columns are named as BigQuery names them (:func:`_name_columns`);
 * ``FORMAT_TIMESTAMP(format, ts, zone)`` formats the instant's civil time in that
   zone (sqlglot drops the zone for DuckDB, which would format it in UTC: a silently
   wrong answer).
@@ -79,11 +80,32 @@ def to_duckdb(sql: str) -> str:
 
 def rewrite(tree: exp.Expr) -> exp.Expr:
     """Apply the Log Analytics fix-ups to a parsed statement (any dialect)."""
+    _name_columns(tree)
     aliases = _map_tables(tree)
     tree = tree.transform(lambda node: _rewrite_json_access(node, aliases), copy=False)
     tree = tree.transform(_rewrite_json_functions, copy=False)
     tree = tree.transform(_format_in_zone, copy=False)
     return _read_typed_payload(tree)
+
+
+def _name_columns(tree: exp.Expr) -> None:
+    """Name the result's columns as BigQuery does: a column or a field path by its last
+    name (``json_payload.cluster`` → ``cluster``), any other expression without an alias
+    ``f0_``, ``f1_``… in order. Without this DuckDB would name them after the SQL they
+    were translated into (``count_star()``, a ``CASE`` over internal columns)."""
+    while isinstance(tree, exp.SetOperation):  # a UNION's names are its first query's
+        tree = tree.left
+    if not isinstance(tree, exp.Select):
+        return
+    anonymous = 0
+    for node in tree.expressions:
+        if isinstance(node, exp.Alias) or node.is_star:
+            continue
+        name = node.output_name if isinstance(node, exp.Column | exp.Dot) else ""
+        if not name:  # BigQuery names no other expression, a literal neither
+            name = f"f{anonymous}_"
+            anonymous += 1
+        node.replace(exp.alias_(node.copy(), name, quoted=True))
 
 
 def _format_in_zone(node: exp.Expr) -> exp.Expr:
