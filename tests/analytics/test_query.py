@@ -110,9 +110,23 @@ def test_unknown_column_is_an_analytics_error(tmp_path: Path) -> None:
         )
 
 
+def test_a_misspelt_column_is_placed_in_the_sql_typed_with_the_engine_s_hint(
+    tmp_path: Path,
+) -> None:
+    typed = "SELECT\n  JSON_VALUE(json_payload.cluster) AS c,\n  sevrity\nFROM `x._AllLogs`"
+    with pytest.raises(errors.AnalyticsError) as info:
+        query.run(typed, _logs(tmp_path, "access_by_cluster"), cache=False)
+    # Line 3, column 3 of what was typed, not of the translation (a CASE over internals).
+    assert (info.value.line, info.value.column, info.value.sql) == (3, 3, typed)
+    assert 'Candidate bindings: "severity"' in str(info.value)
+    assert "__lb" not in str(info.value)
+
+
 def test_unknown_table_is_an_analytics_error(tmp_path: Path) -> None:
     with pytest.raises(errors.AnalyticsError, match="other_table"):
         query.run("SELECT 1 FROM other_table", _logs(tmp_path, "json_fields"), cache=False)
+    with pytest.raises(errors.AnalyticsError, match="ends in _AllLogs"):
+        query.run("SELECT 1 FROM `p.global._Default._AllLog`", _logs(tmp_path, "json_fields"))
 
 
 def test_missing_or_empty_log_dir(tmp_path: Path) -> None:

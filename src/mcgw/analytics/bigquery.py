@@ -101,6 +101,10 @@ def _name_columns(tree: exp.Expr) -> None:
     for node in tree.expressions:
         if isinstance(node, exp.Alias) or node.is_star:
             continue
+        if isinstance(node, exp.Column) and not node.table:
+            # DuckDB names a bare column alike; aliased, a misspelt one would be reported
+            # as a reference to the alias, not as a column not found.
+            continue
         name = node.output_name if isinstance(node, exp.Column | exp.Dot) else ""
         if not name:  # BigQuery names no other expression, a literal neither
             name = f"f{anonymous}_"

@@ -10,16 +10,23 @@ class AnalyticsError(errors.McgwError):
 
     ``line`` and ``column`` (1-based) point into ``sql`` when the parser or the engine
     said where the problem is; ``sql`` is the text they refer to, which for BigQuery
-    input may be the DuckDB translation rather than what the user typed.
+    input may be the DuckDB translation rather than what the user typed. ``hint``, shown
+    on a line of its own after the position, says what would fix it.
     """
 
     def __init__(
-        self, message: str, *, sql: str = "", line: int | None = None, column: int | None = None
+        self,
+        message: str,
+        *,
+        sql: str = "",
+        line: int | None = None,
+        column: int | None = None,
+        hint: str = "",
     ) -> None:
         where = (
             f" (line {line}, column {column})" if line is not None and column is not None else ""
         )
-        super().__init__(message + where)
+        super().__init__(message + where + (f"\n{hint}" if hint else ""))
         self.sql = sql
         self.line = line
         self.column = column

@@ -102,7 +102,7 @@ def run(
             cur = con.execute(duck_sql)
             rows = cur.fetchall()
         except duckdb.Error as exc:
-            raise _engine_error(exc, duck_sql) from exc
+            raise _engine_error(exc, duck_sql, sql) from exc
         description = cur.description or ()
     return QueryResult(
         columns=tuple(d[0] for d in description),
@@ -215,25 +215,49 @@ def _translator_version() -> str:
     return digest.hexdigest()
 
 
-def _engine_error(exc: duckdb.Error, sql: str) -> errors.AnalyticsError:
+_NOT_FOUND_RE = re.compile(r'Referenced column "([^"]+)" not found')
+
+
+def _engine_error(exc: duckdb.Error, sql: str, typed: str) -> errors.AnalyticsError:
+    """DuckDB's error as the user can act on it: its headline and its hint (``Candidate
+    bindings``), and a position in what they typed (``typed``) where the name it is
+    about is found there; else DuckDB's position in the SQL it ran (``sql``, shown)."""
     message = str(exc)
+    lines = message.splitlines()
+    headline = lines[0] if lines else type(exc).__name__
+    hint = "\n".join(text for text in lines[1:3] if text.startswith("Candidate bindings"))
+    if headline.startswith("Catalog Error: Table with name"):
+        hint = "The logs are the table whose name ends in _AllLogs: `p.global._Default._AllLogs`."
+    missing = _NOT_FOUND_RE.search(headline)
+    if missing and (at := _find_name(typed, missing.group(1))) is not None:
+        return errors.AnalyticsError(headline, sql=typed, line=at[0], column=at[1], hint=hint)
     line = column = None
     match = _LINE_RE.search(message)
     if match:
         line = int(match.group(1))
         # DuckDB marks the position with a caret under the quoted line.
-        lines = message.splitlines()
         for i, text in enumerate(lines):
             if text.startswith("LINE") and i + 1 < len(lines) and "^" in lines[i + 1]:
                 column = lines[i + 1].index("^") - text.index(":") - 1
                 break
-    headline = message.splitlines()[0] if message else type(exc).__name__
+    # DuckDB's position is in the SQL it ran: shown, when that is a translation.
+    where = f"\n  in: {sql}" if sql != typed else ""
     return errors.AnalyticsError(
-        f"{headline}\n  in: {sql}",
+        headline + where,
         sql=sql,
         line=line,
         column=column if column is not None and column > 0 else None,
+        hint=hint,
     )
+
+
+def _find_name(sql: str, name: str) -> tuple[int, int] | None:
+    """(line, column), 1-based, of the first whole-word ``name`` in ``sql``."""
+    found = re.search(rf"(?<![\w.`\"]){re.escape(name)}(?![\w`\"])", sql)
+    if found is None:
+        return None
+    before = sql[: found.start()]
+    return before.count("\n") + 1, found.start() - (before.rfind("\n") + 1) + 1
 
 
 def named(name: str) -> str:
