@@ -437,3 +437,23 @@ def test_columns_are_named_as_bigquery_names_them(tmp_path: Path) -> None:
         "SELECT 1, 'a' AS x UNION ALL SELECT 2, 'b'", _logs(tmp_path, "access_by_cluster")
     )
     assert union.columns == ("f0_", "x")
+
+
+def test_trace_columns_read_the_trace_context(tmp_path: Path) -> None:
+    # Lines as the gateway writes them for requests that carried a trace context.
+    source = Path(__file__).parents[1] / "dataplane" / "testdata" / "access_lines.jsonl"
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    (log_dir / "access-1.jsonl").write_bytes(source.read_bytes())
+    result = query.run(
+        "SELECT insert_id, span_id, trace_sampled, trace FROM `x._AllLogs` "
+        "WHERE trace IS NOT NULL ORDER BY insert_id",
+        log_dir,
+        cache=False,
+    )
+    assert [row[:3] for row in result.rows[:3]] == [
+        ("0000000000000002", "00f067aa0ba902b7", True),
+        ("0000000000000003", "00f067aa0ba902b7", False),
+        ("0000000000000004", "00000000000000ff", True),
+    ]
+    assert all(row[3].endswith("/traces/4bf92f3577b34da6a3ce929d0e0e4736") for row in result.rows)

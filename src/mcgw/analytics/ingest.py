@@ -79,7 +79,8 @@ _RAW_COLUMNS = """{
   textPayload: 'VARCHAR',
   labels: 'JSON',
   trace: 'VARCHAR',
-  spanId: 'VARCHAR'
+  spanId: 'VARCHAR',
+  traceSampled: 'BOOLEAN'
 }"""
 
 # Raw keys → Log Analytics columns. http_request.latency is a protobuf Duration in
@@ -118,6 +119,7 @@ _SELECT = """
   labels,
   trace,
   spanId AS span_id,
+  traceSampled AS trace_sampled,
   CASE WHEN resource.type = 'http_load_balancer'
     THEN json_transform(jsonPayload, '__LB_SPEC__') END AS __lb
 """
@@ -146,6 +148,7 @@ COLUMNS = (
     "labels",
     "trace",
     "span_id",
+    "trace_sampled",
 )
 """Columns of the ``_AllLogs`` view, named as in Log Analytics."""
 
