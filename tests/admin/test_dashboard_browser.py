@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -164,3 +165,23 @@ def test_endpoint_health_shows_a_pod_behind_two_backends_once() -> None:
         assert "west, west-too" in title and title.endswith(" 5 requests"), title
         page.close()
         assert problems == []
+
+
+def test_a_stalled_gateway_shows_as_disconnected_then_live_again() -> None:
+    background = Background()
+    with background as s, _browser() as browser:
+        page = browser.new_page()
+        host, port = s.admin.address
+        page.goto(f"http://{host}:{port}/dashboard")
+        page.wait_for_function("document.getElementById('conn').textContent === 'live'")
+        # A real stall of the loop the admin server answers on (as a long GC pause or a
+        # blocking call would make): the kernel accepts connections, no answer comes.
+        background.loop.call_soon_threadsafe(time.sleep, 9)
+        page.wait_for_function(
+            "document.getElementById('conn').textContent === 'disconnected, retrying'",
+            timeout=8_000,  # a fetch gives up after 4 s
+        )
+        page.wait_for_function(
+            "document.getElementById('conn').textContent === 'live'", timeout=15_000
+        )
+        page.close()
