@@ -21,7 +21,7 @@ from mcgw.ir import table
 from mcgw.testing import gateway, manifests, tables
 from mcgw.testing.client import RawClient
 from mcgw.testing.runner import run as run_async
-from mcgw.testing.upstream import FakeUpstream
+from mcgw.testing.upstream import FakeUpstream, Reply
 
 TRAFFIC = {"/west": 5, "/east": 3, "/fail": 2, "/nowhere": 1}
 
@@ -163,6 +163,35 @@ def test_readyz_is_503_without_a_route_table() -> None:
         finally:
             await admin.close()
             await gw.close()
+
+    run_async(main())
+
+
+def test_readyz_says_draining_while_the_gateway_drains() -> None:
+    async def main() -> None:
+        async with FakeUpstream(Reply(delay_s=0.5)) as up:
+            gw = server.Gateway(ProxySettings(active_health_checks=False))
+            await gw.apply(
+                tables.route_table([tables.route("r", "b")], [tables.backend("b", up.address)])
+            )
+            admin = admin_server.AdminServer(sources.Sources(gw), "127.0.0.1", 0)
+            await admin.start()
+            try:
+                c = await RawClient.connect(gw.addresses()[tables.LISTENER])
+                in_flight = asyncio.create_task(c.request())
+                while not up.seen:
+                    await asyncio.sleep(0.01)
+                closing = asyncio.create_task(gw.close(timeout_s=3))
+                await asyncio.sleep(0.05)
+                # Its listeners are closed on purpose: the reason is the drain.
+                status, _, body = await admin_kit.get(admin.address, "/readyz")
+                assert status == 503 and json.loads(body)["reason"] == "draining"
+                assert (await in_flight).status == 200
+                await c.close()
+                await closing
+            finally:
+                await admin.close()
+                await gw.close()
 
     run_async(main())
 

@@ -39,6 +39,9 @@ class GatewayView(Protocol):
     @property
     def connections(self) -> int: ...
 
+    @property
+    def draining(self) -> bool: ...
+
     def addresses(self) -> dict[str, tuple[str, int]]: ...
 
 

@@ -21,18 +21,24 @@ def health(src: sources.Sources) -> dict[str, Any]:
 
 
 def readiness(src: sources.Sources) -> tuple[bool, dict[str, Any]]:
-    """Ready when a route table is in force and every listener is bound."""
+    """Ready when a route table is in force, every listener is bound and the gateway
+    is not draining."""
     snap = src.gateway.holder.current
     bound = src.gateway.addresses()
     wanted = [] if snap is None else [x.name for x in snap.table.listeners]
     missing = [name for name in wanted if name not in bound]
-    ready = snap is not None and not missing
+    draining = src.gateway.draining
+    ready = snap is not None and not missing and not draining
     doc: dict[str, Any] = {
         "ready": ready,
         "version": "" if snap is None else snap.table.version,
         "listeners": {name: f"{host}:{port}" for name, (host, port) in sorted(bound.items())},
     }
-    if snap is None:
+    # Draining first: a draining gateway has closed its listeners on purpose, and a
+    # load balancer should read "going away", not "broken".
+    if draining:
+        doc["reason"] = "draining"
+    elif snap is None:
         doc["reason"] = "no route table yet"
     elif missing:
         doc["reason"] = f"listeners not bound: {', '.join(missing)}"

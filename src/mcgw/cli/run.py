@@ -112,9 +112,14 @@ class Running:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.admin is not None:
-            await self.admin.close()
-        await self.gateway.close()
+        # The admin server outlives the drain, as Envoy's does: /readyz answers 503
+        # "draining" so load balancers stop sending, /healthz still says the process
+        # is alive, and /metrics can be scraped for the last counts.
+        try:
+            await self.gateway.close()
+        finally:
+            if self.admin is not None:
+                await self.admin.close()
         if self.fleet is not None:
             await self.fleet.close()
 

@@ -113,6 +113,13 @@ class Gateway:
         return len(self._ctx.connections)
 
     @property
+    def draining(self) -> bool:
+        """True once :meth:`close` began: no longer accepting, requests in flight
+        finish. (Its listeners leave :meth:`addresses`, but on purpose: readiness must
+        tell a drain from a failed bind.)"""
+        return self._closed
+
+    @property
     def access_log_stats(self) -> accesslog.AccessLogStats:
         """Access-log lines written, dropped and sampled out (for the admin API)."""
         return self.access_log.stats

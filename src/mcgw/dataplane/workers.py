@@ -274,8 +274,8 @@ class Workers:
     """N worker processes serving the route tables this object is given.
 
     Offers what the admin API reads of a :class:`server.Gateway` (``holder``,
-    ``health``, ``metrics``, ``connections``, :meth:`addresses`) and what the CLI
-    drives (:meth:`apply`, :meth:`close`).
+    ``health``, ``metrics``, ``connections``, ``draining``, :meth:`addresses`) and what
+    the CLI drives (:meth:`apply`, :meth:`close`).
 
     Args:
         settings: the gateway settings every worker runs with (``reuse_port`` is
@@ -314,6 +314,12 @@ class Workers:
     def connections(self) -> int:
         """Client connections open in all workers (as last reported)."""
         return sum(w.connections for w in self._workers if w is not None)
+
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`close` began: the workers were told to drain. (Their
+        listeners stay in :meth:`addresses`, as last reported, so readiness needs this.)"""
+        return self._closing
 
     @property
     def access_log_stats(self) -> accesslog.AccessLogStats:
