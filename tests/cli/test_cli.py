@@ -83,11 +83,15 @@ def test_bad_config_exits_2_naming_file_document_path_and_fix(tmp_path: Path) ->
         assert "gateway: listener" not in done.stderr  # nothing was started
 
 
-def test_usage_errors_exit_2() -> None:
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert mcgw("serve").returncode == 2
     assert mcgw("serve", "-f", STORE, "--port-map", "eighty").returncode == 2
-    bad_sql = mcgw("logs", "query", "SELEC nothing", "--log-dir", str(ROOT / "examples"))
+    # A log directory of its own: a query remembers its translation there.
+    logs = ROOT / "tests" / "analytics" / "testdata" / "access_by_cluster.jsonl"
+    (tmp_path / "access.jsonl").write_bytes(logs.read_bytes())
+    bad_sql = mcgw("logs", "query", "SELEC nothing", "--log-dir", str(tmp_path))
     assert bad_sql.returncode == 2
+    assert "SELEC" in bad_sql.stderr
 
 
 @pytest.fixture
