@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,6 +74,11 @@ def test_metrics_follow_known_traffic() -> None:
             assert len(healthy) == 3 and all(v == 1 for _, v in healthy)
             assert _sum(m["mcgw_config_info"]) == 1
             assert m["mcgw_config_info"][0][0]["version"] == "test"
+            # The standard process families, of this very process.
+            assert _sum(m["process_resident_memory_bytes"]) > 10 * 2**20
+            assert 0 < time.time() - _sum(m["process_start_time_seconds"]) < 86_400
+            assert _sum(m["process_open_fds"]) > 3 and _sum(m["process_cpu_seconds_total"]) > 0
+            assert m["python_info"][0][0]["implementation"] == "CPython"
 
     run_async(main())
 

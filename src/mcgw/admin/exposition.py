@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import core, exposition, registry
+from prometheus_client import (
+    core,
+    exposition,
+    gc_collector,
+    platform_collector,
+    process_collector,
+    registry,
+)
 
 from mcgw.admin import sources, stats
 from mcgw.dataplane import accesslog, balancer, metrics
@@ -254,8 +261,22 @@ def group_capacities(src: sources.Sources) -> list[GroupCapacity]:
     return out
 
 
+_RUNTIME_REGISTRY = registry.CollectorRegistry(auto_describe=False)
+# (GCCollector insists on registering somewhere: not in prometheus_client's global REGISTRY.)
+_RUNTIME = (
+    process_collector.ProcessCollector(registry=_RUNTIME_REGISTRY),
+    platform_collector.PlatformCollector(registry=_RUNTIME_REGISTRY),
+    gc_collector.GCCollector(registry=_RUNTIME_REGISTRY),
+)
+"""prometheus_client's standard ``process_*`` (CPU, memory, open files, start time) and
+``python_*`` families, as every Python exporter has them: of the process serving the
+admin API (with ``--workers``, the main one)."""
+
+
 def render(src: sources.Sources) -> bytes:
     """The text exposition of every metric."""
     reg = registry.CollectorRegistry(auto_describe=False)
     reg.register(Collector(src))
+    for collector in _RUNTIME:
+        reg.register(collector)
     return exposition.generate_latest(reg)
