@@ -124,3 +124,21 @@ def test_a_reader_that_goes_away_ends_tail_quietly(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=30) == 141  # as a shell reports a command ended by SIGPIPE
     assert err == ""
+
+
+def test_bad_options_name_the_option_and_the_fix(tmp_path: Path) -> None:
+    log_dir = str(logs(tmp_path, "routing_events"))
+    shift = mcgw(
+        "logs", "query", "--named", "distribution", "--log-dir", log_dir, "--shift-to", "x"
+    )
+    assert shift.returncode == 2 and "argument --shift-to: expected an ISO 8601" in shift.stderr
+    dialect = mcgw("logs", "query", "SELECT 1", "--log-dir", log_dir, "--dialect", "mysql")
+    assert dialect.returncode == 2 and "choose from 'bigquery', 'duckdb'" in dialect.stderr
+    missing = mcgw("logs", "query", "SELECT 1", "--log-dir", str(tmp_path / "nope"))
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr and "Give --log-dir" in missing.stderr
+    # index takes the directory as query and tail do, as well as positionally.
+    indexed = mcgw("logs", "index", "--log-dir", log_dir)
+    assert indexed.returncode == 0 and "40 log entries indexed" in indexed.stderr
+    twice = mcgw("logs", "index", log_dir, "--log-dir", log_dir)
+    assert twice.returncode == 2 and "once" in twice.stderr

@@ -30,3 +30,12 @@ class AnalyticsError(errors.McgwError):
         self.sql = sql
         self.line = line
         self.column = column
+
+
+def no_log_dir(log_dir: object) -> AnalyticsError:
+    """The log directory asked for is not there, with where the logs usually are."""
+    return AnalyticsError(
+        f"log directory {log_dir} does not exist",
+        hint="Give --log-dir the directory the gateway writes: `mcgw up` and `mcgw serve` "
+        "write to var/logs (below where they ran) unless given --log-dir.",
+    )

@@ -171,7 +171,7 @@ def log_files(log_dir: Path) -> tuple[Path, ...]:
         AnalyticsError: the directory does not exist or holds no ``*.jsonl`` file.
     """
     if not log_dir.is_dir():
-        raise errors.AnalyticsError(f"log directory {log_dir} does not exist")
+        raise errors.no_log_dir(log_dir)
     files = tuple(sorted(p for p in log_dir.rglob("*.jsonl") if p.is_file()))
     if not files:
         raise errors.AnalyticsError(

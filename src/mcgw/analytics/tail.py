@@ -144,7 +144,7 @@ def compact(entry: dict[str, Any]) -> str:
 
 def _files(log_dir: Path) -> list[Path]:
     if not log_dir.is_dir():
-        raise errors.AnalyticsError(f"log directory {log_dir} does not exist")
+        raise errors.no_log_dir(log_dir)
     return sorted(p for p in log_dir.rglob("*.jsonl") if p.is_file())
 
 

@@ -36,7 +36,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--named", metavar="NAME", help="run a query shipped with mcgw (`mcgw logs queries`)"
     )
     _log_dir(query)
-    query.add_argument("--dialect", default="bigquery", help="SQL dialect (default bigquery)")
+    query.add_argument(
+        "--dialect",
+        choices=["bigquery", "duckdb"],
+        default="bigquery",
+        help="SQL dialect: bigquery (default, as in Log Analytics) or duckdb (run as is)",
+    )
     query.add_argument(
         "-o",
         "--output",
@@ -46,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     query.add_argument(
         "--shift-to",
+        type=_instant,
         metavar="TIMESTAMP",
         help="replay: shift every log time so the earliest is TIMESTAMP (ISO 8601 with offset)",
     )
@@ -64,10 +70,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "log_dir",
         nargs="?",
         type=Path,
-        default=Path("var/logs"),
+        default=None,
         metavar="DIR",
-        help="the log directory (default var/logs)",
+        help="the log directory (default var/logs; or --log-dir, as query and tail take it)",
     )
+    index.add_argument("--log-dir", dest="log_dir_option", type=Path, help=argparse.SUPPRESS)
     index.add_argument(
         "--follow",
         action="store_true",
@@ -135,6 +142,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     tail.add_argument("--json", action="store_true", help="print each entry as its JSON line")
 
 
+def _instant(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time, e.g. 2023-11-30T13:03:00+09:00, got {text!r}"
+        ) from None
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -187,8 +203,7 @@ def main(args: argparse.Namespace) -> int:
     if (args.sql is None) == (args.named is None):
         raise errors.AnalyticsError("give either SQL or --named NAME (see `mcgw logs queries`)")
     sql = args.sql if args.named is None else query.named(args.named)
-    shift = datetime.fromisoformat(args.shift_to) if args.shift_to else None
-    result = query.run(sql, args.log_dir, dialect=args.dialect, shift_to=shift, say=_note)
+    result = query.run(sql, args.log_dir, dialect=args.dialect, shift_to=args.shift_to, say=_note)
     sys.stdout.write(query.format(result, args.output))
     return 0
 
@@ -198,8 +213,11 @@ def _note(message: str) -> None:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from mcgw.analytics import indexer, ingest
+    from mcgw.analytics import errors, indexer, ingest
 
+    if args.log_dir is not None and args.log_dir_option is not None:
+        raise errors.AnalyticsError("give the log directory once: DIR or --log-dir DIR")
+    args.log_dir = args.log_dir or args.log_dir_option or Path("var/logs")
     if args.follow:
         indexer.follow(
             args.log_dir,
