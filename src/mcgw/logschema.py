@@ -628,7 +628,7 @@ def container_entry(
     if isinstance(payload, dict):
         severity = payload.pop("severity", None)
         if isinstance(severity, str):
-            entry["severity"] = severity.upper()
+            entry["severity"] = _SEVERITIES.get(severity.strip().upper(), "DEFAULT")
         if any(key.startswith(_SPECIAL) for key in payload):
             _lift(payload, entry, labels)
         entry["jsonPayload"] = payload
@@ -637,6 +637,26 @@ def container_entry(
     if labels:
         entry["labels"] = labels
     return entry
+
+
+_LOG_SEVERITIES = (
+    "DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"
+)  # fmt: skip
+_SEVERITIES = {
+    **{name: name for name in _LOG_SEVERITIES},
+    # What logging libraries write, read as GKE's logging agent reads them: a pod that
+    # logs "warn" is at WARNING, so severity_number and severity >= filters work.
+    **dict.fromkeys(("WARN", "W"), "WARNING"),
+    **dict.fromkeys(("ERR", "E", "SEVERE"), "ERROR"),
+    **dict.fromkeys(("FATAL", "CRIT", "C", "F"), "CRITICAL"),
+    **dict.fromkeys(("TRACE", "D", "FINE", "FINER", "FINEST", "CONFIG"), "DEBUG"),
+    "I": "INFO",
+    "N": "NOTICE",
+    "A": "ALERT",
+    "EMERG": "EMERGENCY",
+}
+"""A JSON line's ``severity`` (upper-cased) → Cloud Logging's LogSeverity; anything
+else is DEFAULT, as Cloud Logging takes a severity it does not know."""
 
 
 def _lift(payload: dict[str, Any], entry: dict[str, Any], labels: dict[str, str]) -> None:

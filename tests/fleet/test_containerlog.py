@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from mcgw import logschema
 from mcgw.fleet import containerlog
 
@@ -121,3 +123,33 @@ def test_container_log_rotates_by_size_and_keeps_every_line_whole(tmp_path: Path
         kept.close()
     left = sorted(tmp_path.glob("containers-*.jsonl"))
     assert len(left) == 3 and left[-1] == kept.path
+
+
+@pytest.mark.parametrize(
+    ("written", "severity"),
+    [
+        ("warn", "WARNING"),
+        ("Warning", "WARNING"),
+        ("err", "ERROR"),
+        ("fatal", "CRITICAL"),
+        ("trace", "DEBUG"),
+        ("notice", "NOTICE"),
+        ("verbose", "DEFAULT"),  # not a severity Cloud Logging knows
+    ],
+)
+def test_a_json_line_s_severity_is_read_as_the_logging_agent_reads_it(
+    written: str, severity: str
+) -> None:
+    entry = logschema.container_entry(
+        timestamp=0.0,
+        text=json.dumps({"severity": written, "message": "m"}),
+        stream="stdout",
+        project_id="p",
+        cluster="c",
+        zone="z",
+        namespace="n",
+        pod="p-0",
+        container="c",
+    )
+    assert entry["severity"] == severity
+    assert entry["jsonPayload"] == {"message": "m"}
