@@ -477,3 +477,29 @@ def test_upgrade_offers_are_ignored_and_connect_refused(caplog: pytest.LogCaptur
     with caplog.at_level(logging.WARNING):
         run_async(main())
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_refused_body_is_not_waited_for_and_absolute_targets_are_served() -> None:
+    async def main() -> None:
+        async with admin_kit.stack() as s:
+            reader, writer = await asyncio.open_connection(*s.admin.address)
+            # Waits for 100 Continue before sending its body: it must hear 405 instead.
+            writer.write(
+                b"POST /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n"
+                b"Expect: 100-continue\r\n\r\n"
+            )
+            answer = await asyncio.wait_for(reader.read(), 5)  # then the server closes
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD" in answer
+
+            reader, writer = await asyncio.open_connection(*s.admin.address)
+            host, port = s.admin.address
+            writer.write(
+                f"GET http://{host}:{port}/healthz HTTP/1.1\r\nHost: {host}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            answer = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 200 ") and b'"status"' in answer
+
+    run_async(main())

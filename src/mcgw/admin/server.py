@@ -39,6 +39,7 @@ _TEXT = "text/plain; charset=utf-8"
 _METHODS = (b"GET", b"HEAD")
 _ALLOW = ", ".join(m.decode() for m in _METHODS)
 """What a 405 names in ``Allow`` (RFC 9110 §15.5.6: it must)."""
+_NOT_ALLOWED = b"405 Method Not Allowed: the admin API is read-only\n"
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
 _REASONS[503] = "Service Unavailable"
 _REASONS[500] = "Internal Server Error"
@@ -108,7 +109,11 @@ class Routes:
 
     def answer(self, method: bytes, target: bytes) -> Answer:
         if method not in _METHODS:
-            return 405, _TEXT, b"405 Method Not Allowed: the admin API is read-only\n"
+            return 405, _TEXT, _NOT_ALLOWED
+        if target.startswith((b"http://", b"https://")):
+            # The absolute form (RFC 9112 §3.2.2), as a client sends through a proxy:
+            # the path is what follows the authority.
+            target = b"/" + target.partition(b"://")[2].partition(b"/")[2]
         path = target.partition(b"?")[0].decode("latin-1")
         if len(path) > 1:
             path = path.rstrip("/")
@@ -165,6 +170,13 @@ class _Connection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._target += url
+
+    def on_headers_complete(self) -> None:
+        method = self._parser.get_method()
+        if method not in _METHODS and not _offers_upgrade(self._parser):
+            # Refused before any body: a client that sent `Expect: 100-continue` is
+            # waiting for a word before it sends one, and a body is never read here.
+            self._write(405, _TEXT, _NOT_ALLOWED, keep=False, head=False)
 
     def on_message_complete(self) -> None:
         method = self._parser.get_method()
