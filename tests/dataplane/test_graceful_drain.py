@@ -114,3 +114,25 @@ def test_a_reload_removing_a_listener_drains_its_connections() -> None:
                 await gw.close(timeout_s=1)
 
     run(main())
+
+
+def test_a_client_that_keeps_its_end_open_is_closed_after_the_linger_not_the_deadline() -> None:
+    # The connection's own deadlines (here the 2 s linger after the gateway's FIN) must
+    # still be enforced while the gateway drains: only then does a client that never
+    # closes its end hold the drain for the linger, not for the whole drain deadline.
+    async def main() -> None:
+        async with FakeUpstream(Reply()) as up:
+            gw = server.Gateway(SETTINGS)
+            await gw.apply(_table(up.address))
+            reader, writer = await asyncio.open_connection(*gw.addresses()[tables.LISTENER])
+            writer.write(REQUEST)
+            assert (await _response(reader)).startswith(b"HTTP/1.1 200 ")
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await gw.close(timeout_s=8)  # the client keeps its end open throughout
+            took = loop.time() - started
+            assert await asyncio.wait_for(reader.read(), 1) == b""  # the gateway's FIN
+            writer.close()
+            assert 1.5 < took < 4, took  # LINGER_S is 2 s; the deadline would be 8
+
+    run(main())

@@ -309,9 +309,10 @@ class Gateway:
             conn.check(now)
         self.pool.expire()
         self._ctx.h2.expire()
-        if not self._closed:
-            loop = asyncio.get_running_loop()
-            self._sweeper = loop.call_later(self.settings.timer_resolution_s, self._sweep)
+        # On through a drain too: the connections' own deadlines (a linger after the
+        # FIN, a request's timeouts) hold there as ever; close() cancels it at the end.
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(self.settings.timer_resolution_s, self._sweep)
 
     async def close(self, timeout_s: float | None = None) -> None:
         """Stop accepting, let requests in flight finish (up to a deadline), release all.
