@@ -69,10 +69,11 @@ def test_text_and_json_lines_become_k8s_container_entries(tmp_path: Path) -> Non
     assert structured["labels"] == {**pod_labels, "tier": "web"}
 
 
-def test_a_json_line_that_is_not_an_object_stays_text() -> None:
-    entry = logschema.container_entry(
+def _stdout_entry(text: str) -> dict[str, object]:
+    """The entry for one stdout line of a pod with placeholder names."""
+    return logschema.container_entry(
         timestamp=0.0,
-        text="[1, 2]",
+        text=text,
         stream="stdout",
         project_id="p",
         cluster="c",
@@ -81,6 +82,10 @@ def test_a_json_line_that_is_not_an_object_stays_text() -> None:
         pod="p-0",
         container="c",
     )
+
+
+def test_a_json_line_that_is_not_an_object_stays_text() -> None:
+    entry = _stdout_entry("[1, 2]")
     assert entry["textPayload"] == "[1, 2]" and "labels" not in entry
 
 
@@ -140,16 +145,6 @@ def test_container_log_rotates_by_size_and_keeps_every_line_whole(tmp_path: Path
 def test_a_json_line_s_severity_is_read_as_the_logging_agent_reads_it(
     written: str, severity: str
 ) -> None:
-    entry = logschema.container_entry(
-        timestamp=0.0,
-        text=json.dumps({"severity": written, "message": "m"}),
-        stream="stdout",
-        project_id="p",
-        cluster="c",
-        zone="z",
-        namespace="n",
-        pod="p-0",
-        container="c",
-    )
+    entry = _stdout_entry(json.dumps({"severity": written, "message": "m"}))
     assert entry["severity"] == severity
     assert entry["jsonPayload"] == {"message": "m"}

@@ -127,17 +127,6 @@ class Routes:
             return 500, _TEXT, b"500 Internal Server Error\n"
 
 
-def _offers_upgrade(parser: httptools.HttpRequestParser) -> bool:
-    """Whether the request just parsed offers an upgrade or is a CONNECT.
-
-    The admin server never upgrades: it answers such a GET as plain HTTP/1.1 (RFC 9110
-    §7.8 lets a server ignore the offer) and a CONNECT with 405, then closes. The parser
-    stops at the end of such a request's headers, before any body it has, so where the
-    next request would start is unknown; nothing that polls the admin API offers
-    upgrades, so closing costs nothing."""
-    return bool(parser.should_upgrade())
-
-
 class _Connection(asyncio.Protocol):
     def __init__(self, routes: Routes, connections: set[_Connection]) -> None:
         self._routes = routes
@@ -173,7 +162,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         method = self._parser.get_method()
-        if method not in _METHODS and not _offers_upgrade(self._parser):
+        if method not in _METHODS and not self._parser.should_upgrade():
             # Refused before any body: a client that sent `Expect: 100-continue` is
             # waiting for a word before it sends one, and a body is never read here.
             self._write(405, _TEXT, _NOT_ALLOWED, keep=False, head=False)
@@ -181,7 +170,11 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         method = self._parser.get_method()
         status, ctype, body = self._routes.answer(method, self._target)
-        keep = self._parser.should_keep_alive() and not _offers_upgrade(self._parser)
+        # A request offering an upgrade, or a CONNECT, is answered as plain HTTP/1.1 (RFC
+        # 9110 §7.8 lets a server ignore the offer; CONNECT is a 405), then the connection
+        # closes: the parser stops at the end of such a request's headers, so where a
+        # next request would start is unknown. Nothing that polls the admin API upgrades.
+        keep = self._parser.should_keep_alive() and not self._parser.should_upgrade()
         self._write(status, ctype, body, keep=keep, head=method == b"HEAD")
 
     def _write(self, status: int, ctype: str, body: bytes, *, keep: bool, head: bool) -> None:

@@ -38,7 +38,7 @@ FORMATS: tuple[str, ...] = ("table", "json", "csv")
 _LINE_RE = re.compile(r"LINE (\d+):")
 
 
-JsonShape = bool | dict[str, "JsonShape"] | tuple[str, "JsonShape"] | None
+JsonShape = Literal[True] | dict[str, "JsonShape"] | tuple[str, "JsonShape"] | None
 """Where a column's values hold JSON, which DuckDB hands over as its text: ``True``, the
 value is JSON; a dict, those fields of a STRUCT hold JSON (``resource``'s ``labels``);
 ``("list", shape)``, each element of a list does; None, no JSON in it."""
@@ -127,7 +127,7 @@ def _json_shape(kind: Any) -> JsonShape:
 
 def _decode(value: Any, shape: JsonShape) -> Any:
     """``value`` with the JSON text ``shape`` names parsed into Python values."""
-    if value is None or shape is None or shape is False:
+    if value is None or shape is None:
         return value
     if shape is True:
         return json.loads(value)
